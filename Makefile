@@ -1,0 +1,42 @@
+# `make demo` and `make test` bootstrap .venv from this repository's own files.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.derive-installed
+# torch is pinned here (CPU build available offline on the development machines); the package
+# itself only asks for torch>=2.2 so users elsewhere keep their own build.
+TORCH_PIN ?= torch==2.13.0
+
+.PHONY: demo test test-slow lint format regenerate bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH_PIN)"
+	$(PY) -m pip install -q -e ".[dev,plot]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m derive demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -m slow
+
+lint: $(STAMP)
+	$(PY) -m ruff check derive tests bench generated
+	$(PY) -m ruff format --check derive tests bench generated
+
+format: $(STAMP)
+	$(PY) -m ruff format derive tests bench
+	$(PY) -m ruff check --fix derive tests bench
+
+regenerate: $(STAMP)
+	$(PY) -m derive regenerate
+
+bench: $(STAMP)
+	for f in bench/bench_*.py; do $(PY) $$f || exit 1; done
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,0 +1,85 @@
+"""Command-line interface: `derive <command> ...`.
+
+Each command lives in its own module `derive.cli.<command>` with `register(subparsers)`; heavy
+imports (SymPy, torch) happen inside the command, so `derive --help` stays fast.
+Bad input raises UserError: one line on stderr, exit status 2, nothing written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from derive import __version__
+from derive.errors import UserError
+
+COMMANDS = ("activation", "network", "train", "simulate", "report", "plot", "demo", "regenerate")
+
+EPILOG = """examples:
+  derive activation swish                 energy, gradient and proofs for one activation
+  derive activation --all --format markdown
+  derive network --algo heavyball --form fc --out generated/
+  derive train resnet56 --dataset cifar10 --data-dir ~/data --out runs/r56
+  derive simulate --quick
+run `derive COMMAND --help` for the options of each command."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with one-line errors: usage mistakes become UserError (exit 2) instead of a usage dump."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        command = self.prog.removeprefix("derive").strip()
+        raise UserError(f"{command}: {message}" if command else message)
+
+
+def build_parser() -> ArgumentParser:
+    """The full `derive` parser with every subcommand registered."""
+    parser = ArgumentParser(
+        prog="derive",
+        description="Turn optimization algorithms into neural network architectures, "
+        "with the mathematics checked by SymPy and mpmath.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"derive {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug details on stderr")
+    parser.add_argument("-q", "--quiet", action="store_true", help="log only warnings and errors")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        importlib.import_module(f"derive.cli.{name}").register(subparsers)
+    return parser
+
+
+def _configure_logging(verbose: bool, quiet: bool) -> None:
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; return the exit status (0 ok, 1 internal error, 2 bad input, 130 interrupted)."""
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        _configure_logging(args.verbose, args.quiet)
+        return int(args.run(args) or 0)
+    except UserError as exc:
+        message = " ".join(str(exc).split())  # always exactly one line
+        print(f"derive: error: {message}", file=sys.stderr)
+        return UserError.exit_code
+    except KeyboardInterrupt:
+        print("derive: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # a bug in derive, not bad input
+        if os.environ.get("DERIVE_DEBUG"):
+            raise
+        print(
+            f"derive: internal error: {type(exc).__name__}: {exc} (set DERIVE_DEBUG=1 for the traceback)",
+            file=sys.stderr,
+        )
+        return 1

@@ -1,0 +1,16 @@
+"""`derive activation`: placeholder until its issue lands (replaced, never shipped as done)."""
+
+from __future__ import annotations
+
+import argparse
+
+from derive.errors import UserError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("activation", help="(in progress)")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    raise UserError("'derive activation' is not available yet")

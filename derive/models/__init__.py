@@ -1,0 +1,15 @@
+"""The model zoo: networks built from the generated code (contract 5).
+
+    from derive.models import create_model, list_models
+    net = create_model("hbnet56", num_classes=10)
+"""
+
+from derive.models.registry import (
+    create_model,
+    list_models,
+    model_entry,
+    register_model,
+    resolve_model,
+)
+
+__all__ = ["create_model", "list_models", "model_entry", "register_model", "resolve_model"]

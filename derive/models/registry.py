@@ -1,0 +1,107 @@
+"""A small timm-style model registry: `@register_model` on a factory, `create_model(name, ...)`."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch.nn as nn
+
+from derive.errors import UserError
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A registered factory and what it is for."""
+
+    name: str
+    factory: Callable[..., nn.Module]
+    dataset: str  # "cifar" or "imagenet"
+    default_num_classes: int
+    description: str
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+
+
+def register_model(
+    name: str, *, dataset: str = "cifar", num_classes: int = 10, description: str = ""
+) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Decorator: register `factory(num_classes=..., **kwargs) -> nn.Module` under `name`."""
+
+    def wrap(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if name in _REGISTRY:
+            raise ValueError(f"model {name!r} registered twice")
+        doc = description or (factory.__doc__ or "").strip().splitlines()[0:1]
+        text = doc if isinstance(doc, str) else (doc[0] if doc else "")
+        _REGISTRY[name] = ModelEntry(name, factory, dataset, num_classes, text)
+        return factory
+
+    return wrap
+
+
+def list_models(dataset: str | None = None) -> list[str]:
+    """Names of all registered models (optionally only 'cifar' or 'imagenet' ones), sorted."""
+    _load_builtin()
+    return sorted(n for n, e in _REGISTRY.items() if dataset is None or e.dataset == dataset)
+
+
+def model_entry(name: str) -> ModelEntry:
+    """The registry entry for `name`; UserError with the nearest names when unknown."""
+    _load_builtin()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, list(_REGISTRY), n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else "; see `derive.models.list_models()`"
+        raise UserError(f"unknown model {name!r}{hint}") from None
+
+
+def create_model(name: str, num_classes: int | None = None, **kwargs: object) -> nn.Module:
+    """Build a registered model; `num_classes` defaults to 10 (CIFAR) or 1000 (ImageNet)."""
+    entry = model_entry(name)
+    if num_classes is None:
+        num_classes = entry.default_num_classes
+    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
+        raise UserError(f"num_classes must be a positive integer, got {num_classes!r}")
+    return entry.factory(num_classes=num_classes, **kwargs)
+
+
+def resolve_model(spec: str, num_classes: int | None = None, **kwargs: object) -> nn.Module:
+    """A zoo name (`create_model`) or a path to a Python file that defines `create_model(num_classes)`.
+
+    Files written by `derive network` (conv form) define `create_model` too, so
+    `derive train path/to/ALGO_conv.py` trains the network that ALGO inspires.
+    """
+    if spec.endswith(".py"):
+        module = load_python_file(spec)
+        factory = getattr(module, "create_model", None)
+        if not callable(factory):
+            raise UserError(f"{spec}: defines no create_model(num_classes=...) function")
+        return factory(num_classes=10 if num_classes is None else num_classes, **kwargs)
+    return create_model(spec, num_classes, **kwargs)
+
+
+def load_python_file(path: str) -> object:
+    """Import a Python source file as a fresh module; UserError if it is missing or fails to import."""
+    import importlib.util
+    import os
+
+    if not os.path.isfile(path):
+        raise UserError(f"model file {path!r} does not exist")
+    name = "derive_user_" + os.path.splitext(os.path.basename(path))[0].replace("-", "_")
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise UserError(f"cannot import {path!r}")
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:  # the user's file is bad input
+        raise UserError(f"cannot import {path!r}: {type(exc).__name__}: {exc}") from None
+    return module
+
+
+def _load_builtin() -> None:
+    """Import the modules whose factories register the built-in zoo (idempotent)."""
+    from derive.models import zoo  # noqa: F401  (registers on import)

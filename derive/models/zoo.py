@@ -1,0 +1,1 @@
+"""Built-in model factories (filled in by the model-zoo work; see issue 3)."""

@@ -1,0 +1,1 @@
+"""Jinja templates for the generated PyTorch code (shipped as the package `derive.templates`)."""
