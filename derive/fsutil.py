@@ -20,11 +20,15 @@ def ensure_output_dir(path: str | os.PathLike[str]) -> Path:
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise UserError(f"cannot create output directory {str(out)!r}: {exc.strerror or exc}") from None
+        raise UserError(
+            f"cannot create output directory {str(out)!r}: {exc.strerror or exc}"
+        ) from None
     try:
         fd, probe = tempfile.mkstemp(prefix=".derive-probe-", dir=out)
     except OSError as exc:
-        raise UserError(f"output directory {str(out)!r} is not writable: {exc.strerror or exc}") from None
+        raise UserError(
+            f"output directory {str(out)!r} is not writable: {exc.strerror or exc}"
+        ) from None
     os.close(fd)
     os.unlink(probe)
     return out

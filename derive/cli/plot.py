@@ -1,16 +1,53 @@
-"""`derive plot`: placeholder until its issue lands (replaced, never shipped as done)."""
+"""`derive plot RUN_DIR... [--out FILE.png]`: learning curves of training runs, to look at rather than read."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from derive.errors import UserError
+DESCRIPTION = """\
+Draw the learning curves of one or more `derive train` runs in one figure: cross-entropy loss (train
+solid, test dashed) and error in % (test solid, train dotted) against the epoch, one colour per run,
+log scales, grey dashes where the learning rate was divided. The legend gives each run's final and best
+test error. Runs still in progress are drawn up to their last completed epoch.
+Needs matplotlib (pip install 'derive[plot]')."""
+
+EPILOG = """\
+examples:
+  derive plot runs/hbnet56-c10                       writes runs/hbnet56-c10/curves.png
+  derive plot runs/hbnet56-c10 runs/r56-c10 --out hb-vs-resnet.png
+  derive plot runs/* --out all.svg --title "CIFAR-10+"
+"""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("plot", help="(in progress)")
-    parser.set_defaults(run=run)
+    """Add `derive plot` and its options."""
+    p = subparsers.add_parser(
+        "plot",
+        help="draw learning curves of training runs (PNG)",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "runs", nargs="+", metavar="RUN_DIR", help="run directories written by `derive train`"
+    )
+    p.add_argument(
+        "--out",
+        metavar="FILE",
+        default=None,
+        help="image to write, .png/.pdf/.svg (default: RUN_DIR/curves.png for one run, curves.png here for several)",
+    )
+    p.add_argument("--title", default=None, help="title above the figure")
+    p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    raise UserError("'derive plot' is not available yet")
+    """Draw the figure and print its path."""
+    from derive.train.plot import plot_runs
+
+    out = args.out or (
+        Path(args.runs[0]) / "curves.png" if len(args.runs) == 1 else Path("curves.png")
+    )
+    print(plot_runs(args.runs, out, title=args.title))
+    return 0

@@ -1,7 +1,7 @@
 """The model zoo: networks built from the generated code (contract 5).
 
-    from derive.models import create_model, list_models
-    net = create_model("hbnet56", num_classes=10)
+from derive.models import create_model, list_models
+net = create_model("hbnet56", num_classes=10)
 """
 
 from derive.models.registry import (

@@ -54,7 +54,11 @@ def model_entry(name: str) -> ModelEntry:
         return _REGISTRY[name]
     except KeyError:
         close = difflib.get_close_matches(name, list(_REGISTRY), n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else "; see `derive.models.list_models()`"
+        hint = (
+            f"; did you mean {', '.join(close)}?"
+            if close
+            else "; see `derive.models.list_models()`"
+        )
         raise UserError(f"unknown model {name!r}{hint}") from None
 
 
@@ -87,6 +91,7 @@ def load_python_file(path: str) -> object:
     """Import a Python source file as a fresh module; UserError if it is missing or fails to import."""
     import importlib.util
     import os
+    import sys
 
     if not os.path.isfile(path):
         raise UserError(f"model file {path!r} does not exist")
@@ -95,9 +100,11 @@ def load_python_file(path: str) -> object:
     if spec is None or spec.loader is None:
         raise UserError(f"cannot import {path!r}")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # the module may look itself up (generated code does)
     try:
         spec.loader.exec_module(module)
     except Exception as exc:  # the user's file is bad input
+        sys.modules.pop(name, None)
         raise UserError(f"cannot import {path!r}: {type(exc).__name__}: {exc}") from None
     return module
 

@@ -1,1 +1,156 @@
-"""Built-in model factories (filled in by the model-zoo work; see issue 3)."""
+"""The built-in zoo (contract 5): the papers' networks and their baselines, from generated code.
+
+Every network here is a setting of a generated engineering form (generated/*_conv.py):
+ResNet and HBNet are heavy ball's (C1), DenseNet and AGDNet the all-history AGD's (C3)/(C6),
+DMRNet and the ADMM net ADMM's (C5), the plain CNN gradient descent's. Baselines are special cases
+of the same code, never a hand-written twin.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from derive.codegen.loader import load_generated
+from derive.models.assembly import cifar_densenet, cifar_resnet, imagenet_densenet, imagenet_resnet
+from derive.models.registry import register_model
+
+RESNET = {"coefficients": {"beta1": 1.0, "beta2": 0.0}, "modes": {"beta2": "pruned"}}
+"""ResNet: β₁ = 1, β₂ = 0 (pruned) in (C1)."""
+
+HBNET = {"coefficients": {"beta1": 1.0, "beta2": -1.0}}
+"""HBNet (SCIS C.1): β₁ = 1, β₂ = −1 in (C1)."""
+
+DENSENET = {"alpha": "ones", "modes": {"beta": "pruned"}}
+"""DenseNet: α = 1, β = 0 (pruned) in (C3)."""
+
+AGDNET = {"alpha": "ones", "modes": {"alpha": "learnable"}, "beta": 0.1}
+"""AGDNet (SCIS C.2, (C6)): learnable α (initialised at 1, i.e. DenseNet), h from (5), β = 0.1."""
+
+
+def _dmrnet(k: int) -> dict[str, list[float]]:
+    """DMRNet (Zhao et al.): α_{k+1}^t = β_{k+1}^t = ½ for t = k and 0 otherwise, in (C5)."""
+    last = [0.0] * k + [0.5]
+    return {"alpha": last, "beta": last}
+
+
+def _heavyball() -> object:
+    return load_generated("heavyball_conv")
+
+
+def _agd() -> object:
+    return load_generated("nesterov2_conv")
+
+
+def _register_cifar_resnets() -> None:
+    for depth in (20, 56, 110):
+        _register(
+            f"resnet{depth}",
+            "cifar",
+            f"ResNet-{depth} (He et al. 2016): (C1) with β₁ = 1, β₂ = 0",
+            lambda num_classes, d=depth: cifar_resnet(
+                _heavyball(), depth=d, num_classes=num_classes, **RESNET
+            ),
+        )
+        _register(
+            f"hbnet{depth}",
+            "cifar",
+            f"HBNet-{depth} (SCIS C.1): (C1) with β₁ = 1, β₂ = −1",
+            lambda num_classes, d=depth: cifar_resnet(
+                _heavyball(), depth=d, num_classes=num_classes, **HBNET
+            ),
+        )
+    _register(
+        "cnn56",
+        "cifar",
+        "Plain 56-layer CNN: gradient descent's z_{k+1} = ρ(T(z_k))",
+        lambda num_classes: cifar_resnet(
+            load_generated("gd_conv"), depth=56, num_classes=num_classes
+        ),
+    )
+    _register(
+        "dmrnet56",
+        "cifar",
+        "DMRNet-56 (two paths of 27 blocks): (C5) with α = β = ½ on the last iterate",
+        lambda num_classes: cifar_resnet(
+            load_generated("admm_conv"), depth=56, num_classes=num_classes, coefficients=_dmrnet
+        ),
+    )
+    _register(
+        "admmnet56",
+        "cifar",
+        "ADMM net-56 (two paths of 27 blocks): (C5) with ADMM's own α, β from (13)",
+        lambda num_classes: cifar_resnet(
+            load_generated("admm_conv"), depth=56, num_classes=num_classes
+        ),
+    )
+
+
+def _register_cifar_densenets() -> None:
+    for depth in (40, 52):
+        _register(
+            f"densenet{depth}",
+            "cifar",
+            f"DenseNet (k = 12, L = {depth}): (C3) with α = 1, β = 0",
+            lambda num_classes, d=depth: cifar_densenet(
+                _agd(), depth=d, num_classes=num_classes, **DENSENET
+            ),
+        )
+        _register(
+            f"agdnet{depth}",
+            "cifar",
+            f"AGDNet (k = 12, L = {depth}): (C6), learnable α, β = 0.1",
+            lambda num_classes, d=depth: cifar_densenet(
+                _agd(), depth=d, num_classes=num_classes, **AGDNET
+            ),
+        )
+
+
+def _register_imagenet() -> None:
+    for depth in (34, 50, 101):
+        _register(
+            f"resnet{depth}",
+            "imagenet",
+            f"ResNet-{depth} for ImageNet: (C1) with β₁ = 1, β₂ = 0",
+            lambda num_classes, d=depth: imagenet_resnet(
+                _heavyball(), depth=d, num_classes=num_classes, **RESNET
+            ),
+        )
+        _register(
+            f"hbnet{depth}",
+            "imagenet",
+            f"HBNet-{depth} for ImageNet: (C1) with β₁ = 1, β₂ = −1",
+            lambda num_classes, d=depth: imagenet_resnet(
+                _heavyball(), depth=d, num_classes=num_classes, **HBNET
+            ),
+        )
+    _register(
+        "densenet121",
+        "imagenet",
+        "DenseNet-121 (DenseNet-BC, k = 32): (C3) with α = 1, β = 0",
+        lambda num_classes: imagenet_densenet(_agd(), num_classes=num_classes, **DENSENET),
+    )
+    _register(
+        "agdnet121",
+        "imagenet",
+        "AGDNet-121: (C6) on DenseNet-121, learnable α, β = 0.1",
+        lambda num_classes: imagenet_densenet(_agd(), num_classes=num_classes, **AGDNET),
+    )
+
+
+def _register(name: str, dataset: str, description: str, build: object) -> None:
+    def factory(num_classes: int = 10 if dataset == "cifar" else 1000) -> nn.Module:
+        return build(num_classes)  # type: ignore[operator]
+
+    factory.__name__ = name
+    factory.__doc__ = description
+    register_model(
+        name,
+        dataset=dataset,
+        num_classes=10 if dataset == "cifar" else 1000,
+        description=description,
+    )(factory)
+
+
+_register_cifar_resnets()
+_register_cifar_densenets()
+_register_imagenet()

@@ -1,0 +1,304 @@
+"""The symbolic proof that ∇f = x − UΦ(Uᵀx) for f(x) = ‖x‖²/2 − Σᵢ Ψ(Uᵢᵀx).
+
+Split so that no step simplifies one big expression:
+  1. scalar identity Ψ′ − Φ ≡ 0 on every branch (expand_func + simplify);
+  2. Ψ continuous at every branch point (one-sided limits), Φ continuous there too (so Ψ is
+     differentiable at the branch points, with Ψ′ = Φ), Ψ real on every branch where SymPy can tell;
+  3. chain rule ∇Σᵢ Ψ(Uᵢᵀx) = UΨ′(Uᵀx) for an undefined Ψ and a general symbolic 3×3 U (exact),
+     and Uᵀx = Ux for symmetric U (exact); shown once per process;
+  4. the assembled f for a 2×2 symmetric U: differentiate, subtract x − UΦ(Ux), replace each
+     Uᵢᵀx by a fresh symbol tᵢ, and simplify branch pair by branch pair.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from itertools import pairwise
+
+import sympy as sp
+
+from derive.symbolic import identity, pieces
+from derive.symbolic.pieces import Branching, Cell
+from derive.symbolic.symbols import x
+from derive.symbolic.timelimit import time_limit
+
+DERIVATIVE, REAL, CONTINUITY, PHI_CONTINUITY, CHAIN_RULE, SYMMETRIC, ASSEMBLED = (
+    "derivative",
+    "real",
+    "continuity",
+    "phi-continuity",
+    "chain-rule",
+    "symmetric",
+    "assembled",
+)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One proof step: ok is True (proved), False (refuted or not proved) or None (SymPy cannot
+    decide; the numeric proof must cover it)."""
+
+    kind: str
+    claim: str
+    ok: bool | None
+    detail: str = ""
+    value: sp.Basic | None = None  # Psi' where it is wrong; (left, right) limits where Psi jumps
+    cell: Cell | None = None  # the branch (of Phi, with Psi's expression) a step is about
+
+
+@dataclass(frozen=True)
+class SymbolicProof:
+    steps: tuple[Step, ...]
+
+    @property
+    def ok(self) -> bool:
+        return all(step.ok is not False for step in self.steps)
+
+    def failures(self, kind: str | None = None) -> list[Step]:
+        return [s for s in self.steps if s.ok is False and (kind is None or s.kind == kind)]
+
+
+def interval_text(cell: Cell, var: str = "x") -> str:
+    if cell.lo.is_infinite and cell.hi.is_infinite:
+        return "all real " + var
+    if cell.lo.is_infinite:
+        return f"{var} < {cell.hi}"
+    if cell.hi.is_infinite:
+        return f"{var} > {cell.lo}"
+    return f"{cell.lo} < {var} < {cell.hi}"
+
+
+@functools.cache
+def chain_rule_lemma(n: int = 3) -> tuple[Step, Step]:
+    """∇ Σᵢ Ψ(Uᵢᵀx) = UΨ′(Uᵀx) for undefined Ψ and general n×n U; and Uᵀx = Ux for symmetric U."""
+    psi, phi = sp.Function("Psi"), sp.Function("Phi")
+    U = sp.Matrix(n, n, lambda i, j: sp.Symbol(f"U{i + 1}{j + 1}", real=True))
+    X = sp.Matrix(sp.symbols(f"x1:{n + 1}", real=True))
+    args = U.T * X  # args[i] = U_i^T x (U_i = column i)
+    total = sum(psi(args[i]) for i in range(n))
+    grad = sp.Matrix([sp.diff(total, xk) for xk in X])
+
+    def as_phi(expr, variables, point):
+        is_psi_prime = isinstance(expr, sp.Derivative) and expr == sp.Derivative(
+            psi(variables[0]), variables[0]
+        )
+        return phi(*point) if is_psi_prime else sp.Subs(expr, variables, point)
+
+    grad = grad.replace(sp.Subs, as_phi)
+    expected = U * sp.Matrix([phi(args[i]) for i in range(n)])
+    chain_ok = (grad - expected).expand() == sp.zeros(n, 1)
+    chain = Step(
+        CHAIN_RULE,
+        f"chain rule: grad sum_i Psi(U_i^T x) = U Psi'(U^T x) for undefined Psi and a general {n}x{n} U",
+        chain_ok,
+    )
+    symmetric_u = U.subs({U[j, i]: U[i, j] for i in range(n) for j in range(i + 1, n)})
+    symmetric_ok = ((symmetric_u.T - symmetric_u) * X).expand() == sp.zeros(n, 1)
+    symmetric = Step(SYMMETRIC, f"U^T x = U x for a symmetric {n}x{n} U", symmetric_ok)
+    return chain, symmetric
+
+
+def _branch_at(expr: sp.Piecewise, cells: dict[sp.Symbol, Cell]) -> sp.Expr:
+    """The branch of a Piecewise in one variable tᵢ that holds inside the cell chosen for tᵢ."""
+    free = set().union(*(cond.free_symbols for _, cond in expr.args)) & set(cells)
+    if len(free) > 1:
+        raise ValueError("Piecewise condition in more than one argument")
+    if not free:
+        return expr.args[0].expr if expr.args[0].cond is sp.true else expr
+    (sym,) = free
+    probe = cells[sym].interior_point()
+    for branch, cond in expr.args:
+        if cond.subs(sym, probe) is sp.true:
+            return branch
+    raise ValueError("no branch holds")
+
+
+def _linear_to_symbols(
+    expr: sp.Basic, xs: tuple[sp.Symbol, ...], forms: list[tuple[sp.Symbol, tuple]]
+) -> sp.Basic:
+    """Replace every linear combination k·Uᵢᵀx (+ constants) inside `expr` by k·tᵢ.
+
+    `forms` pairs each tᵢ with the coefficients of Uᵢᵀx; a combination c·x is k·Uᵢᵀx when c is
+    parallel to those coefficients. Terms SymPy distributed (exp(−p·x1 − q·x2)) are caught too."""
+
+    def linear_part(e: sp.Basic) -> bool:
+        return e.is_Add and any(term.has(*xs) for term in e.args)
+
+    def rewrite(e: sp.Add) -> sp.Basic:
+        coefficients = dict.fromkeys(xs, sp.S.Zero)
+        rest = []
+        for term in e.args:
+            if not term.has(*xs):
+                rest.append(term)
+                continue
+            coefficient, variable = term.as_independent(*xs, as_Add=False)
+            if variable not in coefficients:
+                return e
+            coefficients[variable] += coefficient
+        c = [coefficients[v] for v in xs]
+        for symbol, u in forms:
+            pivot = next((k for k, value in enumerate(u) if value != 0), None)
+            if pivot is None:
+                continue
+            scale = c[pivot] / u[pivot]
+            if all(sp.expand(ck - scale * uk) == 0 for ck, uk in zip(c, u, strict=True)):
+                return sp.cancel(scale) * symbol + sp.Add(*rest)
+        return e
+
+    return expr.replace(linear_part, rewrite)
+
+
+def assembled_check(
+    phi: sp.Expr, psi: sp.Expr, phi_branching: Branching, psi_branching: Branching
+) -> Step:
+    """∇f − (x − UΦ(Ux)) ≡ 0 for f built from Ψ with a symmetric 2×2 U, branch pair by branch pair.
+
+    After differentiating, each Uᵢᵀx = (Ux)ᵢ (and multiples of it) is replaced by a fresh symbol
+    tᵢ; the generalised difference must be free of x and identically 0."""
+    psi = pieces.normalise(psi)
+    p, q, r = sp.symbols("p q r", real=True)
+    x1, x2 = sp.symbols("x1 x2", real=True)
+    t1, t2 = sp.symbols("t1 t2", real=True)
+    U = sp.Matrix([[p, q], [q, r]])
+    X = sp.Matrix([x1, x2])
+    args = U.T * X
+    f = (x1**2 + x2**2) / 2 - psi.subs(x, args[0]) - psi.subs(x, args[1])
+    grad = sp.Matrix([sp.diff(f, x1), sp.diff(f, x2)])
+    expected = X - U * sp.Matrix([phi.subs(x, (U * X)[0]), phi.subs(x, (U * X)[1])])
+    forms = [(t1, (p, q)), (t2, (q, r))]
+    difference = (
+        (grad - expected).doit().applyfunc(lambda e: _linear_to_symbols(e, (x1, x2), forms))
+    )
+    claim = "assembled f with a symmetric 2x2 U: grad f - (x - U Phi(U x)) = 0"
+    if difference.has(x1, x2):
+        return Step(
+            ASSEMBLED, claim, None, "U_i^T x could not be separated (the split proof still stands)"
+        )
+    cells = pieces.refine(phi_branching, psi_branching)
+    ok = True
+    with time_limit(30.0) as limit:
+        for c1, _ in cells:
+            for c2, _ in cells:
+                chosen = {t1: c1, t2: c2}
+                try:
+                    branch = difference.replace(
+                        lambda e: isinstance(e, sp.Piecewise),
+                        lambda e, chosen=chosen: _branch_at(e, chosen),
+                    )
+                except ValueError:
+                    return Step(ASSEMBLED, claim, None, "branch conditions not separable")
+                for component in branch:
+                    if identity.is_zero(component):
+                        continue
+                    if _clearly_nonzero(component, chosen):
+                        return Step(ASSEMBLED, claim, False, "a component is not 0")
+                    ok = None
+    if ok is None:
+        return Step(
+            ASSEMBLED,
+            claim,
+            None,
+            "SymPy could not simplify it to 0; numerically 0 (the split proof stands)",
+        )
+    if limit.expired:
+        return Step(
+            ASSEMBLED, claim, None, "not finished within 30 s (the split proof still stands)"
+        )
+    return Step(ASSEMBLED, claim, True)
+
+
+def _clearly_nonzero(expr: sp.Expr, cells: dict[sp.Symbol, Cell]) -> bool:
+    """`expr` evaluates to a clearly non-zero number with the tᵢ inside their cells and the other
+    symbols at fixed rationals (a refutation; zero values prove nothing)."""
+    values = {
+        sym: cell.interior_point()
+        + sp.Rational(1, 7) * (1 if cell.hi.is_infinite else -1 if cell.lo.is_infinite else 0)
+        for sym, cell in cells.items()
+    }
+    others = sorted(expr.free_symbols - set(values), key=str)
+    values.update({sym: sp.Rational(3 + k, 5 + 2 * k) for k, sym in enumerate(others)})
+    try:
+        number = sp.N(expr.subs(values), 30)
+    except (TypeError, ValueError, ZeroDivisionError):
+        return False
+    return bool(number.is_number and number.is_finite and abs(number) > 1e-15)
+
+
+def _readable(expr: sp.Expr) -> sp.Expr:
+    """The smaller of `expr` and its simplification (for reporting a wrong derivative)."""
+    simpler = None
+    with time_limit(10.0):
+        simpler = sp.simplify(expr)
+    awkward = simpler is not None and any(
+        isinstance(f.args[0], sp.Pow) and f.args[0].exp.has(x) for f in simpler.atoms(sp.log)
+    )
+    if simpler is None or awkward or sp.count_ops(simpler) >= sp.count_ops(expr):
+        return expr
+    return simpler
+
+
+def prove(phi: sp.Expr, psi: sp.Expr, *, var: str = "x", assembled: bool = True) -> SymbolicProof:
+    """All symbolic steps for Φ = `phi` and Ψ = `psi` (closed form, Piecewise allowed, or ∫₀ˣ Φ)."""
+    phi_branching = pieces.split(phi)
+    steps: list[Step] = []
+    numeric = psi.has(sp.Integral)
+    psi_branching = phi_branching if numeric else pieces.split(psi, what="energy Psi")
+    refined = pieces.refine(phi_branching, psi_branching)
+    if numeric:
+        ftc = sp.diff(psi, x).doit() - phi
+        steps.append(
+            Step(
+                DERIVATIVE,
+                "Psi' = Phi by the fundamental theorem of calculus (Phi continuous; d/dx of the integral from 0 to x)",
+                identity.is_zero(pieces.normalise(ftc)),
+            )
+        )
+    for phi_cell, psi_cell in refined:
+        where = interval_text(phi_cell, var)
+        if not numeric:
+            difference = sp.diff(psi_cell.expr, x) - phi_cell.expr
+            proved = identity.is_zero_on(difference, phi_cell)
+            derivative = None if proved else _readable(sp.expand_func(sp.diff(psi_cell.expr, x)))
+            detail = "" if proved else f"Psi' = {derivative}"
+            claim = f"Psi' - Phi = 0 identically on {where}"
+            steps.append(Step(DERIVATIVE, claim, proved, detail, derivative, psi_cell))
+            real = identity.real_on_cell(psi_cell.expr, psi_cell)
+            steps.append(Step(REAL, f"Psi real on {where}", real, cell=psi_cell))
+    for (left_phi, left_psi), (right_phi, right_psi) in pairwise(refined):
+        point = left_phi.hi
+        phi_jump = sp.simplify(
+            identity.one_sided(right_phi.expr, point, "+")
+            - identity.one_sided(left_phi.expr, point, "-")
+        )
+        steps.append(
+            Step(
+                PHI_CONTINUITY,
+                f"Phi continuous at {var} = {point} (so Psi' = Phi there too)",
+                phi_jump == 0,
+                ""
+                if phi_jump == 0
+                else f"Phi jumps by {phi_jump}: f is not differentiable where U_i^T x = {point}",
+            )
+        )
+        if not numeric:
+            left = sp.simplify(identity.one_sided(left_psi.expr, point, "-"))
+            right = sp.simplify(identity.one_sided(right_psi.expr, point, "+"))
+            jump = sp.simplify(right - left)
+            detail = "" if jump == 0 else f"left limit {left}, right limit {right}"
+            steps.append(
+                Step(
+                    CONTINUITY,
+                    f"Psi continuous at {var} = {point}",
+                    jump == 0,
+                    detail,
+                    sp.Tuple(left, right),
+                )
+            )
+    steps.extend(chain_rule_lemma(3))
+    if assembled and any(step.kind == DERIVATIVE and step.ok is False for step in steps):
+        claim = "assembled f with a symmetric 2x2 U: grad f - (x - U Phi(U x)) = 0"
+        steps.append(Step(ASSEMBLED, claim, False, "fails with the scalar identity Psi' = Phi"))
+    elif assembled:
+        steps.append(assembled_check(pieces.normalise(phi), psi, phi_branching, psi_branching))
+    return SymbolicProof(tuple(steps))

@@ -1,0 +1,172 @@
+"""The options of a training run. Defaults are the papers' CIFAR recipe (SCIS'23 appendix D, after DenseNet):
+SGD with Nesterov momentum 0.9, weight decay 1e-4, batch 64, 300 epochs, lr 0.1 divided by 10 at 50 % and
+75 % of the epochs; per-channel mean/std normalization; pad 4 + random 32 x 32 crop + horizontal flip;
+He init for convolutions, Xavier for the classifier.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+from derive.errors import UserError
+from derive.train.augment import PAD_FILLS, AugmentOptions
+from derive.train.data import DATASETS
+
+DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "fp32", "bf16")
+MEMORY_FORMATS = ("auto", "contiguous", "channels_last")
+
+# Options that only say where and how fast to compute, or where files are: a resumed run may change them.
+RUNTIME_FIELDS = frozenset(
+    {
+        "data_dir",
+        "out",
+        "device",
+        "precision",
+        "memory_format",
+        "compile",
+        "deterministic",
+        "eval_batch_size",
+        "resume",
+        "force",
+        "download",
+        "download_url",
+        "progress_interval",
+    }
+)
+
+
+@dataclass
+class TrainConfig:
+    """Every choice of a run; `summary.json` and the checkpoint record all of them."""
+
+    model: str  # zoo name or path to a .py file defining create_model(num_classes)
+    data_dir: str
+    out: str
+    dataset: str = "cifar10"
+    epochs: int = 300
+    batch_size: int = 64
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 1e-4
+    lr_milestones: tuple[float, ...] = (0.5, 0.75)  # fractions of `epochs`
+    lr_gamma: float = 0.1
+    augment: bool = True
+    pad: int = 4
+    pad_fill: str = "mean"
+    flip: bool = True
+    paper_init: bool = True
+    seed: int = 0
+    eval_batch_size: int = 1000
+    device: str = "auto"
+    precision: str = "auto"  # auto: bf16 autocast on CUDA, fp32 on the CPU
+    memory_format: str = "auto"  # auto: channels_last on CUDA
+    compile: bool = False
+    deterministic: bool = False
+    resume: bool = False
+    force: bool = False
+    download: bool = False
+    download_url: str | None = None
+    progress_interval: float | None = None  # seconds; None: 1 on a terminal, 30 otherwise; 0: off
+
+    def __post_init__(self) -> None:
+        self.lr_milestones = tuple(float(m) for m in self.lr_milestones)
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise UserError for any out-of-range value."""
+
+        def need(ok: bool, message: str) -> None:
+            if not ok:
+                raise UserError(message)
+
+        need(
+            self.dataset in DATASETS,
+            f"--dataset must be one of {', '.join(DATASETS)}, got {self.dataset!r}",
+        )
+        need(self.epochs >= 1, f"--epochs must be at least 1, got {self.epochs}")
+        need(self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}")
+        need(
+            self.eval_batch_size >= 1,
+            f"--eval-batch-size must be at least 1, got {self.eval_batch_size}",
+        )
+        for name in ("lr", "momentum", "weight_decay", "lr_gamma"):
+            value = getattr(self, name)
+            need(
+                math.isfinite(value) and value >= 0,
+                f"--{name.replace('_', '-')} must be a finite number >= 0, got {value}",
+            )
+        need(self.lr > 0, f"--lr must be positive, got {self.lr}")
+        need(
+            not self.nesterov or self.momentum > 0,
+            "Nesterov momentum needs --momentum > 0 (or --no-nesterov)",
+        )
+        need(
+            all(0 < m < 1 for m in self.lr_milestones)
+            and list(self.lr_milestones) == sorted(self.lr_milestones),
+            f"--lr-milestones must be increasing fractions strictly between 0 and 1, got {list(self.lr_milestones)}",
+        )
+        need(0 <= self.pad <= 32, f"--pad must be between 0 and 32, got {self.pad}")
+        need(
+            self.pad_fill in PAD_FILLS,
+            f"--pad-fill must be one of {', '.join(PAD_FILLS)}, got {self.pad_fill!r}",
+        )
+        need(
+            self.device in DEVICES,
+            f"--device must be one of {', '.join(DEVICES)}, got {self.device!r}",
+        )
+        need(self.precision in PRECISIONS, f"--precision must be one of {', '.join(PRECISIONS)}")
+        need(
+            self.memory_format in MEMORY_FORMATS,
+            f"--memory-format must be one of {', '.join(MEMORY_FORMATS)}",
+        )
+        need(
+            not (self.resume and self.force), "--resume and --force exclude each other: choose one"
+        )
+        need(
+            self.progress_interval is None or self.progress_interval >= 0,
+            f"--progress-interval must be >= 0, got {self.progress_interval}",
+        )
+        need(self.seed >= 0, f"--seed must be >= 0, got {self.seed}")
+
+    @property
+    def num_classes(self) -> int:
+        return DATASETS[self.dataset].num_classes
+
+    def milestone_epochs(self) -> list[int]:
+        """Completed-epoch counts after which the lr is multiplied by lr_gamma: max(1, floor(fraction * epochs)).
+
+        For 300 epochs: [150, 225], i.e. epochs 1-150 at 0.1, 151-225 at 0.01, 226-300 at 0.001.
+        The first epoch always runs at the initial lr (a 1-epoch smoke run trains at 0.1).
+        """
+        return [max(1, int(m * self.epochs)) for m in self.lr_milestones]
+
+    def lr_at(self, epoch: int) -> float:
+        """The learning rate of 1-based `epoch` (an independent statement of the schedule)."""
+        drops = sum(1 for m in self.milestone_epochs() if epoch - 1 >= m)
+        return self.lr * self.lr_gamma**drops
+
+    def augment_options(self) -> AugmentOptions:
+        return AugmentOptions(
+            enabled=self.augment, pad=self.pad, flip=self.flip, pad_fill=self.pad_fill
+        )
+
+    def to_dict(self) -> dict[str, object]:
+        d = asdict(self)
+        d["lr_milestones"] = list(self.lr_milestones)
+        return d
+
+    def recipe(self) -> dict[str, object]:
+        """The options that shape the result (all but RUNTIME_FIELDS and `model`): a resume must match them.
+
+        The model is compared by identity instead (zoo name, or the content hash of a .py file), so a
+        run can be resumed from another working directory.
+        """
+        return {k: v for k, v in self.to_dict().items() if k not in RUNTIME_FIELDS and k != "model"}
+
+
+def config_fields() -> list[str]:
+    """Names of every TrainConfig field, in declaration order."""
+    return [f.name for f in fields(TrainConfig)]

@@ -1,0 +1,561 @@
+"""`run_training(config)`: train a model on CIFAR, one epoch at a time, safely resumable.
+
+Per epoch: shuffle and augment on the device from a generator seeded by (seed, epoch), train, evaluate
+on the test set, then write checkpoint.pt, metrics.csv and summary.json (each atomically, in that
+order). A non-finite training loss stops the run with TrainingDiverged (exit status 3 from the CLI)
+before anything of that epoch is written, so the checkpoint on disk is the last good one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import hashlib
+import logging
+import math
+import os
+import platform
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from derive import __version__
+from derive.errors import UserError
+from derive.fsutil import ensure_output_dir
+from derive.train.augment import BatchMaker, Normalizer, derive_seed
+from derive.train.checkpoint import check_compatible, load_checkpoint, save_checkpoint
+from derive.train.config import TrainConfig
+from derive.train.data import CifarData, channel_stats, load_cifar
+from derive.train.progress import Progress
+from derive.train.runfiles import CHECKPOINT, RUN_FILES, write_metrics, write_summary
+
+log = logging.getLogger(__name__)
+
+FLOPS_NOTE = (
+    "flops: FLOPs of one forward pass on one 3x32x32 image, counted by torch.utils.flop_counter "
+    "(a multiply-add counts 2); multiply_adds = flops / 2 is the unit of the papers' tables"
+)
+
+
+class TrainingDiverged(Exception):
+    """The training loss became NaN or infinite; the checkpoint on disk is the last good epoch."""
+
+    exit_code = 3
+
+
+@dataclass
+class Runtime:
+    """How the computation runs (resolved from the config's 'auto' choices)."""
+
+    device: torch.device
+    bf16: bool
+    memory_format: torch.memory_format
+    sync_every: int  # batches between host syncs (loss check, progress)
+
+    def autocast(self) -> contextlib.AbstractContextManager[None]:
+        if not self.bf16:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+
+
+def resolve_runtime(config: TrainConfig) -> Runtime:
+    """Pick the device, precision and memory format; set the CUDA flags. UserError if CUDA is asked but absent."""
+    want = config.device
+    if want == "cuda" and not torch.cuda.is_available():
+        raise UserError(
+            "--device cuda was asked for but no CUDA device is available (use --device cpu or auto)"
+        )
+    device = torch.device(
+        "cuda" if want == "cuda" or (want == "auto" and torch.cuda.is_available()) else "cpu"
+    )
+    cuda = device.type == "cuda"
+    if cuda:
+        if config.deterministic:
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cudnn.benchmark = not config.deterministic
+        torch.backends.cudnn.deterministic = config.deterministic
+    if config.deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    bf16 = config.precision == "bf16" or (config.precision == "auto" and cuda)
+    channels_last = config.memory_format == "channels_last" or (
+        config.memory_format == "auto" and cuda
+    )
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    return Runtime(device=device, bf16=bf16, memory_format=fmt, sync_every=32 if cuda else 1)
+
+
+def model_identity(spec: str) -> str:
+    """'zoo:NAME' for a zoo model, 'file:NAME.py@sha256:...' for a model file (content, not path)."""
+    if spec.endswith(".py") and os.path.isfile(spec):
+        digest = hashlib.sha256(Path(spec).read_bytes()).hexdigest()[:16]
+        return f"file:{os.path.basename(spec)}@sha256:{digest}"
+    return f"zoo:{spec}"
+
+
+def build_model(config: TrainConfig) -> nn.Module:
+    """The model, initialized from the run's seed (paper init unless turned off), checked on a dummy batch."""
+    from derive.models import resolve_model
+    from derive.models.init import paper_init
+
+    torch.manual_seed(derive_seed(config.seed, "init"))
+    try:
+        model = resolve_model(config.model, num_classes=config.num_classes)
+    except UserError:
+        raise
+    except Exception as exc:
+        if not config.model.endswith(".py"):  # a zoo model failing is a bug in derive
+            raise
+        # a user's model file failing is bad input
+        raise UserError(
+            f"{config.model}: create_model(num_classes={config.num_classes}) failed: {type(exc).__name__}: {exc}"
+        ) from None
+    if not isinstance(model, nn.Module):
+        raise UserError(
+            f"{config.model}: create_model returned {type(model).__name__}, not a torch.nn.Module"
+        )
+    if config.paper_init:
+        paper_init(model)
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(torch.zeros(2, 3, 32, 32))
+    except Exception as exc:  # the user's model is bad input
+        raise UserError(
+            f"model {config.model} fails on a 2x3x32x32 batch: {type(exc).__name__}: {exc}"
+        ) from None
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, config.num_classes):
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise UserError(
+            f"model {config.model} maps a 2x3x32x32 batch to {shape}, expected (2, {config.num_classes}) logits"
+        )
+    return model
+
+
+def run_training(config: TrainConfig, progress: Progress | None = None) -> dict[str, object]:
+    """Train as `config` says, writing the run directory; return the summary (also in summary.json).
+
+    Raises UserError for bad input (before anything is written), TrainingDiverged on a NaN/inf loss.
+    """
+    run_dir = Path(config.out).expanduser()
+    ckpt_path = run_dir / CHECKPOINT
+    _check_run_dir(run_dir, config)
+    rt = resolve_runtime(config)
+    started = _now()
+
+    model = build_model(config)  # before any download: a bad MODEL fails at once
+    model_id = model_identity(config.model)
+    if config.download:
+        from derive.train.download import download_cifar
+
+        download_cifar(config.dataset, config.data_dir, base_url=config.download_url)
+    data = load_cifar(config.dataset, config.data_dir)
+    mean, std = channel_stats(data.train_images)
+    data_id = data.fingerprint()
+    state = None
+    if config.resume and ckpt_path.exists():
+        state = load_checkpoint(ckpt_path)
+        check_compatible(ckpt_path, state, config.recipe(), model_id, data_id)
+    elif config.resume:
+        log.info("no checkpoint in %s: starting a new run", run_dir)
+
+    ensure_output_dir(run_dir)
+    if config.force:
+        for name in RUN_FILES:
+            with contextlib.suppress(FileNotFoundError):
+                (run_dir / name).unlink()
+
+    n_params = _count_parameters(model)
+    flops = _count_flops(model)
+    model.to(rt.device, memory_format=rt.memory_format)
+    optimizer = torch.optim.SGD(
+        model.parameters(),
+        lr=config.lr,
+        momentum=config.momentum,
+        nesterov=config.nesterov,
+        weight_decay=config.weight_decay,
+    )
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(
+        optimizer, config.milestone_epochs(), config.lr_gamma
+    )
+    history: list[dict[str, float]] = []
+    sessions: list[dict[str, object]] = []
+    if state is not None:
+        try:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+        except (RuntimeError, ValueError, KeyError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise UserError(
+                f"{ckpt_path} does not fit {config.model} as built now: {first}"
+            ) from None
+        _set_rng_state(state["rng"])
+        history = [dict(row) for row in state["history"]]
+        sessions = [dict(s) for s in state.get("sessions", [])]
+        started = str(state.get("started_at", started))
+    write_metrics(run_dir, history)
+
+    train_set = BatchMaker(
+        torch.from_numpy(data.train_images).to(rt.device),
+        torch.from_numpy(data.train_labels).to(rt.device),
+        Normalizer(mean, std, rt.device),
+        config.augment_options(),
+        rt.memory_format,
+    )
+    test_set = BatchMaker(
+        torch.from_numpy(data.test_images).to(rt.device),
+        torch.from_numpy(data.test_labels).to(rt.device),
+        Normalizer(mean, std, rt.device),
+        config.augment_options(),
+        rt.memory_format,
+    )
+    net = torch.compile(model) if config.compile else model
+    progress = progress or Progress(config.progress_interval)
+    commit, dirty = git_commit()
+    ctx = _RunContext(
+        config=config,
+        data=data,
+        mean=mean,
+        std=std,
+        data_id=data_id,
+        model_id=model_id,
+        parameters=n_params,
+        flops=flops,
+        device_name=_device_name(rt.device),
+        rt=rt,
+        started=started,
+        sessions=sessions,
+        git_commit=commit,
+        git_dirty=dirty,
+    )
+
+    def summary(status: str) -> dict[str, object]:
+        return ctx.summary(status, history)
+
+    if len(history) >= config.epochs:
+        log.info("%s already holds all %d epochs; nothing to do", run_dir, config.epochs)
+        result = summary("completed")
+        write_summary(run_dir, result)
+        return result
+    log.info(
+        "training %s on %s (%d train / %d test images) for epochs %d-%d on %s%s; %s parameters",
+        config.model,
+        config.dataset,
+        len(train_set),
+        len(test_set),
+        len(history) + 1,
+        config.epochs,
+        ctx.device_name,
+        " (bf16 autocast)" if rt.bf16 else "",
+        f"{n_params:,}",
+    )
+    sessions.append(
+        {"started_at": _now(), "start_epoch": len(history) + 1, "device": str(rt.device)}
+    )
+    write_summary(run_dir, summary("running"))
+    try:
+        for epoch in range(len(history) + 1, config.epochs + 1):
+            t0 = time.perf_counter()
+            lr = optimizer.param_groups[0]["lr"]
+            train_loss, train_acc = train_epoch(
+                net, train_set, optimizer, config, epoch, rt, progress
+            )
+            test_loss, test_acc = evaluate(net, test_set, config.eval_batch_size, rt)
+            seconds = time.perf_counter() - t0
+            row = {
+                "epoch": epoch,
+                "train_loss": train_loss,
+                "train_acc": train_acc,
+                "test_loss": test_loss,
+                "test_acc": test_acc,
+                "lr": lr,
+                "seconds": seconds,
+            }
+            history.append(row)
+            scheduler.step()
+            save_checkpoint(
+                ckpt_path,
+                {
+                    "epoch": epoch,
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "rng": _rng_state(),
+                    "history": history,
+                    "sessions": sessions,
+                    "started_at": started,
+                    "recipe": config.recipe(),
+                    "model_id": model_id,
+                    "data_id": data_id,
+                    "normalization": {"mean": mean, "std": std},
+                },
+            )
+            write_metrics(run_dir, history)
+            result = summary("completed" if epoch == config.epochs else "running")
+            write_summary(run_dir, result)
+            progress.clear()
+            best = min(history, key=lambda r: (-r["test_acc"], r["epoch"]))
+            log.info(
+                "epoch %d/%d  train loss %.4f acc %.2f%%  test loss %.4f err %.2f%%  lr %.4g  %.1f s  (best err %.2f%% @ %d)",
+                epoch,
+                config.epochs,
+                train_loss,
+                100 * train_acc,
+                test_loss,
+                100 * (1 - test_acc),
+                lr,
+                seconds,
+                100 * (1 - best["test_acc"]),
+                best["epoch"],
+            )
+    except TrainingDiverged:
+        progress.clear()
+        write_summary(run_dir, summary("diverged"))
+        raise
+    except BaseException as exc:
+        progress.clear()
+        with contextlib.suppress(Exception):
+            write_summary(
+                run_dir, summary("interrupted" if isinstance(exc, KeyboardInterrupt) else "failed")
+            )
+        raise
+    return result
+
+
+def train_epoch(
+    model: nn.Module,
+    batches: BatchMaker,
+    optimizer: torch.optim.Optimizer,
+    config: TrainConfig,
+    epoch: int,
+    rt: Runtime,
+    progress: Progress,
+) -> tuple[float, float]:
+    """One pass over the training set; returns (mean loss, accuracy) on the augmented batches."""
+    torch.manual_seed(
+        derive_seed(config.seed, epoch, "model")
+    )  # dropout and the like replay on resume
+    model.train()
+    n_batches = batches.num_batches(config.batch_size)
+    loss_sum = torch.zeros((), dtype=torch.float64, device=rt.device)
+    correct = torch.zeros((), dtype=torch.int64, device=rt.device)
+    seen, last_seen = 0, 0
+    progress.start_epoch()
+    last_time = time.perf_counter()
+    for i, (x, y) in enumerate(
+        batches.train_batches(config.batch_size, config.seed, epoch), start=1
+    ):
+        with rt.autocast():
+            logits = model(x)
+            loss = F.cross_entropy(logits, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        loss_sum += loss.detach().double() * y.shape[0]
+        correct += (logits.detach().argmax(1) == y).sum()
+        seen += y.shape[0]
+        if i % rt.sync_every == 0 or i == n_batches:
+            total = loss_sum.item()
+            if not math.isfinite(total):
+                kept = (
+                    f"{config.out}/checkpoint.pt still holds the last good epoch ({epoch - 1})"
+                    if epoch > 1
+                    else "no checkpoint was written"
+                )
+                raise TrainingDiverged(
+                    f"training loss became {total} in epoch {epoch} (detected at batch {i}/{n_batches}); "
+                    f"stopped, and {kept}. Try a lower --lr"
+                )
+            if progress.due():
+                now = time.perf_counter()
+                rate = (seen - last_seen) / max(now - last_time, 1e-9)
+                last_seen, last_time = seen, now
+                progress.show(
+                    epoch, config.epochs, i, n_batches, total / seen, correct.item() / seen, rate
+                )
+    return loss_sum.item() / seen, correct.item() / seen
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module, batches: BatchMaker, batch_size: int, rt: Runtime
+) -> tuple[float, float]:
+    """(mean cross-entropy, accuracy) over a whole set, in eval mode, no augmentation."""
+    model.eval()
+    loss_sum = torch.zeros((), dtype=torch.float64, device=rt.device)
+    correct = torch.zeros((), dtype=torch.int64, device=rt.device)
+    for x, y in batches.eval_batches(batch_size):
+        with rt.autocast():
+            logits = model(x)
+        loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").double()
+        correct += (logits.argmax(1) == y).sum()
+    return loss_sum.item() / len(batches), correct.item() / len(batches)
+
+
+def _check_run_dir(run_dir: Path, config: TrainConfig) -> None:
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UserError(f"--out {str(run_dir)!r} exists and is not a directory")
+    existing = [name for name in RUN_FILES if (run_dir / name).exists()]
+    if existing and not (config.resume or config.force):
+        raise UserError(
+            f"{str(run_dir)!r} already holds a run ({', '.join(existing)}): add --resume to continue it, "
+            "--force to start over, or choose another --out"
+        )
+
+
+def _count_parameters(model: nn.Module) -> int:
+    from derive.models.stats import count_parameters
+
+    return count_parameters(model)
+
+
+def _count_flops(model: nn.Module) -> int | None:
+    from derive.models.stats import count_flops
+
+    try:
+        return count_flops(model, (1, 3, 32, 32))
+    except Exception as exc:  # counting is informative only; never block a run on it
+        log.warning("could not count FLOPs: %s: %s", type(exc).__name__, exc)
+        return None
+
+
+def _rng_state() -> dict[str, object]:
+    state: dict[str, object] = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, object]) -> None:
+    torch.set_rng_state(state["torch"])
+    cuda = state.get("cuda")
+    if cuda is not None and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda)
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    name = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    return f"cpu ({name}, {torch.get_num_threads()} threads)"
+
+
+def git_commit() -> tuple[str | None, bool | None]:
+    """(commit, dirty) of the git checkout holding derive's source, or (None, None) if there is none."""
+    source = Path(__file__).resolve().parent
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=source,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+        commit = head.stdout.strip()
+        if head.returncode != 0 or len(commit) != 40:
+            return None, None
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=source,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+        return commit, (bool(status.stdout.strip()) if status.returncode == 0 else None)
+    except (OSError, subprocess.SubprocessError):
+        return None, None
+
+
+@dataclass
+class _RunContext:
+    """What a run's summary reports besides the metrics history."""
+
+    config: TrainConfig
+    data: CifarData
+    mean: list[float]
+    std: list[float]
+    data_id: str
+    model_id: str
+    parameters: int
+    flops: int | None
+    device_name: str
+    rt: Runtime
+    started: str
+    sessions: list[dict[str, object]]
+    git_commit: str | None
+    git_dirty: bool | None
+
+    def summary(self, status: str, history: list[dict[str, float]]) -> dict[str, object]:
+        """The content of summary.json."""
+        config, data, flops = self.config, self.data, self.flops
+        last = history[-1] if history else None
+        best = min(history, key=lambda r: (-r["test_acc"], r["epoch"])) if history else None
+        return {
+            "status": status,
+            "epochs_completed": len(history),
+            "epochs": config.epochs,
+            "final_test_error_percent": 100 * (1 - last["test_acc"]) if last else None,
+            "best_test_error_percent": 100 * (1 - best["test_acc"]) if best else None,
+            "best_epoch": int(best["epoch"]) if best else None,
+            "final_test_loss": last["test_loss"] if last else None,
+            "final_train_loss": last["train_loss"] if last else None,
+            "wall_time_seconds": sum(r["seconds"] for r in history),
+            "wall_time_note": "sum of the seconds column: training and evaluation of completed epochs",
+            "model": {
+                "spec": config.model,
+                "id": self.model_id,
+                "parameters": self.parameters,
+                "flops": flops,
+                "multiply_adds": flops // 2 if flops is not None else None,
+                "flops_note": FLOPS_NOTE,
+            },
+            "dataset": {
+                "name": data.name,
+                "folder": str(data.folder),
+                "train_size": len(data.train_labels),
+                "test_size": len(data.test_labels),
+                "num_classes": data.num_classes,
+                "files": data.files,
+                "fingerprint": self.data_id,
+                "normalization": {
+                    "mean": self.mean,
+                    "std": self.std,
+                    "units": "pixel/255, per channel R,G,B, computed from the training images",
+                },
+            },
+            "device": {
+                "name": self.device_name,
+                "precision": "bf16 autocast" if self.rt.bf16 else "fp32",
+                "memory_format": "channels_last"
+                if self.rt.memory_format == torch.channels_last
+                else "contiguous",
+                "compile": config.compile,
+            },
+            "software": {
+                "derive": __version__,
+                "torch": torch.__version__,
+                "python": platform.python_version(),
+                "git_commit": self.git_commit,
+                "git_dirty": self.git_dirty,
+            },
+            "options": config.to_dict(),
+            "started_at": self.started,
+            "updated_at": _now(),
+            "sessions": self.sessions,
+        }

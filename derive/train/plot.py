@@ -1,0 +1,126 @@
+"""Learning curves of one or more runs in one figure: loss (train solid, test dashed) and error vs epoch.
+
+matplotlib is an optional extra (`pip install 'derive[plot]'`), imported only here, with the Agg
+canvas (no display, no global backend switch).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+from derive.errors import UserError
+from derive.fsutil import atomic_write_bytes
+from derive.train.runfiles import read_metrics, read_summary
+
+log = logging.getLogger(__name__)
+FORMATS = (".png", ".pdf", ".svg")
+
+
+def run_label(run_dir: Path, rows: list[dict[str, float]]) -> str:
+    """'NAME (model, dataset): final E %, best B % @ k' from the run's files."""
+    summary = read_summary(run_dir) or {}
+    model = (
+        (summary.get("model") or {}).get("spec") if isinstance(summary.get("model"), dict) else None
+    )
+    dataset = (
+        (summary.get("dataset") or {}).get("name")
+        if isinstance(summary.get("dataset"), dict)
+        else None
+    )
+    what = ", ".join(str(x) for x in (Path(str(model)).name if model else None, dataset) if x)
+    best = min(rows, key=lambda r: (-r["test_acc"], r["epoch"]))
+    final = 100 * (1 - rows[-1]["test_acc"])
+    name = run_dir.name or str(run_dir)
+    return (
+        f"{name}{f' ({what})' if what else ''}: final {final:.2f} %, "
+        f"best {100 * (1 - best['test_acc']):.2f} % @ {int(best['epoch'])}"
+    )
+
+
+def plot_runs(run_dirs: Sequence[str | Path], out: str | Path, title: str | None = None) -> Path:
+    """Draw the curves of every run in `run_dirs` into `out` (.png, .pdf or .svg), atomically; return `out`."""
+    out = Path(out)
+    if out.suffix.lower() not in FORMATS:
+        raise UserError(f"--out {str(out)!r}: the file name must end in {', '.join(FORMATS)}")
+    if not out.parent.is_dir():
+        raise UserError(f"--out {str(out)!r}: folder {str(out.parent)!r} does not exist")
+    runs = []
+    for run_dir in map(Path, run_dirs):
+        if not run_dir.is_dir():
+            raise UserError(f"run directory {str(run_dir)!r} does not exist")
+        rows = read_metrics(run_dir)
+        if rows:
+            runs.append((run_dir, rows))
+        else:
+            log.warning("%s has no completed epoch yet; left out", run_dir)
+    if not runs:
+        raise UserError("no completed epoch to plot in any of the runs given")
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+        from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
+    except ImportError:
+        raise UserError(
+            "derive plot needs matplotlib: install derive[plot] (pip install 'derive[plot]')"
+        ) from None
+
+    fig = Figure(figsize=(12, 4.2 + 0.22 * len(runs)), dpi=130, layout="constrained")
+    FigureCanvasAgg(fig)
+    ax_loss, ax_err = fig.subplots(1, 2)
+    lr_drops: set[float] = set()
+    values: dict[object, list[float]] = {ax_loss: [], ax_err: []}
+    for i, (run_dir, rows) in enumerate(runs):
+        color = f"C{i % 10}"
+        epochs = [r["epoch"] for r in rows]
+        curves = {
+            (ax_loss, "-", 1.6): [r["train_loss"] for r in rows],
+            (ax_loss, "--", 1.6): [r["test_loss"] for r in rows],
+            (ax_err, "-", 1.8): [100 * (1 - r["test_acc"]) for r in rows],
+            (ax_err, ":", 1.2): [100 * (1 - r["train_acc"]) for r in rows],
+        }
+        for (ax, style, width), ys in curves.items():
+            label = run_label(run_dir, rows) if (ax, style) == (ax_err, "-") else None
+            ax.plot(epochs, ys, color=color, lw=width, ls=style, label=label)
+            values[ax] += [y for y in ys if y > 0 and y == y and y != float("inf")]
+        lr_drops.update(
+            b["epoch"] - 0.5 for a, b in zip(rows, rows[1:], strict=False) if b["lr"] < a["lr"]
+        )
+    plain = FuncFormatter(lambda v, _: f"{v:g}")
+    for ax in (ax_loss, ax_err):
+        for x in sorted(lr_drops):
+            ax.axvline(x, color="0.6", lw=0.8, ls=(0, (2, 3)), zorder=0)
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(True, alpha=0.3)
+        if (
+            values[ax] and max(values[ax]) / min(values[ax]) > 4
+        ):  # wide range (long runs): log scale
+            ax.set_yscale("log")
+            ax.yaxis.set_major_locator(LogLocator(subs=(1, 2, 3, 5)))
+            ax.yaxis.set_major_formatter(plain)
+            ax.yaxis.set_minor_formatter(NullFormatter())
+    ax_loss.set_ylabel("cross-entropy loss")
+    ax_loss.set_title("loss: train (solid), test (dashed)")
+    ax_err.set_ylabel("error (%)")
+    ax_err.set_title("error: test (solid), train (dotted)")
+    if lr_drops:
+        ax_loss.text(
+            0.01,
+            0.01,
+            "grey dashes: lr divided",
+            transform=ax_loss.transAxes,
+            fontsize=7,
+            color="0.4",
+        )
+    fig.legend(
+        loc="outside lower center", ncols=1 if len(runs) < 3 else 2, fontsize=8, frameon=False
+    )
+    if title:
+        fig.suptitle(title)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format=out.suffix.lower().lstrip("."))
+    atomic_write_bytes(out, buffer.getvalue())
+    return out

@@ -1,0 +1,99 @@
+"""The files of a run directory: metrics.csv (a row per epoch), summary.json, checkpoint.pt.
+
+All are written atomically (temporary file, then rename), so a killed run never leaves half a file.
+metrics.csv is always rewritten whole from the history stored in the checkpoint, so the two agree.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from derive.errors import UserError
+from derive.fsutil import atomic_write_text
+
+METRICS = "metrics.csv"
+SUMMARY = "summary.json"
+CHECKPOINT = "checkpoint.pt"
+RUN_FILES = (METRICS, SUMMARY, CHECKPOINT)
+METRICS_HEADER = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds")
+_FORMATS = {
+    "epoch": "{:d}",
+    "train_loss": "{:.6f}",
+    "train_acc": "{:.6f}",
+    "test_loss": "{:.6f}",
+    "test_acc": "{:.6f}",
+    "lr": "{:.6g}",
+    "seconds": "{:.3f}",
+}
+
+
+def metrics_csv(history: Sequence[Mapping[str, float]]) -> str:
+    """The text of metrics.csv for `history` (one mapping per epoch with every METRICS_HEADER key)."""
+    lines = [",".join(METRICS_HEADER)]
+    for row in history:
+        lines.append(",".join(_FORMATS[k].format(row[k]) for k in METRICS_HEADER))
+    return "\n".join(lines) + "\n"
+
+
+def write_metrics(run_dir: Path, history: Sequence[Mapping[str, float]]) -> None:
+    atomic_write_text(run_dir / METRICS, metrics_csv(history))
+
+
+def read_metrics(path: str | Path) -> list[dict[str, float]]:
+    """Rows of a metrics.csv (from a run directory or the file itself); UserError if missing or malformed."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / METRICS
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader, None)
+    if header is None or tuple(h.strip() for h in header) != METRICS_HEADER:
+        raise UserError(
+            f"{str(path)!r} is not a derive metrics file (header should be {','.join(METRICS_HEADER)})"
+        )
+    rows = []
+    for number, record in enumerate(reader, start=2):
+        if not record:
+            continue
+        try:
+            if len(record) != len(METRICS_HEADER):
+                raise ValueError(f"{len(record)} fields")
+            row = {k: float(v) for k, v in zip(METRICS_HEADER, record, strict=True)}
+        except ValueError as exc:
+            raise UserError(f"{str(path)!r} line {number} is malformed ({exc})") from None
+        rows.append(row)
+    return rows
+
+
+def json_safe(value: object) -> object:
+    """Replace non-finite floats by None (JSON has no NaN) throughout nested dicts and lists."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def write_summary(run_dir: Path, summary: Mapping[str, object]) -> None:
+    atomic_write_text(
+        run_dir / SUMMARY, json.dumps(json_safe(summary), indent=2, allow_nan=False) + "\n"
+    )
+
+
+def read_summary(run_dir: str | Path) -> dict[str, object] | None:
+    """summary.json of a run, or None if absent or unreadable (it is informative only)."""
+    try:
+        data = json.loads((Path(run_dir) / SUMMARY).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
