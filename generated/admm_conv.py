@@ -26,7 +26,9 @@ Special cases:
     DMRNet: α_k = β_k = ½ in (C5)
 
 Each stage restarts at its input: z'₀ = z₀ = S(stage input), and both blocks T' and T of the
-first block read the stage input itself. The stage returns the z path (the algorithm's output).
+first block read the stage input itself. The stage returns (z'_K + z_K)/2: the two paths converge to
+the same point (the constraint x = y of the splitting), and merging them, as DMRNet does, puts every
+block to use (returning z_K alone would leave the last T' of each stage dead).
 Weights that are fixed at 0 cost nothing.
 """
 
@@ -124,7 +126,7 @@ class AdmmBlock(nn.Module):
 
 
 class AdmmStage(nn.Module):
-    """Blocks of both paths at one resolution; returns the z path."""
+    """Blocks of both paths at one resolution; returns the merged (z'_K + z_K)/2."""
 
     def __init__(self, blocks: Sequence[AdmmBlock], shortcut: nn.Module | None = None) -> None:
         super().__init__()
@@ -138,7 +140,7 @@ class AdmmStage(nn.Module):
             z_prime, z = block(history_prime, history, stage_input if k == 0 else None)
             history_prime.append(z_prime)
             history.append(z)
-        return history[-1]
+        return (history_prime[-1] + history[-1]) / 2
 
 
 Block = AdmmBlock
