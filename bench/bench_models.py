@@ -59,7 +59,9 @@ class PlainResNet56(nn.Module):
 
 
 def step_timer(model: nn.Module, batch: int) -> callable:
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-4)
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-4
+    )
     x = torch.randn(batch, 3, 32, 32)
     y = torch.randint(0, 10, (batch,))
 
@@ -96,19 +98,27 @@ def main() -> None:
         for name, step in steps.items():
             times[name].append(step())
     median = {name: statistics.median(t) for name, t in times.items()}
-    print(f"# bench_models: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
-          f"{args.threads} thread(s), batch {args.batch}, {args.rounds} interleaved rounds, CPU")
+    print(
+        f"# bench_models: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
+        f"{args.threads} thread(s), batch {args.batch}, {args.rounds} interleaved rounds, CPU"
+    )
     print(f"{'model':34s} {'median step (s)':>16s} {'min':>8s} {'max':>8s}")
     for name, t in times.items():
         print(f"{name:34s} {median[name]:16.3f} {min(t):8.3f} {max(t):8.3f}")
     ratios = [
         ("hbnet56 / resnet56", median["hbnet56"] / median["resnet56"], 1.05),
         ("agdnet40 / densenet40", median["agdnet40"] / median["densenet40"], 1.10),
-        ("resnet56 / plain ResNet-56", median["resnet56"] / median["plain ResNet-56 (hand-written)"], 1.00),
+        (
+            "resnet56 / plain ResNet-56",
+            median["resnet56"] / median["plain ResNet-56 (hand-written)"],
+            1.00,
+        ),
     ]
     print()
     for label, ratio, goal in ratios:
-        print(f"{label:34s} {ratio:6.3f}   goal <= {goal:.2f}   {'met' if ratio <= goal else 'MISSED'}")
+        print(
+            f"{label:34s} {ratio:6.3f}   goal <= {goal:.2f}   {'met' if ratio <= goal else 'MISSED'}"
+        )
 
 
 if __name__ == "__main__":

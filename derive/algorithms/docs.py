@@ -24,11 +24,19 @@ SCIS footnote 3). `derive network --algo NAME --show` prints the same, with exac
 |---|---|---|---|---|
 """
 
-ENGINEERING = {
-    "lagged": "lagged: (C1) T(zₖ) + β₁zₖ + β₂zₖ₋₁ / (C2) T(β₁zₖ + β₂zₖ₋₁)",
-    "dense": "dense: (C3)/(C6) Σⱼ αʲT(zⱼ) + β Σⱼ sʲzⱼ",
-    "twopath": "two-path: (C5)",
-}
+
+def _conv_form(recurrence: object) -> str:
+    """The engineering form the code generator gives this recurrence, as one readable line."""
+    from derive.codegen.conv import lagged_form
+
+    engineering = recurrence.algorithm.engineering  # type: ignore[attr-defined]
+    if engineering == "dense":
+        return "(C3)/(C6): zₖ₊₁ = Σⱼ αʲ·Tₖ(zⱼ) + β·Σⱼ sʲ·zⱼ"
+    if engineering == "twopath":
+        return "(C5): two paths sharing Σₜ αᵗ·z′ₜ + βᵗ·zₜ"
+    form = lagged_form(recurrence)  # type: ignore[arg-type]
+    return f"{form.label}: {form.equation()}"
+
 
 RESTART = """## Stages: where the history restarts
 
@@ -83,7 +91,7 @@ def algorithms_markdown() -> str:
         recurrence = recurrence_of(algorithm)
         unrolled = unroll_accumulators(recurrence)
         networks = "; ".join(f"{s.network} ({s.setting})" for s in algorithm.special_cases) or "—"
-        engineering = ENGINEERING.get(algorithm.engineering, algorithm.engineering)
+        engineering = _conv_form(recurrence)
         rows.append(
             f"| `{name}` {algorithm.title} | {algorithm.equation.split(',')[0] if name in _PAPER else 'beyond the papers'} "
             f"| {recurrence.algorithm.z_equation or 'derived'} | {engineering} | {networks} |"

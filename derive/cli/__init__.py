@@ -57,6 +57,7 @@ def build_parser() -> ArgumentParser:
 def _configure_logging(verbose: bool, quiet: bool) -> None:
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
     logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr)
+    logging.getLogger().setLevel(level)  # also when a command runs another (derive demo)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

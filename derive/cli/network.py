@@ -113,8 +113,7 @@ def run(args: argparse.Namespace) -> int:
     if args.show:
         print(show(algorithm, args.format, depth))
     if args.out:
-        path = write_network(args.algo, args.form, args.out, coefficients)
-        print(f"wrote {path}")
+        write_network(args.algo, args.form, args.out, coefficients)  # logs "wrote PATH"
     return 0
 
 
