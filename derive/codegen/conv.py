@@ -354,26 +354,19 @@ def twopath_form(recurrence: Recurrence) -> HistoryForm:
 
 def render_dense(recurrence: Recurrence) -> str:
     """Source of `ALGO_conv.py` for an all-history recurrence: the dense form (C3)/(C6)."""
-    form = dense_form(recurrence)
-    context = _common_context(recurrence)
-    printed = [form.alpha, form.state] + [line for s in context["schedules"] for line in s.lines]
-    return render(
-        "conv_dense.py.j2",
-        **context,
-        form=form,
-        uses_math=any("math." in t for t in printed),
-        used_tables=_used_tables(recurrence, [sp.sympify(1)] + _atoms_of(recurrence)),
-        class_prefix=class_name(recurrence.name, ""),
-    )
+    return _render_history("conv_dense.py.j2", recurrence, dense_form(recurrence))
 
 
 def render_twopath(recurrence: Recurrence) -> str:
     """Source of `ALGO_conv.py` for a two-stream recurrence: the two-path form (C5)."""
-    form = twopath_form(recurrence)
+    return _render_history("conv_twopath.py.j2", recurrence, twopath_form(recurrence))
+
+
+def _render_history(template: str, recurrence: Recurrence, form: HistoryForm) -> str:
     context = _common_context(recurrence)
     printed = [form.alpha, form.state] + [line for s in context["schedules"] for line in s.lines]
     return render(
-        "conv_twopath.py.j2",
+        template,
         **context,
         form=form,
         uses_math=any("math." in t for t in printed),

@@ -64,28 +64,27 @@ def derive_energy(phi: sp.Expr, branching: Branching, *, limit: float | None) ->
         result = branch_antiderivative(cell.expr, cell, limit=limit, attempts=attempts)
         if result is None:
             log.debug("no closed form on (%s, %s): %s", cell.lo, cell.hi, "; ".join(attempts.log))
-            return Energy(
-                numeric_psi(phi),
-                False,
-                "numeric quadrature (no closed form found)",
-                None,
-                tuple(attempts.log),
-            )
+            return _numeric_energy(phi, attempts)
         found.append(result.expr)
         methods.append(result.method)
     consts = _constants(branching, found)
     if any(not identity.is_finite_value(c) for c in consts):
         attempts.add("no finite constants make the branches continuous")
-        return Energy(
-            numeric_psi(phi),
-            False,
-            "numeric quadrature (no closed form found)",
-            None,
-            tuple(attempts.log),
-        )
+        return _numeric_energy(phi, attempts)
     branches = []
     for cell, expr, const in zip(branching.cells, found, consts, strict=True):
         branches.append(best_form(expr + const, cell.expr, cell, limit))
     method = ", ".join(dict.fromkeys(methods))
     psi = branching.assemble(branches)
     return Energy(psi, True, method, tuple(branches), tuple(attempts.log))
+
+
+def _numeric_energy(phi: sp.Expr, attempts: Attempts) -> Energy:
+    """The exact numeric energy ∫₀ˣ Φ, used when no closed form passes the checks."""
+    return Energy(
+        numeric_psi(phi),
+        False,
+        "numeric quadrature (no closed form found)",
+        None,
+        tuple(attempts.log),
+    )
