@@ -34,3 +34,16 @@ def test_demo_derives_and_generates(tmp_path: Path, capsys: pytest.CaptureFixtur
     ).read_text(encoding="utf-8")
     repo = Path(__file__).resolve().parents[1] / "generated"
     assert (tmp_path / "generated" / "admm_fc.py").read_text() == (repo / "admm_fc.py").read_text()
+
+
+def test_atomic_writes_respect_the_umask(tmp_path: Path) -> None:
+    import os
+
+    from derive.fsutil import atomic_write_text
+
+    old = os.umask(0o022)
+    try:
+        path = atomic_write_text(tmp_path / "f.txt", "x")
+    finally:
+        os.umask(old)
+    assert path.read_text() == "x" and (path.stat().st_mode & 0o777) == 0o644

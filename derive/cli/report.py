@@ -1,16 +1,75 @@
-"""`derive report`: placeholder until its issue lands (replaced, never shipped as done)."""
+"""`derive report RUN_DIR... [--runs-root DIR] [--simulation DIR] [--out FILE]`: the CIFAR results doc."""
 
 from __future__ import annotations
 
 import argparse
+import shlex
 
-from derive.errors import UserError
+DESCRIPTION = """\
+Collect `derive train` run folders into one markdown results doc: each model's final test error
+(mean ± std over seeds, with n) beside the papers' printed SCIS'23 Table 1 and ACML'18 Table 4, grouped
+by model, dataset and augmentation ("+"), with the epochs, seeds, recipe and device of each row, a
+table of every run (diverged ones included) and the command that made it. Runs on cifar-10-head (the
+10 % subset) or other subsets get their own tables, never beside the papers' full-data numbers.
+--simulation adds the table of a `derive simulate` output folder. The file is written atomically and
+depends only on its inputs (sorted; no dates)."""
+
+EPILOG = """\
+examples:
+  derive report runs/hbnet56-c10 runs/resnet56-c10
+  derive report --runs-root runs --simulation docs/results/simulation --out docs/results/cifar.md
+exit status: 0 done, 2 bad input (a missing or malformed run folder, ...): one line, nothing written."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("report", help="(in progress)")
-    parser.set_defaults(run=run)
+    """Add `derive report` and its options."""
+    p = subparsers.add_parser(
+        "report",
+        help="collect training runs (and a simulation) into a markdown results doc",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "runs", nargs="*", metavar="RUN_DIR", help="run folders written by `derive train`"
+    )
+    p.add_argument(
+        "--runs-root",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="also every run folder under DIR (repeatable)",
+    )
+    p.add_argument(
+        "--simulation",
+        metavar="DIR",
+        default=None,
+        help="a `derive simulate` output folder to include",
+    )
+    p.add_argument(
+        "--out",
+        metavar="FILE",
+        default="docs/results/cifar.md",
+        help="markdown file to write (default: docs/results/cifar.md)",
+    )
+    p.set_defaults(run=run)
+
+
+def command_for(args: argparse.Namespace) -> str:
+    """The `derive report` command line of `args`, options in a fixed order."""
+    parts = ["derive", "report", *args.runs]
+    for root in args.runs_root:
+        parts += ["--runs-root", root]
+    if args.simulation:
+        parts += ["--simulation", args.simulation]
+    parts += ["--out", args.out]
+    return shlex.join(parts)
 
 
 def run(args: argparse.Namespace) -> int:
-    raise UserError("'derive report' is not available yet")
+    """Read and check every input, then write the doc; print its path."""
+    from derive.experiments.report import build_report, write_report
+
+    text = build_report(args.runs, args.runs_root, args.simulation, command=command_for(args))
+    print(write_report(args.out, text))
+    return 0

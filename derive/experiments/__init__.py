@@ -1,1 +1,36 @@
-"""derive.experiments"""
+"""Experiments over the generated networks, and the results docs built from their outputs.
+
+    from derive.experiments import SimulationConfig, run_simulation
+    result = run_simulation(SimulationConfig().quick_version(), out_dir="runs/simulation-quick")
+
+    from derive.experiments import build_report
+    text = build_report(["runs/hbnet56-c10"], simulation="docs/results/simulation")
+
+One job per module: `printed` holds the papers' printed tables as data; `simconfig` the simulation's
+options, `simulation` trains its networks, `simfiles` writes and reads its output folder, `simtable`
+and `simplot` draw its table and figure; `runs` reads and groups `derive train` run folders, and
+`report` writes the CIFAR results doc.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+# Resolved on first use, so importing the package does not import torch.
+_EXPORTS = {
+    "SimulationConfig": "derive.experiments.simconfig",
+    "SimulationResult": "derive.experiments.simulation",
+    "run_simulation": "derive.experiments.simulation",
+    "read_simulation": "derive.experiments.simfiles",
+    "simulation_markdown": "derive.experiments.simtable",
+    "collect_runs": "derive.experiments.runs",
+    "build_report": "derive.experiments.report",
+    "write_report": "derive.experiments.report",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> object:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'derive.experiments' has no attribute {name!r}")

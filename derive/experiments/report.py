@@ -1,0 +1,331 @@
+"""The CIFAR results doc: our runs' test errors beside the papers' printed SCIS Table 1 / ACML Table 4.
+
+Only runs on the full CIFAR data (50,000 train / 10,000 test) sit beside the printed numbers;
+cifar-10-head (the 10 % subset) and other subsets get tables of their own, with no paper column.
+Our columns hold only numbers from the run folders; printed columns only the papers' numbers.
+The text depends on the inputs alone (sorted, no clock), so the same runs give the same file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from derive.errors import UserError
+from derive.experiments.printed import (
+    ACML_CIFAR,
+    CIFAR_COLUMNS,
+    CIFAR_PRINTED,
+    SCIS_CIFAR,
+    printed_cifar,
+)
+from derive.experiments.runs import (
+    DATASET_LABELS,
+    Group,
+    Run,
+    collect_runs,
+    group_runs,
+    recipe_differences,
+    train_command,
+)
+from derive.fsutil import atomic_write_text, ensure_output_dir
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}"
+
+
+def _params(count: int | None) -> str:
+    """'0.86M' as the papers print it; small models exactly ('370')."""
+    if count is None:
+        return "?"
+    return f"{count / 1e6:.2f}M" if count >= 10_000 else f"{count:,}"
+
+
+def _as_printed(value: float | None) -> str:
+    """A printed number in the paper's own digits (26 stays 26, 5.2 stays 5.2)."""
+    return "—" if value is None else f"{value:g}"
+
+
+def ours_cell(group: Group) -> str:
+    """'5.31 ± 0.12 (n = 3)', '5.31 (n = 1)', or '— (no completed run)'."""
+    mean, std = group.mean_std()
+    n = len(group.counted)
+    if mean is None:
+        return "— (no completed run)"
+    return f"{mean:.2f} ± {std:.2f} (n = {n})" if std is not None else f"{mean:.2f} (n = 1)"
+
+
+def not_counted_cell(group: Group) -> str:
+    """How many runs the mean leaves out, and why: diverged, unfinished."""
+    parts = []
+    if group.diverged:
+        parts.append(f"{group.diverged} diverged")
+    if group.unfinished:
+        parts.append(f"{group.unfinished} unfinished")
+    return ", ".join(parts) or "0"
+
+
+def _epochs(group: Group) -> str:
+    return str(group.first.epochs)
+
+
+def _seeds(group: Group) -> str:
+    return ", ".join(map(str, group.seeds()))
+
+
+def _recipe(group: Group) -> str:
+    diffs = recipe_differences(group.first)
+    return ", ".join(diffs) if diffs else "paper recipe"
+
+
+def _model_params(group: Group) -> str:
+    return ", ".join(sorted({_params(r.parameters) for r in group.runs}))
+
+
+def _printed(model: str, dataset: str, augment: bool, source: str) -> str:
+    row = printed_cifar(model, source)
+    return _as_printed(row.error(dataset, augment)) if row else "—"
+
+
+def full_table(groups: Sequence[Group]) -> list[str]:
+    head = [
+        "Model",
+        "Data",
+        "Params: ours",
+        f"Params: printed {SCIS_CIFAR}",
+        "Test error %: ours, mean ± std",
+        "not in mean",
+        f"printed {SCIS_CIFAR}",
+        f"printed {ACML_CIFAR}",
+        "Epochs",
+        "Recipe",
+        "Seeds",
+        "Device",
+    ]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for g in groups:
+        r = g.first
+        scis = printed_cifar(r.model, SCIS_CIFAR)
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    r.model,
+                    r.data_label,
+                    _model_params(g),
+                    (scis.params or "—") if scis else "—",
+                    ours_cell(g),
+                    not_counted_cell(g),
+                    _printed(r.model, r.dataset, r.augment, SCIS_CIFAR),
+                    _printed(r.model, r.dataset, r.augment, ACML_CIFAR),
+                    _epochs(g),
+                    _recipe(g),
+                    _seeds(g),
+                    "; ".join(g.devices()),
+                ]
+            )
+            + " |"
+        )
+    return lines
+
+
+def subset_table(groups: Sequence[Group]) -> list[str]:
+    head = [
+        "Model",
+        "Data",
+        "Augmentation",
+        "Params",
+        "Test error %: ours, mean ± std",
+        "not in mean",
+        "Epochs",
+        "Recipe",
+        "Seeds",
+        "Device",
+    ]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for g in groups:
+        r = g.first
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    r.model,
+                    r.data_label,
+                    "on" if r.augment else "off",
+                    _model_params(g),
+                    ours_cell(g),
+                    not_counted_cell(g),
+                    _epochs(g),
+                    _recipe(g),
+                    _seeds(g),
+                    "; ".join(g.devices()),
+                ]
+            )
+            + " |"
+        )
+    return lines
+
+
+def runs_table(runs: Sequence[Run]) -> list[str]:
+    head = [
+        "Run folder",
+        "Model",
+        "Data",
+        "Aug",
+        "Status",
+        "Epochs done",
+        "Seed",
+        "Final test error %",
+        "Best test error % (epoch)",
+        "Train time",
+        "Device",
+        "torch",
+    ]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in runs:
+        best = f"{_pct(r.best_error)} ({r.best_epoch})" if r.best_epoch is not None else "—"
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    f"`{r.path}`",
+                    r.model,
+                    r.data_label,
+                    "+" if r.augment else "-",
+                    r.status,
+                    f"{r.epochs_completed}/{r.epochs}",
+                    str(r.seed),
+                    _pct(r.final_error),
+                    best,
+                    _duration(r.wall_seconds),
+                    r.device,
+                    r.torch,
+                ]
+            )
+            + " |"
+        )
+    return lines
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
+
+
+def printed_tables() -> list[str]:
+    """The papers' CIFAR tables in full, as printed (for reference; not our results)."""
+    columns = [f"{DATASET_LABELS[d]}{'(+)' if a else ''}" for d, a in CIFAR_COLUMNS]
+    out: list[str] = []
+    for source in (SCIS_CIFAR, ACML_CIFAR):
+        rows = [r for r in CIFAR_PRINTED if r.source == source]
+        with_params = any(r.params for r in rows)
+        head = ["Model as printed", "zoo name"] + (["Params"] if with_params else []) + columns
+        out += [f"### {source} (printed)", ""]
+        out += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for r in rows:
+            cells = [r.printed_name, r.zoo or "—"]
+            cells += [r.params or "—"] if with_params else []
+            cells += [_as_printed(v) for v in r.errors]
+            out.append("| " + " | ".join(cells) + " |")
+        notes = sorted({r.note for r in rows if r.note})
+        out += [""] + [f"{n}." for n in notes] + ([""] if notes else [])
+    return out
+
+
+def build_report(
+    run_dirs: Sequence[str | Path] = (),
+    runs_roots: Sequence[str | Path] = (),
+    simulation: str | Path | None = None,
+    command: str | None = None,
+) -> str:
+    """The markdown results doc of the given run folders (and simulation folder); UserError on bad input."""
+    runs = collect_runs(list(run_dirs), list(runs_roots))
+    sim = None
+    if simulation is not None:
+        from derive.experiments.simfiles import read_simulation
+
+        sim, _ = read_simulation(simulation)
+    groups = group_runs(runs)
+    full = [g for g in groups if g.first.variant == "full"]
+    head = [g for g in groups if g.first.variant == "head"]
+    other = [g for g in groups if g.first.variant == "subset"]
+    diverged = sum(r.status == "diverged" for r in runs)
+
+    lines = [
+        "# CIFAR results",
+        "",
+        f"{len(runs)} training run{'s' if len(runs) != 1 else ''} (`derive train`) in {len(groups)} "
+        f"group{'s' if len(groups) != 1 else ''} of model, data, augmentation and recipe"
+        + (f"; {diverged} diverged (counted, shown, not in the means)" if diverged else "")
+        + ".",
+        "",
+        "- **ours**: the test error after the last epoch of each run (100 · (1 − test accuracy), "
+        "last row of metrics.csv); over several seeds, mean ± sample standard deviation (n − 1) of "
+        "the completed runs. A diverged or unfinished run is never dropped: it is counted in "
+        "“not in mean” and listed under Runs.",
+        f"- **printed**: the papers' numbers exactly as printed ({SCIS_CIFAR}, {ACML_CIFAR}); "
+        "never ours. Only runs on the full data (50,000 training / 10,000 test images) sit beside them.",
+        "- **Recipe**: “paper recipe” means `derive train`'s defaults (SCIS'23 appendix D); otherwise "
+        "the options that differ. Different recipes or epoch counts are never averaged together.",
+        "",
+    ]
+    if command:
+        lines += ["```", command, "```", ""]
+    lines += ["## Full CIFAR, beside the papers", ""]
+    if full:
+        lines += full_table(full) + [""]
+    else:
+        lines += [
+            "No run on the full CIFAR-10/100 data among the inputs, so there is nothing of ours to set "
+            "beside the printed tables (below). `derive train MODEL --dataset cifar10 --data-dir DIR "
+            "--download` trains on the full data.",
+            "",
+        ]
+    if head:
+        lines += [
+            "## CIFAR-10-head: the 10 % subset (not comparable with the papers)",
+            "",
+            "cifar-10-head holds the first 1,017 images of each official CIFAR-10 batch file (5,085 "
+            "training / 1,017 test images). Errors on it are not the papers' benchmark, whose numbers "
+            "come from the full data: no printed column here on purpose.",
+            "",
+        ]
+        lines += subset_table(head) + [""]
+    if other:
+        lines += ["## Other data (subsets; not comparable with the papers)", ""]
+        lines += subset_table(other) + [""]
+    lines += ["## Runs", ""] + runs_table(runs) + [""]
+    lines += [
+        "Commands (the run's data, folder and every option that differs from the default):",
+        "",
+    ]
+    lines += ["```"] + [train_command(r) for r in runs] + ["```", ""]
+    if sim is not None:
+        from derive.experiments.simtable import ordering_table, results_table, settings_lines
+
+        lines += [
+            "## Simulation (SCIS'23 Table B1 = ACML'18 Table 2)",
+            "",
+            f"From `{simulation}` (status: {sim.get('status', '?')}). "
+            "Columns marked “printed” are the papers' numbers.",
+            "",
+        ]
+        if sim.get("command"):
+            lines += ["```", str(sim["command"]), "```", ""]
+        lines += settings_lines(sim) + ["", results_table(sim), "", ordering_table(sim), ""]
+    lines += ["## The papers' tables, as printed (not our results)", ""] + printed_tables()
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def write_report(out: str | Path, text: str) -> Path:
+    """Write `text` to `out` atomically (its folder created if missing); UserError if it cannot."""
+    target = Path(out)
+    if target.is_dir():
+        raise UserError(f"--out {str(out)!r} is a folder; give a file name such as results.md")
+    ensure_output_dir(target.parent if str(target.parent) else ".")
+    try:
+        return atomic_write_text(target, text)
+    except OSError as exc:
+        raise UserError(f"cannot write {str(out)!r}: {exc.strerror or exc}") from None

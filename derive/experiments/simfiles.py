@@ -1,0 +1,205 @@
+"""The files of a simulation output folder, and reading them back (for `derive report --simulation`).
+
+- curves.csv: algorithm,depth,epoch,train_mse,batch_loss_mean,seconds — every evaluation of every run
+- final.csv: algorithm,depth,status,epochs_completed,final_train_mse,parameters,seconds (ours only)
+- simulation.json: every option, the data's reference values, device, versions, command, wall time,
+  status ("running" until the end, then "completed") and the per-run results
+- simulation.md: our final MSE table beside the papers' printed Table 2 / B1, with the settings
+- simulation.png: train MSE against epoch, one panel per depth
+
+Every file is written atomically; curves.csv and simulation.json are rewritten as the run goes.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import platform
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from derive.errors import UserError
+from derive.fsutil import atomic_write_text, ensure_output_dir
+
+if TYPE_CHECKING:
+    from derive.experiments.simulation import SimulationResult
+
+CURVES = "curves.csv"
+FINAL = "final.csv"
+JSON = "simulation.json"
+MARKDOWN = "simulation.md"
+PLOT = "simulation.png"
+CURVES_HEADER = ("algorithm", "depth", "epoch", "train_mse", "batch_loss_mean", "seconds")
+FINAL_HEADER = (
+    "algorithm",
+    "depth",
+    "status",
+    "epochs_completed",
+    "final_train_mse",
+    "parameters",
+    "seconds",
+)
+
+
+def prepare_out_dir(out_dir: str | Path) -> Path:
+    """The output folder, created and checked writable (UserError otherwise)."""
+    return ensure_output_dir(out_dir)
+
+
+def _num(value: float | None, digits: int = 8) -> str:
+    return "" if value is None else f"{value:.{digits}g}"
+
+
+def curves_csv(result: SimulationResult) -> str:
+    lines = [",".join(CURVES_HEADER)]
+    for p in result.curves:
+        lines.append(
+            f"{p.algorithm},{p.depth},{p.epoch},{p.train_mse:.8f},"
+            f"{'' if p.batch_loss_mean is None else f'{p.batch_loss_mean:.8f}'},{p.seconds:.3f}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def final_csv(result: SimulationResult) -> str:
+    lines = [",".join(FINAL_HEADER)]
+    for r in result.runs:
+        mse = "" if r.final_train_mse is None else f"{r.final_train_mse:.8f}"
+        lines.append(
+            f"{r.algorithm},{r.depth},{r.status},{r.epochs_completed},{mse},{r.parameters},{r.seconds:.3f}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def summary(result: SimulationResult, status: str, command: str | None) -> dict[str, object]:
+    """The content of simulation.json."""
+    import torch
+
+    from derive import __version__
+
+    return {
+        "status": status,
+        "command": command,
+        "config": result.config.to_dict(),
+        "data": {
+            "z0_and_f": "independent draws from N(0, I), z0 first, one torch.Generator seeded with --seed",
+            "mean_f_squared": result.data.mean_f_squared,
+            "best_constant_mse": result.data.best_constant_mse,
+            "mean_z0_squared": result.data.mean_x0_squared,
+        },
+        "loss": "torch MSELoss: mean over samples and coordinates of (Net(z0) - f)^2",
+        "device": result.device,
+        "software": {
+            "derive": __version__,
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+        },
+        "wall_time_seconds": result.wall_seconds,
+        "runs": [
+            {
+                "algorithm": r.algorithm,
+                "depth": r.depth,
+                "status": r.status,
+                "epochs_completed": r.epochs_completed,
+                "final_train_mse": r.final_train_mse,
+                "parameters": r.parameters,
+                "train_seconds": r.seconds,
+                "compile_seconds": r.compile_seconds,
+            }
+            for r in result.runs
+        ],
+    }
+
+
+def write_progress(out: Path, result: SimulationResult, status: str, command: str | None) -> None:
+    """Rewrite curves.csv and simulation.json (after each evaluation and each run)."""
+    atomic_write_text(out / CURVES, curves_csv(result))
+    atomic_write_text(out / JSON, json.dumps(summary(result, status, command), indent=2) + "\n")
+
+
+def write_final(out: Path, result: SimulationResult, command: str | None) -> None:
+    """Write every output file, the markdown table and the plot included."""
+    from derive.experiments.simplot import plot_simulation
+    from derive.experiments.simtable import simulation_markdown
+
+    data = summary(result, "completed", command)
+    atomic_write_text(out / CURVES, curves_csv(result))
+    atomic_write_text(out / FINAL, final_csv(result))
+    plot_simulation(data, read_curves_text(curves_csv(result)), out / PLOT)
+    atomic_write_text(out / MARKDOWN, simulation_markdown(data, plot_name=PLOT))
+    atomic_write_text(out / JSON, json.dumps(data, indent=2) + "\n")
+
+
+def read_curves_text(text: str, where: str = CURVES) -> list[dict[str, object]]:
+    """Rows of a curves.csv text; UserError if malformed."""
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader, None)
+    if header is None or tuple(header) != CURVES_HEADER:
+        raise UserError(f"{where!r} is not a derive simulation curves file")
+    rows: list[dict[str, object]] = []
+    for number, record in enumerate(reader, start=2):
+        if not record:
+            continue
+        try:
+            algorithm, depth, epoch, mse, batch_mean, seconds = record
+            rows.append(
+                {
+                    "algorithm": algorithm,
+                    "depth": int(depth),
+                    "epoch": int(epoch),
+                    "train_mse": float(mse),
+                    "batch_loss_mean": float(batch_mean) if batch_mean else None,
+                    "seconds": float(seconds),
+                }
+            )
+        except ValueError as exc:
+            raise UserError(f"{where!r} line {number} is malformed ({exc})") from None
+    return rows
+
+
+def read_simulation(folder: str | Path) -> tuple[dict[str, object], list[dict[str, object]]]:
+    """(simulation.json, curves.csv rows) of an output folder; UserError if missing or malformed."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UserError(f"simulation folder {str(folder)!r} does not exist")
+    try:
+        data = json.loads((folder / JSON).read_text(encoding="utf-8"))
+        curves_text = (folder / CURVES).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UserError(
+            f"{str(folder)!r} is not a derive simulation folder ({exc.strerror or exc}: "
+            f"{Path(exc.filename or '').name})"
+        ) from None
+    except ValueError:
+        raise UserError(f"{str(folder / JSON)!r} is not valid JSON") from None
+    ok = (
+        isinstance(data, dict)
+        and isinstance(data.get("config"), dict)
+        and isinstance(data.get("runs"), list)
+        and all(
+            isinstance(r, dict) and {"algorithm", "depth", "status"} <= set(r) for r in data["runs"]
+        )
+    )
+    if not ok:
+        raise UserError(f"{str(folder / JSON)!r} is not a derive simulation summary")
+    for run in data["runs"]:
+        mse = run.get("final_train_mse")
+        if mse is not None and not (isinstance(mse, (int, float)) and math.isfinite(mse)):
+            raise UserError(f"{str(folder / JSON)!r}: malformed final_train_mse {mse!r}")
+    return data, read_curves_text(curves_text, str(folder / CURVES))
+
+
+def render(folder: str | Path) -> Path:
+    """Redraw simulation.md and simulation.png of an output folder from its simulation.json and curves.csv.
+
+    For a run that was stopped before the end (the table then says "Status: running"), or after a
+    change to the table's layout. Returns the markdown's path.
+    """
+    from derive.experiments.simplot import plot_simulation
+    from derive.experiments.simtable import simulation_markdown
+
+    folder = Path(folder)
+    data, curves = read_simulation(folder)
+    plot_simulation(data, curves, folder / PLOT)
+    return atomic_write_text(folder / MARKDOWN, simulation_markdown(data, plot_name=PLOT))
