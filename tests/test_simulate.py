@@ -419,3 +419,47 @@ def test_cuda_missing_is_bad_input(tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["simulate", "--device", "cuda", "--out", str(out)]) == 2
     assert "no CUDA device" in capsys.readouterr().err and not out.exists()
+
+
+def test_resume_trains_only_the_missing_runs_and_gives_the_uninterrupted_table(
+    tmp_path, monkeypatch
+):
+    import derive.experiments.simulation as simulation
+
+    config = _cfg(algorithms=("gd", "heavyball", "admm"), depths=(2,))
+    whole = tmp_path / "whole"
+    run_simulation(config, out_dir=whole)
+
+    stopped = tmp_path / "stopped"
+    real = simulation.train_run
+    trained: list[tuple[str, int]] = []
+
+    def stop_third(*args, **kwargs):
+        trained.append(args[1:3])
+        if len(trained) == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(simulation, "train_run", stop_third)
+    with pytest.raises(KeyboardInterrupt):
+        run_simulation(config, out_dir=stopped)
+    trained.clear()
+    run_simulation(config, out_dir=stopped, resume=True)
+    assert trained == [("admm", 2)]  # gd and heavyball were not trained again
+
+    def columns(folder, name, keep):
+        return [r.split(",")[:keep] for r in (folder / name).read_text().splitlines()]
+
+    assert columns(stopped, "final.csv", 6) == columns(whole, "final.csv", 6)
+    assert columns(stopped, "curves.csv", 5) == columns(whole, "curves.csv", 5)
+    assert json.loads((stopped / "simulation.json").read_text())["status"] == "completed"
+
+
+def test_resume_refuses_other_settings_or_no_earlier_run(tmp_path, capsys):
+    run_simulation(_cfg(algorithms=("gd",), depths=(2,)), out_dir=tmp_path / "a")
+    with pytest.raises(UserError, match="epochs = 6, not 7"):
+        run_simulation(_cfg(algorithms=("gd",), depths=(2,), epochs=7), tmp_path / "a", resume=True)
+    argv = ["simulate", "--resume", "--epochs", "1", "--out", str(tmp_path / "empty")]
+    assert main(argv) == 2
+    assert "holds no simulation.json" in capsys.readouterr().err
+    assert not (tmp_path / "empty").exists()

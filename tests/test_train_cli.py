@@ -134,7 +134,10 @@ def test_progress_epoch_lines_and_result_line(files, capsys, caplog):
         main(["-q", *_train(files, "--epochs", "3", "--resume", "--progress-interval", "0.000001")])
         == 2
     )
-    assert "epochs 2 (checkpoint) vs 3 (now)" in capsys.readouterr().err
+    assert "batch_size 50 (checkpoint) vs 64 (now)" in capsys.readouterr().err
+    extend = ["--epochs", "3", "--batch-size", "50", "--resume", "--progress-interval", "0"]
+    assert main(["-q", *_train(files, *extend)]) == 0  # more epochs extend the run
+    assert "resuming with --epochs 3 instead of 2" in caplog.text
 
 
 def test_nan_exits_3_and_keeps_checkpoint(files, capsys, monkeypatch):

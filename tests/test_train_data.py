@@ -37,6 +37,18 @@ def test_data_dir_may_be_the_batches_folder_itself(tmp_path):
     assert data.folder == written.folder and len(data.train_labels) == 25
 
 
+def test_str_keys_of_a_repickled_copy_are_read_like_the_official_bytes_keys(tmp_path):
+    written = write_cifar10(tmp_path, per_file=6, n_test=5)
+    for (
+        path
+    ) in written.folder.iterdir():  # as a Python 3 script that re-saves the batches writes them
+        batch = pickle.loads(path.read_bytes())
+        path.write_bytes(pickle.dumps({k.decode(): v for k, v in batch.items()}, protocol=4))
+    data = load_cifar("cifar10", tmp_path)
+    np.testing.assert_array_equal(data.train_labels, written.train_labels)
+    assert data.train_images[3, 1, 2, 7] == written.train_rows[3, 1024 + 2 * 32 + 7]
+
+
 def test_cifar100_reads_fine_labels(tmp_path):
     written = write_cifar100(tmp_path, n_train=120, n_test=30)
     data = load_cifar("cifar100", tmp_path)

@@ -187,7 +187,7 @@ def test_crash_mid_epoch_then_resume_equals_uninterrupted(setup, monkeypatch):
 @pytest.mark.parametrize(
     "change, message",
     [
-        ({"epochs": 5}, "epochs 3 \\(checkpoint\\) vs 5"),
+        ({"momentum": 0.5}, "momentum 0.9 \\(checkpoint\\) vs 0.5"),
         ({"lr": 0.05}, "lr 0.1 \\(checkpoint\\) vs 0.05"),
         ({"augment": False}, "augment True"),
         ({"seed": 4}, "seed 0"),
@@ -201,6 +201,32 @@ def test_resume_refuses_a_different_recipe(setup, change, message):
     with pytest.raises(UserError, match=f"cannot --resume .*{message}"):
         run_training(setup.config(resume=True, **kwargs))
     assert (setup.root / "run" / "metrics.csv").read_text() == before
+
+
+def test_resume_with_more_epochs_extends_the_run(setup):
+    # Without lr drops, 2 epochs then 2 more equal 4 uninterrupted epochs exactly.
+    flat = {"lr_gamma": 1.0}
+    run_training(setup.config("whole", epochs=4, **flat))
+    run_training(setup.config("ext", epochs=2, **flat))
+    run_training(setup.config("ext", epochs=4, resume=True, **flat))
+    assert _rows_without_seconds(setup.root / "ext") == _rows_without_seconds(setup.root / "whole")
+    sessions = load_checkpoint(setup.root / "ext" / "checkpoint.pt")["sessions"]
+    assert [(s["start_epoch"], s["epochs"]) for s in sessions] == [(1, 2), (3, 4)]
+    # With drops, the epochs done keep their rates and the new ones follow the 4-epoch schedule
+    # (drops after epochs 2 and 3): 0.1, 0.001 (the 2-epoch schedule), then 0.01, 0.001.
+    run_training(setup.config("drop", epochs=2))
+    first = _rows_without_seconds(setup.root / "drop")
+    summary = run_training(setup.config("drop", epochs=4, resume=True))
+    rows = _rows_without_seconds(setup.root / "drop")
+    assert rows[:2] == first and [r["lr"] for r in rows] == pytest.approx([0.1, 0.001, 0.01, 0.001])
+    assert summary["status"] == "completed" and len(rows) == 4
+
+
+def test_resume_with_fewer_epochs_than_done_is_refused(setup):
+    run_training(setup.config(epochs=3))
+    with pytest.raises(UserError, match="already holds 3 epochs; give --epochs 3 or more"):
+        run_training(setup.config(epochs=2, resume=True))
+    assert len(read_metrics(setup.root / "run")) == 3
 
 
 def test_resume_refuses_other_data(setup):

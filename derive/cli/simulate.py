@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import shlex
-from collections.abc import Callable
+
+from derive.cli.argtypes import number
 
 DESCRIPTION = """\
 Train the fully connected networks inspired by GD (7), HB (10, beta = 0.3), AGD (11), AGD all-history
@@ -26,22 +26,10 @@ EPILOG = """\
 examples:
   derive simulate --quick                                   reduced run into runs/simulation-quick
   derive simulate --threads 1 --compile --out docs/results/simulation     the full table
+  derive simulate --threads 1 --compile --out docs/results/simulation --resume   ...after a stop
   derive simulate --algorithms gd,agd2 --depths 40 --epochs 200 --out runs/sim-d40
   derive simulate --optimizer sgd --lr 0.1 --batch-size 100 --out runs/sim-sgd
 exit status: 0 done, 2 bad input (one line on stderr, nothing written), 130 interrupted."""
-
-
-def _number(kind: Callable[[str], float], what: str, low: float = 0) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-        if not math.isfinite(value) or value < low:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
-        return value
-
-    return parse
 
 
 def _int_list(text: str) -> tuple[int, ...]:
@@ -88,7 +76,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    pos_int = _number(int, "a positive integer", 1)
+    pos_int = number(int, "a positive integer", 1)
     p.add_argument(
         "--quick",
         action="store_true",
@@ -100,6 +88,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="DIR",
         default=None,
         help="output folder (default: runs/simulation, or runs/simulation-quick with --quick)",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue a stopped run in OUT: keep its finished runs, train the rest "
+        "(the other options must be the ones it was started with)",
     )
     g = p.add_argument_group("what the papers fix (defaults: theirs)")
     g.add_argument(
@@ -134,13 +128,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--optimizer", choices=OPTIMIZERS, default="adam", help="(default: adam)")
     g.add_argument(
         "--lr",
-        type=_number(float, "a positive number"),
+        type=number(float, "a positive number"),
         default=1e-3,
         help="learning rate (default: 0.001)",
     )
     g.add_argument(
         "--momentum",
-        type=_number(float, "a number in [0, 1)"),
+        type=number(float, "a number in [0, 1)"),
         default=0.9,
         help="SGD momentum (default: 0.9; ignored by adam)",
     )
@@ -166,7 +160,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     g.add_argument(
         "--seed",
-        type=_number(int, "an integer >= 0"),
+        type=number(int, "an integer >= 0"),
         default=0,
         help="seed of the data, of each run's init and batch order (default: 0)",
     )
@@ -269,7 +263,9 @@ def run(args: argparse.Namespace) -> int:
 
     config = build_config(args)
     out = args.out or ("runs/simulation-quick" if config.quick else "runs/simulation")
-    result = run_simulation(config, out_dir=out, command=command_for(config, out))
+    result = run_simulation(
+        config, out_dir=out, command=command_for(config, out), resume=args.resume
+    )
     failed = [r for r in result.runs if r.status != "completed"]
     logging.getLogger("derive.simulate").info(
         "simulate: done in %.0f s%s",

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import math
 import sys
-from collections.abc import Callable
+
+from derive.cli.argtypes import number
 
 DESCRIPTION = """\
 Train a model on CIFAR-10 or CIFAR-100 with the papers' recipe (SCIS'23 appendix D, after DenseNet):
@@ -58,21 +58,6 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
         return text
 
 
-def _number(kind: Callable[[str], float], low: float, what: str) -> Callable[[str], float]:
-    """An argparse type: `kind(text)`, finite and at least `low`, else a one-line usage error."""
-
-    def parse(text: str) -> float:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-        if not (math.isfinite(value) and value >= low):
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
-        return value
-
-    return parse
-
-
 def _fractions(text: str) -> tuple[float, ...]:
     try:
         values = tuple(float(part) for part in text.split(",") if part.strip())
@@ -96,9 +81,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=_Formatter,
     )
-    pos_int = _number(int, 1, "a positive integer")
-    nonneg_int = _number(int, 0, "an integer >= 0")
-    nonneg = _number(float, 0.0, "a number >= 0")
+    pos_int = number(int, "a positive integer", 1)
+    nonneg_int = number(int, "an integer >= 0", 0)
+    nonneg = number(float, "a number >= 0", 0.0)
     p.add_argument(
         "model",
         metavar="MODEL",
@@ -117,7 +102,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument(
         "--resume",
         action="store_true",
-        help="continue the run in RUN_DIR after its last completed epoch",
+        help="continue the run in RUN_DIR after its last completed epoch (a larger --epochs "
+        "extends it; the epochs left follow the schedule for the new total)",
     )
     g.add_argument(
         "--force", action="store_true", help="start over, deleting RUN_DIR's previous run files"

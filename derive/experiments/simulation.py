@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from derive.codegen.loader import load_generated
+from derive.devices import device_name
 from derive.errors import UserError
 from derive.experiments.simconfig import NETWORKS, SimulationConfig, config_seed
 
@@ -266,40 +267,89 @@ def compute_settings(config: SimulationConfig) -> Iterator[torch.device]:
         torch.set_num_threads(threads)
 
 
-def device_name(device: torch.device) -> str:
-    """'cpu (model name from /proc/cpuinfo, N threads)' or 'cuda (GPU name)'."""
-    if device.type == "cuda":
-        return f"cuda ({torch.cuda.get_device_name(device)})"
-    import platform
+# Options that change how fast a run goes, not its numbers: a resumed run may change them.
+RESUMABLE_CHANGES = frozenset({"threads", "compile", "device", "notes"})
 
-    name = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
-    return f"cpu ({name}, {torch.get_num_threads()} threads)"
+
+def finished_runs(
+    out: Path, config: SimulationConfig
+) -> tuple[list[RunResult], list[CurvePoint], float]:
+    """The runs an earlier, stopped simulation in `out` finished, their curves and its wall time.
+
+    UserError when `out` holds no simulation, or one whose settings differ from `config` in anything
+    but RESUMABLE_CHANGES (its numbers would not belong in the same table).
+    """
+    from derive.experiments import simfiles
+
+    if not (out / simfiles.JSON).is_file():
+        raise UserError(f"--resume: {str(out)!r} holds no {simfiles.JSON} to resume from")
+    data, curves = simfiles.read_simulation(out)
+    stored, wanted = data["config"], config.to_dict()
+    for key in sorted(set(stored) | set(wanted)):
+        if key not in RESUMABLE_CHANGES and stored.get(key) != wanted.get(key):
+            raise UserError(
+                f"--resume: {str(out)!r} was run with {key} = {stored.get(key)!r}, not "
+                f"{wanted.get(key)!r}; use the same options or another --out"
+            )
+    runs = [
+        RunResult(
+            r["algorithm"],
+            int(r["depth"]),
+            r["status"],
+            int(r["epochs_completed"]),
+            r["final_train_mse"],
+            int(r["parameters"]),
+            float(r["train_seconds"]),
+            float(r.get("compile_seconds", 0.0)),
+        )
+        for r in data["runs"]
+    ]
+    done = {(r.algorithm, r.depth) for r in runs}
+    points = [
+        CurvePoint(
+            str(c["algorithm"]),
+            int(c["depth"]),  # type: ignore[call-overload]
+            int(c["epoch"]),  # type: ignore[call-overload]
+            float(c["train_mse"]),  # type: ignore[arg-type]
+            c["batch_loss_mean"],  # type: ignore[arg-type]
+            float(c["seconds"]),  # type: ignore[arg-type]
+        )
+        for c in curves
+        if (c["algorithm"], c["depth"]) in done
+    ]
+    return runs, points, float(data.get("wall_time_seconds") or 0.0)
 
 
 def run_simulation(
     config: SimulationConfig,
     out_dir: str | Path | None = None,
     command: str | None = None,
+    resume: bool = False,
 ) -> SimulationResult:
     """Train every (algorithm, depth) of `config`; with `out_dir`, write the outputs there as it goes.
 
     Files (see derive.experiments.simfiles): curves.csv and simulation.json are rewritten atomically
     after each evaluation and each run, so a long run can be watched and a killed one keeps what it did;
-    simulation.md, final.csv and simulation.png are written at the end.
+    simulation.md, final.csv and simulation.png are written at the end. With `resume`, the runs that
+    `out_dir` already holds are kept and not trained again (each run is seeded on its own, so the
+    table is the one an uninterrupted run gives).
     """
     from derive.experiments import simfiles
 
     resolve_device(config)  # a missing CUDA device is bad input: fail before creating anything
+    if resume and out_dir is None:
+        raise UserError("--resume needs the output folder of the stopped run (--out)")
+    previous: tuple[list[RunResult], list[CurvePoint], float] = ([], [], 0.0)
+    if resume and out_dir is not None:
+        previous = finished_runs(Path(out_dir), config)
     out = simfiles.prepare_out_dir(out_dir) if out_dir is not None else None
-    began = time.perf_counter()
+    began = time.perf_counter() - previous[2]
     with compute_settings(config) as device:
         z0, f = make_data(config.samples, config.dim, config.seed)
         result = SimulationResult(config, data_stats(f, z0), device=device_name(device))
+        result.runs, result.curves = list(previous[0]), list(previous[1])
+        if previous[0]:
+            log.info("simulate: resuming; %d run(s) already done", len(previous[0]))
         z0, f = z0.to(device), f.to(device)
         log.info(
             "simulate: %d runs (%s; depths %s), %d samples x %d, %d epochs, %s lr %g, batch %d, on %s",
@@ -327,6 +377,8 @@ def run_simulation(
         runs = config.runs()
         try:
             for i, (algorithm, depth) in enumerate(runs, start=1):
+                if result.final(algorithm, depth) is not None:
+                    continue
                 log.info("[%d/%d] %s depth %d", i, len(runs), NETWORKS[algorithm].label, depth)
                 run, _ = train_run(config, algorithm, depth, z0, f, on_point)
                 result.runs.append(run)
@@ -344,6 +396,8 @@ def run_simulation(
         except BaseException as exc:  # keep what was done, and say why it stopped
             save("interrupted" if isinstance(exc, KeyboardInterrupt) else "failed")
             raise
+        order = {run: i for i, run in enumerate(runs)}
+        result.runs.sort(key=lambda r: order[(r.algorithm, r.depth)])
         result.wall_seconds = time.perf_counter() - began
         if out is not None:
             simfiles.write_final(out, result, command)

@@ -41,10 +41,14 @@ def load_checkpoint(path: Path) -> dict[str, object]:
     return state
 
 
+# Recipe options a resumed run may change: more (or fewer, down to those done) epochs extend the run.
+EXTENDABLE = frozenset({"epochs"})
+
+
 def incompatibilities(
     state: Mapping[str, object], recipe: Mapping[str, object], model_id: str, data_id: str
 ) -> list[str]:
-    """What differs between a checkpoint and the run asked for, one short phrase each."""
+    """What differs between a checkpoint and the run asked for (beyond EXTENDABLE), one phrase each."""
     problems = []
     if state.get("model_id") != model_id:
         problems.append(f"model {state.get('model_id')} (checkpoint) vs {model_id} (now)")
@@ -53,7 +57,7 @@ def incompatibilities(
     old = state.get("recipe") or {}
     assert isinstance(old, Mapping)
     for key in sorted(set(old) | set(recipe)):
-        if old.get(key) != recipe.get(key):
+        if key not in EXTENDABLE and old.get(key) != recipe.get(key):
             problems.append(f"{key} {old.get(key)!r} (checkpoint) vs {recipe.get(key)!r} (now)")
     return problems
 

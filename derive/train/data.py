@@ -210,6 +210,10 @@ def _read_batch(path: Path, spec: CifarSpec) -> tuple[np.ndarray, np.ndarray]:
         truncated = isinstance(exc, EOFError) or "truncated" in str(exc)
         kind = "truncated" if truncated else "not a CIFAR batch"
         raise UserError(f"{str(path)!r} is {kind} ({type(exc).__name__}: {exc})") from None
+    if isinstance(
+        batch, dict
+    ):  # the official files have bytes keys; a re-pickled copy may have str
+        batch = {(k.encode() if isinstance(k, str) else k): v for k, v in batch.items()}
     if not isinstance(batch, dict) or b"data" not in batch or spec.label_key not in batch:
         keys = sorted(batch) if isinstance(batch, dict) else type(batch).__name__
         raise UserError(

@@ -17,6 +17,7 @@ import os
 import platform
 import subprocess
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from derive import __version__
+from derive.devices import device_name
 from derive.errors import UserError
 from derive.fsutil import ensure_output_dir
 from derive.train.augment import BatchMaker, Normalizer, derive_seed
@@ -198,6 +200,10 @@ def run_training(config: TrainConfig, progress: Progress | None = None) -> dict[
         history = [dict(row) for row in state["history"]]
         sessions = [dict(s) for s in state.get("sessions", [])]
         started = str(state.get("started_at", started))
+        recorded = state.get("recipe") or {}
+        assert isinstance(recorded, dict)
+        if recorded.get("epochs") != config.epochs:
+            _change_epochs(config, int(recorded.get("epochs") or 0), len(history), scheduler)
     write_metrics(run_dir, history)
 
     train_set = BatchMaker(
@@ -226,7 +232,7 @@ def run_training(config: TrainConfig, progress: Progress | None = None) -> dict[
         model_id=model_id,
         parameters=n_params,
         flops=flops,
-        device_name=_device_name(rt.device),
+        device_name=device_name(rt.device),
         rt=rt,
         started=started,
         sessions=sessions,
@@ -255,7 +261,12 @@ def run_training(config: TrainConfig, progress: Progress | None = None) -> dict[
         f"{n_params:,}",
     )
     sessions.append(
-        {"started_at": _now(), "start_epoch": len(history) + 1, "device": str(rt.device)}
+        {
+            "started_at": _now(),
+            "start_epoch": len(history) + 1,
+            "epochs": config.epochs,
+            "device": str(rt.device),
+        }
     )
     write_summary(run_dir, summary("running"))
     try:
@@ -442,16 +453,43 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def _device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"cuda ({torch.cuda.get_device_name(device)})"
-    name = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
-    return f"cpu ({name}, {torch.get_num_threads()} threads)"
+def _change_epochs(
+    config: TrainConfig,
+    before: int,
+    done: int,
+    scheduler: torch.optim.lr_scheduler.MultiStepLR,
+) -> None:
+    """Resume a run with another --epochs: the lr schedule becomes the one for config.epochs.
+
+    The epochs already done keep the rates they were trained with; the next epoch gets the rate the
+    new schedule gives it (config.lr_at), and the milestones ahead are the new ones.
+    """
+    if config.epochs < done:
+        raise UserError(
+            f"--epochs {config.epochs}: the run already holds {done} epochs; "
+            f"give --epochs {done} or more to resume it"
+        )
+    if config.epochs == done:
+        log.info("--epochs %d: the run ends with the %d epochs it holds", config.epochs, done)
+        return
+    scheduler.milestones = Counter(config.milestone_epochs())
+    lr = config.lr_at(done + 1)
+    for group in scheduler.optimizer.param_groups:
+        group["lr"] = lr
+    scheduler._last_lr = [lr for _ in scheduler.optimizer.param_groups]
+    log.warning(
+        "resuming with --epochs %d instead of %d: epochs %d-%d follow the schedule for %d epochs "
+        "(lr drops after epochs %s; epoch %d runs at %g); epochs 1-%d keep the rates they had",
+        config.epochs,
+        before,
+        done + 1,
+        config.epochs,
+        config.epochs,
+        ", ".join(map(str, config.milestone_epochs())),
+        done + 1,
+        lr,
+        done,
+    )
 
 
 def git_commit() -> tuple[str | None, bool | None]:
