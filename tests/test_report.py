@@ -260,3 +260,21 @@ def test_other_bad_input(runs, tmp_path, capsys):
         assert main(argv) == 2, argv
         assert capsys.readouterr().err.count("\n") == 1
     assert out.read_text() == "keep"
+
+
+def test_a_copied_run_shows_its_repeated_seed_and_odd_summary_fields_do_not_crash(runs, tmp_path):
+    root, made = runs
+    copy = _relabel(made["s0"], tmp_path / "copy", [0.5, 0.5], device="gpu?", software=[1])
+    text = build_report([made["s0"], copy])
+    header, *rows = _rows(_section(text, "Other data (subsets; not comparable with the papers)"))
+    row = dict(zip(header, rows[0], strict=True))
+    assert row["Seeds"] == "0, 0"  # two runs, one seed: not two samples
+    assert row["Test error %: ours, mean ± std"].endswith("(n = 2)")
+    assert "| ? | ? |" in text  # the copy's device and torch version are unknown
+
+
+def test_command_keeps_every_digit_of_a_float_option(runs, tmp_path):
+    root, made = runs
+    odd = _relabel(made["s0"], tmp_path / "odd", [0.5, 0.5], **{"options.lr": 0.0123456789})
+    argv = train_command(collect_runs([odd])[0]).split()
+    assert build_parser().parse_args(argv[1:]).lr == 0.0123456789

@@ -463,3 +463,114 @@ def test_resume_refuses_other_settings_or_no_earlier_run(tmp_path, capsys):
     assert main(argv) == 2
     assert "holds no simulation.json" in capsys.readouterr().err
     assert not (tmp_path / "empty").exists()
+
+
+def test_a_blow_up_in_the_last_step_is_diverged_and_the_folder_stays_readable(tmp_path):
+    from derive.experiments.simfiles import read_simulation
+
+    config = _cfg(algorithms=("gd",), depths=(2,), epochs=1, optimizer="sgd", lr=1e30,
+                  activation="relu")  # fmt: skip
+    run_simulation(config, out_dir=tmp_path)
+    data, _ = read_simulation(tmp_path)  # strict JSON: no Infinity
+    (run,) = data["runs"]
+    assert run["status"] == "diverged" and run["final_train_mse"] is None
+    assert "Infinity" not in (tmp_path / "simulation.json").read_text()
+    assert "diverged (after 0 epochs)" in (tmp_path / "simulation.md").read_text()
+
+
+def test_an_earlier_simulation_is_kept_unless_resume_or_force(tmp_path, capsys):
+    out = tmp_path / "out"
+    base = ["simulate", "--samples", "8", "--dim", "3", "--depths", "1", "--epochs", "1"]
+    assert main(["-q", *base, "--algorithms", "gd,hb", "--out", str(out)]) == 0
+    before = (out / "final.csv").read_text()
+    assert main([*base, "--algorithms", "gd", "--out", str(out)]) == 2
+    assert "already holds a simulation" in capsys.readouterr().err
+    assert (out / "final.csv").read_text() == before
+    (out / "simulation.png").write_bytes(b"stale")
+    assert main(["-q", *base, "--algorithms", "gd", "--force", "--out", str(out)]) == 0
+    assert (out / "final.csv").read_text().count("\n") == 2  # header and gd only
+    assert (out / "simulation.png").read_bytes()[:4] == b"\x89PNG"
+    assert main([*base, "--resume", "--force", "--out", str(out)]) == 2
+
+
+def test_recorded_command_keeps_every_digit_of_the_rates(tmp_path):
+    from derive.cli.simulate import build_config, command_for
+
+    config = build_config(
+        _args("--optimizer", "sgd", "--lr", "0.0012345678", "--momentum", "0.87654321")
+    )
+    argv = shlex.split(command_for(config, str(tmp_path)))
+    again = build_config(build_parser().parse_args(argv[1:]))
+    assert (again.lr, again.momentum) == (0.0012345678, 0.87654321)
+
+
+def test_quick_label_states_the_values_used():
+    from derive.experiments.simtable import settings_lines
+
+    config = SimulationConfig(**{**TINY, "quick": True})
+    data = {"config": config.to_dict(), "runs": [], "data": {}}
+    (line,) = [x for x in settings_lines(data) if "--quick" in x]
+    assert "samples 64" in line and "epochs 6" in line and "depths 2/3" in line
+
+
+def test_ordering_joins_ties_at_the_printed_digits_and_names_unfinished_runs():
+    from derive.experiments.simtable import ordering_table
+
+    config = SimulationConfig(algorithms=("gd", "heavyball", "nesterov2", "admm"), depths=(40,))
+    runs = [
+        {"algorithm": "gd", "depth": 40, "status": "completed", "final_train_mse": 0.999513},
+        {
+            "algorithm": "heavyball",
+            "depth": 40,
+            "status": "completed",
+            "final_train_mse": 0.9994196,
+        },
+        {
+            "algorithm": "nesterov2",
+            "depth": 40,
+            "status": "completed",
+            "final_train_mse": 0.9994195,
+        },
+        {"algorithm": "admm", "depth": 40, "status": "diverged", "final_train_mse": None},
+    ]
+    table = ordering_table({"config": config.to_dict(), "runs": runs})
+    assert "| 40 | HB = AGD2 < GD (not ranked, ADMM: did not complete) |" in table
+    assert "AGD2 < HB < GD < ADMM |" in table  # the printed row: 0.99964 < 1.00457 < ...
+
+
+@pytest.mark.parametrize(
+    "damage, needle",
+    [
+        (lambda d: d.update(config={}), "malformed config"),
+        (lambda d: d["config"].update(lr="fast"), "malformed config"),
+        (lambda d: d["config"].update(algorithms=["newton"]), "malformed config"),
+        (lambda d: d["runs"][0].update(depth="2"), "malformed depth"),
+        (lambda d: d["runs"][0].pop("parameters"), "malformed parameters"),
+        (lambda d: d.update(data=[]), "not a derive simulation summary"),
+    ],
+)
+def test_a_damaged_simulation_json_is_one_line_exit_2(damage, needle, sim_out, tmp_path, capsys):
+    for name in ("curves.csv", "simulation.json"):
+        (tmp_path / name).write_bytes((sim_out / name).read_bytes())
+    data = json.loads((tmp_path / "simulation.json").read_text())
+    damage(data)
+    (tmp_path / "simulation.json").write_text(json.dumps(data))
+    argv = ["simulate", "--samples", "48", "--dim", "5", "--depths", "2,3", "--epochs", "4",
+            "--seed", "7", "--resume", "--out", str(tmp_path)]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and needle in err
+
+
+def test_without_matplotlib_the_table_is_still_written(tmp_path, monkeypatch, caplog):
+    import derive.experiments.simplot as simplot
+
+    def no_matplotlib(*args, **kwargs):
+        raise UserError("the simulation plot needs matplotlib")
+
+    monkeypatch.setattr(simplot, "plot_simulation", no_matplotlib)
+    run_simulation(_cfg(algorithms=("gd",), depths=(2,)), out_dir=tmp_path)
+    assert json.loads((tmp_path / "simulation.json").read_text())["status"] == "completed"
+    text = (tmp_path / "simulation.md").read_text()
+    assert "## Final train MSE" in text and "simulation.png" not in text
+    assert not (tmp_path / "simulation.png").exists() and "needs matplotlib" in caplog.text

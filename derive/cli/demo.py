@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.skip_simulation:
         print("3/3  simulation: derive simulate --quick (SCIS Table B1, reduced)")
-        _run(derive_main, ["simulate", "--quick", "--out", str(out / "simulation")])
+        _run(derive_main, ["simulate", "--quick", "--force", "--out", str(out / "simulation")])
 
     print(f"\ndone in {time.perf_counter() - start:.0f} s; results are in {out}/:")
     for path in sorted(Path(out).rglob("*")):

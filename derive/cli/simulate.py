@@ -95,6 +95,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="continue a stopped run in OUT: keep its finished runs, train the rest "
         "(the other options must be the ones it was started with)",
     )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="start over in an OUT that already holds a simulation, deleting its files",
+    )
     g = p.add_argument_group("what the papers fix (defaults: theirs)")
     g.add_argument(
         "--algorithms",
@@ -239,10 +244,10 @@ def command_for(config, out: str) -> str:
         "--optimizer",
         c.optimizer,
         "--lr",
-        f"{c.lr:g}",
+        repr(c.lr),
     ]
     if c.optimizer == "sgd":
-        parts += ["--momentum", f"{c.momentum:g}"]
+        parts += ["--momentum", repr(c.momentum)]
     parts += ["--batch-size", "full" if c.batch_size is None else str(c.batch_size)]
     parts += ["--bias" if c.bias else "--no-bias", "--init", c.init, "--seed", str(c.seed)]
     parts += ["--device", c.device]
@@ -264,7 +269,11 @@ def run(args: argparse.Namespace) -> int:
     config = build_config(args)
     out = args.out or ("runs/simulation-quick" if config.quick else "runs/simulation")
     result = run_simulation(
-        config, out_dir=out, command=command_for(config, out), resume=args.resume
+        config,
+        out_dir=out,
+        command=command_for(config, out),
+        resume=args.resume,
+        force=args.force,
     )
     failed = [r for r in result.runs if r.status != "completed"]
     logging.getLogger("derive.simulate").info(

@@ -84,8 +84,11 @@ def _model_params(group: Group) -> str:
 
 
 def _printed(model: str, dataset: str, augment: bool, source: str) -> str:
+    """The printed error, with '*' when the paper notes something about the row (see its table)."""
     row = printed_cifar(model, source)
-    return _as_printed(row.error(dataset, augment)) if row else "—"
+    if row is None or row.error(dataset, augment) is None:
+        return "—"
+    return _as_printed(row.error(dataset, augment)) + ("*" if row.note else "")
 
 
 def full_table(groups: Sequence[Group]) -> list[str]:
@@ -266,7 +269,8 @@ def build_report(
         "the completed runs. A diverged or unfinished run is never dropped: it is counted in "
         "“not in mean” and listed under Runs.",
         f"- **printed**: the papers' numbers exactly as printed ({SCIS_CIFAR}, {ACML_CIFAR}); "
-        "never ours. Only runs on the full data (50,000 training / 10,000 test images) sit beside them.",
+        "never ours. Only runs on the full data (50,000 training / 10,000 test images) sit beside them; "
+        "a '*' marks a row the paper annotates (its note is under the printed table at the end).",
         "- **Recipe**: “paper recipe” means `derive train`'s defaults (SCIS'23 appendix D); otherwise "
         "the options that differ. Different recipes or epoch counts are never averaged together.",
         "",
@@ -324,7 +328,7 @@ def write_report(out: str | Path, text: str) -> Path:
     target = Path(out)
     if target.is_dir():
         raise UserError(f"--out {str(out)!r} is a folder; give a file name such as results.md")
-    ensure_output_dir(target.parent if str(target.parent) else ".")
+    ensure_output_dir(target.parent)
     try:
         return atomic_write_text(target, text)
     except OSError as exc:

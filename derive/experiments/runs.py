@@ -153,12 +153,24 @@ def read_run(path: str | Path) -> Run:
         best_error=100 * (1 - best["test_acc"]) if best else None,
         best_epoch=int(best["epoch"]) if best else None,
         parameters=params if isinstance(params, int) and not isinstance(params, bool) else None,
-        device=str((summary.get("device") or {}).get("name", "?")),
-        torch=str((summary.get("software") or {}).get("torch", "?")),
+        device=_device_text(_mapping(summary, "device")),
+        torch=str(_mapping(summary, "software").get("torch", "?")),
         wall_seconds=float(sum(r["seconds"] for r in rows)),
         recipe=recipe,
         options=dict(options),
     )
+
+
+def _mapping(summary: dict[str, object], key: str) -> dict[str, object]:
+    value = summary.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def _device_text(device: dict[str, object]) -> str:
+    """'cpu (Xeon, 1 threads), fp32': the device and the arithmetic actually used."""
+    name = str(device.get("name", "?"))
+    precision = device.get("precision")
+    return f"{name}, {precision}" if precision else name
 
 
 def _runtime_fields() -> frozenset[str]:
@@ -168,7 +180,10 @@ def _runtime_fields() -> frozenset[str]:
 
 
 def find_runs(root: str | Path) -> list[Path]:
-    """Every folder under `root` (itself included) holding a metrics.csv, sorted; UserError if none."""
+    """Every folder under `root` (itself included) holding a metrics.csv or a summary.json, sorted.
+
+    UserError if there is none.
+    """
     base = Path(root)
     if not base.is_dir():
         raise UserError(f"--runs-root {str(root)!r} does not exist or is not a folder")
@@ -176,7 +191,7 @@ def find_runs(root: str | Path) -> list[Path]:
         Path(dirpath) for dirpath, _, files in os.walk(base) if METRICS in files or SUMMARY in files
     )
     if not found:
-        raise UserError(f"no run folder (with {METRICS}) under {str(root)!r}")
+        raise UserError(f"no run folder (with {METRICS} or {SUMMARY}) under {str(root)!r}")
     return found
 
 
@@ -228,7 +243,8 @@ class Group:
         return mean, (statistics.stdev(values) if len(values) > 1 else None)
 
     def seeds(self) -> list[int]:
-        return sorted({r.seed for r in self.runs})
+        """Every run's seed, repeats kept (two runs with one seed are not two samples)."""
+        return sorted(r.seed for r in self.runs)
 
     def devices(self) -> list[str]:
         return sorted({r.device for r in self.runs})
@@ -316,12 +332,15 @@ def train_command(run: Run) -> str:
             if value:
                 parts.append(flag)
         elif isinstance(value, list):
-            parts += [flag, ",".join(f"{v:g}" for v in value)]
-        elif isinstance(value, float):
-            parts += [flag, f"{value:g}"]
+            parts += [flag, ",".join(map(_exact, value))]
         else:
-            parts += [flag, str(value)]
+            parts += [flag, _exact(value)]
     return shlex.join(parts)
+
+
+def _exact(value: object) -> str:
+    """A value as a command-line word that parses back to the same value (floats unrounded)."""
+    return repr(value) if isinstance(value, float) else str(value)
 
 
 def recipe_differences(run: Run) -> list[str]:

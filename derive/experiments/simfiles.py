@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import math
 import platform
 from pathlib import Path
@@ -31,6 +32,7 @@ FINAL = "final.csv"
 JSON = "simulation.json"
 MARKDOWN = "simulation.md"
 PLOT = "simulation.png"
+OUTPUTS = (CURVES, FINAL, JSON, MARKDOWN, PLOT)
 CURVES_HEADER = ("algorithm", "depth", "epoch", "train_mse", "batch_loss_mean", "seconds")
 FINAL_HEADER = (
     "algorithm",
@@ -106,29 +108,60 @@ def summary(result: SimulationResult, status: str, command: str | None) -> dict[
                 "parameters": r.parameters,
                 "train_seconds": r.seconds,
                 "compile_seconds": r.compile_seconds,
+                "device": r.device,
             }
             for r in result.runs
         ],
     }
 
 
+def _json(data: dict[str, object]) -> str:
+    """simulation.json's text: strict JSON (a non-finite number becomes null)."""
+    from derive.train.runfiles import json_safe
+
+    return json.dumps(json_safe(data), indent=2, allow_nan=False) + "\n"
+
+
 def write_progress(out: Path, result: SimulationResult, status: str, command: str | None) -> None:
     """Rewrite curves.csv and simulation.json (after each evaluation and each run)."""
     atomic_write_text(out / CURVES, curves_csv(result))
-    atomic_write_text(out / JSON, json.dumps(summary(result, status, command), indent=2) + "\n")
+    atomic_write_text(out / JSON, _json(summary(result, status, command)))
+
+
+def _plot(data: dict[str, object], curves: list[dict[str, object]], out: Path) -> str | None:
+    """Draw simulation.png; its name, or None (with a warning) when matplotlib is missing."""
+    from derive.experiments.simplot import plot_simulation
+
+    try:
+        plot_simulation(data, curves, out / PLOT)
+    except UserError as exc:  # no matplotlib: keep the table, skip the picture
+        logging.getLogger("derive.simulate").warning("no %s: %s", PLOT, exc)
+        (out / PLOT).unlink(missing_ok=True)
+        return None
+    return PLOT
 
 
 def write_final(out: Path, result: SimulationResult, command: str | None) -> None:
-    """Write every output file, the markdown table and the plot included."""
-    from derive.experiments.simplot import plot_simulation
+    """Write every output file: the data first, then the plot (if matplotlib is there) and the table."""
     from derive.experiments.simtable import simulation_markdown
 
     data = summary(result, "completed", command)
     atomic_write_text(out / CURVES, curves_csv(result))
     atomic_write_text(out / FINAL, final_csv(result))
-    plot_simulation(data, read_curves_text(curves_csv(result)), out / PLOT)
-    atomic_write_text(out / MARKDOWN, simulation_markdown(data, plot_name=PLOT))
-    atomic_write_text(out / JSON, json.dumps(data, indent=2) + "\n")
+    atomic_write_text(out / JSON, _json(data))
+    plot = _plot(data, read_curves_text(curves_csv(result)), out)
+    atomic_write_text(out / MARKDOWN, simulation_markdown(data, plot_name=plot))
+
+
+def holds_simulation(out: Path) -> bool:
+    """Whether `out` already holds (part of) a simulation's output files."""
+    return any((out / name).exists() for name in OUTPUTS)
+
+
+def remove_outputs(out: Path) -> None:
+    """Delete a previous simulation's files from `out` (a fresh start must not leave stale ones)."""
+    for name in OUTPUTS:
+        (out / name).unlink(missing_ok=True)
 
 
 def read_curves_text(text: str, where: str = CURVES) -> list[dict[str, object]]:
@@ -173,21 +206,68 @@ def read_simulation(folder: str | Path) -> tuple[dict[str, object], list[dict[st
         ) from None
     except ValueError:
         raise UserError(f"{str(folder / JSON)!r} is not valid JSON") from None
-    ok = (
+    check_summary(data, str(folder / JSON))
+    return data, read_curves_text(curves_text, str(folder / CURVES))
+
+
+# What each run entry of simulation.json holds: key -> accepted types (None: may be null).
+RUN_FIELDS: dict[str, tuple[type | None, ...]] = {
+    "algorithm": (str,),
+    "depth": (int,),
+    "status": (str,),
+    "epochs_completed": (int,),
+    "final_train_mse": (int, float, None),
+    "parameters": (int,),
+    "train_seconds": (int, float),
+}
+
+
+def _is(value: object, kinds: tuple[type | None, ...]) -> bool:
+    if value is None:
+        return None in kinds
+    if isinstance(value, bool):
+        return False
+    ok = isinstance(value, tuple(k for k in kinds if k is not None))
+    return ok and (not isinstance(value, float) or math.isfinite(value))
+
+
+def check_summary(data: object, where: str) -> None:
+    """UserError (one line) unless `data` is a simulation.json that the table, plot and resume can use."""
+    from derive.experiments.simconfig import SimulationConfig
+
+    if not (
         isinstance(data, dict)
         and isinstance(data.get("config"), dict)
         and isinstance(data.get("runs"), list)
-        and all(
-            isinstance(r, dict) and {"algorithm", "depth", "status"} <= set(r) for r in data["runs"]
+        and isinstance(data.get("data"), dict)
+    ):
+        raise UserError(f"{where!r} is not a derive simulation summary")
+    config = dict(data["config"])
+    derived = {k: config.pop(k, None) for k in ("effective_batch_size", "eval_every_effective")}
+    try:
+        rebuilt = SimulationConfig(
+            **{
+                **config,
+                "algorithms": tuple(config["algorithms"]),
+                "depths": tuple(config["depths"]),
+            }
         )
-    )
-    if not ok:
-        raise UserError(f"{str(folder / JSON)!r} is not a derive simulation summary")
-    for run in data["runs"]:
-        mse = run.get("final_train_mse")
-        if mse is not None and not (isinstance(mse, (int, float)) and math.isfinite(mse)):
-            raise UserError(f"{str(folder / JSON)!r}: malformed final_train_mse {mse!r}")
-    return data, read_curves_text(curves_text, str(folder / CURVES))
+    except (KeyError, TypeError, ValueError, UserError) as exc:
+        raise UserError(f"{where!r}: malformed config ({exc})") from None
+    if list(rebuilt.algorithms) != config["algorithms"] or derived["effective_batch_size"] != (
+        rebuilt.effective_batch_size
+    ):
+        raise UserError(f"{where!r}: malformed config (algorithm names or batch size)")
+    reference = data["data"]
+    for key in ("mean_f_squared", "best_constant_mse"):
+        if not _is(reference.get(key), (int, float)):
+            raise UserError(f"{where!r}: malformed data.{key} {reference.get(key)!r}")
+    for number, run in enumerate(data["runs"], start=1):
+        if not isinstance(run, dict):
+            raise UserError(f"{where!r}: run {number} is not an object")
+        for key, kinds in RUN_FIELDS.items():
+            if not _is(run.get(key), kinds):
+                raise UserError(f"{where!r}: run {number} has a malformed {key} {run.get(key)!r}")
 
 
 def render(folder: str | Path) -> Path:
@@ -196,10 +276,9 @@ def render(folder: str | Path) -> Path:
     For a run that was stopped before the end (the table then says "Status: running"), or after a
     change to the table's layout. Returns the markdown's path.
     """
-    from derive.experiments.simplot import plot_simulation
     from derive.experiments.simtable import simulation_markdown
 
     folder = Path(folder)
     data, curves = read_simulation(folder)
-    plot_simulation(data, curves, folder / PLOT)
-    return atomic_write_text(folder / MARKDOWN, simulation_markdown(data, plot_name=PLOT))
+    plot = _plot(data, curves, folder)
+    return atomic_write_text(folder / MARKDOWN, simulation_markdown(data, plot_name=plot))

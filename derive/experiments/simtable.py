@@ -49,8 +49,24 @@ def results_table(data: Mapping[str, object]) -> str:
     return "\n".join(lines)
 
 
+def _ranking(values: Mapping[str, float], digits: int = 5) -> str:
+    """'HB = AGD2 < AGD < GD': best first, on values rounded as the table prints them (ties: '=')."""
+    order = sorted(values, key=lambda a: (round(values[a], digits), SIM_COLUMNS.index(a)))
+    text = ""
+    for i, a in enumerate(order):
+        if i:
+            tie = round(values[a], digits) == round(values[order[i - 1]], digits)
+            text += " = " if tie else " < "
+        text += NETWORKS[a].label
+    return text
+
+
 def ordering_table(data: Mapping[str, object]) -> str:
-    """Per depth, the networks from lowest to highest final MSE: ours, and the printed table's."""
+    """Per depth, the networks from lowest to highest final MSE: ours beside the printed order.
+
+    Both rank the numbers as the table prints them (5 decimals), so networks that tie there are
+    joined by '='. Our runs that did not complete are named after the ranking, not ranked.
+    """
     config = data["config"]
     algorithms = [a for a in SIM_COLUMNS if a in config["algorithms"]]
     lines = [
@@ -58,18 +74,15 @@ def ordering_table(data: Mapping[str, object]) -> str:
         "|---|---|---|",
     ]
     for depth in sorted(config["depths"]):
-        ours = {
-            r["algorithm"]: r["final_train_mse"]
-            for r in data["runs"]
-            if r["depth"] == depth and r["status"] == "completed" and r["algorithm"] in algorithms
-        }
-        ranked = " < ".join(NETWORKS[a].label for a in sorted(ours, key=lambda a: (ours[a], a)))
+        runs = [r for r in data["runs"] if r["depth"] == depth and r["algorithm"] in algorithms]
+        ours = {r["algorithm"]: r["final_train_mse"] for r in runs if r["status"] == "completed"}
+        ranked = _ranking(ours)
+        missing = [NETWORKS[r["algorithm"]].label for r in runs if r["status"] != "completed"]
+        if missing:
+            ranked += f" (not ranked, {', '.join(missing)}: did not complete)"
         printed = SIM_PRINTED.get(depth)
         if printed:
-            names = [a for a in algorithms if a in printed]
-            paper = " < ".join(
-                NETWORKS[a].label for a in sorted(names, key=lambda a: (printed[a], a))
-            )
+            paper = _ranking({a: printed[a] for a in algorithms if a in printed})
         else:
             paper = "(no printed row)"
         lines.append(f"| {depth} | {ranked or '—'} | {paper} |")
@@ -88,6 +101,7 @@ def settings_lines(data: Mapping[str, object]) -> list[str]:
     optimizer = f"{c['optimizer']}, lr {c['lr']:g}" + (
         f", momentum {c['momentum']:g}" if c["optimizer"] == "sgd" else " (betas 0.9, 0.999)"
     )
+    software = data.get("software") if isinstance(data.get("software"), dict) else {}
     init = {
         "default": "PyTorch's nn.Linear default, U(±1/√dim)",
         "xavier": "Xavier-uniform",
@@ -95,20 +109,26 @@ def settings_lines(data: Mapping[str, object]) -> list[str]:
     }[c["init"]]
     lines = [
         f"- networks: {', '.join(NETWORKS[a].label for a in c['algorithms'])} "
-        "(untied fc form of generated/<algo>_fc.py, HB with β = 0.3), "
-        f"Φ = {c['activation']}, a {c['dim']}×{c['dim']} weight per layer, bias {'on' if c['bias'] else 'off'}",
+        "(untied fc form of generated/<algo>_fc.py"
+        + (", HB with β = 0.3), " if "heavyball" in c["algorithms"] else "), ")
+        + f"Φ = {c['activation']}, a {c['dim']}×{c['dim']} weight per layer, bias {'on' if c['bias'] else 'off'}",
         f"- data: {c['samples']:,} pairs (z₀, f), dimension {c['dim']}, z₀ and f independent draws "
         f"from N(0, I), seed {c['seed']}",
         f"- depths {', '.join(map(str, sorted(c['depths'])))}; {c['epochs']:,} epochs; batch {batch_text}",
         f"- optimizer (not stated by the papers; our choice): {optimizer}; initialization: {init}",
         "- loss and reported value: MSE = mean over samples and coordinates of (Net(z₀) − f)², the whole "
         "training set evaluated exactly after the last epoch",
-        f"- compute: {data.get('device', '?')}, torch {data.get('software', {}).get('torch', '?')}"
+        f"- compute: {data.get('device', '?')}, torch {software.get('torch', '?')}"
         + (", torch.compile" if c.get("compile") else ", eager")
         + f"; wall time {_duration(data.get('wall_time_seconds'))}",
     ]
+    devices = sorted({str(r["device"]) for r in data["runs"] if r.get("device")})
+    if len(devices) > 1:  # a resumed run may have moved
+        lines.append(
+            f"- the runs ran on several devices: {'; '.join(devices)} (see simulation.json)"
+        )
     if c.get("quick"):
-        reduced = ", ".join(f"{k} {_plain(v)}" for k, v in QUICK.items())
+        reduced = ", ".join(f"{k} {_plain(c[k])}" for k in QUICK)
         lines.append(
             f"- **--quick**: a reduced run ({reduced}); the papers' setting is "
             "10,000 samples, 1,000 epochs, depths 10/20/30/40"

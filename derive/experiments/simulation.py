@@ -57,6 +57,7 @@ class RunResult:
     parameters: int
     seconds: float
     compile_seconds: float = 0.0
+    device: str = ""  # where it was trained (a resumed simulation may have moved)
 
 
 @dataclass
@@ -221,6 +222,15 @@ def train_run(
         done = epoch
         if epoch in checkpoints:
             point(epoch, batch_mean, seconds)
+            if not math.isfinite(curve[-1].train_mse):  # the epoch's last step blew it up
+                status, done = "diverged", epoch - 1
+                log.warning(
+                    "  %s: the train MSE became %s after epoch %d; run stopped",
+                    label,
+                    curve[-1].train_mse,
+                    epoch,
+                )
+                break
             if time.monotonic() - last_log >= 30 and epoch < config.epochs:
                 last_log = time.monotonic()
                 left = seconds / epoch * (config.epochs - epoch)
@@ -300,7 +310,8 @@ def finished_runs(
             r["final_train_mse"],
             int(r["parameters"]),
             float(r["train_seconds"]),
-            float(r.get("compile_seconds", 0.0)),
+            float(r.get("compile_seconds") or 0.0),
+            str(r.get("device") or data.get("device") or ""),
         )
         for r in data["runs"]
     ]
@@ -325,6 +336,7 @@ def run_simulation(
     out_dir: str | Path | None = None,
     command: str | None = None,
     resume: bool = False,
+    force: bool = False,
 ) -> SimulationResult:
     """Train every (algorithm, depth) of `config`; with `out_dir`, write the outputs there as it goes.
 
@@ -332,17 +344,27 @@ def run_simulation(
     after each evaluation and each run, so a long run can be watched and a killed one keeps what it did;
     simulation.md, final.csv and simulation.png are written at the end. With `resume`, the runs that
     `out_dir` already holds are kept and not trained again (each run is seeded on its own, so the
-    table is the one an uninterrupted run gives).
+    table is the one an uninterrupted run gives). An `out_dir` that already holds a simulation is
+    refused unless `resume` (continue it) or `force` (delete its files and start over).
     """
     from derive.experiments import simfiles
 
     resolve_device(config)  # a missing CUDA device is bad input: fail before creating anything
     if resume and out_dir is None:
         raise UserError("--resume needs the output folder of the stopped run (--out)")
+    if resume and force:
+        raise UserError("--resume and --force exclude each other")
     previous: tuple[list[RunResult], list[CurvePoint], float] = ([], [], 0.0)
     if resume and out_dir is not None:
         previous = finished_runs(Path(out_dir), config)
+    elif out_dir is not None and not force and simfiles.holds_simulation(Path(out_dir)):
+        raise UserError(
+            f"{str(out_dir)!r} already holds a simulation: add --resume to continue it, "
+            "--force to start over, or give another --out"
+        )
     out = simfiles.prepare_out_dir(out_dir) if out_dir is not None else None
+    if out is not None and not resume:
+        simfiles.remove_outputs(out)
     began = time.perf_counter() - previous[2]
     with compute_settings(config) as device:
         z0, f = make_data(config.samples, config.dim, config.seed)
@@ -381,6 +403,7 @@ def run_simulation(
                     continue
                 log.info("[%d/%d] %s depth %d", i, len(runs), NETWORKS[algorithm].label, depth)
                 run, _ = train_run(config, algorithm, depth, z0, f, on_point)
+                run.device = result.device
                 result.runs.append(run)
                 log.info(
                     "[%d/%d] %s depth %d: %s, final train MSE %s (%.0f s)",
