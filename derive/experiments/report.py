@@ -91,6 +91,12 @@ def _printed(model: str, dataset: str, augment: bool, source: str) -> str:
     return _as_printed(row.error(dataset, augment)) + ("*" if row.note else "")
 
 
+def markdown_table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """The lines of a markdown table: header, separator, one line per row."""
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    return lines + ["| " + " | ".join(row) + " |" for row in rows]
+
+
 def full_table(groups: Sequence[Group]) -> list[str]:
     head = [
         "Model",
@@ -106,31 +112,27 @@ def full_table(groups: Sequence[Group]) -> list[str]:
         "Seeds",
         "Device",
     ]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    rows = []
     for g in groups:
         r = g.first
         scis = printed_cifar(r.model, SCIS_CIFAR)
-        lines.append(
-            "| "
-            + " | ".join(
-                [
-                    r.model,
-                    r.data_label,
-                    _model_params(g),
-                    (scis.params or "—") if scis else "—",
-                    ours_cell(g),
-                    not_counted_cell(g),
-                    _printed(r.model, r.dataset, r.augment, SCIS_CIFAR),
-                    _printed(r.model, r.dataset, r.augment, ACML_CIFAR),
-                    _epochs(g),
-                    _recipe(g),
-                    _seeds(g),
-                    "; ".join(g.devices()),
-                ]
-            )
-            + " |"
+        rows.append(
+            [
+                r.model,
+                r.data_label,
+                _model_params(g),
+                (scis.params or "—") if scis else "—",
+                ours_cell(g),
+                not_counted_cell(g),
+                _printed(r.model, r.dataset, r.augment, SCIS_CIFAR),
+                _printed(r.model, r.dataset, r.augment, ACML_CIFAR),
+                _epochs(g),
+                _recipe(g),
+                _seeds(g),
+                "; ".join(g.devices()),
+            ]
         )
-    return lines
+    return markdown_table(head, rows)
 
 
 def subset_table(groups: Sequence[Group]) -> list[str]:
@@ -146,28 +148,22 @@ def subset_table(groups: Sequence[Group]) -> list[str]:
         "Seeds",
         "Device",
     ]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for g in groups:
-        r = g.first
-        lines.append(
-            "| "
-            + " | ".join(
-                [
-                    r.model,
-                    r.data_label,
-                    "on" if r.augment else "off",
-                    _model_params(g),
-                    ours_cell(g),
-                    not_counted_cell(g),
-                    _epochs(g),
-                    _recipe(g),
-                    _seeds(g),
-                    "; ".join(g.devices()),
-                ]
-            )
-            + " |"
-        )
-    return lines
+    rows = [
+        [
+            g.first.model,
+            g.first.data_label,
+            "on" if g.first.augment else "off",
+            _model_params(g),
+            ours_cell(g),
+            not_counted_cell(g),
+            _epochs(g),
+            _recipe(g),
+            _seeds(g),
+            "; ".join(g.devices()),
+        ]
+        for g in groups
+    ]
+    return markdown_table(head, rows)
 
 
 def runs_table(runs: Sequence[Run]) -> list[str]:
@@ -185,30 +181,26 @@ def runs_table(runs: Sequence[Run]) -> list[str]:
         "Device",
         "torch",
     ]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    rows = []
     for r in runs:
         best = f"{_pct(r.best_error)} ({r.best_epoch})" if r.best_epoch is not None else "—"
-        lines.append(
-            "| "
-            + " | ".join(
-                [
-                    f"`{r.path}`",
-                    r.model,
-                    r.data_label,
-                    "+" if r.augment else "-",
-                    r.status,
-                    f"{r.epochs_completed}/{r.epochs}",
-                    str(r.seed),
-                    _pct(r.final_error),
-                    best,
-                    _duration(r.wall_seconds),
-                    r.device,
-                    r.torch,
-                ]
-            )
-            + " |"
+        rows.append(
+            [
+                f"`{r.path}`",
+                r.model,
+                r.data_label,
+                "+" if r.augment else "-",
+                r.status,
+                f"{r.epochs_completed}/{r.epochs}",
+                str(r.seed),
+                _pct(r.final_error),
+                best,
+                _duration(r.wall_seconds),
+                r.device,
+                r.torch,
+            ]
         )
-    return lines
+    return markdown_table(head, rows)
 
 
 def _duration(seconds: float) -> str:
@@ -226,12 +218,13 @@ def printed_tables() -> list[str]:
         with_params = any(r.params for r in rows)
         head = ["Model as printed", "zoo name"] + (["Params"] if with_params else []) + columns
         out += [f"### {source} (printed)", ""]
-        out += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        for r in rows:
-            cells = [r.printed_name, r.zoo or "—"]
-            cells += [r.params or "—"] if with_params else []
-            cells += [_as_printed(v) for v in r.errors]
-            out.append("| " + " | ".join(cells) + " |")
+        cells = [
+            [r.printed_name, r.zoo or "—"]
+            + ([r.params or "—"] if with_params else [])
+            + [_as_printed(v) for v in r.errors]
+            for r in rows
+        ]
+        out += markdown_table(head, cells)
         notes = sorted({r.note for r in rows if r.note})
         out += [""] + [f"{n}." for n in notes] + ([""] if notes else [])
     return out

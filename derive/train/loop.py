@@ -21,6 +21,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -206,20 +207,21 @@ def run_training(config: TrainConfig, progress: Progress | None = None) -> dict[
             _change_epochs(config, int(recorded.get("epochs") or 0), len(history), scheduler)
     write_metrics(run_dir, history)
 
-    train_set = BatchMaker(
-        torch.from_numpy(data.train_images).to(rt.device),
-        torch.from_numpy(data.train_labels).to(rt.device),
-        Normalizer(mean, std, rt.device),
-        config.augment_options(),
-        rt.memory_format,
-    )
-    test_set = BatchMaker(
-        torch.from_numpy(data.test_images).to(rt.device),
-        torch.from_numpy(data.test_labels).to(rt.device),
-        Normalizer(mean, std, rt.device),
-        config.augment_options(),
-        rt.memory_format,
-    )
+    normalizer = Normalizer(mean, std, rt.device)
+
+    def on_device(
+        images: np.ndarray, labels: np.ndarray
+    ) -> BatchMaker:  # uint8, on the device once
+        return BatchMaker(
+            torch.from_numpy(images).to(rt.device),
+            torch.from_numpy(labels).to(rt.device),
+            normalizer,
+            config.augment_options(),
+            rt.memory_format,
+        )
+
+    train_set = on_device(data.train_images, data.train_labels)
+    test_set = on_device(data.test_images, data.test_labels)
     net = torch.compile(model) if config.compile else model
     progress = progress or Progress(config.progress_interval)
     commit, dirty = git_commit()
