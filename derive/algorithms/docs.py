@@ -27,7 +27,7 @@ SCIS footnote 3). `derive network --algo NAME --show` prints the same, with exac
 
 def _conv_form(recurrence: object) -> str:
     """The engineering form the code generator gives this recurrence, as one readable line."""
-    from derive.codegen.conv import lagged_form
+    from derive.algorithms.forms import lagged_form
 
     engineering = recurrence.algorithm.engineering  # type: ignore[attr-defined]
     if engineering == "dense":
