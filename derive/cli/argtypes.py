@@ -7,15 +7,18 @@ import math
 from collections.abc import Callable
 
 
-def number(kind: Callable[[str], float], what: str, low: float = 0) -> Callable[[str], float]:
-    """An argparse type: `kind(text)`, finite and at least `low`; otherwise 'expected WHAT, got TEXT'."""
+def number(
+    kind: Callable[[str], float], what: str, low: float = 0, high: float | None = None
+) -> Callable[[str], float]:
+    """An argparse type: `kind(text)`, finite, at least `low` (and at most `high`); otherwise
+    'expected WHAT, got TEXT'."""
 
     def parse(text: str) -> float:
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-        if not (math.isfinite(value) and value >= low):
+        if not (math.isfinite(value) and value >= low and (high is None or value <= high)):
             raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
         return value
 

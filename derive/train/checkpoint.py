@@ -56,10 +56,21 @@ def incompatibilities(
         problems.append("the training/test data differ (different dataset, subset or files)")
     old = state.get("recipe") or {}
     assert isinstance(old, Mapping)
+    defaults = _option_defaults()
     for key in sorted(set(old) | set(recipe)):
-        if key not in EXTENDABLE and old.get(key) != recipe.get(key):
-            problems.append(f"{key} {old.get(key)!r} (checkpoint) vs {recipe.get(key)!r} (now)")
+        # an option newer than the checkpoint had, in effect, its default value there
+        before = old[key] if key in old else defaults.get(key)
+        if key not in EXTENDABLE and before != recipe.get(key):
+            problems.append(f"{key} {before!r} (checkpoint) vs {recipe.get(key)!r} (now)")
     return problems
+
+
+def _option_defaults() -> dict[str, object]:
+    from dataclasses import MISSING, fields
+
+    from derive.train.config import TrainConfig
+
+    return {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
 
 
 def check_compatible(

@@ -36,6 +36,8 @@ from derive.train.config import TrainConfig
 from derive.train.data import CifarData, channel_stats, load_cifar
 from derive.train.progress import Progress
 from derive.train.runfiles import CHECKPOINT, RUN_FILES, write_metrics, write_summary
+from derive.train.steplog import STEPS, StepLog, grad_norm, write_steps
+from derive.train.warmup import Warmup
 
 log = logging.getLogger(__name__)
 
@@ -121,8 +123,18 @@ def build_model(config: TrainConfig) -> nn.Module:
         raise UserError(
             f"{config.model}: create_model returned {type(model).__name__}, not a torch.nn.Module"
         )
+    if config.shortcut == "projection":
+        from derive.models.variants import use_projection_shortcuts
+
+        use_projection_shortcuts(model)
     if config.paper_init:
         paper_init(model)
+    if config.conv_init == "torch" or config.classifier_init == "torch":
+        from derive.models.variants import torch_default_init
+
+        torch_default_init(
+            model, convs=config.conv_init == "torch", linears=config.classifier_init == "torch"
+        )
     model.eval()
     try:
         with torch.no_grad():
@@ -168,7 +180,7 @@ def run_training(config: TrainConfig, progress: Progress | None = None) -> dict[
 
     ensure_output_dir(run_dir)
     if config.force:
-        for name in RUN_FILES:
+        for name in (*RUN_FILES, STEPS):
             with contextlib.suppress(FileNotFoundError):
                 (run_dir / name).unlink()
 
@@ -187,6 +199,8 @@ def run_training(config: TrainConfig, progress: Progress | None = None) -> dict[
     )
     history: list[dict[str, float]] = []
     sessions: list[dict[str, object]] = []
+    warmup = Warmup(config.warmup_steps, config.warmup_factor, config.warmup_until_error)
+    steplog = StepLog()
     if state is not None:
         try:
             model.load_state_dict(state["model"])
@@ -200,12 +214,15 @@ def run_training(config: TrainConfig, progress: Progress | None = None) -> dict[
         _set_rng_state(state["rng"])
         history = [dict(row) for row in state["history"]]
         sessions = [dict(s) for s in state.get("sessions", [])]
+        _restore_steps(state, warmup, steplog, history, data, config)
         started = str(state.get("started_at", started))
         recorded = state.get("recipe") or {}
         assert isinstance(recorded, dict)
         if recorded.get("epochs") != config.epochs:
             _change_epochs(config, int(recorded.get("epochs") or 0), len(history), scheduler)
     write_metrics(run_dir, history)
+    if len(steplog):
+        write_steps(run_dir, steplog.rows)
 
     normalizer = Normalizer(mean, std, rt.device)
 
@@ -262,6 +279,8 @@ def run_training(config: TrainConfig, progress: Progress | None = None) -> dict[
         " (bf16 autocast)" if rt.bf16 else "",
         f"{n_params:,}",
     )
+    if warmup.active:
+        log.info("%s (%d done)", warmup.describe(), warmup.step)
     sessions.append(
         {
             "started_at": _now(),
@@ -276,7 +295,15 @@ def run_training(config: TrainConfig, progress: Progress | None = None) -> dict[
             t0 = time.perf_counter()
             lr = optimizer.param_groups[0]["lr"]
             train_loss, train_acc = train_epoch(
-                net, train_set, optimizer, config, epoch, rt, progress
+                net,
+                train_set,
+                optimizer,
+                config,
+                epoch,
+                rt,
+                progress,
+                warmup=warmup,
+                steplog=steplog if config.log_steps else None,
             )
             test_loss, test_acc = evaluate(net, test_set, config.eval_batch_size, rt)
             seconds = time.perf_counter() - t0
@@ -306,9 +333,13 @@ def run_training(config: TrainConfig, progress: Progress | None = None) -> dict[
                     "model_id": model_id,
                     "data_id": data_id,
                     "normalization": {"mean": mean, "std": std},
+                    "warmup": warmup.state_dict(),
+                    "steps": steplog.state(),
                 },
             )
             write_metrics(run_dir, history)
+            if len(steplog):
+                write_steps(run_dir, steplog.rows)
             result = summary("completed" if epoch == config.epochs else "running")
             write_summary(run_dir, result)
             progress.clear()
@@ -328,6 +359,9 @@ def run_training(config: TrainConfig, progress: Progress | None = None) -> dict[
             )
     except TrainingDiverged:
         progress.clear()
+        if config.log_steps:  # the steps up to the non-finite loss, to see how it diverged
+            steplog.flush()
+            write_steps(run_dir, steplog.rows)
         write_summary(run_dir, summary("diverged"))
         raise
     except BaseException as exc:
@@ -348,8 +382,14 @@ def train_epoch(
     epoch: int,
     rt: Runtime,
     progress: Progress,
+    warmup: Warmup | None = None,
+    steplog: StepLog | None = None,
 ) -> tuple[float, float]:
-    """One pass over the training set; returns (mean loss, accuracy) on the augmented batches."""
+    """One pass over the training set; returns (mean loss, accuracy) on the augmented batches.
+
+    `warmup` scales the lr of its warm-up steps; `steplog` records every step (--log-steps).
+    """
+    warmup = warmup or Warmup()
     torch.manual_seed(
         derive_seed(config.seed, epoch, "model")
     )  # dropout and the like replay on resume
@@ -368,9 +408,15 @@ def train_epoch(
             loss = F.cross_entropy(logits, y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        optimizer.step()
+        norm = grad_norm(model.parameters()) if steplog is not None else None
+        with warmup.scaled(optimizer) as lr_used:
+            optimizer.step()
+        hits = (logits.detach().argmax(1) == y).sum()
+        if steplog is not None:
+            steplog.record(warmup.step + 1, epoch, loss, hits, y.shape[0], lr_used, norm)
+        warmup.after_step(*((y.shape[0] - hits.item(), y.shape[0]) if warmup.needs_counts else ()))
         loss_sum += loss.detach().double() * y.shape[0]
-        correct += (logits.detach().argmax(1) == y).sum()
+        correct += hits
         seen += y.shape[0]
         if i % rt.sync_every == 0 or i == n_batches:
             total = loss_sum.item()
@@ -391,6 +437,8 @@ def train_epoch(
                 progress.show(
                     epoch, config.epochs, i, n_batches, total / seen, correct.item() / seen, rate
                 )
+    if steplog is not None:
+        steplog.flush()
     return loss_sum.item() / seen, correct.item() / seen
 
 
@@ -408,6 +456,24 @@ def evaluate(
         loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").double()
         correct += (logits.argmax(1) == y).sum()
     return loss_sum.item() / len(batches), correct.item() / len(batches)
+
+
+def _restore_steps(
+    state: dict[str, object],
+    warmup: Warmup,
+    steplog: StepLog,
+    history: list[dict[str, float]],
+    data: CifarData,
+    config: TrainConfig,
+) -> None:
+    """The warm-up state and the step log of a checkpoint (older ones have neither: steps counted)."""
+    if isinstance(state.get("warmup"), dict):
+        warmup.load_state_dict(state["warmup"])
+    else:  # an older checkpoint: its recipe had no warm-up (the resume check made sure of that)
+        warmup.step = len(history) * -(-len(data.train_labels) // config.batch_size)
+    steps = state.get("steps")
+    if isinstance(steps, torch.Tensor):
+        steplog.rows = steps.to(torch.float64)
 
 
 def _check_run_dir(run_dir: Path, config: TrainConfig) -> None:
