@@ -208,9 +208,7 @@ def test_probe_splits_dense_stages_into_their_layers(data):
         for unit in getattr(stage, "units", []):  # DenseNet: z_{k+1} = T_k(...) exactly
             unit.register_forward_hook(lambda m, i, o: units.append(float(o.detach().std())))
     model(torch.randn(8, 3, 32, 32))
-    assert labels == [[s, k] for s in (1, 2, 3) for k in (1, 2)] or labels == [
-        (s, k) for s in (1, 2, 3) for k in (1, 2)
-    ]
+    assert labels == [(s, k) for s in (1, 2, 3) for k in (1, 2)]
     assert [sink[i] for i in range(len(labels))] == pytest.approx(units, rel=1e-5)
     for handle in handles:
         handle.remove()
@@ -244,3 +242,21 @@ def test_probe_cli_and_bad_input(data, capsys):
     assert "--steps must be between 1 and 6" in capsys.readouterr().err
     assert main(["stability", "probe", str(data / "nothing"), "--out", str(data / "x.json")]) == 2
     assert "not a derive train run" in capsys.readouterr().err and not (data / "x.json").exists()
+
+
+@pytest.mark.parametrize("sub", ["run", "probe", "report"])
+def test_help_of_each_subcommand_explains_every_option(sub, capsys):
+    from derive.cli import build_parser
+
+    with pytest.raises(SystemExit) as info:
+        main(["stability", sub, "--help"])
+    assert info.value.code == 0
+    text = capsys.readouterr().out
+    assert "examples:" in text and "derive stability " in text
+    parser = build_parser()
+    stability = next(a for a in parser._actions if a.dest == "command").choices["stability"]
+    subparser = next(a for a in stability._actions if a.dest == "stability_command").choices[sub]
+    for action in subparser._actions:
+        assert action.help, action.dest
+        for option in action.option_strings:
+            assert option in text
