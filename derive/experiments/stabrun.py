@@ -130,45 +130,60 @@ def plan_jobs(
     ablation_seeds: Sequence[int],
     probe_seeds: Sequence[int],
 ) -> list[Job]:
-    """Every job of the study in the order to run them: seed by seed across the arms (so a study
-    stopped early holds every arm at about the same number of seeds), main arms first, then the
-    ablations, then the dense pair; each probe right after its run."""
-    order = {"main": 0, "ablation": 1, "dense": 2}
+    """Every job of the study in the order to run them, each probe right after its run.
+
+    Seed by seed across the arms, in phases, so that a study stopped early holds a balanced part of
+    every comparison: the main arms for the first half of the seeds, the ablations, the dense pair
+    for the first half, then the main arms and the dense pair for the second half.
+    """
+    half = (len(seeds) + 1) // 2
+    first, second = list(seeds)[:half], list(seeds)[half:]
+    phases = [
+        ("main", first),
+        ("ablation", list(ablation_seeds)),
+        ("dense", first),
+        ("main", second),
+        ("dense", second),
+    ]
     jobs: list[Job] = []
-    for group in sorted({a.group for a in arms}, key=order.__getitem__):
-        group_seeds = ablation_seeds if group == "ablation" else seeds
+    for group, group_seeds in phases:
         for seed in group_seeds:
             for a in (x for x in arms if x.group == group):
-                run_dir = Path(settings.study_dir) / RUNS / run_name(a, seed)
-                epochs = settings.epochs_of(a)
-                jobs.append(
-                    Job(
-                        "train",
-                        a,
-                        seed,
-                        train_argv(settings, a, seed),
-                        run_dir,
-                        run_dir / "summary.json",
-                        epochs,
-                        step_cost(a) * epochs,
-                        run_dir / LOG,
-                    )
-                )
-                if seed in probe_seeds:
-                    out = probe_path(settings, a, seed)
-                    jobs.append(
-                        Job(
-                            "probe",
-                            a,
-                            seed,
-                            probe_argv(settings, a, seed),
-                            run_dir,
-                            out,
-                            epochs,
-                            step_cost(a) * settings.probe_steps / 80,
-                            out.with_suffix(".log"),
-                        )
-                    )
+                jobs += _jobs_of(settings, a, seed, seed in probe_seeds)
+    return jobs
+
+
+def _jobs_of(settings: StudySettings, a: Arm, seed: int, probe: bool) -> list[Job]:
+    run_dir = Path(settings.study_dir) / RUNS / run_name(a, seed)
+    epochs = settings.epochs_of(a)
+    jobs = [
+        Job(
+            "train",
+            a,
+            seed,
+            train_argv(settings, a, seed),
+            run_dir,
+            run_dir / "summary.json",
+            epochs,
+            step_cost(a) * epochs,
+            run_dir / LOG,
+        )
+    ]
+    if probe:
+        out = probe_path(settings, a, seed)
+        jobs.append(
+            Job(
+                "probe",
+                a,
+                seed,
+                probe_argv(settings, a, seed),
+                run_dir,
+                out,
+                epochs,
+                step_cost(a) * settings.probe_steps / 80,
+                out.with_suffix(".log"),
+            )
+        )
     return jobs
 
 
