@@ -315,3 +315,15 @@ def test_cli_warmup_and_log_steps(tmp_path, capsys):
     capsys.readouterr()
     lrs = [r["lr"] for r in read_steps(tmp_path / "run")]
     assert lrs == pytest.approx([0.01] * 3 + [0.1] * (BATCHES - 3))
+
+
+def test_the_cifar_report_names_the_warmup_in_the_recipe_column_and_command(setup):
+    from derive.experiments.report import build_report
+
+    run_training(setup.config("plain", epochs=1))
+    run_training(setup.config("warm", epochs=1, warmup_steps=5, warmup_factor=0.1, log_steps=True))
+    text = build_report([setup.root / "plain", setup.root / "warm"])
+    rows = [line for line in text.splitlines() if line.startswith("| ") and "subset" in line]
+    recipes = sorted(line.split(" | ")[7] for line in rows if "(n = 1)" in line)
+    assert recipes == ["batch_size=32", "batch_size=32, warmup_steps=5, warmup_factor=0.1"], rows
+    assert "--warmup-steps 5 --warmup-factor 0.1 --log-steps" in text
