@@ -180,6 +180,9 @@ def test_probe_replays_the_run_and_measures_each_block(data):
     assert record["max_loss_difference_to_steps_csv"] < 1e-5
     assert record["lr"] == pytest.approx([0.05, 0.05, 0.1, 0.1]) == [r["lr"] for r in logged[:4]]
     assert record["grad_norm"] == pytest.approx([r["grad_norm"] for r in logged[:4]], rel=1e-4)
+    assert record["parts"] == ["stem", "stages.1", "stages.2", "stages.3", "head"]
+    for total, parts in zip(record["grad_norm"], record["part_grad_norm"], strict=True):
+        assert sum(v * v for v in parts) ** 0.5 == pytest.approx(total, rel=1e-5)  # parts cover all
     # step 1 independently: the stage outputs (each stage returns its last z) of the initial model
     from derive.experiments.stabprobe import config_of_run
     from derive.train.loop import build_model

@@ -80,6 +80,24 @@ def block_hooks(model: nn.Module, sink: dict[int, float]) -> tuple[list[tuple[in
     return labels, handles
 
 
+def parameter_parts(model: nn.Module) -> list[tuple[str, list[nn.Parameter]]]:
+    """The parameters grouped by the network's parts: the stem, each stage (and transition), the head."""
+    parts: list[tuple[str, list[nn.Parameter]]] = []
+    for name, child in model.named_children():
+        if name == "stages":
+            for i, stage in enumerate(child.children(), start=1):
+                parts.append((f"stages.{i}", list(stage.parameters())))
+        else:
+            parts.append((name, list(child.parameters())))
+    return [(name, ps) for name, ps in parts if ps]
+
+
+def _norm(parameters: list[nn.Parameter]) -> float:
+    return float(
+        torch.linalg.vector_norm(torch.stack([p.detach().float().norm() for p in parameters]))
+    )
+
+
 def _std(t: torch.Tensor) -> float:
     return float(t.detach().float().std())
 
@@ -142,7 +160,16 @@ def probe_run(
     warmup = Warmup(config.warmup_steps, config.warmup_factor, config.warmup_until_error)
     sink: dict[int, float] = {}
     labels, handles = block_hooks(model, sink)
-    record: dict[str, list] = {"z_std": [], "logit_std": [], "loss": [], "grad_norm": [], "lr": []}
+    record: dict[str, list] = {
+        "z_std": [],
+        "logit_std": [],
+        "loss": [],
+        "grad_norm": [],
+        "lr": [],
+        "part_grad_norm": [],
+        "part_weight_norm": [],
+    }
+    parts = parameter_parts(model)
     torch.manual_seed(derive_seed(config.seed, 1, "model"))  # as train_epoch does for epoch 1
     model.train()
     try:
@@ -156,6 +183,8 @@ def probe_run(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             norm = grad_norm(model.parameters())
+            record["part_grad_norm"].append([float(grad_norm(ps)) for _, ps in parts])
+            record["part_weight_norm"].append([_norm(ps) for _, ps in parts])
             with warmup.scaled(optimizer) as lr_used:
                 optimizer.step()
             hits = int((logits.detach().argmax(1) == y).sum())
@@ -181,8 +210,11 @@ def probe_run(
         "seed": config.seed,
         "steps": len(record["loss"]),
         "note": "row s of each list is optimizer step s (1-based): its forward pass sees the weights "
-        "after s - 1 updates; z_std[s][j] = std over the batch of block j's output",
+        "after s - 1 updates; z_std[s][j] = std over the batch of block j's output; "
+        "part_grad_norm[s][i] and part_weight_norm[s][i]: L2 norms of the gradients (before the "
+        "update) and of the weights (before the update) of the parameters of parts[i]",
         "blocks": [list(label) for label in labels],
+        "parts": [name for name, _ in parts],
         **record,
         "max_loss_difference_to_steps_csv": difference,
         "device": device_name(rt.device),

@@ -253,6 +253,8 @@ def probe_table(probes: dict[str, dict], arms: Sequence[Arm]) -> list[str]:
         "largest std z, step 1",
         "logit std, step 1",
         "loss, step 1",
+        "gradient norm, step 1, per part: stem / stages / head",
+        "weight norm after K updates ÷ at init: stem / stages / head",
     ]
     rows = []
     steps = None
@@ -282,10 +284,27 @@ def probe_table(probes: dict[str, dict], arms: Sequence[Arm]) -> list[str]:
                 f"{statistics.fmean(max(p['z_std'][0]) for p in mine):.2f}",
                 f"{statistics.fmean(p['logit_std'][0] for p in mine):.2f}",
                 f"{statistics.fmean(p['loss'][0] for p in mine):.2f}",
+                _parts(mine, "part_grad_norm", lambda p, i: p["part_grad_norm"][0][i], "{:.3g}"),
+                _parts(
+                    mine,
+                    "part_weight_norm",
+                    lambda p, i: p["part_weight_norm"][-1][i] / p["part_weight_norm"][0][i],
+                    "{:.2f}",
+                ),
             ]
         )
     table = markdown_table(head, rows)
     return [line.replace("K updates", f"{steps - 1} updates") for line in table] if steps else table
+
+
+def _parts(probes: list[dict], key: str, value: Callable[[dict, int], float], fmt: str) -> str:
+    """Mean over the probes of value(p, i) per part, ' / '-joined ('—' for probes without parts)."""
+    if not all(key in p and p.get("parts") for p in probes):
+        return "—"
+    names = probes[0]["parts"]
+    return " / ".join(
+        fmt.format(statistics.fmean(value(p, i) for p in probes)) for i in range(len(names))
+    )
 
 
 def build_stability_report(study: str | Path, command: str) -> str:
