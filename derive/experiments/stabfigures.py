@@ -132,18 +132,22 @@ def read_run(folder: Path) -> RunFigures:
 
 
 def read_study(study: str | Path) -> tuple[list[RunFigures], dict[str, dict]]:
-    """Every run of the study (sorted by arm order, then seed) and every probe (by run name)."""
+    """Every finished run of the study (sorted by arm order, then seed) and the probes of those runs
+    (by run name). Runs still in progress are left out: the same finished files, the same doc."""
     root = Path(study)
     runs_dir = root / RUNS
     if not runs_dir.is_dir():
         raise UserError(f"{str(study)!r} is not a stability study folder (no {RUNS}/ inside)")
     runs = [read_run(f) for f in sorted(runs_dir.iterdir()) if f.is_dir()]
+    runs = [r for r in runs if r.complete]  # a run in progress is not a result yet
     if not runs:
-        raise UserError(f"no run in {runs_dir}")
+        raise UserError(f"no finished run in {runs_dir}")
     order = {a.name: i for i, a in enumerate(ALL_ARMS)}
     runs.sort(key=lambda r: (order[r.arm.name], r.seed))
     probes = {}
+    names = {Path(r.path).name for r in runs}
     if (root / PROBES).is_dir():
         for path in sorted((root / PROBES).glob("*.json")):
-            probes[path.stem] = read_probe(path)
+            if path.stem in names:  # the probe of a finished run
+                probes[path.stem] = read_probe(path)
     return runs, probes

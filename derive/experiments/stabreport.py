@@ -424,13 +424,8 @@ def build_stability_report(study: str | Path, command: str) -> str:
         + "), this CPU, no GPU.** These are not the papers' "
         "benchmark (full CIFAR, 300 epochs); nothing here is compared with their printed numbers.",
         "",
-        f"{len(complete)} of the {planned} planned runs are in"
-        + (
-            f" ({len(runs) - len(complete)} more started but not finished; they are left out)"
-            if len(runs) > len(complete)
-            else ""
-        )
-        + f", and {len(probes)} probes. "
+        f"{len(complete)} of the {planned} planned runs are in (runs still in progress are left "
+        f"out), and {len(probes)} probes. "
         + (
             "The study is complete."
             if len(complete) >= planned
