@@ -241,6 +241,8 @@ def run_study(args: argparse.Namespace) -> int:
     )
     arms = [arm(n) for n in args.arms] if args.arms else list(ALL_ARMS)
     jobs = plan_jobs(settings, arms, args.seeds, args.ablation_seeds, args.probe_seeds)
+    if not jobs:
+        raise UserError("no jobs: the arms given have no seeds (see --seeds, --ablation-seeds)")
     if args.dry_run:
         for job in jobs:
             state = "done" if job.done() else "to run"
@@ -254,8 +256,6 @@ def run_study(args: argparse.Namespace) -> int:
     if failed:
         print(f"derive: {len(failed)} job(s) failed: {', '.join(failed)}", file=sys.stderr)
         return 1
-    if not jobs:
-        raise UserError("no jobs: give --arms and seeds")
     print(f"{args.out}: all {len(jobs)} jobs done; now: derive stability report {args.out}")
     return 0
 
