@@ -178,27 +178,41 @@ def verdict(by_arm: dict[str, list[RunFigures]]) -> list[str]:
             > statistics.fmean(_values(hb, lambda r: r.peak_loss))
         )
         fails = fail_p is not None and fail_p < SIGNIFICANT and fr[0] / fr[1] > fh[0] / fh[1]
-        if spikes and fails:
-            claim = (
-                "**The claim holds here at depth 110**: with the same recipe ResNet-110 starts with "
-                "a loss spike that HBNet-110 does not have, and fails to learn more often."
-            )
-        elif spikes:
-            claim = (
-                "**Half of the claim holds here at depth 110**: ResNet-110 starts with a loss spike "
-                "that HBNet-110 does not have, clearly (p < 0.05); but within this budget it does not "
-                "fail to learn clearly more often than HBNet-110 "
-                f"({fr[0]}/{fr[1]} against {fh[0]}/{fh[1]}, Fisher p = {_p(fail_p)})."
-            )
-        elif fails:
-            claim = (
-                "**The claim holds here at depth 110 for failures**: ResNet-110 fails to learn more "
-                "often than HBNet-110, without a clearer early spike."
-            )
-        else:
-            claim = (
-                "**The claim is not shown here at depth 110**: neither the early spike nor the "
-                "failures differ clearly (p ≥ 0.05) between ResNet-110 and HBNet-110."
+        grad_key = f"largest gradient norm, steps 1–{PEAK_STEPS}"
+        rg, hg = (_values(x, lambda r: r.max_grad_norm) for x in (res, hb))
+        grad_p = comp[grad_key][1]
+        hb_gradients = (
+            grad_p is not None
+            and grad_p < SIGNIFICANT
+            and rg
+            and hg
+            and statistics.fmean(hg) > statistics.fmean(rg)
+        )
+        first = (
+            "ResNet-110 starts with a loss spike that HBNet-110 does not have (p < 0.05)"
+            if spikes
+            else "ResNet-110's early loss does not spike clearly more than HBNet-110's"
+        )
+        second = (
+            f"and it fails to learn more often ({fr[0]}/{fr[1]} against {fh[0]}/{fh[1]}, Fisher "
+            f"p = {_p(fail_p)})"
+            if fails
+            else f"but HBNet-110 does not learn clearly more often within this budget: it failed in "
+            f"{fh[0]} of {fh[1]} runs, ResNet-110 in {fr[0]} of {fr[1]} (Fisher p = {_p(fail_p)})"
+        )
+        verdict_head = (
+            "The claim holds here at depth 110"
+            if spikes and fails
+            else "The claim holds here only in part at depth 110"
+            if spikes or fails
+            else "The claim is not shown here at depth 110"
+        )
+        claim = f"**{verdict_head}**: {first}, {second}."
+        if hb_gradients:
+            claim += (
+                f" HBNet-110's trouble is in the gradients instead: its largest gradient norm over "
+                f"the first {PEAK_STEPS} steps is {statistics.fmean(hg) / statistics.fmean(rg):.3g} "
+                f"times ResNet-110's (p = {_p(grad_p)}; the probes below show where)."
             )
         lines += ["", claim]
     if res and warm:
