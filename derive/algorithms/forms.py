@@ -222,9 +222,7 @@ def lagged_invertibility(recurrence: Recurrence, form: LaggedForm) -> Invertibil
     if reasons:
         return Invertibility(False, "; ".join(reasons), divisor)
     assert divisor is not None
-    newer = [
-        f"{c.symbol}·{state_text(c.lag)}" for c in form.by_role("outer") if c.lag != oldest
-    ]
+    newer = [f"{c.symbol}·{state_text(c.lag)}" for c in form.by_role("outer") if c.lag != oldest]
     numerator = " − ".join(["zₖ₊₁", form.t_text(), *newer])
     return Invertibility(True, "", divisor, f"{state} = ({numerator})/{divisor.symbol}")
 

@@ -107,7 +107,7 @@ def build_model(config: TrainConfig) -> nn.Module:
 
     torch.manual_seed(derive_seed(config.seed, "init"))
     try:
-        model = resolve_model(config.model, num_classes=config.num_classes)
+        model = resolve_model(config.model, num_classes=config.num_classes, memory=config.memory)
     except UserError:
         raise
     except Exception as exc:
