@@ -306,8 +306,8 @@ class _Plan:
     def bound(self, index: int) -> Iterator[None]:
         """Block `index` holds the tensors it ran with in forward (torch.func.functional_call
         swaps them only for the forward call), as they were then."""
-        for t, version in zip(self.params, self.versions, strict=True):
-            if t._version != version:
+        for slot in self.slots[index]:
+            if self.params[slot]._version != self.versions[slot]:
                 raise RuntimeError(
                     "a parameter of a reversible stage was modified in place between its forward "
                     "and backward (as in plain autograd, that is an error)"
