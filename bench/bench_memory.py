@@ -24,6 +24,9 @@ in float64, float32, under bf16 autocast with the float32 stream the reversible 
 the whole network in bf16 (a bf16 stream, for contrast). Random initialization (the papers' init),
 training mode, one batch: trained weights can behave differently.
 
+It also compares gradients of one batch (prehbnet56, batch 64): both modes in float32 against the
+float64 standard gradient, and the float64 gradient's sensitivity to perturbing T's inputs.
+
 Goals (issue 13): reversible saved bytes flat in depth (prehbnet164 within 1.2× of prehbnet20) and
 ≤ 0.25× standard at depth 110; reversible step ≤ 1.5× standard. Nothing is asserted.
 """
@@ -47,7 +50,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from derive.models import create_model
-from derive.models.memory import MEMORY_MODES, checkpoint_units, reconstruct
+from derive.models.memory import MEMORY_MODES, checkpoint_units, reconstruct, set_memory
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -192,6 +195,51 @@ def reconstruction_errors(depth: int, size: int) -> dict[str, float]:
     return errors
 
 
+def gradient_agreement(depth: int = 56, size: int = 64) -> dict[str, float]:
+    """‖g − g_ref‖ / ‖g_ref‖ of one batch's parameter gradients, and how sensitive they are.
+
+    The float64 standard gradient is the reference. The sensitivity rows perturb, in float64, the
+    input of every T that the reversible backward recomputes by Gaussian noise of `eps` times the
+    channel's standard deviation: the size of error a reconstruction leaves.
+    """
+    base = build(depth, "standard")
+    x, y = batch(size)
+
+    def grads(mode: str, dtype: torch.dtype, eps: float = 0.0) -> torch.Tensor:
+        model = set_memory(copy.deepcopy(base).to(dtype), mode)
+        noise = torch.Generator().manual_seed(1)
+
+        def perturb(module: nn.Module, args: tuple) -> tuple:
+            z = args[0]
+            scale = z.std(dim=(0, 2, 3), keepdim=True)
+            return (z + eps * scale * torch.randn(z.shape, generator=noise, dtype=z.dtype),)
+
+        if eps:
+            for stage in model.stages:
+                for block in list(getattr(stage, "blocks", []))[1:]:
+                    block.branch.register_forward_pre_hook(perturb)
+        F.cross_entropy(model(x.to(dtype)), y).backward()
+        return torch.cat([p.grad.double().flatten() for p in model.parameters()])
+
+    def rel(a: torch.Tensor, b: torch.Tensor) -> float:
+        return ((a - b).norm() / b.norm()).item()
+
+    exact = grads("standard", torch.float64)
+    standard, reversible = grads("standard", torch.float32), grads("reversible", torch.float32)
+    return {
+        "standard float32 vs float64": rel(standard, exact),
+        "reversible float32 vs float64": rel(reversible, exact),
+        "reversible vs standard, float32": rel(reversible, standard),
+        "reversible vs standard, float64": rel(grads("reversible", torch.float64), exact),
+        "float64, T inputs perturbed by 1e-7 channel std": rel(
+            grads("standard", torch.float64, 1e-7), exact
+        ),
+        "float64, T inputs perturbed by 1e-6 channel std": rel(
+            grads("standard", torch.float64, 1e-6), exact
+        ),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--depths", default="20,56,110,164,1001")
@@ -232,13 +280,15 @@ def main() -> None:
         )
         row["rng_kib"] = blocks * torch.get_rng_state().numel() / 1024
         rows.append(row)
-    report = render(rows, args)
+    print("gradient agreement …", file=sys.stderr, flush=True)
+    agreement = gradient_agreement()
+    report = render(rows, args, agreement)
     print(report)
     if args.out:
         Path(args.out).write_text(report, encoding="utf-8")
 
 
-def render(rows: list[dict], args: argparse.Namespace) -> str:
+def render(rows: list[dict], args: argparse.Namespace, agreement: dict[str, float]) -> str:
     load = os.getloadavg()[0]
     lines = [
         "# Benchmark: activation memory of one training step against depth (CPU)",
@@ -301,6 +351,19 @@ def render(rows: list[dict], args: argparse.Namespace) -> str:
         lines.append(
             f"| {r['depth']} | " + " | ".join(f"{r['recon'][k]:.2e}" for k in labels) + " |"
         )
+    lines += [
+        "",
+        "## Gradient agreement (prehbnet56, batch 64, one step)",
+        "",
+        "‖g − g_ref‖ / ‖g_ref‖ over all parameter gradients; the reference is the float64 "
+        "standard gradient unless the row names another. The last rows show how sensitive this "
+        "network's gradient is at initialization to perturbations of the size a reconstruction "
+        "leaves (computed in float64, so no rounding is involved).",
+        "",
+        "| comparison | relative difference |",
+        "|---|---|",
+        *(f"| {label} | {value:.2e} |" for label, value in agreement.items()),
+    ]
     by_depth = {r["depth"]: r for r in rows}
     lines += ["", "## Goals", ""]
 

@@ -302,6 +302,9 @@ def test_modes_keep_the_state_dict_and_can_be_switched_back():
         with torch.no_grad():
             assert torch.equal(net(x), plain)  # evaluation never takes the recomputing path
     assert not any("forward" in m.__dict__ for m in net.modules())
+    twin = copy.deepcopy(set_memory(net, "reversible"))  # a copy runs its own stages
+    assert all(s.forward.args[0] is s for s in twin.stages if "forward" in s.__dict__)
+    assert memory_mode(twin) == "reversible"
 
 
 def test_reversible_under_bf16_autocast_keeps_the_z_stream_in_float32():
