@@ -335,3 +335,37 @@ def test_reversible_under_torch_compile():
     for (name, p), q in zip(rev.named_parameters(), ref.parameters(), strict=True):
         torch.testing.assert_close(p.grad, q.grad, rtol=1e-9, atol=1e-12, msg=name)
     assert all(torch.equal(a, b) for a, b in zip(rev.buffers(), ref.buffers(), strict=True))
+
+
+HB3 = """
+name = "hb3"
+title = "Heavy ball with a third lag"
+states = ["x"]
+[coefficients]
+beta = 0.3
+gamma = { default = -0.5, min = -1, max = 1 }
+[update]
+"x[k+1]" = "x[k] - grad(x[k]) + beta*(x[k] - x[k-1]) + gamma*x[k-2]"
+[initial]
+"x[-1]" = "x[0]"
+"x[-2]" = "x[0]"
+"""
+
+
+def test_a_users_three_lag_recurrence_runs_backwards(tmp_path):
+    """Look-back 3: the stage keeps three states and recovers z_(k−2) from z_(k+1), z_k, z_(k−1)."""
+    from derive.codegen.generate import write_network
+    from derive.models.registry import load_python_file
+
+    (tmp_path / "hb3.toml").write_text(HB3, encoding="utf-8")
+    module = load_python_file(str(write_network(str(tmp_path / "hb3.toml"), "conv", tmp_path)))
+    assert module.LAGS == 3 and module.INVERTIBLE
+    assert module.INVERTIBILITY == "zₖ₋₂ = (zₖ₊₁ − T_k(zₖ) − β₁·zₖ − β₂·zₖ₋₁)/β₃"
+    torch.manual_seed(0)
+    coefficients = {"beta1": 1.0, "beta2": -0.5, "beta3": -1.0}
+    net = cifar_preact_resnet(module, depth=20, widths=(3, 4, 5), coefficients=coefficients)
+    x, y = batch()
+    ref, ref_x, _ = step(net.double(), "standard", x, y)
+    rev, rev_x, _ = step(net.double(), "reversible", x, y)
+    assert_grads_close(rev, ref, rtol=1e-9, scale_atol=1e-11)
+    torch.testing.assert_close(rev_x, ref_x, rtol=1e-9, atol=1e-11 * ref_x.abs().max().item())
