@@ -1,11 +1,20 @@
-"""`derive train MODEL --dataset cifar10|cifar100 --data-dir DIR --out RUN_DIR`: the papers' CIFAR recipe."""
+"""`derive train MODEL --dataset cifar10|cifar100|imagenet --data-dir DIR --out RUN_DIR`: the papers' recipes,
+on one process or, under torchrun, on many (DistributedDataParallel)."""
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
+from typing import TYPE_CHECKING
 
 from derive.cli.argtypes import number
+from derive.errors import UserError
+
+if TYPE_CHECKING:
+    from derive.train.config import TrainConfig
+
+log = logging.getLogger(__name__)
 
 DESCRIPTION = """\
 Train a model on CIFAR-10 or CIFAR-100 with the papers' recipe (SCIS'23 appendix D, after DenseNet):
@@ -13,6 +22,17 @@ SGD, Nesterov momentum 0.9, weight decay 1e-4, batch 64, 300 epochs, lr 0.1 divi
 75 % of the epochs, per-channel mean/std normalization (computed from the training images), pad 4 +
 random 32x32 crop + horizontal flip, He init for convolutions and Xavier for the classifier.
 Every choice below is an option; the run records all of them in RUN_DIR/summary.json.
+
+--dataset imagenet reads DIR/train/<class>/*.JPEG and DIR/val/<class>/*.JPEG (the classes are the
+folder names) with the papers' ImageNet recipe as its defaults: the same SGD, 100 epochs, batch 256,
+lr 0.1 x (batch / 256) (linear scaling with the global batch), divided by 10 after epochs 30, 60 and
+90; RandomResizedCrop 224 + flip + fb.resnet.torch colour jitter 0.4 and PCA lighting 0.1 (training),
+resize 256 + centre crop 224 (validation); top-1 and top-5 error are recorded.
+
+Several GPUs or machines: launch the same command with torchrun (NCCL on CUDA, gloo on the CPU):
+  torchrun --standalone --nproc_per_node=4 -m derive train ...
+--batch-size is the global batch, split evenly over the processes; only rank 0 writes RUN_DIR, and a
+run may be resumed on another number of processes.
 
 MODEL is a zoo name (resnet56, hbnet56, densenet40, agdnet40, ...) or a .py file that defines
 create_model(num_classes), such as the conv code written by `derive network`.
@@ -33,14 +53,19 @@ examples:
   derive train resnet56 --dataset cifar100 --data-dir ~/data --download --out runs/r56-c100
   derive train generated/heavyball_conv.py --dataset cifar10 --data-dir ~/data --out runs/hb --epochs 30
   derive train agdnet40 --dataset cifar10 --data-dir ~/data --out runs/agd40 --no-augment   (non-"+" column)
+  derive train hbnet50 --dataset imagenet --data-dir /data/imagenet --out runs/hbnet50-in
+  torchrun --standalone --nproc_per_node=4 -m derive train hbnet50 --dataset imagenet --data-dir /data/imagenet --out runs/hbnet50-in
   derive plot runs/hbnet56-c10 runs/r56-c10 --out curves.png
 
 data: DIR/cifar-10-batches-py/{data_batch_1..5,test_batch} or DIR/cifar-100-python/{train,test}
 (the official python layout; DIR may also be the cifar-10-batches-py folder itself).
 environment: DERIVE_CIFAR_URL replaces the download base URL (a mirror); DERIVE_CIFAR_MD5 replaces the
 published md5 (only for a mirror that repackages the tarball, or tests).
+ImageNet data: DIR/train/<wnid>/*.JPEG and DIR/val/<wnid>/*.JPEG (val sorted into class folders).
 exit status: 0 done, 2 bad input (one line on stderr, nothing written), 3 the training loss became
-NaN/inf (RUN_DIR keeps the last good checkpoint), 130 interrupted (resume with --resume).
+NaN/inf (RUN_DIR keeps the last good checkpoint), 4 a distributed run lost a rank (RUN_DIR keeps the
+last completed epoch), 130 interrupted (resume with --resume). Under torchrun every rank exits with
+that status and torchrun itself reports the failed ranks.
 """
 
 
@@ -72,11 +97,36 @@ def _fractions(text: str) -> tuple[float, ...]:
     return values
 
 
+class _Given(argparse.Action):
+    """Store the value and note that it was given, so --dataset imagenet can change the defaults
+    of the options left out (and only those)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):  # type: ignore[no-untyped-def]
+        setattr(namespace, self.dest, values)
+        given = set(getattr(namespace, "given", set()))
+        namespace.given = given | {self.dest}
+
+
+def _imagenet_defaults(args: argparse.Namespace) -> dict[str, object]:
+    """The recipe options to pass to TrainConfig: those given, and for ImageNet its defaults for the rest."""
+    from derive.train.config import IMAGENET, IMAGENET_RECIPE, imagenet_lr
+
+    given = getattr(args, "given", set())
+    options = {k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "lr_milestones")}
+    if args.dataset == IMAGENET:
+        for key, value in IMAGENET_RECIPE.items():
+            if key not in given:
+                options[key] = value
+        if "lr" not in given:
+            options["lr"] = imagenet_lr(int(options["batch_size"]))  # type: ignore[call-overload]
+    return options
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `derive train` and its options."""
     p = subparsers.add_parser(
         "train",
-        help="train a model on CIFAR-10/100 with the papers' recipe",
+        help="train a model on CIFAR-10/100 or ImageNet with the papers' recipe (torchrun: many GPUs)",
         description=DESCRIPTION,
         epilog=EPILOG,
         formatter_class=_Formatter,
@@ -91,10 +141,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     g = p.add_argument_group("data and run directory")
     g.add_argument(
-        "--dataset", choices=("cifar10", "cifar100"), default="cifar10", help="which CIFAR"
+        "--dataset",
+        choices=("cifar10", "cifar100", "imagenet"),
+        default="cifar10",
+        help="which dataset: a CIFAR in the official python layout, or an ImageNet folder tree",
     )
     g.add_argument(
-        "--data-dir", required=True, metavar="DIR", help="folder holding the official python layout"
+        "--data-dir",
+        required=True,
+        metavar="DIR",
+        help="folder holding the official CIFAR python layout, or ImageNet's train/ and val/",
     )
     g.add_argument(
         "--out", required=True, metavar="RUN_DIR", help="run directory (created if missing)"
@@ -120,17 +176,36 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="base URL to download from (default: $DERIVE_CIFAR_URL or https://www.cs.toronto.edu/~kriz)",
     )
     g = p.add_argument_group("recipe (defaults: SCIS'23 appendix D)")
-    g.add_argument("--epochs", type=pos_int, default=300, metavar="N", help="training epochs")
     g.add_argument(
-        "--batch-size", type=pos_int, default=64, metavar="B", help="training batch size"
+        "--epochs",
+        type=pos_int,
+        default=300,
+        action=_Given,
+        metavar="N",
+        help="training epochs (default: 300; ImageNet: 100)",
     )
-    g.add_argument("--lr", type=nonneg, default=0.1, help="initial learning rate")
+    g.add_argument(
+        "--batch-size",
+        type=pos_int,
+        default=64,
+        action=_Given,
+        metavar="B",
+        help="global training batch size, split evenly over the torchrun processes, which must divide it (default: 64; ImageNet: 256)",
+    )
+    g.add_argument(
+        "--lr",
+        type=nonneg,
+        default=0.1,
+        action=_Given,
+        help="initial learning rate (default: 0.1; ImageNet: 0.1 x batch/256)",
+    )
     g.add_argument(
         "--lr-milestones",
         type=_fractions,
-        default="0.5,0.75",
+        default=(0.5, 0.75),
+        action=_Given,
         metavar="F,F",
-        help="fractions of the epochs after which the lr is multiplied by --lr-gamma (epoch floor(F*N)+1 is the first at the lower lr; never epoch 1)",
+        help="fractions of the epochs after which the lr is multiplied by --lr-gamma (epoch floor(F*N)+1 is the first at the lower lr; never epoch 1) (default: 0.5,0.75; ImageNet: 0.3,0.6,0.9)",
     )
     g.add_argument("--lr-gamma", type=nonneg, default=0.1, help="lr factor at each milestone")
     g.add_argument("--momentum", type=nonneg, default=0.9, help="SGD momentum")
@@ -177,6 +252,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="S",
         help="seed of the init, and with the epoch number, of each epoch's order, crops and flips",
     )
+    g = p.add_argument_group("ImageNet (--dataset imagenet)")
+    g.add_argument(
+        "--image-size",
+        type=number(int, "an integer from 32 to 1024", 32),
+        default=224,
+        metavar="S",
+        help="side of the training crop; validation resizes to S/0.875 and centre-crops S (32..1024: the ImageNet networks downsample by 32; smaller sizes are for tests)",
+    )
+    g.add_argument(
+        "--color-jitter",
+        type=number(float, "a number from 0 to 1", 0.0),
+        default=0.4,
+        metavar="F",
+        help="fb.resnet.torch colour jitter: brightness, contrast and saturation each scaled by 1+U(-F,F), in random order; 0: off (at most 1: beyond, colours invert)",
+    )
+    g.add_argument(
+        "--lighting",
+        type=number(float, "a number from 0 to 1", 0.0),
+        default=0.1,
+        metavar="F",
+        help="AlexNet/fb.resnet.torch PCA lighting noise with standard deviation F; 0: off (at most 1)",
+    )
     g = p.add_argument_group("how to compute (a resumed run may change these)")
     g.add_argument(
         "--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: CUDA if available"
@@ -211,6 +308,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="batch size for evaluating the test set",
     )
     g.add_argument(
+        "--workers",
+        type=number(int, "an integer from 0 to 64", 0),
+        default=None,
+        metavar="N",
+        help="ImageNet: JPEG-decoding DataLoader processes per rank (default: the CPUs / processes on this node, at most 8; 0: decode in the training process; at most 64)",
+    )
+    g.add_argument(
+        "--decode",
+        choices=("auto", "workers", "device"),
+        default="auto",
+        help="ImageNet: where JPEGs are decoded: 'workers' (CPU, torchvision.io.decode_jpeg in the DataLoader processes) or 'device' (torchvision.io.decode_jpeg on the training device, nvJPEG on CUDA; the workers only read files); auto: workers",
+    )
+    g.add_argument(
+        "--sync-bn",
+        action="store_true",
+        help="torchrun on CUDA: SyncBatchNorm, BatchNorm statistics over the global batch (default: per process, as the papers' 4-GPU runs)",
+    )
+    g.add_argument(
+        "--dist-timeout",
+        type=number(float, "seconds from 10 to 86400", 10.0),
+        default=1800.0,
+        metavar="SECONDS",
+        help="torchrun: how long a rank waits for the others at a collective before the job fails (10..86400)",
+    )
+    g.add_argument(
         "--progress-interval",
         type=nonneg,
         default=None,
@@ -222,22 +344,46 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Build the config, train, print where the results are; exit 3 if the loss diverged."""
-    from derive.train.config import TrainConfig
+    from derive.train.distributed import RankLost, launch_from_env
     from derive.train.loop import TrainingDiverged, run_training
     from derive.train.progress import Progress
+
+    main_rank = launch_from_env().rank == 0
+    progress = Progress(args.progress_interval, enabled=not args.quiet)
+    try:
+        summary = run_training(_config(args), progress=progress)
+    except (TrainingDiverged, RankLost) as exc:
+        if main_rank or isinstance(exc, RankLost):
+            print(f"derive: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except UserError as exc:
+        if main_rank:  # every rank has the same message (Dist.agreement): rank 0 says it
+            raise
+        log.debug("rank exits on bad input: %s", exc)
+        return UserError.exit_code
+    if not main_rank:
+        return 0
+    final, best = summary["final_test_error_percent"], summary["best_test_error_percent"]
+    print(
+        f"{args.out}: {summary['epochs_completed']} epochs, test error final {final:.2f} %, "
+        f"best {best:.2f} % (epoch {summary['best_epoch']}), {summary['wall_time_seconds']:.0f} s"
+    )
+    return 0
+
+
+def _config(args: argparse.Namespace) -> TrainConfig:
+    """The TrainConfig the options say (UserError for out-of-range values)."""
+    from derive.train.config import TrainConfig
 
     config = TrainConfig(
         model=args.model,
         data_dir=args.data_dir,
         out=args.out,
         dataset=args.dataset,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
+        **_imagenet_defaults(args),
         momentum=args.momentum,
         nesterov=args.nesterov,
         weight_decay=args.weight_decay,
-        lr_milestones=args.lr_milestones,
         lr_gamma=args.lr_gamma,
         augment=args.augment,
         pad=args.pad,
@@ -256,16 +402,12 @@ def run(args: argparse.Namespace) -> int:
         download=args.download,
         download_url=args.download_url,
         progress_interval=args.progress_interval,
+        image_size=args.image_size,
+        color_jitter=args.color_jitter,
+        lighting=args.lighting,
+        workers=args.workers,
+        decode=args.decode,
+        sync_bn=args.sync_bn,
+        dist_timeout=args.dist_timeout,
     )
-    progress = Progress(args.progress_interval, enabled=not args.quiet)
-    try:
-        summary = run_training(config, progress=progress)
-    except TrainingDiverged as exc:
-        print(f"derive: error: {exc}", file=sys.stderr)
-        return TrainingDiverged.exit_code
-    final, best = summary["final_test_error_percent"], summary["best_test_error_percent"]
-    print(
-        f"{args.out}: {summary['epochs_completed']} epochs, test error final {final:.2f} %, "
-        f"best {best:.2f} % (epoch {summary['best_epoch']}), {summary['wall_time_seconds']:.0f} s"
-    )
-    return 0
+    return config

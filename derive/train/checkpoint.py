@@ -56,10 +56,22 @@ def incompatibilities(
         problems.append("the training/test data differ (different dataset, subset or files)")
     old = state.get("recipe") or {}
     assert isinstance(old, Mapping)
+    defaults = _field_defaults()
     for key in sorted(set(old) | set(recipe)):
+        if key not in old and key in defaults and recipe.get(key) == defaults[key]:
+            continue  # an option added after the checkpoint was made, left at its default
         if key not in EXTENDABLE and old.get(key) != recipe.get(key):
             problems.append(f"{key} {old.get(key)!r} (checkpoint) vs {recipe.get(key)!r} (now)")
     return problems
+
+
+def _field_defaults() -> dict[str, object]:
+    """TrainConfig's plain default values, by field name."""
+    from dataclasses import MISSING, fields
+
+    from derive.train.config import TrainConfig
+
+    return {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
 
 
 def check_compatible(

@@ -236,7 +236,10 @@ class Dist:
         )
 
     def close(self) -> None:
+        """Leave the process group after a run that ended normally: a barrier first, so no rank
+        closes its connections while another is still receiving its last broadcast."""
         if self.distributed and dist.is_initialized():
+            dist.barrier()
             dist.destroy_process_group()
 
 
@@ -287,7 +290,7 @@ def rank_lost(exc: BaseException, d: Dist, run_dir: str) -> RankLost | None:
     ):
         return None
     return RankLost(
-        f"rank {d.rank} lost contact with the other ranks ({type(exc).__name__}: {_first_line(exc)[:160]}); "
+        f"rank {d.rank} lost contact with the other ranks ({type(exc).__name__}: {_first_line(exc)[:120]}); "
         f"the job stops (torchrun's report names the rank that failed first). {run_dir}/checkpoint.pt "
         "keeps the last completed epoch: continue with --resume, on any world size that divides --batch-size"
     )
@@ -346,5 +349,7 @@ def _quiet_other_ranks(rank: int) -> None:
 
 
 def _first_line(exc: BaseException) -> str:
+    """The message's first line, without the C++ source location gloo and NCCL put in front."""
     text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    line = text.splitlines()[0] if text else type(exc).__name__
+    return re.sub(r"^\[[^\]]*\.(cc|cpp|h):\d+\]\s*", "", line)
