@@ -142,14 +142,40 @@ def test_batches_do_not_depend_on_workers_or_where_jpegs_are_decoded(tree):
 
 
 def test_crop_rule_is_torchvisions_random_resized_crop():
+    """Same fallback exactly, and the same distribution of crops as torchvision's get_params."""
+    import random
+
     from torchvision.transforms import RandomResizedCrop
 
-    for seed, (h, w) in enumerate([(375, 500), (40, 48), (500, 120), (64, 64)]):
-        gen = torch.Generator().manual_seed(seed)
-        mine = inet.resized_crop_params(h, w, gen)
-        torch.manual_seed(seed)  # torchvision draws from the global generator, in the same order
-        theirs = RandomResizedCrop.get_params(torch.zeros(3, h, w), (0.08, 1.0), (3 / 4, 4 / 3))
-        assert mine == tuple(theirs)
+    def theirs(h, w):
+        return tuple(
+            RandomResizedCrop.get_params(torch.zeros(1, h, w), (0.08, 1.0), (3 / 4, 4 / 3))
+        )
+
+    torch.manual_seed(0)
+    for h, w in [
+        (1000, 10),
+        (10, 1000),
+        (2000, 20),
+        (20, 2000),
+    ]:  # no try fits: the central crop, aspect clamped
+        assert inet.resized_crop_params(h, w, random.Random(1)) == theirs(h, w)
+    rng = random.Random(2)
+    n = 3000
+    mine = torch.tensor(
+        [inet.resized_crop_params(375, 500, rng) for _ in range(n)], dtype=torch.float64
+    )
+    ref = torch.tensor([theirs(375, 500) for _ in range(n)], dtype=torch.float64)
+    for crops in (mine, ref):
+        top, left, h, w = crops.T
+        assert (top >= 0).all() and (top + h <= 375).all() and (left + w <= 500).all()
+    for stat in (
+        lambda c: c[:, 2] * c[:, 3] / (375 * 500),  # area fraction
+        lambda c: torch.log(c[:, 3] / c[:, 2]),  # log aspect
+        lambda c: c[:, 0] + c[:, 2] / 2,  # centre row
+    ):
+        a, b = stat(mine), stat(ref)
+        assert abs(a.mean() - b.mean()) < 4 * (a.var() / n + b.var() / n) ** 0.5
 
 
 def test_color_jitter_and_lighting_match_fb_resnet_torch_per_image():

@@ -33,6 +33,7 @@ import hashlib
 import logging
 import math
 import os
+import random
 import warnings
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -117,9 +118,9 @@ class ImageIndex:
         return len(self.paths)
 
 
-def scan_split(root: Path, split: str, classes: list[str]) -> ImageIndex:
+def scan_split(root: Path, split: str, classes: list[str], check: bool = True) -> ImageIndex:
     """Every image file of root/split/<class>/ (torchvision's extensions), checked: no empty class
-    folder, no class outside `classes`, every file starts with an image signature."""
+    folder, no class outside `classes`, and (`check`) every file starts with an image signature."""
     require_torchvision()
     from torchvision.datasets.folder import IMG_EXTENSIONS, make_dataset
 
@@ -148,7 +149,7 @@ def scan_split(root: Path, split: str, classes: list[str]) -> ImageIndex:
     if split == "val" and missing:
         log.warning("%s has no folder for %d of the %d classes", folder, missing, len(classes))
     paths = [os.path.relpath(p, root) for p, _ in samples]
-    sizes = check_signatures(root, paths)
+    sizes = check_signatures(root, paths) if check else [0] * len(paths)
     return ImageIndex(paths, [label for _, label in samples], sizes)
 
 
@@ -189,23 +190,19 @@ def fingerprint(train: ImageIndex, val: ImageIndex, classes: list[str]) -> str:
 
 
 # --- per-image random choices ------------------------------------------------------------------
-def resized_crop_params(height: int, width: int, gen: torch.Generator) -> tuple[int, int, int, int]:
+def resized_crop_params(height: int, width: int, rng: random.Random) -> tuple[int, int, int, int]:
     """(top, left, h, w) of a random scale-and-aspect crop: torchvision's RandomResizedCrop.get_params
     rule (10 tries at area U(8 %, 100 %), log-uniform aspect in [3/4, 4/3]; else the central crop with
-    the aspect clamped), with the draws taken from `gen`."""
+    the aspect clamped), with the draws taken from `rng` (Python's: microseconds per image)."""
     area = height * width
-    log_ratio = torch.log(torch.tensor(CROP_RATIO))
+    log_lo, log_hi = math.log(CROP_RATIO[0]), math.log(CROP_RATIO[1])
     for _ in range(10):
-        target_area = area * torch.empty(1).uniform_(*CROP_SCALE, generator=gen).item()
-        aspect = math.exp(
-            torch.empty(1).uniform_(log_ratio[0].item(), log_ratio[1].item(), generator=gen).item()
-        )
+        target_area = area * rng.uniform(*CROP_SCALE)
+        aspect = math.exp(rng.uniform(log_lo, log_hi))
         w = int(round(math.sqrt(target_area * aspect)))
         h = int(round(math.sqrt(target_area / aspect)))
         if 0 < w <= width and 0 < h <= height:
-            top = int(torch.randint(0, height - h + 1, size=(1,), generator=gen).item())
-            left = int(torch.randint(0, width - w + 1, size=(1,), generator=gen).item())
-            return top, left, h, w
+            return rng.randint(0, height - h), rng.randint(0, width - w), h, w
     in_ratio = width / height
     if in_ratio < min(CROP_RATIO):
         w, h = width, int(round(width / min(CROP_RATIO)))
@@ -231,16 +228,13 @@ def draw(
     index: int, seed: int, epoch: int, height: int, width: int, aug: Augment
 ) -> tuple[tuple[int, int, int, int], torch.Tensor]:
     """The crop box and the N_PARAMS colour/flip parameters of training image `index` in `epoch`."""
-    gen = torch.Generator().manual_seed(derive_seed(seed, epoch, "augment", index))
-    box = resized_crop_params(height, width, gen)
-    u = torch.rand(7, generator=gen)
-    alphas = torch.randn(3, generator=gen) * aug.lighting
-    params = torch.zeros(N_PARAMS)
-    params[0] = float(aug.flip and u[0].item() < 0.5)
-    params[1:4] = 1.0 + (2 * u[1:4] - 1) * aug.color_jitter  # brightness, contrast, saturation
-    params[4:7] = u[4:7]  # argsort gives the random order of the three
-    params[7:10] = alphas
-    return box, params
+    rng = random.Random(derive_seed(seed, epoch, "augment", index))
+    box = resized_crop_params(height, width, rng)
+    flip = float(aug.flip and rng.random() < 0.5)
+    factors = [1.0 + (2 * rng.random() - 1) * aug.color_jitter for _ in range(3)]
+    order_keys = [rng.random() for _ in range(3)]  # argsort: the random order of the three
+    alphas = [rng.gauss(0.0, 1.0) * aug.lighting for _ in range(3)]
+    return box, torch.tensor([flip, *factors, *order_keys, *alphas])
 
 
 # --- decoding and geometric transforms (uint8, CHW, any device) ---------------------------------
@@ -283,18 +277,20 @@ def _gray(x: torch.Tensor) -> torch.Tensor:
 
 def color_jitter(x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
     """fb.resnet.torch ColorJitter on a float batch in [0, 1]: brightness (blend with black), contrast
-    (with the mean grey), saturation (with the grey image), each by its factor, in random order."""
-    factors, order = params[:, 1:4], params[:, 4:7].argsort(dim=1)
+    (with the mean grey), saturation (with the grey image), each by its factor, in random order.
+
+    Three passes: at each position every image applies its own op, x * a + other * (1 - a).
+    """
+    order = params[:, 4:7].argsort(dim=1)
+    view = (-1, 1, 1, 1)
     for position in range(3):
-        for op in range(3):
-            alpha = torch.where(order[:, position] == op, factors[:, op], 1.0)[:, None, None, None]
-            if op == 0:
-                other = torch.zeros_like(x[:, :1])
-            elif op == 1:
-                other = _gray(x).mean(dim=(1, 2, 3), keepdim=True)
-            else:
-                other = _gray(x)
-            x = x * alpha + other * (1 - alpha)
+        op = order[:, position]
+        alpha = params[:, 1:4].gather(1, op[:, None]).view(view).to(x.dtype)
+        gray = _gray(x)
+        mean = gray.mean(dim=(1, 2, 3), keepdim=True)
+        zero = torch.zeros((), dtype=x.dtype, device=x.device)
+        other = torch.where(op.view(view) == 2, gray, torch.where(op.view(view) == 1, mean, zero))
+        x = torch.lerp(other, x, alpha)  # other + alpha * (x - other)
     return x
 
 
@@ -569,8 +565,11 @@ def open_imagenet(
     require_torchvision()
     root = Path(config.data_dir).expanduser()
     classes = scan_classes(root)
-    train_index = scan_split(root, "train", classes)
-    val_index = scan_split(root, "val", classes)
+    # Rank 0 alone reads every file's first bytes (and so alone has the fingerprint, which only rank 0
+    # uses): its error reaches every rank through Dist.agreement, and 8 ranks of a node do not each
+    # read 1.3 M files.
+    train_index = scan_split(root, "train", classes, check=d.is_main)
+    val_index = scan_split(root, "val", classes, check=d.is_main)
     if len(val_index) == 0:
         raise UserError(f"{str(root / 'val')!r} holds no images")
     aug = Augment(
