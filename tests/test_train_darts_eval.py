@@ -19,7 +19,7 @@ from derive.cli.train import build_config
 from derive.errors import UserError
 from derive.models.registry import load_python_file
 from derive.train.augment import AugmentOptions, BatchMaker, Normalizer, derive_seed
-from derive.train.checkpoint import load_checkpoint
+from derive.train.checkpoint import load_checkpoint, save_checkpoint
 from derive.train.config import TrainConfig, config_fields
 from derive.train.data import load_cifar
 from derive.train.loop import build_model, run_training
@@ -333,3 +333,17 @@ def test_darts_eval_options_in_help(capsys) -> None:
     ):
         assert option in text
     assert "darts-eval" in textwrap.dedent(text)
+
+
+def test_a_checkpoint_older_than_these_options_resumes_at_their_defaults(root) -> None:
+    run_training(_config(root, model="tiny.py", epochs=1))
+    path = root / "run" / "checkpoint.pt"
+    state = load_checkpoint(path)
+    new = ("lr_schedule", "cutout", "auxiliary_weight", "drop_path", "grad_clip", "recipe_name")
+    state["recipe"] = {k: v for k, v in state["recipe"].items() if k not in new}
+    state.pop("format")
+    save_checkpoint(path, state)
+    with pytest.raises(UserError, match="cutout 0 \\(checkpoint\\) vs 4"):
+        run_training(_config(root, model="tiny.py", epochs=2, resume=True, cutout=4))
+    run_training(_config(root, model="tiny.py", epochs=2, resume=True))
+    assert len(read_metrics(root / "run")) == 2

@@ -183,6 +183,15 @@ class TrainConfig:
         return {k: v for k, v in self.to_dict().items() if k not in RUNTIME_FIELDS and k != "model"}
 
 
+def recipe_defaults() -> dict[str, object]:
+    """The default of every scalar recipe option: what a checkpoint older than the option did."""
+    return {
+        f.name: f.default
+        for f in fields(TrainConfig)
+        if f.name not in RUNTIME_FIELDS and isinstance(f.default, (bool, int, float, str))
+    }
+
+
 def config_fields() -> list[str]:
     """Names of every TrainConfig field, in declaration order."""
     return [f.name for f in fields(TrainConfig)]

@@ -31,7 +31,7 @@ from derive.errors import UserError
 from derive.fsutil import ensure_output_dir
 from derive.train.augment import BatchMaker, Normalizer, derive_seed
 from derive.train.checkpoint import check_compatible, load_checkpoint, save_checkpoint
-from derive.train.config import TrainConfig
+from derive.train.config import TrainConfig, recipe_defaults
 from derive.train.data import CifarData, channel_stats, load_cifar
 from derive.train.progress import Progress
 from derive.train.regularize import (
@@ -179,7 +179,9 @@ def run_training(config: TrainConfig, progress: Progress | None = None) -> dict[
     state = None
     if config.resume and ckpt_path.exists():
         state = load_checkpoint(ckpt_path)
-        check_compatible(ckpt_path, state, config.recipe(), model_id, data_id)
+        check_compatible(
+            ckpt_path, state, config.recipe(), model_id, data_id, defaults=recipe_defaults()
+        )
     elif config.resume:
         log.info("no checkpoint in %s: starting a new run", run_dir)
 
