@@ -157,8 +157,10 @@ def check_model(model: nn.Module, config: TrainConfig) -> None:
         )
     if config.auxiliary_weight <= 0:
         return
-    probe = copy.deepcopy(model).train()  # a copy: the real model's BN statistics stay untouched
     try:
+        probe = copy.deepcopy(
+            model
+        ).train()  # a copy: the real model's BN statistics stay as they are
         with torch.no_grad():
             out = probe(torch.zeros(2, 3, 32, 32))
     except Exception as exc:  # the user's model is bad input
