@@ -15,7 +15,7 @@ from ddp_fixtures import write_imagefolder
 from train_fixtures import single_thread, write_cifar10, write_model  # noqa: F401
 
 from derive.cli import build_parser, main
-from derive.cli.train import _config
+from derive.cli.train import build_config as _config
 from derive.errors import UserError
 from derive.models.registry import load_python_file
 from derive.train import imagenet as inet
@@ -249,7 +249,7 @@ def test_a_file_that_fails_to_decode_mid_epoch_is_replaced_with_a_warning(tree, 
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--pad", "2"], "--pad and --pad-fill apply to CIFAR only"),
+        (["--pad", "2"], "--pad, --pad-fill and --cutout apply to CIFAR only"),
         (["--download"], "ImageNet cannot be downloaded"),
         (["--image-size", "16"], "--image-size: expected an integer from 32 to 1024"),
         (["--color-jitter", "2"], "--color-jitter must be between 0 and 1"),

@@ -17,7 +17,17 @@ from collections.abc import Sequence
 from derive import __version__
 from derive.errors import UserError
 
-COMMANDS = ("activation", "network", "train", "simulate", "report", "plot", "demo", "regenerate")
+COMMANDS = (
+    "activation",
+    "network",
+    "train",
+    "nas",
+    "simulate",
+    "report",
+    "plot",
+    "demo",
+    "regenerate",
+)
 
 EPILOG = """examples:
   derive activation swish                 energy, gradient and proofs for one activation

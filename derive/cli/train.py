@@ -9,6 +9,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from derive.cli.argtypes import number
+from derive.cli.explicit import explicit, track_explicit
 from derive.errors import UserError
 
 if TYPE_CHECKING:
@@ -34,6 +35,11 @@ Several GPUs or machines: launch the same command with torchrun (NCCL on CUDA, g
 --batch-size is the global batch, split evenly over the processes; only rank 0 writes RUN_DIR, and a
 run may be resumed on another number of processes.
 
+--recipe darts-eval instead trains as SCIS §9.3 evaluates a searched cell (DARTS train.py): batch 96,
+600 epochs, SGD lr 0.025 momentum 0.9 (no Nesterov), weight decay 3e-4, cosine lr to 0, cutout 16,
+auxiliary loss weight 0.4, drop-path 0.2 rising linearly over the epochs, gradient clipping 5,
+PyTorch's default init, black padding. Options given explicitly override the recipe's values.
+
 MODEL is a zoo name (resnet56, hbnet56, densenet40, agdnet40, ...) or a .py file that defines
 create_model(num_classes), such as the conv code written by `derive network`.
 
@@ -55,6 +61,7 @@ examples:
   derive train agdnet40 --dataset cifar10 --data-dir ~/data --out runs/agd40 --no-augment   (non-"+" column)
   derive train hbnet50 --dataset imagenet --data-dir /data/imagenet --out runs/hbnet50-in
   torchrun --standalone --nproc_per_node=4 -m derive train hbnet50 --dataset imagenet --data-dir /data/imagenet --out runs/hbnet50-in
+  derive nas network darts_v2 --out nets/ && derive train nets/darts_v2.py --recipe darts-eval --dataset cifar10 --data-dir ~/data --out runs/v2
   derive plot runs/hbnet56-c10 runs/r56-c10 --out curves.png
 
 data: DIR/cifar-10-batches-py/{data_batch_1..5,test_batch} or DIR/cifar-100-python/{train,test}
@@ -95,31 +102,6 @@ def _fractions(text: str) -> tuple[float, ...]:
             f"expected increasing fractions between 0 and 1, got {text!r}"
         )
     return values
-
-
-class _Given(argparse.Action):
-    """Store the value and note that it was given, so --dataset imagenet can change the defaults
-    of the options left out (and only those)."""
-
-    def __call__(self, parser, namespace, values, option_string=None):  # type: ignore[no-untyped-def]
-        setattr(namespace, self.dest, values)
-        given = set(getattr(namespace, "given", set()))
-        namespace.given = given | {self.dest}
-
-
-def _imagenet_defaults(args: argparse.Namespace) -> dict[str, object]:
-    """The recipe options to pass to TrainConfig: those given, and for ImageNet its defaults for the rest."""
-    from derive.train.config import IMAGENET, IMAGENET_RECIPE, imagenet_lr
-
-    given = getattr(args, "given", set())
-    options = {k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "lr_milestones")}
-    if args.dataset == IMAGENET:
-        for key, value in IMAGENET_RECIPE.items():
-            if key not in given:
-                options[key] = value
-        if "lr" not in given:
-            options["lr"] = imagenet_lr(int(options["batch_size"]))  # type: ignore[call-overload]
-    return options
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -180,7 +162,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--epochs",
         type=pos_int,
         default=300,
-        action=_Given,
         metavar="N",
         help="training epochs (default: 300; ImageNet: 100)",
     )
@@ -188,7 +169,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--batch-size",
         type=pos_int,
         default=64,
-        action=_Given,
         metavar="B",
         help="global training batch size, split evenly over the torchrun processes, which must divide it (default: 64; ImageNet: 256)",
     )
@@ -196,14 +176,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--lr",
         type=nonneg,
         default=0.1,
-        action=_Given,
         help="initial learning rate (default: 0.1; ImageNet: 0.1 x batch/256)",
     )
     g.add_argument(
         "--lr-milestones",
         type=_fractions,
         default=(0.5, 0.75),
-        action=_Given,
         metavar="F,F",
         help="fractions of the epochs after which the lr is multiplied by --lr-gamma (epoch floor(F*N)+1 is the first at the lower lr; never epoch 1) (default: 0.5,0.75; ImageNet: 0.3,0.6,0.9)",
     )
@@ -274,6 +252,54 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="F",
         help="AlexNet/fb.resnet.torch PCA lighting noise with standard deviation F; 0: off (at most 1)",
     )
+    g = p.add_argument_group(
+        "DARTS evaluation (SCIS §9.3; all set by --recipe darts-eval, explicit options override it)"
+    )
+    g.add_argument(
+        "--recipe",
+        choices=("appendix-d", "darts-eval"),
+        default="appendix-d",
+        help="appendix-d: the manual designs' recipe above; darts-eval: the searched cells' "
+        "evaluation (values in the description)",
+    )
+    g.add_argument(
+        "--lr-schedule",
+        choices=("step", "cosine"),
+        default="step",
+        help="step: x --lr-gamma at --lr-milestones; cosine: lr (1 + cos(pi e/N))/2 after e of N "
+        "epochs, to 0 (darts-eval: cosine)",
+    )
+    g.add_argument(
+        "--cutout",
+        type=nonneg_int,
+        default=0,
+        metavar="L",
+        help="zero an LxL square of each training image after normalization, centred uniformly, "
+        "clipped at the border; 0 off, at most 32, the image side (darts-eval: 16)",
+    )
+    g.add_argument(
+        "--auxiliary-weight",
+        type=nonneg,
+        default=0.0,
+        metavar="W",
+        help="loss CE + W CE(auxiliary head), the model built with create_model(..., "
+        "auxiliary=True); 0 off, at most 1 so the main loss dominates (darts-eval: 0.4)",
+    )
+    g.add_argument(
+        "--drop-path",
+        type=nonneg,
+        default=0.0,
+        metavar="P",
+        help="drop-path probability rising linearly, P (e-1)/N in epoch e of N, set as the model's "
+        "drop_path_prob; 0 off, below 1 as kept paths are scaled by 1/(1-P) (darts-eval: 0.2)",
+    )
+    g.add_argument(
+        "--grad-clip",
+        type=nonneg,
+        default=0.0,
+        metavar="C",
+        help="clip the gradients' total 2-norm to C before each step; 0 off (darts-eval: 5)",
+    )
     g = p.add_argument_group("how to compute (a resumed run may change these)")
     g.add_argument(
         "--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: CUDA if available"
@@ -340,47 +366,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="seconds between progress lines within an epoch (default: 1 on a terminal, 30 otherwise; 0: none)",
     )
     p.set_defaults(run=run)
+    track_explicit(p)  # a --recipe fills in only the options not given
 
 
-def run(args: argparse.Namespace) -> int:
-    """Build the config, train, print where the results are; exit 3 if the loss diverged."""
-    from derive.train.distributed import RankLost, launch_from_env
-    from derive.train.loop import TrainingDiverged, run_training
-    from derive.train.progress import Progress
+def build_config(args: argparse.Namespace) -> TrainConfig:
+    """The TrainConfig of the parsed arguments: the --recipe preset (for ImageNet under appendix-d:
+    the papers' ImageNet recipe), overridden by the options given explicitly."""
+    from derive.train.config import IMAGENET, IMAGENET_RECIPE, imagenet_lr
+    from derive.train.recipes import RECIPE_FIELDS, recipe_config
 
-    main_rank = launch_from_env().rank == 0
-    progress = Progress(args.progress_interval, enabled=not args.quiet)
-    try:
-        summary = run_training(_config(args), progress=progress)
-    except (TrainingDiverged, RankLost) as exc:
-        if main_rank or isinstance(exc, RankLost):
-            print(f"derive: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except UserError as exc:
-        if main_rank:  # every rank has the same message (Dist.agreement): rank 0 says it
-            raise
-        log.debug("rank exits on bad input: %s", exc)
-        return UserError.exit_code
-    if not main_rank:
-        return 0
-    final, best = summary["final_test_error_percent"], summary["best_test_error_percent"]
-    print(
-        f"{args.out}: {summary['epochs_completed']} epochs, test error final {final:.2f} %, "
-        f"best {best:.2f} % (epoch {summary['best_epoch']}), {summary['wall_time_seconds']:.0f} s"
-    )
-    return 0
-
-
-def _config(args: argparse.Namespace) -> TrainConfig:
-    """The TrainConfig the options say (UserError for out-of-range values)."""
-    from derive.train.config import TrainConfig
-
-    config = TrainConfig(
+    options = dict(
         model=args.model,
         data_dir=args.data_dir,
         out=args.out,
         dataset=args.dataset,
-        **_imagenet_defaults(args),
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        lr_milestones=args.lr_milestones,
         momentum=args.momentum,
         nesterov=args.nesterov,
         weight_decay=args.weight_decay,
@@ -409,5 +412,48 @@ def _config(args: argparse.Namespace) -> TrainConfig:
         decode=args.decode,
         sync_bn=args.sync_bn,
         dist_timeout=args.dist_timeout,
+        lr_schedule=args.lr_schedule,
+        cutout=args.cutout,
+        auxiliary_weight=args.auxiliary_weight,
+        drop_path=args.drop_path,
+        grad_clip=args.grad_clip,
     )
-    return config
+    given = explicit(args)
+    for name in RECIPE_FIELDS - given:
+        options.pop(name, None)  # the recipe's value (or TrainConfig's default) applies
+    if args.dataset == IMAGENET and args.recipe == "appendix-d":
+        for name, value in IMAGENET_RECIPE.items():
+            if name not in given:
+                options[name] = value
+        if "lr" not in given:  # 0.1 for batch 256, scaled linearly with the global batch
+            options["lr"] = imagenet_lr(int(options["batch_size"]))  # type: ignore[call-overload]
+    return recipe_config(args.recipe, **options)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Build the config, train, print where the results are; exit 3 if the loss diverged."""
+    from derive.train.distributed import RankLost, launch_from_env
+    from derive.train.loop import TrainingDiverged, run_training
+    from derive.train.progress import Progress
+
+    main_rank = launch_from_env().rank == 0
+    progress = Progress(args.progress_interval, enabled=not args.quiet)
+    try:
+        summary = run_training(build_config(args), progress=progress)
+    except (TrainingDiverged, RankLost) as exc:
+        if main_rank or isinstance(exc, RankLost):
+            print(f"derive: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except UserError as exc:
+        if main_rank:  # every rank has the same message (Dist.agreement): rank 0 says it
+            raise
+        log.debug("rank exits on bad input: %s", exc)
+        return UserError.exit_code
+    if not main_rank:
+        return 0
+    final, best = summary["final_test_error_percent"], summary["best_test_error_percent"]
+    print(
+        f"{args.out}: {summary['epochs_completed']} epochs, test error final {final:.2f} %, "
+        f"best {best:.2f} % (epoch {summary['best_epoch']}), {summary['wall_time_seconds']:.0f} s"
+    )
+    return 0

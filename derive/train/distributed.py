@@ -214,15 +214,23 @@ class Dist:
         return self.device if self.backend == "nccl" else None
 
     # --- model -------------------------------------------------------------------------------
-    def wrap(self, model: nn.Module, sync_bn: bool, input_size: int) -> tuple[nn.Module, nn.Module]:
-        """(module to save, module to train): DDP around the model (after SyncBN if asked) when distributed."""
+    def wrap(
+        self,
+        model: nn.Module,
+        sync_bn: bool,
+        input_size: int,
+        objective: Callable[[object], torch.Tensor] | None = None,
+    ) -> tuple[nn.Module, nn.Module]:
+        """(module to save, module to train): DDP around the model (after SyncBN if asked) when
+        distributed. `objective` maps the model's output to the training loss (default: the sum of
+        every output tensor), to find the parameters a step leaves without gradient."""
         if not self.distributed:
             return model, model
         from torch.nn.parallel import DistributedDataParallel
 
         if sync_bn:
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        unused = unused_parameters(model, input_size)
+        unused = unused_parameters(model, input_size, objective)
         if unused:
             log.info(
                 "%d parameter tensors get no gradient in a training step (e.g. %s): DDP runs with "
@@ -296,17 +304,25 @@ def rank_lost(exc: BaseException, d: Dist, run_dir: str) -> RankLost | None:
     )
 
 
-def unused_parameters(model: nn.Module, input_size: int) -> list[str]:
+def unused_parameters(
+    model: nn.Module, input_size: int, objective: Callable[[object], torch.Tensor] | None = None
+) -> list[str]:
     """Names of parameters that get no gradient from a training-mode step on a 2-image batch (a copy of
     the model runs it, so the model's own statistics are untouched). DDP must know about them."""
     probe = copy.deepcopy(model)
     probe.train()
     device = next((p.device for p in probe.parameters()), torch.device("cpu"))
     out = probe(torch.zeros(2, 3, input_size, input_size, device=device))
-    tensors = [t for t in _flatten(out) if t.requires_grad]
-    if not tensors:
+    if objective is not None:
+        loss = objective(out)
+    else:
+        tensors = [t for t in _flatten(out) if t.requires_grad]
+        if not tensors:
+            return []
+        loss = torch.stack([t.float().sum() for t in tensors]).sum()
+    if not loss.requires_grad:
         return []
-    torch.stack([t.float().sum() for t in tensors]).sum().backward()
+    loss.backward()
     return [n for n, p in probe.named_parameters() if p.requires_grad and p.grad is None]
 
 

@@ -21,7 +21,6 @@ import os
 import platform
 import subprocess
 import time
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,10 +35,20 @@ from derive.fsutil import ensure_output_dir
 from derive.train import distributed
 from derive.train.augment import derive_seed
 from derive.train.checkpoint import check_compatible, load_checkpoint, save_checkpoint
-from derive.train.config import TrainConfig
+from derive.train.config import TrainConfig, recipe_defaults
 from derive.train.distributed import Dist
 from derive.train.progress import Progress
+from derive.train.regularize import (
+    auxiliary_parameters,
+    check_model,
+    clip_gradients,
+    model_options,
+    set_drop_path,
+    training_loss,
+)
 from derive.train.runfiles import CHECKPOINT, RUN_FILES, write_metrics, write_summary
+from derive.train.schedule import describe as describe_schedule
+from derive.train.schedule import make_scheduler, retarget
 from derive.train.sharding import epoch_shares
 from derive.train.sources import EvalSource, TrainData, TrainSource, dataset_shape, open_data
 
@@ -50,6 +59,13 @@ FLOPS_NOTE = (
     "(a multiply-add counts 2); multiply_adds = flops / 2 is the unit of the papers' tables"
 )
 SINGLE = Dist()  # one process, no process group
+
+
+PARAMETERS_NOTE = (
+    "parameters: every parameter of the model as trained, its auxiliary head included when it has "
+    "one; parameters_without_auxiliary leaves out those named '*auxiliary*', as DARTS and SCIS "
+    "Table 4 count (their 3.3M); flops are of the eval-mode forward, without the auxiliary head"
+)
 
 
 class TrainingDiverged(Exception):
@@ -119,7 +135,7 @@ def build_model(
     torch.manual_seed(derive_seed(config.seed, "init"))
     shape = f"2x3x{input_size}x{input_size}"
     try:
-        model = resolve_model(config.model, num_classes=num_classes)
+        model = resolve_model(config.model, num_classes=num_classes, **model_options(config))
     except UserError:
         raise
     except Exception as exc:
@@ -148,6 +164,7 @@ def build_model(
         raise UserError(
             f"model {config.model} maps a {shape} batch to {got}, expected (2, {num_classes}) logits"
         )
+    check_model(model, config)  # auxiliary head / drop_path_prob when the options need them
     return model
 
 
@@ -193,7 +210,9 @@ def _run_training(
     def load_state() -> dict[str, object] | None:
         if config.resume and ckpt_path.exists():
             state = load_checkpoint(ckpt_path)
-            check_compatible(ckpt_path, state, config.recipe(), model_id, data_id)
+            check_compatible(
+                ckpt_path, state, config.recipe(), model_id, data_id, defaults=recipe_defaults()
+            )
             return state
         if config.resume:
             log.info("no checkpoint in %s: starting a new run", run_dir)
@@ -211,9 +230,15 @@ def _run_training(
     d.on_main(prepare_run_dir)
 
     n_params = _count_parameters(model)
+    n_aux = auxiliary_parameters(model)
     flops = _count_flops(model, input_size)
     model.to(rt.device, memory_format=rt.memory_format)
-    model, ddp = d.wrap(model, config.sync_bn, input_size)
+    model, ddp = d.wrap(
+        model,
+        config.sync_bn,
+        input_size,
+        lambda out: training_loss(out, _probe_labels(out), config.auxiliary_weight)[1],
+    )
     optimizer = torch.optim.SGD(
         model.parameters(),
         lr=config.lr,
@@ -221,9 +246,7 @@ def _run_training(
         nesterov=config.nesterov,
         weight_decay=config.weight_decay,
     )
-    scheduler = torch.optim.lr_scheduler.MultiStepLR(
-        optimizer, config.milestone_epochs(), config.lr_gamma
-    )
+    scheduler = make_scheduler(optimizer, config)
     history: list[dict[str, float]] = []
     sessions: list[dict[str, object]] = []
     if state is not None:
@@ -260,6 +283,7 @@ def _run_training(
         data_id=data_id,
         model_id=model_id,
         parameters=n_params,
+        auxiliary_parameters=n_aux,
         flops=flops,
         device_name=device_name(rt.device),
         rt=rt,
@@ -307,6 +331,7 @@ def _run_training(
         for epoch in range(len(history) + 1, config.epochs + 1):
             t0 = time.perf_counter()
             lr = optimizer.param_groups[0]["lr"]
+            set_drop_path(model, config, epoch)
             train_loss, train_acc = train_epoch(
                 net, train_set, optimizer, config, epoch, rt, progress, d
             )
@@ -410,11 +435,11 @@ def train_epoch(
     )
     for i, ((x, y), share) in enumerate(zip(batch_iter, shares, strict=True), start=1):
         with rt.autocast():
-            logits = model(x)
-            loss = F.cross_entropy(logits, y)
+            logits, loss = training_loss(model(x), y, config.auxiliary_weight)
         optimizer.zero_grad(set_to_none=True)
         # share.weight is 1 except for an unevenly split last step (sharding.py)
         (loss if share.weight == 1.0 else loss * share.weight).backward()
+        clip_gradients(model, config)
         optimizer.step()
         if share.count:
             loss_sum += loss.detach().double() * share.count
@@ -446,6 +471,13 @@ def train_epoch(
                     rate,
                 )
     return total / total_seen, total_correct / total_seen
+
+
+def _probe_labels(output: object) -> torch.Tensor:
+    """Class-0 labels for the output of the unused-parameter probe (distributed.unused_parameters)."""
+    logits = output[0] if isinstance(output, (tuple, list)) else output
+    assert isinstance(logits, torch.Tensor)
+    return torch.zeros(logits.shape[0], dtype=torch.int64, device=logits.device)
 
 
 def _epoch_sums(
@@ -545,7 +577,7 @@ def _change_epochs(
     config: TrainConfig,
     before: int,
     done: int,
-    scheduler: torch.optim.lr_scheduler.MultiStepLR,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
 ) -> None:
     """Resume a run with another --epochs: the lr schedule becomes the one for config.epochs.
 
@@ -560,20 +592,20 @@ def _change_epochs(
     if config.epochs == done:
         log.info("--epochs %d: the run ends with the %d epochs it holds", config.epochs, done)
         return
-    scheduler.milestones = Counter(config.milestone_epochs())
+    retarget(scheduler, config)
     lr = config.lr_at(done + 1)
     for group in scheduler.optimizer.param_groups:
         group["lr"] = lr
     scheduler._last_lr = [lr for _ in scheduler.optimizer.param_groups]
     log.warning(
         "resuming with --epochs %d instead of %d: epochs %d-%d follow the schedule for %d epochs "
-        "(lr drops after epochs %s; epoch %d runs at %g); epochs 1-%d keep the rates they had",
+        "(%s; epoch %d runs at %g); epochs 1-%d keep the rates they had",
         config.epochs,
         before,
         done + 1,
         config.epochs,
         config.epochs,
-        ", ".join(map(str, config.milestone_epochs())),
+        describe_schedule(config),
         done + 1,
         lr,
         done,
@@ -617,6 +649,7 @@ class _RunContext:
     data_id: str
     model_id: str
     parameters: int
+    auxiliary_parameters: int
     flops: int | None
     device_name: str
     rt: Runtime
@@ -657,6 +690,9 @@ class _RunContext:
                 "spec": config.model,
                 "id": self.model_id,
                 "parameters": self.parameters,
+                "parameters_without_auxiliary": self.parameters - self.auxiliary_parameters,
+                "parameters_auxiliary_head": self.auxiliary_parameters,
+                "parameters_note": PARAMETERS_NOTE,
                 "flops": flops,
                 "multiply_adds": flops // 2 if flops is not None else None,
                 "flops_note": FLOPS_NOTE.format(size=self.data.input_size),
