@@ -18,7 +18,7 @@ from train_fixtures import single_thread, write_cifar10  # noqa: F401
 from derive.cli import main
 from derive.errors import UserError
 from derive.train.checkpoint import incompatibilities, load_checkpoint
-from derive.train.config import TrainConfig
+from derive.train.config import TrainConfig, recipe_defaults
 from derive.train.distributed import launch_from_env
 from derive.train.loop import run_training
 from derive.train.runfiles import RUN_FILES, read_metrics
@@ -192,8 +192,9 @@ def test_checkpoints_older_than_the_new_options_still_resume():
     now = TrainConfig(model="m", data_dir="d", out="o").recipe()
     before = {k: v for k, v in now.items() if k not in ("image_size", "color_jitter", "lighting")}
     state = {"model_id": "zoo:m", "data_id": "x", "recipe": before}
-    assert incompatibilities(state, now, "zoo:m", "x") == []
+    defaults = recipe_defaults()
+    assert incompatibilities(state, now, "zoo:m", "x", defaults=defaults) == []
     changed = {**now, "lighting": 0.2}
-    assert incompatibilities(state, changed, "zoo:m", "x") == [
-        "lighting None (checkpoint) vs 0.2 (now)"
+    assert incompatibilities(state, changed, "zoo:m", "x", defaults=defaults) == [
+        "lighting 0.1 (checkpoint) vs 0.2 (now)"
     ]

@@ -10,7 +10,7 @@ import torch
 from derive.train.augment import AugmentOptions, BatchMaker, Normalizer, epoch_plan
 from derive.train.sharding import epoch_order, epoch_shares, eval_range, split_range
 
-CASES = [(n, b, w) for n in (37, 64, 65, 200) for b in (8, 32) for w in (1, 2, 4)]
+CASES = [(n, b, w) for n in (37, 64, 65, 69, 200) for b in (8, 32) for w in (1, 2, 4)]
 
 
 def _single_steps(n: int, b: int) -> list[list[int]]:
@@ -30,10 +30,16 @@ def test_ranks_together_are_the_single_process_steps_without_overlap(n, b, w):
         assert flat == step  # rank order, contiguous: the single-process batch exactly
         assert len(set(flat)) == len(flat)
         counts = [shares[k].count for shares in per_rank]
-        assert max(counts) - min(counts) <= 1 and sum(counts) == len(step)
+        assert sum(counts) == len(step)
         if len(step) == b:  # full steps split evenly, weight exactly 1
             assert counts == [b // w] * w
             assert all(shares[k].weight == 1.0 for shares in per_rank)
+        else:  # the short last step: near-equal parts of 2 rows or more, on the first ranks
+            real = [c for c in counts if c]
+            assert max(real) - min(real) <= 1 and counts == real + [0] * (w - len(real))
+            assert min(real) >= min(2, len(step)) and len(real) == min(w, max(1, len(step) // 2))
+        # every rank computes rows (BatchNorm needs 2 of them), stand-ins included
+        assert all(shares[k].stop - shares[k].start >= min(2, len(step)) for shares in per_rank)
 
 
 @pytest.mark.parametrize("n, b, w", CASES)
@@ -47,7 +53,7 @@ def test_weighted_rank_means_average_to_the_global_mean(n, b, w):
             rows = g[share.start : share.stop]
             ddp_average += share.weight * rows.mean(0) / w
             if share.count == 0:  # a stand-in row that must add nothing
-                assert share.weight == 0.0 and share.stop - share.start == 1
+                assert share.weight == 0.0 and share.stop - share.start == min(2, len(step))
         torch.testing.assert_close(ddp_average, g[step].mean(0))
 
 
@@ -55,6 +61,14 @@ def test_a_short_tail_with_fewer_rows_than_ranks_gets_stand_in_rows():
     shares = [epoch_shares(65, 32, r, 4)[-1] for r in range(4)]  # the last step has 1 row
     assert [s.count for s in shares] == [1, 0, 0, 0]
     assert [s.weight for s in shares] == [4.0, 0.0, 0.0, 0.0]
+    shares = [epoch_shares(69, 32, r, 4)[-1] for r in range(4)]  # 5 rows: 3 + 2 on two ranks
+    assert [(s.start, s.stop, s.count) for s in shares] == [
+        (64, 67, 3),
+        (67, 69, 2),
+        (64, 66, 0),
+        (64, 66, 0),
+    ]
+    assert [s.weight for s in shares] == [12 / 5, 8 / 5, 0.0, 0.0]
 
 
 def test_split_range_by_hand():

@@ -11,8 +11,10 @@ r-th of W contiguous, near-equal parts of it (`step_share`). So, for any world s
   averages over the W ranks is the gradient of the step's global mean loss, also for a short last
   step that splits unevenly. Full steps split evenly and get weight 1 exactly.
 
-A rank whose part of a short last step is empty (fewer rows than ranks) still has to join the step's
-gradient all-reduce: it computes the step's first row with weight 0 (`Share.count` is 0), which adds
+The short last step is split over as many ranks as can have 2 rows or more (BatchNorm in training
+mode needs 2 values per channel: a DARTS auxiliary head pools to 1 x 1), all W when it has 2W rows
+or more. A rank left without rows still has to join the step's gradient all-reduce: it computes the
+step's first rows (2, or 1 if the step has one) with weight 0 (`Share.count` is 0), which adds
 nothing to the gradient or to the metrics.
 """
 
@@ -58,13 +60,20 @@ def split_range(start: int, stop: int, rank: int, world_size: int) -> tuple[int,
     return lo, lo + base + (1 if rank < extra else 0)
 
 
-def step_share(start: int, stop: int, rank: int, world_size: int) -> Share:
-    """Rank `rank`'s part of the global step covering epoch positions [start, stop)."""
-    lo, hi = split_range(start, stop, rank, world_size)
+MIN_ROWS = 2  # per rank in a short last step, when it has that many rows per active rank
+
+
+def step_share(start: int, stop: int, rank: int, world_size: int, full: bool = True) -> Share:
+    """Rank `rank`'s part of the global step covering epoch positions [start, stop).
+
+    A full step (`full`) splits over all ranks; a short last one over at most rows // MIN_ROWS ranks.
+    """
     step_rows = stop - start
+    active = world_size if full else max(1, min(world_size, step_rows // MIN_ROWS))
+    if rank >= active:  # no rows of this step: stand-in rows, weight 0
+        return Share(start, start + min(MIN_ROWS, step_rows), 0, 0.0, step_rows)
+    lo, hi = split_range(start, stop, rank, active)
     count = hi - lo
-    if count == 0:  # a short last step with fewer rows than ranks: a stand-in row, weight 0
-        return Share(start, start + 1, 0, 0.0, step_rows)
     weight = 1.0 if count * world_size == step_rows else count * world_size / step_rows
     return Share(lo, hi, count, weight, step_rows)
 
@@ -74,7 +83,7 @@ def epoch_shares(n: int, batch_size: int, rank: int = 0, world_size: int = 1) ->
     if not 0 <= rank < world_size:
         raise ValueError(f"rank {rank} outside 0..{world_size - 1}")
     return [
-        step_share(start, min(start + batch_size, n), rank, world_size)
+        step_share(start, min(start + batch_size, n), rank, world_size, start + batch_size <= n)
         for start in range(0, n, batch_size)
     ]
 

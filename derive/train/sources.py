@@ -12,7 +12,7 @@ contiguous part of the test set, and what summary.json and the checkpoint record
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -54,7 +54,6 @@ class TrainData:
     normalization: dict[str, list[float]]
     info: dict[str, object]  # summary.json's "dataset" block
     report_top5: bool = False  # ImageNet: record top-5 accuracy too
-    notes: list[str] = field(default_factory=list)
 
 
 def dataset_shape(config: TrainConfig) -> tuple[int, int]:
