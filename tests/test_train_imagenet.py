@@ -11,6 +11,9 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+
+pytest.importorskip("torchvision", reason="the imagenet extra: pip install 'derive[imagenet]'")
+
 from ddp_fixtures import write_imagefolder
 from train_fixtures import single_thread, write_cifar10, write_model  # noqa: F401
 

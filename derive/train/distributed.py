@@ -98,6 +98,8 @@ def check_launch(launch: Launch, batch_size: int, sync_bn: bool, device_type: st
             f"{launch.world_size} (WORLD_SIZE from torchrun): use a multiple of {launch.world_size}, "
             f"or another --nproc_per_node"
         )
+    if sync_bn and not launch.distributed:
+        log.warning("--sync-bn has no effect in a single process (it syncs BatchNorm across ranks)")
     if sync_bn and launch.distributed and device_type != "cuda":
         raise UserError(
             "--sync-bn needs CUDA (NCCL): torch.nn.SyncBatchNorm has no CPU implementation; "
