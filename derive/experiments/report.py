@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from derive.errors import UserError
 from derive.experiments.printed import (
     ACML_CIFAR,
     CIFAR_COLUMNS,
@@ -28,7 +27,7 @@ from derive.experiments.runs import (
     recipe_differences,
     train_command,
 )
-from derive.fsutil import atomic_write_text, ensure_output_dir
+from derive.fsutil import atomic_write_text, check_path, ensure_output_dir
 
 
 def _pct(value: float | None) -> str:
@@ -318,11 +317,7 @@ def build_report(
 
 def write_report(out: str | Path, text: str) -> Path:
     """Write `text` to `out` atomically (its folder created if missing); UserError if it cannot."""
-    target = Path(out)
-    if target.is_dir():
-        raise UserError(f"--out {str(out)!r} is a folder; give a file name such as results.md")
-    ensure_output_dir(target.parent)
-    try:
-        return atomic_write_text(target, text)
-    except OSError as exc:
-        raise UserError(f"cannot write {str(out)!r}: {exc.strerror or exc}") from None
+    target = check_path(out, "--out")
+    if not target.is_dir():  # a folder is refused by atomic_write_text, with the others
+        ensure_output_dir(target.parent, "--out folder")
+    return atomic_write_text(target, text)
