@@ -6,6 +6,14 @@ import argparse
 import sys
 
 from derive.cli.argtypes import number
+from derive.limits import (
+    EVAL_BATCH,
+    PAD,
+    PROGRESS_INTERVAL,
+    SEED,
+    TRAIN_BATCH,
+    TRAIN_EPOCHS,
+)
 
 DESCRIPTION = """\
 Train a model on CIFAR-10 or CIFAR-100 with the papers' recipe (SCIS'23 appendix D, after DenseNet):
@@ -81,8 +89,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=_Formatter,
     )
-    pos_int = number(int, "a positive integer", 1)
-    nonneg_int = number(int, "an integer >= 0", 0)
     nonneg = number(float, "a number >= 0", 0.0)
     p.add_argument(
         "model",
@@ -120,9 +126,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="base URL to download from (default: $DERIVE_CIFAR_URL or https://www.cs.toronto.edu/~kriz)",
     )
     g = p.add_argument_group("recipe (defaults: SCIS'23 appendix D)")
-    g.add_argument("--epochs", type=pos_int, default=300, metavar="N", help="training epochs")
     g.add_argument(
-        "--batch-size", type=pos_int, default=64, metavar="B", help="training batch size"
+        "--epochs",
+        type=number(int, "a positive integer", limit=TRAIN_EPOCHS),
+        default=300,
+        metavar="N",
+        help="training epochs",
+    )
+    g.add_argument(
+        "--batch-size",
+        type=number(int, "a positive integer", limit=TRAIN_BATCH),
+        default=64,
+        metavar="B",
+        help="training batch size (memory is checked before the run)",
     )
     g.add_argument("--lr", type=nonneg, default=0.1, help="initial learning rate")
     g.add_argument(
@@ -148,7 +164,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     g.add_argument(
         "--pad",
-        type=nonneg_int,
+        type=number(int, "an integer >= 0", limit=PAD),
         default=4,
         help="padding on each side before the random 32x32 crop",
     )
@@ -172,7 +188,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     g.add_argument(
         "--seed",
-        type=nonneg_int,
+        type=number(int, "an integer >= 0", limit=SEED),
         default=0,
         metavar="S",
         help="seed of the init, and with the epoch number, of each epoch's order, crops and flips",
@@ -205,14 +221,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     g.add_argument(
         "--eval-batch-size",
-        type=pos_int,
+        type=number(int, "a positive integer", limit=EVAL_BATCH),
         default=1000,
         metavar="B",
         help="batch size for evaluating the test set",
     )
     g.add_argument(
         "--progress-interval",
-        type=nonneg,
+        type=number(float, "a number >= 0", limit=PROGRESS_INTERVAL),
         default=None,
         metavar="SECONDS",
         help="seconds between progress lines within an epoch (default: 1 on a terminal, 30 otherwise; 0: none)",
