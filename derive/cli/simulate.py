@@ -30,7 +30,8 @@ examples:
   derive simulate --threads 1 --compile --out docs/results/simulation --resume   ...after a stop
   derive simulate --algorithms gd,agd2 --depths 40 --epochs 200 --out runs/sim-d40
   derive simulate --optimizer sgd --lr 0.1 --batch-size 100 --out runs/sim-sgd
-exit status: 0 done, 2 bad input (one line on stderr, nothing written), 130 interrupted."""
+exit status: 0 done, 2 bad input (one line on stderr, nothing written), 130 interrupted by Ctrl-C, 143 by SIGTERM (both
+record "interrupted" and keep what was done; continue with --resume)."""
 
 
 def _int_list(text: str) -> tuple[int, ...]:

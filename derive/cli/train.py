@@ -48,7 +48,8 @@ data: DIR/cifar-10-batches-py/{data_batch_1..5,test_batch} or DIR/cifar-100-pyth
 environment: DERIVE_CIFAR_URL replaces the download base URL (a mirror); DERIVE_CIFAR_MD5 replaces the
 published md5 (only for a mirror that repackages the tarball, or tests).
 exit status: 0 done, 2 bad input (one line on stderr, nothing written), 3 the training loss became
-NaN/inf (RUN_DIR keeps the last good checkpoint), 130 interrupted (resume with --resume).
+NaN/inf (RUN_DIR keeps the last good checkpoint), 130 interrupted by Ctrl-C, 143 stopped by SIGTERM (both record "interrupted";
+resume with --resume).
 """
 
 

@@ -25,6 +25,7 @@ from derive.errors import UserError
 from derive.fsutil import (
     atomic_write_text,
     check_path,
+    clean_stale_temp,
     ensure_output_dir,
     output_file,
     remove_file,
@@ -66,9 +67,12 @@ def check_out_dir(out_dir: str | Path) -> None:
 
 
 def prepare_out_dir(out_dir: str | Path) -> Path:
-    """The output folder, created and checked writable, each output file too (UserError otherwise)."""
+    """The output folder, created and checked writable, each output file too (UserError otherwise);
+    temporary files a killed run left there are removed."""
     check_out_dir(out_dir)
-    return ensure_output_dir(out_dir, "--out")
+    out = ensure_output_dir(out_dir, "--out")
+    clean_stale_temp(out, OUTPUTS)  # left by a run killed while writing
+    return out
 
 
 def _num(value: float | None, digits: int = 8) -> str:
