@@ -68,6 +68,13 @@ DEPTH = Limit(
     "the deepest network derive checks a user algorithm's schedules for (the papers go to 40)",
 )
 
+# user algorithm specs (TOML)
+LOOKBACK = Limit(
+    0, 16, "each step of look-back keeps one more feature map per block in the generated network"
+)
+MAX_EXPONENT = 16  # |n| in a power v**n (a product of 16 copies is the most a layer should compute)
+MAX_CONSTANT = 1e100  # |value| of a constant in a spec, after folding (9**16**16 never gets built)
+
 # derive simulate
 SIM_SAMPLES = Limit(
     1, 10_000_000, "10^7 pairs in dimension 100 are 8 GB; memory is checked before the run"
