@@ -192,3 +192,23 @@ def test_read_only_folder_is_one_line_exit_2(tmp_path, capsys, name):
     command = BY_NAME[name]
     out = Path("/proc/self") / FILE_NAMES[name]
     _refused(capsys, command.argv(tmp_path, out), "cannot write", "not writable")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["report", "{long}"],
+        ["report", "--runs-root", "{long}"],
+        ["report", "{run}", "--simulation", "{long}", "--out", "{tmp}/r.md"],
+        ["plot", "{long}", "--out", "{tmp}/c.png"],
+        ["network", "--algo", "{long}.toml", "--show"],
+        ["simulate", "--resume", "--out", "{long}"],
+        ["demo", "--out", "{long}"],
+    ],
+)
+def test_too_long_input_paths_are_one_line_exit_2(tmp_path, capsys, argv):
+    run = _report_run(tmp_path / "run")
+    long = tmp_path / LONG
+    filled = [a.format(long=long, run=run, tmp=tmp_path) for a in argv]
+    _refused(capsys, filled, "is 300 bytes long", "303 bytes long", "cannot read")
+    assert not (tmp_path / "r.md").exists() and not (tmp_path / "c.png").exists()

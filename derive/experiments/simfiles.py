@@ -218,7 +218,7 @@ def read_curves_text(text: str, where: str = CURVES) -> list[dict[str, object]]:
 
 def read_simulation(folder: str | Path) -> tuple[dict[str, object], list[dict[str, object]]]:
     """(simulation.json, curves.csv rows) of an output folder; UserError if missing or malformed."""
-    folder = Path(folder)
+    folder = check_path(folder, "simulation folder")
     if not folder.is_dir():
         raise UserError(f"simulation folder {str(folder)!r} does not exist")
     try:
