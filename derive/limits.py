@@ -87,6 +87,7 @@ TRAIN_EPOCHS = Limit(1, 100_000, "the papers use 300; the checkpoint keeps a row
 TRAIN_BATCH = Limit(1, 50_000, "CIFAR has 50,000 training images; a larger batch is the whole set")
 EVAL_BATCH = Limit(1, 10_000, "CIFAR has 10,000 test images; a larger batch is the whole set")
 PAD = Limit(0, 32, "a 32x32 crop cannot move by more than the image's size")
+CUTOUT = Limit(0, 32, "the side of the image")
 PROGRESS_INTERVAL = Limit(0, 86_400, "a day; 0 turns the progress lines off")
 
 # text a user gives that ends up in files or figures

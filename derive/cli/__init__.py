@@ -22,7 +22,17 @@ from derive.signals import Terminated, terminate_as_interrupt
 MAX_MESSAGE = 400
 """Characters of an error message shown at most: longer ones keep their head and tail."""
 
-COMMANDS = ("activation", "network", "train", "simulate", "report", "plot", "demo", "regenerate")
+COMMANDS = (
+    "activation",
+    "network",
+    "train",
+    "nas",
+    "simulate",
+    "report",
+    "plot",
+    "demo",
+    "regenerate",
+)
 
 EPILOG = """examples:
   derive activation swish                 energy, gradient and proofs for one activation

@@ -6,7 +6,9 @@ import argparse
 import sys
 
 from derive.cli.argtypes import number
+from derive.cli.explicit import explicit, track_explicit
 from derive.limits import (
+    CUTOUT,
     EVAL_BATCH,
     PAD,
     PROGRESS_INTERVAL,
@@ -21,6 +23,11 @@ SGD, Nesterov momentum 0.9, weight decay 1e-4, batch 64, 300 epochs, lr 0.1 divi
 75 % of the epochs, per-channel mean/std normalization (computed from the training images), pad 4 +
 random 32x32 crop + horizontal flip, He init for convolutions and Xavier for the classifier.
 Every choice below is an option; the run records all of them in RUN_DIR/summary.json.
+
+--recipe darts-eval instead trains as SCIS §9.3 evaluates a searched cell (DARTS train.py): batch 96,
+600 epochs, SGD lr 0.025 momentum 0.9 (no Nesterov), weight decay 3e-4, cosine lr to 0, cutout 16,
+auxiliary loss weight 0.4, drop-path 0.2 rising linearly over the epochs, gradient clipping 5,
+PyTorch's default init, black padding. Options given explicitly override the recipe's values.
 
 MODEL is a zoo name (resnet56, hbnet56, densenet40, agdnet40, ...) or a .py file that defines
 create_model(num_classes), such as the conv code written by `derive network`.
@@ -41,6 +48,7 @@ examples:
   derive train resnet56 --dataset cifar100 --data-dir ~/data --download --out runs/r56-c100
   derive train generated/heavyball_conv.py --dataset cifar10 --data-dir ~/data --out runs/hb --epochs 30
   derive train agdnet40 --dataset cifar10 --data-dir ~/data --out runs/agd40 --no-augment   (non-"+" column)
+  derive nas network darts_v2 --out nets/ && derive train nets/darts_v2.py --recipe darts-eval --dataset cifar10 --data-dir ~/data --out runs/v2
   derive plot runs/hbnet56-c10 runs/r56-c10 --out curves.png
 
 data: DIR/cifar-10-batches-py/{data_batch_1..5,test_batch} or DIR/cifar-100-python/{train,test}
@@ -194,6 +202,54 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="S",
         help="seed of the init, and with the epoch number, of each epoch's order, crops and flips",
     )
+    g = p.add_argument_group(
+        "DARTS evaluation (SCIS §9.3; all set by --recipe darts-eval, explicit options override it)"
+    )
+    g.add_argument(
+        "--recipe",
+        choices=("appendix-d", "darts-eval"),
+        default="appendix-d",
+        help="appendix-d: the manual designs' recipe above; darts-eval: the searched cells' "
+        "evaluation (values in the description)",
+    )
+    g.add_argument(
+        "--lr-schedule",
+        choices=("step", "cosine"),
+        default="step",
+        help="step: x --lr-gamma at --lr-milestones; cosine: lr (1 + cos(pi e/N))/2 after e of N "
+        "epochs, to 0 (darts-eval: cosine)",
+    )
+    g.add_argument(
+        "--cutout",
+        type=number(int, "an integer >= 0", limit=CUTOUT),
+        default=0,
+        metavar="L",
+        help="zero an LxL square of each training image after normalization, centred uniformly, "
+        "clipped at the border; 0 off (darts-eval: 16)",
+    )
+    g.add_argument(
+        "--auxiliary-weight",
+        type=nonneg,
+        default=0.0,
+        metavar="W",
+        help="loss CE + W CE(auxiliary head), the model built with create_model(..., "
+        "auxiliary=True); 0 off, at most 1 so the main loss dominates (darts-eval: 0.4)",
+    )
+    g.add_argument(
+        "--drop-path",
+        type=nonneg,
+        default=0.0,
+        metavar="P",
+        help="drop-path probability rising linearly, P (e-1)/N in epoch e of N, set as the model's "
+        "drop_path_prob; 0 off, below 1 as kept paths are scaled by 1/(1-P) (darts-eval: 0.2)",
+    )
+    g.add_argument(
+        "--grad-clip",
+        type=nonneg,
+        default=0.0,
+        metavar="C",
+        help="clip the gradients' total 2-norm to C before each step; 0 off (darts-eval: 5)",
+    )
     g = p.add_argument_group("how to compute (a resumed run may change these)")
     g.add_argument(
         "--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: CUDA if available"
@@ -235,15 +291,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="seconds between progress lines within an epoch (default: 1 on a terminal, 30 otherwise; 0: none)",
     )
     p.set_defaults(run=run)
+    track_explicit(p)  # a --recipe fills in only the options not given
 
 
-def run(args: argparse.Namespace) -> int:
-    """Build the config, train, print where the results are; exit 3 if the loss diverged."""
-    from derive.train.config import TrainConfig
-    from derive.train.loop import TrainingDiverged, run_training
-    from derive.train.progress import Progress
+def build_config(args: argparse.Namespace) -> object:
+    """The TrainConfig of the parsed arguments: the --recipe preset, overridden by explicit options."""
+    from derive.train.recipes import RECIPE_FIELDS, recipe_config
 
-    config = TrainConfig(
+    options = dict(
         model=args.model,
         data_dir=args.data_dir,
         out=args.out,
@@ -273,7 +328,24 @@ def run(args: argparse.Namespace) -> int:
         download=args.download,
         download_url=args.download_url,
         progress_interval=args.progress_interval,
+        lr_schedule=args.lr_schedule,
+        cutout=args.cutout,
+        auxiliary_weight=args.auxiliary_weight,
+        drop_path=args.drop_path,
+        grad_clip=args.grad_clip,
     )
+    given = explicit(args)
+    for name in RECIPE_FIELDS - given:
+        options.pop(name, None)  # the recipe's value (or TrainConfig's default) applies
+    return recipe_config(args.recipe, **options)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Build the config, train, print where the results are; exit 3 if the loss diverged."""
+    from derive.train.loop import TrainingDiverged, run_training
+    from derive.train.progress import Progress
+
+    config = build_config(args)
     progress = Progress(args.progress_interval, enabled=not args.quiet)
     try:
         summary = run_training(config, progress=progress)

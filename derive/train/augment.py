@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
+from derive.train.regularize import apply_cutout, cutout_centres
+
 PAD_FILLS = ("mean", "black")
 
 
@@ -133,6 +135,7 @@ class AugmentOptions:
     flip: bool = True
     # "mean": zero after normalization (fb.resnet.torch); "black": zero pixels (torchvision)
     pad_fill: str = "mean"
+    cutout: int = 0  # side of the square zeroed after normalization (DARTS Cutout; 0: off)
 
 
 class BatchMaker:
@@ -172,6 +175,13 @@ class BatchMaker:
                 if opt.pad_fill == "black"
                 else torch.zeros((), device=self.images.device)
             )
+        if opt.cutout:  # centres from their own (seed, epoch) stream, by position in the epoch
+            cut_rows, cut_cols = cutout_centres(
+                len(self),
+                *self.images.shape[2:],
+                derive_seed(seed, epoch, "cutout"),
+                plan.order.device,
+            )
         for start in range(0, len(self), batch_size):
             sl = slice(start, start + batch_size)
             idx = plan.order[sl]
@@ -180,6 +190,8 @@ class BatchMaker:
                 x = torch.where(inside, self.normalize(raw), fill)
             else:
                 x = self.normalize(self.images[idx])
+            if opt.cutout:
+                x = apply_cutout(x, cut_rows[sl], cut_cols[sl], opt.cutout)
             yield x.contiguous(memory_format=self.memory_format), self.labels[idx]
 
     def eval_batches(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

@@ -14,6 +14,8 @@ from derive.errors import UserError
 from derive.fsutil import check_path
 from derive.train.augment import PAD_FILLS, AugmentOptions
 from derive.train.data import DATASETS
+from derive.train.regularize import check_options as check_evaluation_options
+from derive.train.schedule import cosine_factor
 
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -60,6 +62,13 @@ class TrainConfig:
     pad_fill: str = "mean"
     flip: bool = True
     paper_init: bool = True
+    # DARTS evaluation (SCIS §9.3, `--recipe darts-eval`); derive.train.schedule / regularize
+    lr_schedule: str = "step"  # step: lr_milestones and lr_gamma; cosine: to 0 over the epochs
+    cutout: int = 0  # side of the square zeroed in every training image (0: off)
+    auxiliary_weight: float = 0.0  # loss CE + w·CE(auxiliary head) (0: no auxiliary head)
+    drop_path: float = 0.0  # final drop-path probability, rising linearly from 0 (0: off)
+    grad_clip: float = 0.0  # max total gradient 2-norm (0: off)
+    recipe_name: str = "appendix-d"  # the preset the options started from (derive.train.recipes)
     seed: int = 0
     eval_batch_size: int = 1000
     device: str = "auto"
@@ -131,6 +140,7 @@ class TrainConfig:
         need(
             not (self.resume and self.force), "--resume and --force exclude each other: choose one"
         )
+        check_evaluation_options(self)
 
     @property
     def num_classes(self) -> int:
@@ -146,12 +156,18 @@ class TrainConfig:
 
     def lr_at(self, epoch: int) -> float:
         """The learning rate of 1-based `epoch` (an independent statement of the schedule)."""
+        if self.lr_schedule == "cosine":
+            return self.lr * cosine_factor(epoch - 1, self.epochs)
         drops = sum(1 for m in self.milestone_epochs() if epoch - 1 >= m)
         return self.lr * self.lr_gamma**drops
 
     def augment_options(self) -> AugmentOptions:
         return AugmentOptions(
-            enabled=self.augment, pad=self.pad, flip=self.flip, pad_fill=self.pad_fill
+            enabled=self.augment,
+            pad=self.pad,
+            flip=self.flip,
+            pad_fill=self.pad_fill,
+            cutout=self.cutout,
         )
 
     def to_dict(self) -> dict[str, object]:
@@ -166,6 +182,15 @@ class TrainConfig:
         run can be resumed from another working directory.
         """
         return {k: v for k, v in self.to_dict().items() if k not in RUNTIME_FIELDS and k != "model"}
+
+
+def recipe_defaults() -> dict[str, object]:
+    """The default of every scalar recipe option: what a checkpoint older than the option did."""
+    return {
+        f.name: f.default
+        for f in fields(TrainConfig)
+        if f.name not in RUNTIME_FIELDS and isinstance(f.default, (bool, int, float, str))
+    }
 
 
 def config_fields() -> list[str]:

@@ -17,7 +17,6 @@ import os
 import platform
 import subprocess
 import time
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,9 +31,17 @@ from derive.errors import UserError
 from derive.fsutil import ensure_output_dir
 from derive.train.augment import BatchMaker, Normalizer, derive_seed
 from derive.train.checkpoint import check_compatible, load_checkpoint, save_checkpoint
-from derive.train.config import TrainConfig
+from derive.train.config import TrainConfig, recipe_defaults
 from derive.train.data import CifarData, channel_stats, load_cifar
 from derive.train.progress import Progress
+from derive.train.regularize import (
+    auxiliary_parameters,
+    check_model,
+    clip_gradients,
+    model_options,
+    set_drop_path,
+    training_loss,
+)
 from derive.train.runfiles import (
     CHECKPOINT,
     RUN_FILES,
@@ -43,12 +50,21 @@ from derive.train.runfiles import (
     write_metrics,
     write_summary,
 )
+from derive.train.schedule import describe as describe_schedule
+from derive.train.schedule import make_scheduler, retarget
 
 log = logging.getLogger(__name__)
 
 FLOPS_NOTE = (
     "flops: FLOPs of one forward pass on one 3x32x32 image, counted by torch.utils.flop_counter "
     "(a multiply-add counts 2); multiply_adds = flops / 2 is the unit of the papers' tables"
+)
+
+
+PARAMETERS_NOTE = (
+    "parameters: every parameter of the model as trained, its auxiliary head included when it has "
+    "one; parameters_without_auxiliary leaves out those named '*auxiliary*', as DARTS and SCIS "
+    "Table 4 count (their 3.3M); flops are of the eval-mode forward, without the auxiliary head"
 )
 
 
@@ -114,7 +130,7 @@ def build_model(config: TrainConfig) -> nn.Module:
 
     torch.manual_seed(derive_seed(config.seed, "init"))
     try:
-        model = resolve_model(config.model, num_classes=config.num_classes)
+        model = resolve_model(config.model, num_classes=config.num_classes, **model_options(config))
     except UserError:
         raise
     except (Exception, SystemExit) as exc:
@@ -143,6 +159,7 @@ def build_model(config: TrainConfig) -> nn.Module:
         raise UserError(
             f"model {config.model} maps a 2x3x32x32 batch to {shape}, expected (2, {config.num_classes}) logits"
         )
+    check_model(model, config)  # auxiliary head / drop_path_prob when the options need them
     if not any(p.requires_grad for p in model.parameters()):
         raise UserError(f"model {config.model} has no trainable parameters: nothing to train")
     return model
@@ -172,7 +189,9 @@ def run_training(config: TrainConfig, progress: Progress | None = None) -> dict[
     state = None
     if config.resume and ckpt_path.exists():
         state = load_checkpoint(ckpt_path)
-        check_compatible(ckpt_path, state, config.recipe(), model_id, data_id)
+        check_compatible(
+            ckpt_path, state, config.recipe(), model_id, data_id, defaults=recipe_defaults()
+        )
     elif config.resume:
         log.info("no checkpoint in %s: starting a new run", run_dir)
 
@@ -181,6 +200,7 @@ def run_training(config: TrainConfig, progress: Progress | None = None) -> dict[
         log.info("removed %s (left by a run killed while writing)", stale)
 
     n_params = _count_parameters(model)
+    n_aux = auxiliary_parameters(model)
     flops = _count_flops(model)
     model.to(rt.device, memory_format=rt.memory_format)
     optimizer = torch.optim.SGD(
@@ -190,9 +210,7 @@ def run_training(config: TrainConfig, progress: Progress | None = None) -> dict[
         nesterov=config.nesterov,
         weight_decay=config.weight_decay,
     )
-    scheduler = torch.optim.lr_scheduler.MultiStepLR(
-        optimizer, config.milestone_epochs(), config.lr_gamma
-    )
+    scheduler = make_scheduler(optimizer, config)
     history: list[dict[str, float]] = []
     sessions: list[dict[str, object]] = []
     if state is not None:
@@ -241,6 +259,7 @@ def run_training(config: TrainConfig, progress: Progress | None = None) -> dict[
         data_id=data_id,
         model_id=model_id,
         parameters=n_params,
+        auxiliary_parameters=n_aux,
         flops=flops,
         device_name=device_name(rt.device),
         rt=rt,
@@ -283,6 +302,7 @@ def run_training(config: TrainConfig, progress: Progress | None = None) -> dict[
         for epoch in range(len(history) + 1, config.epochs + 1):
             t0 = time.perf_counter()
             lr = optimizer.param_groups[0]["lr"]
+            set_drop_path(model, config, epoch)
             train_loss, train_acc = train_epoch(
                 net, train_set, optimizer, config, epoch, rt, progress
             )
@@ -372,10 +392,10 @@ def train_epoch(
         batches.train_batches(config.batch_size, config.seed, epoch), start=1
     ):
         with rt.autocast():
-            logits = model(x)
-            loss = F.cross_entropy(logits, y)
+            logits, loss = training_loss(model(x), y, config.auxiliary_weight)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        clip_gradients(model, config)
         optimizer.step()
         loss_sum += loss.detach().double() * y.shape[0]
         correct += (logits.detach().argmax(1) == y).sum()
@@ -483,7 +503,7 @@ def _change_epochs(
     config: TrainConfig,
     before: int,
     done: int,
-    scheduler: torch.optim.lr_scheduler.MultiStepLR,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
 ) -> None:
     """Resume a run with another --epochs: the lr schedule becomes the one for config.epochs.
 
@@ -498,20 +518,20 @@ def _change_epochs(
     if config.epochs == done:
         log.info("--epochs %d: the run ends with the %d epochs it holds", config.epochs, done)
         return
-    scheduler.milestones = Counter(config.milestone_epochs())
+    retarget(scheduler, config)
     lr = config.lr_at(done + 1)
     for group in scheduler.optimizer.param_groups:
         group["lr"] = lr
     scheduler._last_lr = [lr for _ in scheduler.optimizer.param_groups]
     log.warning(
         "resuming with --epochs %d instead of %d: epochs %d-%d follow the schedule for %d epochs "
-        "(lr drops after epochs %s; epoch %d runs at %g); epochs 1-%d keep the rates they had",
+        "(%s; epoch %d runs at %g); epochs 1-%d keep the rates they had",
         config.epochs,
         before,
         done + 1,
         config.epochs,
         config.epochs,
-        ", ".join(map(str, config.milestone_epochs())),
+        describe_schedule(config),
         done + 1,
         lr,
         done,
@@ -557,6 +577,7 @@ class _RunContext:
     data_id: str
     model_id: str
     parameters: int
+    auxiliary_parameters: int
     flops: int | None
     device_name: str
     rt: Runtime
@@ -585,6 +606,9 @@ class _RunContext:
                 "spec": config.model,
                 "id": self.model_id,
                 "parameters": self.parameters,
+                "parameters_without_auxiliary": self.parameters - self.auxiliary_parameters,
+                "parameters_auxiliary_head": self.auxiliary_parameters,
+                "parameters_note": PARAMETERS_NOTE,
                 "flops": flops,
                 "multiply_adds": flops // 2 if flops is not None else None,
                 "flops_note": FLOPS_NOTE,
