@@ -25,6 +25,7 @@ SIZE_OPTIONS = {
         "--pad",
         "--seed",
         "--progress-interval",
+        "--cutout",
     ],
 }
 REQUIRED = {"train": ["m.py", "--data-dir", "d", "--out", "o"], "plot": ["r"]}

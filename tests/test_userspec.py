@@ -192,7 +192,7 @@ def test_random_texts_always_render_a_valid_module():
     base = recurrence_of(get_algorithm("heavyball"))
     alphabet = ['"', "'", "\\", "{", "}", "%", "\n", "\t", "\x00", "\x7f", "\u2028", "a", " ", "N"]
     rng = random.Random(11)
-    for _ in range(40):
+    for _ in range(20):
         text = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 12)))
         algorithm = dataclasses.replace(base.algorithm, title=text, reference=text, equation=text)
         source = format_source(render_fc(dataclasses.replace(base, algorithm=algorithm)))
