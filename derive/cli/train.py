@@ -7,6 +7,15 @@ import sys
 
 from derive.cli.argtypes import number
 from derive.cli.explicit import explicit, track_explicit
+from derive.limits import (
+    CUTOUT,
+    EVAL_BATCH,
+    PAD,
+    PROGRESS_INTERVAL,
+    SEED,
+    TRAIN_BATCH,
+    TRAIN_EPOCHS,
+)
 
 DESCRIPTION = """\
 Train a model on CIFAR-10 or CIFAR-100 with the papers' recipe (SCIS'23 appendix D, after DenseNet):
@@ -47,7 +56,8 @@ data: DIR/cifar-10-batches-py/{data_batch_1..5,test_batch} or DIR/cifar-100-pyth
 environment: DERIVE_CIFAR_URL replaces the download base URL (a mirror); DERIVE_CIFAR_MD5 replaces the
 published md5 (only for a mirror that repackages the tarball, or tests).
 exit status: 0 done, 2 bad input (one line on stderr, nothing written), 3 the training loss became
-NaN/inf (RUN_DIR keeps the last good checkpoint), 130 interrupted (resume with --resume).
+NaN/inf (RUN_DIR keeps the last good checkpoint), 130 interrupted by Ctrl-C, 143 stopped by SIGTERM (both record "interrupted";
+resume with --resume).
 """
 
 
@@ -88,8 +98,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=_Formatter,
     )
-    pos_int = number(int, "a positive integer", 1)
-    nonneg_int = number(int, "an integer >= 0", 0)
     nonneg = number(float, "a number >= 0", 0.0)
     p.add_argument(
         "model",
@@ -127,9 +135,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="base URL to download from (default: $DERIVE_CIFAR_URL or https://www.cs.toronto.edu/~kriz)",
     )
     g = p.add_argument_group("recipe (defaults: SCIS'23 appendix D)")
-    g.add_argument("--epochs", type=pos_int, default=300, metavar="N", help="training epochs")
     g.add_argument(
-        "--batch-size", type=pos_int, default=64, metavar="B", help="training batch size"
+        "--epochs",
+        type=number(int, "a positive integer", limit=TRAIN_EPOCHS),
+        default=300,
+        metavar="N",
+        help="training epochs",
+    )
+    g.add_argument(
+        "--batch-size",
+        type=number(int, "a positive integer", limit=TRAIN_BATCH),
+        default=64,
+        metavar="B",
+        help="training batch size (memory is checked before the run)",
     )
     g.add_argument("--lr", type=nonneg, default=0.1, help="initial learning rate")
     g.add_argument(
@@ -155,7 +173,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     g.add_argument(
         "--pad",
-        type=nonneg_int,
+        type=number(int, "an integer >= 0", limit=PAD),
         default=4,
         help="padding on each side before the random 32x32 crop",
     )
@@ -179,7 +197,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     g.add_argument(
         "--seed",
-        type=nonneg_int,
+        type=number(int, "an integer >= 0", limit=SEED),
         default=0,
         metavar="S",
         help="seed of the init, and with the epoch number, of each epoch's order, crops and flips",
@@ -203,11 +221,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     g.add_argument(
         "--cutout",
-        type=nonneg_int,
+        type=number(int, "an integer >= 0", limit=CUTOUT),
         default=0,
         metavar="L",
         help="zero an LxL square of each training image after normalization, centred uniformly, "
-        "clipped at the border; 0 off, at most 32, the image side (darts-eval: 16)",
+        "clipped at the border; 0 off (darts-eval: 16)",
     )
     g.add_argument(
         "--auxiliary-weight",
@@ -260,14 +278,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     g.add_argument(
         "--eval-batch-size",
-        type=pos_int,
+        type=number(int, "a positive integer", limit=EVAL_BATCH),
         default=1000,
         metavar="B",
         help="batch size for evaluating the test set",
     )
     g.add_argument(
         "--progress-interval",
-        type=nonneg,
+        type=number(float, "a number >= 0", limit=PROGRESS_INTERVAL),
         default=None,
         metavar="SECONDS",
         help="seconds between progress lines within an epoch (default: 1 on a terminal, 30 otherwise; 0: none)",

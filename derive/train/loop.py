@@ -42,7 +42,14 @@ from derive.train.regularize import (
     set_drop_path,
     training_loss,
 )
-from derive.train.runfiles import CHECKPOINT, RUN_FILES, write_metrics, write_summary
+from derive.train.runfiles import (
+    CHECKPOINT,
+    RUN_FILES,
+    check_run_files,
+    clean_run_dir,
+    write_metrics,
+    write_summary,
+)
 from derive.train.schedule import describe as describe_schedule
 from derive.train.schedule import make_scheduler, retarget
 
@@ -126,7 +133,7 @@ def build_model(config: TrainConfig) -> nn.Module:
         model = resolve_model(config.model, num_classes=config.num_classes, **model_options(config))
     except UserError:
         raise
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
         if not config.model.endswith(".py"):  # a zoo model failing is a bug in derive
             raise
         # a user's model file failing is bad input
@@ -143,7 +150,7 @@ def build_model(config: TrainConfig) -> nn.Module:
     try:
         with torch.no_grad():
             out = model(torch.zeros(2, 3, 32, 32))
-    except Exception as exc:  # the user's model is bad input
+    except (Exception, SystemExit) as exc:  # the user's model is bad input
         raise UserError(
             f"model {config.model} fails on a 2x3x32x32 batch: {type(exc).__name__}: {exc}"
         ) from None
@@ -153,6 +160,8 @@ def build_model(config: TrainConfig) -> nn.Module:
             f"model {config.model} maps a 2x3x32x32 batch to {shape}, expected (2, {config.num_classes}) logits"
         )
     check_model(model, config)  # auxiliary head / drop_path_prob when the options need them
+    if not any(p.requires_grad for p in model.parameters()):
+        raise UserError(f"model {config.model} has no trainable parameters: nothing to train")
     return model
 
 
@@ -174,6 +183,7 @@ def run_training(config: TrainConfig, progress: Progress | None = None) -> dict[
 
         download_cifar(config.dataset, config.data_dir, base_url=config.download_url)
     data = load_cifar(config.dataset, config.data_dir)
+    _check_memory(model, config, data, rt)
     mean, std = channel_stats(data.train_images)
     data_id = data.fingerprint()
     state = None
@@ -186,10 +196,8 @@ def run_training(config: TrainConfig, progress: Progress | None = None) -> dict[
         log.info("no checkpoint in %s: starting a new run", run_dir)
 
     ensure_output_dir(run_dir)
-    if config.force:
-        for name in RUN_FILES:
-            with contextlib.suppress(FileNotFoundError):
-                (run_dir / name).unlink()
+    for stale in clean_run_dir(run_dir, config.force):
+        log.info("removed %s (left by a run killed while writing)", stale)
 
     n_params = _count_parameters(model)
     n_aux = auxiliary_parameters(model)
@@ -430,9 +438,25 @@ def evaluate(
     return loss_sum.item() / len(batches), correct.item() / len(batches)
 
 
+def _check_memory(model: nn.Module, config: TrainConfig, data: CifarData, rt: Runtime) -> None:
+    from derive.memory import check_fits, training_bytes
+
+    images = data.train_images.nbytes + data.test_images.nbytes
+    try:
+        needed = training_bytes(model, config.batch_size, images)
+    except Exception as exc:  # the estimate is a courtesy; build_model already checked the model
+        log.debug("no memory estimate: %s: %s", type(exc).__name__, exc)
+        return
+    check_fits(
+        needed,
+        rt.device,
+        f"training {config.model} with --batch-size {config.batch_size}",
+        "lower --batch-size",
+    )
+
+
 def _check_run_dir(run_dir: Path, config: TrainConfig) -> None:
-    if run_dir.exists() and not run_dir.is_dir():
-        raise UserError(f"--out {str(run_dir)!r} exists and is not a directory")
+    check_run_files(run_dir)
     existing = [name for name in RUN_FILES if (run_dir / name).exists()]
     if existing and not (config.resume or config.force):
         raise UserError(
