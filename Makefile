@@ -23,6 +23,8 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
 
+# The long checks (tests marked @pytest.mark.slow, a few minutes): built-in recurrences checked at
+# depth 1000, `derive simulate --quick` end to end, twice. `make test` leaves them out.
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
 

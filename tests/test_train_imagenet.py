@@ -254,9 +254,9 @@ def test_a_file_that_fails_to_decode_mid_epoch_is_replaced_with_a_warning(tree, 
     [
         (["--pad", "2"], "--pad, --pad-fill and --cutout apply to CIFAR only"),
         (["--download"], "ImageNet cannot be downloaded"),
-        (["--image-size", "16"], "--image-size: expected an integer from 32 to 1024"),
-        (["--color-jitter", "2"], "--color-jitter must be between 0 and 1"),
-        (["--workers", "65"], "--workers must be between 0 and 64"),
+        (["--image-size", "16"], "--image-size: expected an integer >= 32, got '16'"),
+        (["--color-jitter", "2"], "--color-jitter: expected a number >= 0 of at most 1"),
+        (["--workers", "65"], "--workers: expected an integer >= 0 of at most 64"),
     ],
 )
 def test_bad_imagenet_options_exit_2(tree, capsys, argv, message):

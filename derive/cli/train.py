@@ -11,6 +11,20 @@ from typing import TYPE_CHECKING
 from derive.cli.argtypes import number
 from derive.cli.explicit import explicit, track_explicit
 from derive.errors import UserError
+from derive.limits import (
+    COLOR_JITTER,
+    CUTOUT,
+    DIST_TIMEOUT,
+    EVAL_BATCH,
+    IMAGE_SIZE,
+    LIGHTING,
+    PAD,
+    PROGRESS_INTERVAL,
+    SEED,
+    TRAIN_BATCH,
+    TRAIN_EPOCHS,
+    WORKERS,
+)
 
 if TYPE_CHECKING:
     from derive.train.config import TrainConfig
@@ -71,8 +85,9 @@ published md5 (only for a mirror that repackages the tarball, or tests).
 ImageNet data: DIR/train/<wnid>/*.JPEG and DIR/val/<wnid>/*.JPEG (val sorted into class folders).
 exit status: 0 done, 2 bad input (one line on stderr, nothing written), 3 the training loss became
 NaN/inf (RUN_DIR keeps the last good checkpoint), 4 a distributed run lost a rank (RUN_DIR keeps the
-last completed epoch), 130 interrupted (resume with --resume). Under torchrun every rank exits with
-that status and torchrun itself reports the failed ranks.
+last completed epoch), 130 interrupted by Ctrl-C, 143 stopped by SIGTERM (both record "interrupted";
+resume with --resume). Under torchrun every rank exits with its status and torchrun itself reports
+the failed ranks.
 """
 
 
@@ -113,8 +128,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=_Formatter,
     )
-    pos_int = number(int, "a positive integer", 1)
-    nonneg_int = number(int, "an integer >= 0", 0)
     nonneg = number(float, "a number >= 0", 0.0)
     p.add_argument(
         "model",
@@ -160,17 +173,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g = p.add_argument_group("recipe (defaults: SCIS'23 appendix D)")
     g.add_argument(
         "--epochs",
-        type=pos_int,
+        type=number(int, "a positive integer", limit=TRAIN_EPOCHS),
         default=300,
         metavar="N",
         help="training epochs (default: 300; ImageNet: 100)",
     )
     g.add_argument(
         "--batch-size",
-        type=pos_int,
+        type=number(int, "a positive integer", limit=TRAIN_BATCH),
         default=64,
         metavar="B",
-        help="global training batch size, split evenly over the torchrun processes, which must divide it (default: 64; ImageNet: 256)",
+        help="global training batch size, split evenly over the torchrun processes, which must divide it; memory is checked before the run (default: 64; ImageNet: 256)",
     )
     g.add_argument(
         "--lr",
@@ -201,7 +214,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     g.add_argument(
         "--pad",
-        type=nonneg_int,
+        type=number(int, "an integer >= 0", limit=PAD),
         default=4,
         help="padding on each side before the random 32x32 crop",
     )
@@ -225,7 +238,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     g.add_argument(
         "--seed",
-        type=nonneg_int,
+        type=number(int, "an integer >= 0", limit=SEED),
         default=0,
         metavar="S",
         help="seed of the init, and with the epoch number, of each epoch's order, crops and flips",
@@ -233,24 +246,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g = p.add_argument_group("ImageNet (--dataset imagenet)")
     g.add_argument(
         "--image-size",
-        type=number(int, "an integer from 32 to 1024", 32),
+        type=number(int, "an integer >= 32", limit=IMAGE_SIZE),
         default=224,
         metavar="S",
-        help="side of the training crop; validation resizes to S/0.875 and centre-crops S (32..1024: the ImageNet networks downsample by 32; smaller sizes are for tests)",
+        help="side of the training crop; validation resizes to S/0.875 and centre-crops S (sizes below 224 are for tests)",
     )
     g.add_argument(
         "--color-jitter",
-        type=number(float, "a number from 0 to 1", 0.0),
+        type=number(float, "a number >= 0", limit=COLOR_JITTER),
         default=0.4,
         metavar="F",
-        help="fb.resnet.torch colour jitter: brightness, contrast and saturation each scaled by 1+U(-F,F), in random order; 0: off (at most 1: beyond, colours invert)",
+        help="fb.resnet.torch colour jitter: brightness, contrast and saturation each scaled by 1+U(-F,F), in random order; 0: off",
     )
     g.add_argument(
         "--lighting",
-        type=number(float, "a number from 0 to 1", 0.0),
+        type=number(float, "a number >= 0", limit=LIGHTING),
         default=0.1,
         metavar="F",
-        help="AlexNet/fb.resnet.torch PCA lighting noise with standard deviation F; 0: off (at most 1)",
+        help="AlexNet/fb.resnet.torch PCA lighting noise with standard deviation F; 0: off",
     )
     g = p.add_argument_group(
         "DARTS evaluation (SCIS §9.3; all set by --recipe darts-eval, explicit options override it)"
@@ -271,11 +284,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     g.add_argument(
         "--cutout",
-        type=nonneg_int,
+        type=number(int, "an integer >= 0", limit=CUTOUT),
         default=0,
         metavar="L",
         help="zero an LxL square of each training image after normalization, centred uniformly, "
-        "clipped at the border; 0 off, at most 32, the image side (darts-eval: 16)",
+        "clipped at the border; 0 off (darts-eval: 16)",
     )
     g.add_argument(
         "--auxiliary-weight",
@@ -328,17 +341,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     g.add_argument(
         "--eval-batch-size",
-        type=pos_int,
+        type=number(int, "a positive integer", limit=EVAL_BATCH),
         default=1000,
         metavar="B",
         help="batch size for evaluating the test set",
     )
     g.add_argument(
         "--workers",
-        type=number(int, "an integer from 0 to 64", 0),
+        type=number(int, "an integer >= 0", limit=WORKERS),
         default=None,
         metavar="N",
-        help="ImageNet: JPEG-decoding DataLoader processes per rank (default: the CPUs / processes on this node, at most 8; 0: decode in the training process; at most 64)",
+        help="ImageNet: JPEG-decoding DataLoader processes per rank (default: the CPUs / processes on this node, at most 8; 0: decode in the training process)",
     )
     g.add_argument(
         "--decode",
@@ -353,14 +366,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     g.add_argument(
         "--dist-timeout",
-        type=number(float, "seconds from 10 to 86400", 10.0),
+        type=number(float, "seconds >= 10", limit=DIST_TIMEOUT),
         default=1800.0,
         metavar="SECONDS",
-        help="torchrun: how long a rank waits for the others at a collective before the job fails (10..86400)",
+        help="torchrun: how long a rank waits for the others at a collective before the job fails",
     )
     g.add_argument(
         "--progress-interval",
-        type=nonneg,
+        type=number(float, "a number >= 0", limit=PROGRESS_INTERVAL),
         default=None,
         metavar="SECONDS",
         help="seconds between progress lines within an epoch (default: 1 on a terminal, 30 otherwise; 0: none)",

@@ -9,7 +9,9 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields
 
+from derive import limits
 from derive.errors import UserError
+from derive.fsutil import check_path
 from derive.train.augment import PAD_FILLS, AugmentOptions
 from derive.train.data import DATASETS
 from derive.train.regularize import check_options as check_evaluation_options
@@ -116,12 +118,17 @@ class TrainConfig:
             f"--dataset must be one of {', '.join([*DATASETS, IMAGENET])}, got {self.dataset!r}",
         )
         self._validate_dataset_options(need)
-        need(self.epochs >= 1, f"--epochs must be at least 1, got {self.epochs}")
-        need(self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}")
-        need(
-            self.eval_batch_size >= 1,
-            f"--eval-batch-size must be at least 1, got {self.eval_batch_size}",
-        )
+        limits.TRAIN_EPOCHS.check(self.epochs, "--epochs")
+        limits.TRAIN_BATCH.check(self.batch_size, "--batch-size")
+        limits.EVAL_BATCH.check(self.eval_batch_size, "--eval-batch-size")
+        limits.PAD.check(self.pad, "--pad")
+        limits.SEED.check(self.seed, "--seed")
+        if self.progress_interval is not None:
+            limits.PROGRESS_INTERVAL.check(self.progress_interval, "--progress-interval")
+        check_path(self.data_dir, "--data-dir")
+        check_path(self.out, "--out")
+        if self.model.endswith(".py"):
+            check_path(self.model, "MODEL")
         for name in ("lr", "momentum", "weight_decay", "lr_gamma"):
             value = getattr(self, name)
             need(
@@ -138,7 +145,6 @@ class TrainConfig:
             and list(self.lr_milestones) == sorted(self.lr_milestones),
             f"--lr-milestones must be increasing fractions strictly between 0 and 1, got {list(self.lr_milestones)}",
         )
-        need(0 <= self.pad <= 32, f"--pad must be between 0 and 32, got {self.pad}")
         need(
             self.pad_fill in PAD_FILLS,
             f"--pad-fill must be one of {', '.join(PAD_FILLS)}, got {self.pad_fill!r}",
@@ -155,11 +161,6 @@ class TrainConfig:
         need(
             not (self.resume and self.force), "--resume and --force exclude each other: choose one"
         )
-        need(
-            self.progress_interval is None or self.progress_interval >= 0,
-            f"--progress-interval must be >= 0, got {self.progress_interval}",
-        )
-        need(self.seed >= 0, f"--seed must be >= 0, got {self.seed}")
         check_evaluation_options(self)
 
     @classmethod
@@ -197,30 +198,16 @@ class TrainConfig:
                     getattr(self, name) == default,
                     f"--{name.replace('_', '-')} applies to --dataset imagenet only",
                 )
-        need(
-            32 <= self.image_size <= 1024,
-            f"--image-size must be between 32 and 1024, got {self.image_size}",
-        )
-        need(
-            math.isfinite(self.color_jitter) and 0 <= self.color_jitter <= 1,
-            f"--color-jitter must be between 0 and 1, got {self.color_jitter}",
-        )
-        need(
-            math.isfinite(self.lighting) and 0 <= self.lighting <= 1,
-            f"--lighting must be between 0 and 1, got {self.lighting}",
-        )
-        need(
-            self.workers is None or 0 <= self.workers <= 64,
-            f"--workers must be between 0 and 64, got {self.workers}",
-        )
+        limits.IMAGE_SIZE.check(self.image_size, "--image-size")
+        limits.COLOR_JITTER.check(self.color_jitter, "--color-jitter")
+        limits.LIGHTING.check(self.lighting, "--lighting")
+        if self.workers is not None:
+            limits.WORKERS.check(self.workers, "--workers")
         need(
             self.decode in DECODES,
             f"--decode must be one of {', '.join(DECODES)}, got {self.decode!r}",
         )
-        need(
-            math.isfinite(self.dist_timeout) and 10 <= self.dist_timeout <= 86400,
-            f"--dist-timeout must be between 10 and 86400 seconds, got {self.dist_timeout}",
-        )
+        limits.DIST_TIMEOUT.check(self.dist_timeout, "--dist-timeout")
 
     @property
     def num_classes(self) -> int:

@@ -46,7 +46,14 @@ from derive.train.regularize import (
     set_drop_path,
     training_loss,
 )
-from derive.train.runfiles import CHECKPOINT, RUN_FILES, write_metrics, write_summary
+from derive.train.runfiles import (
+    CHECKPOINT,
+    RUN_FILES,
+    check_run_files,
+    clean_run_dir,
+    write_metrics,
+    write_summary,
+)
 from derive.train.schedule import describe as describe_schedule
 from derive.train.schedule import make_scheduler, retarget
 from derive.train.sharding import epoch_shares
@@ -138,7 +145,7 @@ def build_model(
         model = resolve_model(config.model, num_classes=num_classes, **model_options(config))
     except UserError:
         raise
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
         if not config.model.endswith(".py"):  # a zoo model failing is a bug in derive
             raise
         # a user's model file failing is bad input
@@ -155,7 +162,7 @@ def build_model(
     try:
         with torch.no_grad():
             out = model(torch.zeros(2, 3, input_size, input_size))
-    except Exception as exc:  # the user's model is bad input
+    except (Exception, SystemExit) as exc:  # the user's model is bad input
         raise UserError(
             f"model {config.model} fails on a {shape} batch: {type(exc).__name__}: {exc}"
         ) from None
@@ -165,6 +172,8 @@ def build_model(
             f"model {config.model} maps a {shape} batch to {got}, expected (2, {num_classes}) logits"
         )
     check_model(model, config)  # auxiliary head / drop_path_prob when the options need them
+    if not any(p.requires_grad for p in model.parameters()):
+        raise UserError(f"model {config.model} has no trainable parameters: nothing to train")
     return model
 
 
@@ -205,6 +214,7 @@ def _run_training(
         )  # before the data: a bad MODEL fails at once
         model_id = model_identity(config.model)
         data = open_data(config, rt.device, rt.memory_format, d)
+        _check_memory(model, config, data, rt, d)
     data_id = data.fingerprint
 
     def load_state() -> dict[str, object] | None:
@@ -222,10 +232,8 @@ def _run_training(
 
     def prepare_run_dir() -> None:
         ensure_output_dir(run_dir)
-        if config.force:
-            for name in RUN_FILES:
-                with contextlib.suppress(FileNotFoundError):
-                    (run_dir / name).unlink()
+        for stale in clean_run_dir(run_dir, config.force):
+            log.info("removed %s (left by a run killed while writing)", stale)
 
     d.on_main(prepare_run_dir)
 
@@ -528,9 +536,30 @@ def eval_metrics(
     return {"loss": loss / count, "acc": top1 / count, "top5_acc": top5 / count}
 
 
+def _check_memory(
+    model: nn.Module, config: TrainConfig, data: TrainData, rt: Runtime, d: Dist
+) -> None:
+    from derive.memory import check_fits, training_bytes
+
+    batch = config.batch_size // d.world_size  # this rank's part of the global batch
+    try:
+        needed = training_bytes(
+            model, batch, data.resident_bytes, image=(3, data.input_size, data.input_size)
+        )
+    except Exception as exc:  # the estimate is a courtesy; build_model already checked the model
+        log.debug("no memory estimate: %s: %s", type(exc).__name__, exc)
+        return
+    check_fits(
+        needed,
+        rt.device,
+        f"training {config.model} with --batch-size {config.batch_size}"
+        + (f" ({batch} per process)" if d.distributed else ""),
+        "lower --batch-size",
+    )
+
+
 def _check_run_dir(run_dir: Path, config: TrainConfig) -> None:
-    if run_dir.exists() and not run_dir.is_dir():
-        raise UserError(f"--out {str(run_dir)!r} exists and is not a directory")
+    check_run_files(run_dir)
     existing = [name for name in RUN_FILES if (run_dir / name).exists()]
     if existing and not (config.resume or config.force):
         raise UserError(

@@ -54,6 +54,7 @@ class TrainData:
     normalization: dict[str, list[float]]
     info: dict[str, object]  # summary.json's "dataset" block
     report_top5: bool = False  # ImageNet: record top-5 accuracy too
+    resident_bytes: int = 0  # bytes of images held in memory for the whole run (CIFAR: all of them)
 
 
 def dataset_shape(config: TrainConfig) -> tuple[int, int]:
@@ -101,6 +102,7 @@ def open_cifar(
 
     part = eval_range(len(data.test_labels), d.rank, d.world_size)
     fingerprint = data.fingerprint()
+    resident = data.train_images.nbytes + data.test_images[part].nbytes
     return TrainData(
         name=data.name,
         num_classes=data.num_classes,
@@ -108,6 +110,7 @@ def open_cifar(
         train=on_device(data.train_images, data.train_labels),
         test=on_device(data.test_images[part], data.test_labels[part]),
         fingerprint=fingerprint,
+        resident_bytes=resident,
         normalization={"mean": mean, "std": std},
         info={
             "name": data.name,
