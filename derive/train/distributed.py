@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import datetime as _dt
+import gc
 import logging
 import os
 import re
@@ -250,6 +251,10 @@ class Dist:
         closes its connections while another is still receiving its last broadcast."""
         if self.distributed and dist.is_initialized():
             dist.barrier()
+            # DDP's reducer keeps the process group alive through reference cycles; collect it now,
+            # while the interpreter is whole: a gloo group torn down at interpreter exit can abort
+            # the process ("terminate called without an active exception", SIGABRT).
+            gc.collect()
             dist.destroy_process_group()
 
 
