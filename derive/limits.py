@@ -89,6 +89,14 @@ EVAL_BATCH = Limit(1, 10_000, "CIFAR has 10,000 test images; a larger batch is t
 PAD = Limit(0, 32, "a 32x32 crop cannot move by more than the image's size")
 CUTOUT = Limit(0, 32, "the side of the image")
 PROGRESS_INTERVAL = Limit(0, 86_400, "a day; 0 turns the progress lines off")
+# derive train --dataset imagenet, and distributed runs (torchrun)
+IMAGE_SIZE = Limit(
+    32, 1024, "the ImageNet networks downsample by 32; a 1024-pixel crop is 21x the papers' 224"
+)
+COLOR_JITTER = Limit(0, 1, "a factor 1 + U(-F, F) below 0 would invert colours")
+LIGHTING = Limit(0, 1, "PCA noise 10x fb.resnet.torch's 0.1 already swamps the image")
+WORKERS = Limit(0, 64, "loader processes per rank; more than a node's cores only adds memory")
+DIST_TIMEOUT = Limit(10, 86_400, "a day: past it a silent rank counts as lost")
 
 # text a user gives that ends up in files or figures
 TITLE_CHARS = 200

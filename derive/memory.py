@@ -84,8 +84,10 @@ def activation_bytes_per_image(model: nn.Module, image: tuple[int, ...] = (3, 32
     return total
 
 
-def training_bytes(model: nn.Module, batch_size: int, data_bytes: int) -> int:
-    """A lower bound on `derive train`'s memory: the images, the weights with gradient and momentum,
-    and one batch's activations."""
+def training_bytes(
+    model: nn.Module, batch_size: int, data_bytes: int, image: tuple[int, ...] = (3, 32, 32)
+) -> int:
+    """A lower bound on `derive train`'s memory: the images held in memory, the weights with gradient
+    and momentum, and one batch's activations (of `image`-shaped inputs)."""
     weights = sum(p.numel() * p.element_size() for p in model.parameters())
-    return data_bytes + 3 * weights + batch_size * activation_bytes_per_image(model)
+    return data_bytes + 3 * weights + batch_size * activation_bytes_per_image(model, image)

@@ -8,7 +8,7 @@ a generator seeded by (seed, epoch), so a resumed epoch replays exactly.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -161,9 +161,13 @@ class BatchMaker:
         return -(-len(self) // batch_size)
 
     def train_batches(
-        self, batch_size: int, seed: int, epoch: int
+        self, batch_size: int, seed: int, epoch: int, rows: Sequence[slice] | None = None
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Shuffled, augmented batches of one epoch; every image exactly once (last batch may be short)."""
+        """Shuffled, augmented batches of one epoch; every image exactly once (last batch may be short).
+
+        `rows` (positions in the epoch's order, one slice per batch) picks this rank's part of each
+        global step in a distributed run (`derive.train.sharding`); by default, whole steps.
+        """
         opt = self.options
         plan = epoch_plan(
             len(self), seed, epoch, opt.pad, opt.flip and opt.enabled, self.images.device
@@ -182,8 +186,9 @@ class BatchMaker:
                 derive_seed(seed, epoch, "cutout"),
                 plan.order.device,
             )
-        for start in range(0, len(self), batch_size):
-            sl = slice(start, start + batch_size)
+        if rows is None:
+            rows = [slice(start, start + batch_size) for start in range(0, len(self), batch_size)]
+        for sl in rows:
             idx = plan.order[sl]
             if opt.enabled:
                 raw, inside = gather_crops(self.images, idx, windows[sl])

@@ -18,6 +18,13 @@ from derive.train.regularize import check_options as check_evaluation_options
 from derive.train.schedule import cosine_factor
 
 DEVICES = ("auto", "cpu", "cuda")
+IMAGENET = "imagenet"  # an ImageFolder tree (derive.train.imagenet); the CIFARs are in DATASETS
+DECODES = ("auto", "workers", "device")
+# The papers' ImageNet recipe (SCIS'23 appendix D): 100 epochs, batch 256, lr / 10 after epochs 30,
+# 60 and 90; the lr is 0.1 for batch 256, scaled linearly with the global batch (imagenet_lr).
+IMAGENET_RECIPE = {"epochs": 100, "batch_size": 256, "lr_milestones": (0.3, 0.6, 0.9)}
+IMAGENET_BASE_LR, IMAGENET_BASE_BATCH = 0.1, 256
+
 PRECISIONS = ("auto", "fp32", "bf16")
 MEMORY_FORMATS = ("auto", "contiguous", "channels_last")
 
@@ -37,6 +44,10 @@ RUNTIME_FIELDS = frozenset(
         "download",
         "download_url",
         "progress_interval",
+        "workers",
+        "decode",
+        "sync_bn",
+        "dist_timeout",
     }
 )
 
@@ -81,6 +92,15 @@ class TrainConfig:
     download: bool = False
     download_url: str | None = None
     progress_interval: float | None = None  # seconds; None: 1 on a terminal, 30 otherwise; 0: off
+    # ImageNet (--dataset imagenet) only: crop side, fb.resnet.torch colour jitter and PCA lighting
+    image_size: int = 224
+    color_jitter: float = 0.4
+    lighting: float = 0.1
+    workers: int | None = None  # DataLoader processes per rank; None: from the CPU count
+    decode: str = "auto"  # auto = workers: JPEGs decoded on the CPU by the DataLoader workers
+    # distributed runs (torchrun): SyncBatchNorm (CUDA only), seconds a collective may wait
+    sync_bn: bool = False
+    dist_timeout: float = 1800.0
 
     def __post_init__(self) -> None:
         self.lr_milestones = tuple(float(m) for m in self.lr_milestones)
@@ -94,9 +114,10 @@ class TrainConfig:
                 raise UserError(message)
 
         need(
-            self.dataset in DATASETS,
-            f"--dataset must be one of {', '.join(DATASETS)}, got {self.dataset!r}",
+            self.dataset in DATASETS or self.dataset == IMAGENET,
+            f"--dataset must be one of {', '.join([*DATASETS, IMAGENET])}, got {self.dataset!r}",
         )
+        self._validate_dataset_options(need)
         limits.TRAIN_EPOCHS.check(self.epochs, "--epochs")
         limits.TRAIN_BATCH.check(self.batch_size, "--batch-size")
         limits.EVAL_BATCH.check(self.eval_batch_size, "--eval-batch-size")
@@ -142,8 +163,59 @@ class TrainConfig:
         )
         check_evaluation_options(self)
 
+    @classmethod
+    def for_dataset(cls, dataset: str, **options: object) -> TrainConfig:
+        """A config whose unspecified recipe options are `dataset`'s defaults: the papers' CIFAR
+        recipe (the field defaults) or their ImageNet recipe (IMAGENET_RECIPE, lr from imagenet_lr)."""
+        if dataset == IMAGENET:
+            for key, value in IMAGENET_RECIPE.items():
+                options.setdefault(key, value)
+            options.setdefault("lr", imagenet_lr(int(options["batch_size"])))  # type: ignore[call-overload]
+        return cls(dataset=dataset, **options)  # type: ignore[arg-type]
+
+    def _validate_dataset_options(self, need: object) -> None:
+        """Options that belong to one kind of dataset are refused with the other (never ignored)."""
+        assert callable(need)
+        imagenet = self.dataset == IMAGENET
+        if imagenet:
+            need(
+                not self.download,
+                "--download: ImageNet cannot be downloaded; give --data-dir with train/ and val/",
+            )
+            need(
+                self.pad == 4 and self.pad_fill == "mean" and not self.cutout,
+                "--pad, --pad-fill and --cutout apply to CIFAR only (ImageNet crops with RandomResizedCrop)",
+            )
+        else:
+            for name, default in (
+                ("image_size", 224),
+                ("color_jitter", 0.4),
+                ("lighting", 0.1),
+                ("decode", "auto"),
+                ("workers", None),
+            ):
+                need(
+                    getattr(self, name) == default,
+                    f"--{name.replace('_', '-')} applies to --dataset imagenet only",
+                )
+        limits.IMAGE_SIZE.check(self.image_size, "--image-size")
+        limits.COLOR_JITTER.check(self.color_jitter, "--color-jitter")
+        limits.LIGHTING.check(self.lighting, "--lighting")
+        if self.workers is not None:
+            limits.WORKERS.check(self.workers, "--workers")
+        need(
+            self.decode in DECODES,
+            f"--decode must be one of {', '.join(DECODES)}, got {self.decode!r}",
+        )
+        limits.DIST_TIMEOUT.check(self.dist_timeout, "--dist-timeout")
+
     @property
     def num_classes(self) -> int:
+        """CIFAR's number of classes (ImageNet's comes from its class folders: sources.dataset_shape)."""
+        if self.dataset == IMAGENET:
+            raise ValueError(
+                "the number of ImageNet classes comes from the folders (dataset_shape)"
+            )
         return DATASETS[self.dataset].num_classes
 
     def milestone_epochs(self) -> list[int]:
@@ -182,6 +254,11 @@ class TrainConfig:
         run can be resumed from another working directory.
         """
         return {k: v for k, v in self.to_dict().items() if k not in RUNTIME_FIELDS and k != "model"}
+
+
+def imagenet_lr(batch_size: int) -> float:
+    """The papers' ImageNet lr, 0.1 for batch 256, scaled linearly with the global batch (Goyal et al.)."""
+    return IMAGENET_BASE_LR * batch_size / IMAGENET_BASE_BATCH
 
 
 def recipe_defaults() -> dict[str, object]:
