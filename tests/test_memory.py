@@ -369,3 +369,15 @@ def test_a_users_three_lag_recurrence_runs_backwards(tmp_path):
     rev, rev_x, _ = step(net.double(), "reversible", x, y)
     assert_grads_close(rev, ref, rtol=1e-9, scale_atol=1e-11)
     torch.testing.assert_close(rev_x, ref_x, rtol=1e-9, atol=1e-11 * ref_x.abs().max().item())
+
+
+def test_the_pre_run_memory_estimate_follows_the_mode():
+    """derive train's memory check (derive.memory) counts one recomputed block, not all of them."""
+    from derive.memory import activation_bytes_per_image
+
+    sizes = {}
+    for mode in ("standard", "checkpoint", "reversible"):
+        net = set_memory(tiny_hbnet(56, dtype=torch.float32), mode)
+        sizes[mode] = activation_bytes_per_image(net, (3, 16, 16))
+    assert max(sizes["reversible"], sizes["checkpoint"]) < 0.25 * sizes["standard"]
+    assert memory_mode(net) == "reversible"  # the estimate leaves the mode alone

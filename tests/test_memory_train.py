@@ -95,3 +95,18 @@ def test_reversible_on_a_network_that_is_not_invertible_exits_2(files, capsys, m
 def test_unknown_memory_mode_exits_2(files, capsys):
     assert _train(files, "run", None, "--memory", "swap") == 2
     assert "invalid choice: 'swap'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_reversible_under_ddp_equals_standard_under_ddp(files):
+    """torchrun, 2 gloo processes: the Function's parameter gradients reach DDP's all-reduce."""
+    from ddp_fixtures import torchrun
+
+    for mode in ("standard", "reversible"):
+        args = ["-q", "train", str(files / "tiny_prehbnet.py"), "--data-dir", str(files / "data")]
+        args += ["--out", str(files / mode), "--epochs", "2", "--batch-size", "20"]
+        args += ["--eval-batch-size", "25", "--progress-interval", "0", "--memory", mode]
+        done = torchrun(2, args)
+        assert done.returncode == 0, done.stderr[-2000:]
+    for rev, std in zip(_rows(files, "reversible"), _rows(files, "standard"), strict=True):
+        assert rev == pytest.approx(std, abs=1e-4)

@@ -6,7 +6,9 @@ import argparse
 import json
 import re
 
+from derive.cli.argtypes import number
 from derive.errors import UserError
+from derive.limits import SHOW_DEPTH
 
 EXAMPLES = """examples:
   derive network --list
@@ -46,7 +48,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--depth",
-        default="4",
+        default=4,
+        type=number(int, "an integer >= 1", 1, limit=SHOW_DEPTH),
         metavar="N",
         help="for --show: list coefficient schedules for k < N (default 4)",
     )
@@ -86,16 +89,6 @@ def parse_coefficients(items: list[str]) -> dict[str, float]:
     return values
 
 
-def parse_depth(text: str) -> int:
-    try:
-        depth = int(text)
-    except ValueError:
-        raise UserError(f"--depth must be an integer >= 1, got {text!r}") from None
-    if depth < 1:
-        raise UserError(f"--depth must be an integer >= 1, got {depth}")
-    return depth
-
-
 def run(args: argparse.Namespace) -> int:
     from derive.algorithms import get_algorithm, list_algorithms
     from derive.codegen.generate import FORMS, with_defaults, write_network
@@ -111,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"unknown form {args.form!r}; choose one of {', '.join(FORMS)}")
     if args.format not in ("text", "latex", "json"):
         raise UserError(f"unknown --format {args.format!r}; choose text, latex or json")
-    depth = parse_depth(args.depth)
+    depth = args.depth
     coefficients = parse_coefficients(args.coef)
     algorithm = with_defaults(get_algorithm(args.algo), coefficients)
     if not args.show and not args.out and not args.reversible:

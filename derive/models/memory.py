@@ -125,6 +125,18 @@ def _stages(model: nn.Module) -> list[tuple[nn.Module, ModuleType]]:
     return found
 
 
+def recomputed_blocks(model: nn.Module) -> list[nn.Module]:
+    """The blocks whose activations the mode set on `model` recomputes instead of keeping."""
+    blocks: list[nn.Module] = []
+    for module in model.modules():
+        mode = module.__dict__.get("_derive_memory")
+        if mode == "checkpoint":
+            blocks.append(module)
+        elif mode == "reversible":
+            blocks += list(module.blocks)[1:]
+    return blocks
+
+
 def checkpoint_units(model: nn.Module) -> list[nn.Module]:
     """The blocks `checkpoint` recomputes: lagged and two-path blocks, dense units."""
     units: list[nn.Module] = []
@@ -433,6 +445,7 @@ __all__ = [
     "frozen_batchnorm",
     "memory_mode",
     "reconstruct",
+    "recomputed_blocks",
     "reversible_stages",
     "set_memory",
 ]

@@ -106,7 +106,10 @@ def resolve_model(
 
 
 def load_python_file(path: str) -> object:
-    """Import a Python source file as a fresh module; UserError if it is missing or fails to import."""
+    """Import a Python source file as a fresh module; UserError if it is missing or fails to import.
+
+    Importing runs the file's code (docs/training.md says so where model files are described).
+    """
     import importlib.util
     import os
     import sys
@@ -121,8 +124,12 @@ def load_python_file(path: str) -> object:
     sys.modules[name] = module  # the module may look itself up (generated code does)
     try:
         spec.loader.exec_module(module)
-    except Exception as exc:  # the user's file is bad input
+    except (Exception, SystemExit) as exc:  # the user's file is bad input (exiting included)
         sys.modules.pop(name, None)
+        if isinstance(exc, SystemExit):
+            raise UserError(
+                f"cannot import {path!r}: it calls sys.exit({exc.code!r}) at import"
+            ) from None
         raise UserError(f"cannot import {path!r}: {type(exc).__name__}: {exc}") from None
     return module
 

@@ -1,0 +1,102 @@
+"""The bounds of every size a user chooses, each with its reason.
+
+One table for the whole project: the CLI's argparse types (derive.cli.argtypes.number) show the
+bound and its reason in --help and refuse values outside it, and the configs (TrainConfig,
+SimulationConfig) check the same bounds for callers of the Python API. Reasons that quote a time
+were measured on the 2-core Xeon of the development machines.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from derive.errors import UserError
+
+
+@dataclass(frozen=True)
+class Limit:
+    """An inclusive range [low, high] for one size, and why it ends there."""
+
+    low: float
+    high: float
+    reason: str
+    high_text: str = ""  # how to print `high` when digits would not help (2^64 - 1)
+
+    def help(self) -> str:
+        """'at most 1,000: why' (the text --help shows)."""
+        return f"at most {self.high_text or format_number(self.high)}: {self.reason}"
+
+    def holds(self, value: object) -> bool:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        return math.isfinite(value) and self.low <= value <= self.high
+
+    def check(self, value: object, option: str) -> None:
+        """UserError unless low <= value <= high."""
+        if not self.holds(value):
+            raise UserError(
+                f"{option} must be between {format_number(self.low)} and "
+                f"{self.high_text or format_number(self.high)} "
+                f"({self.reason}), got {value!r}"
+            )
+
+
+def format_number(value: float) -> str:
+    """1000 → '1,000'; 0.5 → '0.5'."""
+    return f"{value:,}" if float(value).is_integer() else f"{value:g}"
+
+
+SEED = Limit(0, 2**64 - 1, "torch.Generator.manual_seed takes an unsigned 64-bit seed", "2^64 - 1")
+THREADS = Limit(
+    1, 1024, "more threads than cores only slow torch down, and 10^6 crash its OpenMP pool"
+)
+
+# derive network --show
+SHOW_DEPTH = Limit(
+    1,
+    6,
+    "exact schedules grow super-exponentially: nesterov2 takes 6 s at depth 6 and 33 s at "
+    "depth 7 on a 2-core Xeon",
+)
+# The deepest network the generated code is checked for: user specs' schedules and coefficients
+# are evaluated for k = 0 ... MAX_DEPTH + 1 before any code is written (derive.algorithms.validate).
+MAX_DEPTH = 1000
+DEPTH = Limit(
+    1,
+    MAX_DEPTH,
+    "the deepest network derive checks a user algorithm's schedules for (the papers go to 40)",
+)
+
+# user algorithm specs (TOML)
+LOOKBACK = Limit(
+    0, 16, "each step of look-back keeps one more feature map per block in the generated network"
+)
+MAX_EXPONENT = 16  # |n| in a power v**n (a product of 16 copies is the most a layer should compute)
+MAX_CONSTANT = 1e100  # |value| of a constant in a spec, after folding (9**16**16 never gets built)
+
+# derive simulate
+SIM_SAMPLES = Limit(
+    1, 10_000_000, "10^7 pairs in dimension 100 are 8 GB; memory is checked before the run"
+)
+SIM_DIM = Limit(1, 10_000, "a dim x dim weight per layer: 400 MB per layer at 10,000")
+SIM_EPOCHS = Limit(1, 1_000_000, "the papers use 1,000; every evaluation is kept in curves.csv")
+
+# derive train
+TRAIN_EPOCHS = Limit(1, 100_000, "the papers use 300; the checkpoint keeps a row per epoch")
+TRAIN_BATCH = Limit(1, 50_000, "CIFAR has 50,000 training images; a larger batch is the whole set")
+EVAL_BATCH = Limit(1, 10_000, "CIFAR has 10,000 test images; a larger batch is the whole set")
+PAD = Limit(0, 32, "a 32x32 crop cannot move by more than the image's size")
+CUTOUT = Limit(0, 32, "the side of the image")
+PROGRESS_INTERVAL = Limit(0, 86_400, "a day; 0 turns the progress lines off")
+# derive train --dataset imagenet, and distributed runs (torchrun)
+IMAGE_SIZE = Limit(
+    32, 1024, "the ImageNet networks downsample by 32; a 1024-pixel crop is 21x the papers' 224"
+)
+COLOR_JITTER = Limit(0, 1, "a factor 1 + U(-F, F) below 0 would invert colours")
+LIGHTING = Limit(0, 1, "PCA noise 10x fb.resnet.torch's 0.1 already swamps the image")
+WORKERS = Limit(0, 64, "loader processes per rank; more than a node's cores only adds memory")
+DIST_TIMEOUT = Limit(10, 86_400, "a day: past it a silent rank counts as lost")
+
+# text a user gives that ends up in files or figures
+TITLE_CHARS = 200
