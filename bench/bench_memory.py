@@ -1,7 +1,7 @@
 """Activation memory and time of one training step against depth: standard, checkpoint, reversible.
 
     .venv/bin/python bench/bench_memory.py [--depths 20,56,110,164,1001] [--batch 8] [--rounds 3]
-        [--threads 1] [--out docs/results/bench_memory.md]
+        [--threads 1] [--out docs/results/bench_memory.md]      (about 20 minutes on this CPU)
 
 For the pre-activation HBNets prehbnet{depth} (basic units at 20/56/110, bottleneck units at
 164/1001), each memory mode (derive.models.memory) is measured three ways:
