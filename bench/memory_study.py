@@ -111,11 +111,9 @@ def render(folder: Path) -> str:
         "",
         "## Against standard",
         "",
-        "| run | rows equal as printed (all but seconds) | largest difference per column "
-        "| time / standard |",
-        "|---|---|---|---|",
+        "| run | rows equal as printed (all but seconds) | largest difference per column |",
+        "|---|---|---|",
     ]
-    seconds = {n: sum(float(r["seconds"]) for r in rows[n]) for n in names}
     equal, largest = {}, {}
     for name in names[1:]:
         pairs = list(zip(rows[name], rows["standard"], strict=True))
@@ -123,10 +121,7 @@ def render(folder: Path) -> str:
         diffs = {c: max(abs(float(a[c]) - float(b[c])) for a, b in pairs) for c in COLUMNS}
         largest[name] = max(diffs["train_loss"], diffs["test_loss"])
         cells = ", ".join(f"{c} {v:.6f}" for c, v in diffs.items())
-        lines.append(
-            f"| {name} | {equal[name]} of {epochs} | {cells} | "
-            f"{seconds[name] / seconds['standard']:.2f} |"
-        )
+        lines.append(f"| {name} | {equal[name]} of {epochs} | {cells} |")
     lines += ["", "## What this shows", ""]
     if equal["checkpoint"] == epochs:
         lines.append(
@@ -142,22 +137,22 @@ def render(folder: Path) -> str:
     else:
         lines.append(
             "- `reversible` does not reproduce every digit: its largest loss difference from "
-            f"standard is {largest['reversible']:.4f}, the control's (standard with another "
-            f"summation order) {largest[CONTROL]:.4f}. Both are floating-point effects, not a "
-            "bias. The reversible gradient is exact in float64 (it agrees with standard's to "
-            "about 1e-14), and in float32 it is as close to the exact gradient as standard's "
-            "float32 gradient is (docs/results/bench_memory.md, 'Gradient agreement'). But its "
-            "rounding differs from standard's more than a reordered sum does: each recovered "
-            "state carries about 1e-6 of relative error, and at initialization this network's "
-            "gradient is very sensitive to its activations (perturbing T's inputs by 1e-6 of a "
-            "channel's spread moves the float64 gradient by about 1 % in the same bench). SGD "
-            "then carries any such difference forward, so the runs drift apart; they are "
+            f"standard is {largest['reversible']:.4f}; the control's (standard with another "
+            f"summation order, no change to the method) is {largest[CONTROL]:.4f}. Both are "
+            "floating-point effects, not a bias: the reversible gradient agrees with standard's "
+            "to about 1e-14 in float64, and in float32 it is as close to the exact gradient as "
+            "standard's own float32 gradient (docs/results/bench_memory.md, 'Gradient "
+            "agreement'). Each recovered state carries about 1e-6 of relative error, and at "
+            "initialization this network's gradient is very sensitive to its activations "
+            "(perturbing T's inputs by 1e-6 of a channel's spread moves the float64 gradient by "
+            "about 1 % in the same bench), so any rounding difference, the reconstruction's or "
+            "a reordered sum's, is carried forward by SGD and the runs drift apart. They are "
             "equally valid runs of the same training."
         )
     lines.append(
-        "- The time column is whole epochs (training and evaluation) on a shared 2-core machine "
-        "whose load varied between runs; bench/bench_memory.py measures step time in one "
-        "process, interleaved."
+        "- The seconds are whole epochs (training and evaluation) on a shared 2-core machine "
+        "whose load varied between the runs, so they compare nothing; bench/bench_memory.py "
+        "measures step time in one process, interleaved."
     )
     return "\n".join(lines) + "\n"
 
