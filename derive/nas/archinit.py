@@ -101,9 +101,11 @@ def initial_alphas(
     alpha_init: str = "zero",
     start: str | None = None,
     weight: float = 0.99,
-    dtype: torch.dtype = torch.float32,
+    dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
-    """The α of one cell type (edges × ops), drawn from torch's global generator where random."""
+    """The α of one cell type (edges × ops), drawn from torch's global generator where random,
+    in `dtype` (default: torch's default dtype, so a float64 supernet gets exact float64 logits)."""
+    dtype = dtype or torch.get_default_dtype()
     if alpha_init not in ALPHA_INITS:
         raise UserError(f"--alpha-init must be one of {', '.join(ALPHA_INITS)}, got {alpha_init!r}")
     if not 0.5 <= weight < 1:
@@ -133,9 +135,11 @@ def initial_alphas(
     return alpha
 
 
-def initial_betas(space: SearchSpace, alpha_init: str = "zero", dtype=torch.float32) -> torch.Tensor:
+def initial_betas(
+    space: SearchSpace, alpha_init: str = "zero", dtype: torch.dtype | None = None
+) -> torch.Tensor:
     """β of one cell type (one per edge): zero (SCIS) or 1e-3·randn (PC-DARTS)."""
-    n = space.num_edges
+    n, dtype = space.num_edges, dtype or torch.get_default_dtype()
     if alpha_init == "zero":
         return torch.zeros(n, dtype=dtype)
     return RANDOM_STD * torch.randn(n, dtype=dtype)
