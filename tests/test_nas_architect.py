@@ -8,10 +8,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
+from train_fixtures import single_thread  # noqa: F401
 
 from derive.nas import build_supernet
 from derive.nas.architect import Architect
-from train_fixtures import single_thread  # noqa: F401
 
 
 class Toy(nn.Module):
@@ -53,12 +53,21 @@ def test_toy_second_order_gradient_at_the_start_point() -> None:
     opt = torch.optim.SGD([model.w], lr=0.5)
     architect = Architect(model, [model.alpha], opt, opt, 2, criterion=lambda out, _: out)
     grads, _ = architect.gradient(
-        (torch.tensor(0.0, dtype=torch.float64), None), (torch.tensor(1.0, dtype=torch.float64), None), 0.5
+        (torch.tensor(0.0, dtype=torch.float64), None),
+        (torch.tensor(1.0, dtype=torch.float64), None),
+        0.5,
     )
     assert float(grads[0]) == pytest.approx(2.0, abs=1e-9)
 
 
-SMOOTH_OPS = ("none", "avg_pool_3x3", "skip_connect", "neg_skip_connect", "sep_conv_3x3", "dil_conv_3x3")
+SMOOTH_OPS = (
+    "none",
+    "avg_pool_3x3",
+    "skip_connect",
+    "neg_skip_connect",
+    "sep_conv_3x3",
+    "dil_conv_3x3",
+)
 
 
 def _smooth(module: nn.Module) -> None:
@@ -110,7 +119,9 @@ def test_unrolled_weights_are_the_next_sgd_step() -> None:
     """w' equals what torch's SGD (momentum, weight decay) does next, after a first step fills its buffer."""
     net, train, _ = _tiny("heavyball")
     opt = torch.optim.SGD(net.weights(), lr=0.05, momentum=0.9, weight_decay=3e-4)
-    architect = Architect(net, net.arch_parameters(), torch.optim.Adam(net.arch_parameters()), opt, 2)
+    architect = Architect(
+        net, net.arch_parameters(), torch.optim.Adam(net.arch_parameters()), opt, 2
+    )
     for _ in range(2):  # the first step creates the momentum buffers, the second uses them
         buffers = {n: b.clone() for n, b in net.named_buffers()}
         unrolled = architect.unrolled_weights(train, 0.05)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
+from train_fixtures import single_thread  # noqa: F401
 
 from derive.nas import build_supernet
 from derive.nas.derivation import derive_cell, derive_genotype
 from derive.nas.spaces import resolve_space
-from train_fixtures import single_thread  # noqa: F401
 
 DARTS = resolve_space("darts")
 AGD = resolve_space("agd")
@@ -63,7 +62,9 @@ def _rows(space, values: dict[int, dict[str, float]], fill: float = 0.0) -> torc
 
 def test_none_is_neither_ranked_nor_chosen() -> None:
     # node 0 (edges 0, 1): edge 0 is mostly `none`, edge 1 moderately a conv
-    w = _rows(DARTS, {0: {"none": 0.9, "max_pool_3x3": 0.05}, 1: {"none": 0.1, "sep_conv_3x3": 0.2}})
+    w = _rows(
+        DARTS, {0: {"none": 0.9, "max_pool_3x3": 0.05}, 1: {"none": 0.1, "sep_conv_3x3": 0.2}}
+    )
     node0 = derive_cell(DARTS, w)[0]
     assert node0 == (("sep_conv_3x3", 1), ("max_pool_3x3", 0))  # strongest first; never `none`
 
@@ -71,7 +72,10 @@ def test_none_is_neither_ranked_nor_chosen() -> None:
 def test_ties_go_to_the_lower_input_and_the_earlier_op() -> None:
     w = _rows(DARTS, {}, fill=0.125)  # uniform: every edge and op ties
     gene = derive_cell(DARTS, w)
-    assert gene[3] == (("max_pool_3x3", 0), ("max_pool_3x3", 1))  # first non-none column, inputs 0, 1
+    assert gene[3] == (
+        ("max_pool_3x3", 0),
+        ("max_pool_3x3", 1),
+    )  # first non-none column, inputs 0, 1
 
 
 def test_ranking_uses_softmax_probabilities_not_raw_logits() -> None:
@@ -93,7 +97,9 @@ def test_ranking_uses_softmax_probabilities_not_raw_logits() -> None:
 
 def test_edge_normalisation_decides_edges_but_never_ops() -> None:
     """PC-DARTS: strength p_edge·max w; node 3 has 5 edges (indices 9..13)."""
-    w = _rows(AGD, {9: {"sep_conv_3x3": 0.5}, 10: {"dil_conv_5x5": 0.4}, 11: {"avg_pool_3x3": 0.3}}, 0.01)
+    w = _rows(
+        AGD, {9: {"sep_conv_3x3": 0.5}, 10: {"dil_conv_5x5": 0.4}, 11: {"avg_pool_3x3": 0.3}}, 0.01
+    )
     p = torch.full((14,), 0.2, dtype=torch.float64)
     assert derive_cell(AGD, w, p)[3] == (("sep_conv_3x3", 0), ("dil_conv_5x5", 1))
     p[9:14] = torch.tensor([0.1, 0.2, 0.6, 0.05, 0.05])  # 0.05, 0.08, 0.18 → edges 2, 1

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from train_fixtures import single_thread, write_cifar10  # noqa: F401
 
 from derive.cli import main
 from derive.nas import load_genotype
 from derive.nas.searchfiles import METRICS_HEADER, read_metrics
-from train_fixtures import single_thread, write_cifar10  # noqa: F401
 
 TINY = ["--channels", "4", "--cells", "3", "--image-size", "8", "--batch-size", "8"]
 
@@ -39,7 +39,10 @@ def test_search_writes_the_run_directory(data: Path, tmp_path: Path) -> None:
     assert rows[0]["lr"] == pytest.approx(0.025) and rows[1]["lr"] == pytest.approx(0.0125)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["epochs_completed"] == 2
-    assert summary["options"]["hb_init"] is True and summary["options"]["arch_betas"] == [0.5, 0.999]
+    assert summary["options"]["hb_init"] is True and summary["options"]["arch_betas"] == [
+        0.5,
+        0.999,
+    ]
     assert summary["dataset"]["weight_half"] == 20 and summary["dataset"]["architecture_half"] == 20
     assert summary["dataset"]["test_set_used"] is False
     assert summary["search_cost"]["unit"] == "CPU-hours" and summary["search_cost"]["hours"] > 0
@@ -50,7 +53,9 @@ def test_search_writes_the_run_directory(data: Path, tmp_path: Path) -> None:
 
 def test_agd_second_order_runs(data: Path, tmp_path: Path) -> None:
     out = tmp_path / "agd"
-    assert search(data, out, "--order", "2", "--epochs", "1", "--limit-images", "24", space="agd") == 0
+    assert (
+        search(data, out, "--order", "2", "--epochs", "1", "--limit-images", "24", space="agd") == 0
+    )
     summary = json.loads((out / "summary.json").read_text())
     assert all(len(node) == 2 for node in load_genotype(out).normal)
     assert summary["architecture_weights"]["edge_normal"] is not None
@@ -146,4 +151,7 @@ def test_cli_bounds_agree_with_the_library() -> None:
     from derive.nas import searchdata, supernet
 
     assert nas_search.IMAGE_SIZES == searchdata.IMAGE_SIZES
-    assert (nas_search.MAX_CELLS, nas_search.MAX_CHANNELS) == (supernet.MAX_CELLS, supernet.MAX_CHANNELS)
+    assert (nas_search.MAX_CELLS, nas_search.MAX_CHANNELS) == (
+        supernet.MAX_CELLS,
+        supernet.MAX_CHANNELS,
+    )

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 import torch
 from torch import nn
+from train_fixtures import single_thread  # noqa: F401
 
 from derive.errors import UserError
 from derive.nas import build_supernet
 from derive.nas.archinit import mixture_logits
-from train_fixtures import single_thread  # noqa: F401
 
 
 def test_darts_supernet_counts_as_published() -> None:
@@ -57,7 +57,10 @@ def test_edge_normalisation_is_a_softmax_per_node() -> None:
     p = net.edge_weights(False)
     sums = [float(p[a:b].detach().sum()) for a, b in [(0, 2), (2, 5), (5, 9), (9, 14)]]
     assert sums == pytest.approx([1.0] * 4)
-    assert net.edge_weights(True) is not None and build_supernet("darts", 4, 3).edge_weights(False) is None
+    assert (
+        net.edge_weights(True) is not None
+        and build_supernet("darts", 4, 3).edge_weights(False) is None
+    )
 
 
 def test_zero_init_is_uniform_and_randn_is_small() -> None:
@@ -86,9 +89,14 @@ def test_impossible_sizes_and_ops_are_refused(kwargs: dict, message: str) -> Non
 
 def test_mixture_logits_are_the_log_of_the_target_softmax() -> None:
     ops = ("none", "skip_connect", "neg_skip_connect", "sep_conv_3x3")
-    w = torch.softmax(mixture_logits(ops, {"skip_connect": 0.65, "neg_skip_connect": 0.35}, 0.99, torch.float64), 0)
+    w = torch.softmax(
+        mixture_logits(ops, {"skip_connect": 0.65, "neg_skip_connect": 0.35}, 0.99, torch.float64),
+        0,
+    )
     assert w.tolist() == pytest.approx([0.005, 0.99 * 0.65, 0.99 * 0.35, 0.005])
-    one_hot = torch.softmax(mixture_logits(ops, {"skip_connect": 1.0, "neg_skip_connect": 0.0}, 0.99, torch.float64), 0)
+    one_hot = torch.softmax(
+        mixture_logits(ops, {"skip_connect": 1.0, "neg_skip_connect": 0.0}, 0.99, torch.float64), 0
+    )
     assert one_hot.tolist() == pytest.approx([0.01 / 3, 0.99, 0.01 / 3, 0.01 / 3])
 
 
@@ -119,7 +127,10 @@ def test_hb_init_computes_scis_18(float64) -> None:
     net = net.eval()
     cell = net.cells_[0]
     assert not cell.reduction
-    s0, s1 = torch.randn(2, 12, 8, 8, dtype=torch.float64), torch.randn(2, 12, 8, 8, dtype=torch.float64)
+    s0, s1 = (
+        torch.randn(2, 12, 8, 8, dtype=torch.float64),
+        torch.randn(2, 12, 8, 8, dtype=torch.float64),
+    )
     with torch.no_grad():
         got = cell(s0, s1, net.op_weights(False))
         want = _hand_cell(net, cell, s0, s1, (1.0, -1.0))
@@ -145,7 +156,10 @@ def test_algo_init_starts_at_the_algorithm_coefficients(float64) -> None:
     net = build_supernet("heavyball", channels=4, cells=3, start="algo", init_weight=1 - 1e-12)
     net = net.eval()
     cell = net.cells_[0]
-    s0, s1 = torch.randn(2, 12, 8, 8, dtype=torch.float64), torch.randn(2, 12, 8, 8, dtype=torch.float64)
+    s0, s1 = (
+        torch.randn(2, 12, 8, 8, dtype=torch.float64),
+        torch.randn(2, 12, 8, 8, dtype=torch.float64),
+    )
     with torch.no_grad():
         got = cell(s0, s1, net.op_weights(False))
         want = _hand_cell(net, cell, s0, s1, (0.3, -0.3))
@@ -195,7 +209,9 @@ def test_triple_momentum_algo_init_is_representable() -> None:
     c = net.space.kinds[2].value
     assert -1 < c < 0
     row = w[2]  # node 0's state edge
-    assert float(row[ops.index("skip_connect")] - row[ops.index("neg_skip_connect")]) == pytest.approx(0.99 * c)
+    assert float(
+        row[ops.index("skip_connect")] - row[ops.index("neg_skip_connect")]
+    ) == pytest.approx(0.99 * c)
 
 
 def test_unread_input_has_no_preprocessing() -> None:

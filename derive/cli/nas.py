@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-SUBCOMMANDS = ("search", "network")
+SUBCOMMANDS = ("search", "network", "report")
 
 EPILOG = """examples:
   derive nas search --space heavyball --hb-init --dataset cifar10 --data-dir ~/data --out runs/hb

@@ -199,8 +199,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="B",
         help="batch of each half, >= 2 (BatchNorm)",
     )
-    g.add_argument("--seed", type=nonneg_int, default=0, metavar="S", help="init and batch-order seed")
-    g.add_argument("--order", type=_order, default=1, metavar="{1,2}", help="1: first order (SCIS); 2: unrolled")
+    g.add_argument(
+        "--seed", type=nonneg_int, default=0, metavar="S", help="init and batch-order seed"
+    )
+    g.add_argument(
+        "--order",
+        type=_order,
+        default=1,
+        metavar="{1,2}",
+        help="1: first order (SCIS); 2: unrolled",
+    )
     g.add_argument("--lr", type=nonneg, default=0.025, help="initial weight learning rate")
     g.add_argument(
         "--lr-min", type=nonneg, default=0.0, help="cosine floor (SCIS: 0; DARTS: 0.001)"
@@ -213,7 +221,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--arch-weight-decay", type=nonneg, default=1e-3, help="Adam L2 decay of α and β"
     )
     g = p.add_argument_group("how to compute (a resumed run may change these)")
-    g.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: CUDA if available")
+    g.add_argument(
+        "--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: CUDA if available"
+    )
     g.add_argument(
         "--eval-batch-size",
         type=pos_int,
@@ -251,7 +261,9 @@ def run(args: argparse.Namespace) -> int:
         else:
             print("\n".join(space.describe()))
         return 0
-    missing = [flag for flag, value in (("--data-dir", args.data_dir), ("--out", args.out)) if not value]
+    missing = [
+        flag for flag, value in (("--data-dir", args.data_dir), ("--out", args.out)) if not value
+    ]
     if missing:
         raise UserError(f"nas search: {' and '.join(missing)} required (or --show)")
     from derive.nas.search import run_search

@@ -14,9 +14,11 @@
 
 A softmax of finite logits is never exactly one-hot, so the chosen mixture gets total weight
 `weight` (default 0.99) and the remaining ops share 1 − weight equally: α = log p, p the target
-weights (softmax(log p) = p). At 0.99 the margin is log(0.99·7/0.01) ≈ 6.5 logits, which Adam at
-lr 3e-4 can still undo in a search (about 2·10⁴ steps of at most lr each); a weight near 1 (the
-tests use 1 − 10⁻¹² in float64) makes the initial cell compute (18) to ~1e-10.
+weights (softmax(log p) = p). At 0.99 the margin between a one-hot choice and each other op of 9 is
+log(0.99·8/0.01) ≈ 6.7 logits. Adam moves a logit by about lr per step, so a full search (50 epochs
+× 390 steps × 3e-4 ≈ 5.9 per logit, up to twice that between two logits moving apart) can undo it;
+a short one cannot. A weight near 1 (the tests use 1 − 10⁻¹² in float64) makes the initial cell
+compute (18) to ~1e-10.
 
 Not representable, hence refused: a coefficient with |c| > 1 (one softmax's ±identity mixture has
 |w_skip − w_neg| ≤ 1), a coefficient that varies with the iteration (Nesterov's β_k, the history

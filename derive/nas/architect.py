@@ -58,7 +58,9 @@ class Architect:
 
     def _grad_arch(self, loss: torch.Tensor) -> list[torch.Tensor]:
         grads = torch.autograd.grad(loss, self.arch, allow_unused=True)
-        return [torch.zeros_like(a) if g is None else g for a, g in zip(self.arch, grads, strict=True)]
+        return [
+            torch.zeros_like(a) if g is None else g for a, g in zip(self.arch, grads, strict=True)
+        ]
 
     def gradient(self, train: Batch, val: Batch, lr: float) -> tuple[list[torch.Tensor], float]:
         """(the architecture gradient of this step, L_val)."""
@@ -67,11 +69,12 @@ class Architect:
             return self._grad_arch(loss), float(loss.detach())
         unrolled = self.unrolled_weights(train, lr)
         loss = self.loss(val, unrolled)
-        grads = torch.autograd.grad(
-            loss, self.arch + list(unrolled.values()), allow_unused=True
-        )
+        grads = torch.autograd.grad(loss, self.arch + list(unrolled.values()), allow_unused=True)
         n = len(self.arch)
-        direct = [torch.zeros_like(a) if g is None else g for a, g in zip(self.arch, grads[:n])]
+        direct = [
+            torch.zeros_like(a) if g is None else g
+            for a, g in zip(self.arch, grads[:n], strict=True)
+        ]
         v = [
             torch.zeros_like(w) if g is None else g
             for w, g in zip(unrolled.values(), grads[n:], strict=True)

@@ -125,18 +125,40 @@ def _matplotlib_png(genotype: Genotype) -> bytes:
                 dx, dy = end[0] - start[0], end[1] - start[1]
                 mx = (start[0] + end[0]) / 2 + bend * dy / 2
                 my = (start[1] + end[1]) / 2 - bend * dx / 2
-                ax.text(mx, my, op, fontsize=7, color=colour, ha="center", va="center",
-                        bbox={"boxstyle": "round,pad=0.1", "facecolor": "white", "edgecolor": "none"})
+                ax.text(
+                    mx,
+                    my,
+                    op,
+                    fontsize=7,
+                    color=colour,
+                    ha="center",
+                    va="center",
+                    bbox={"boxstyle": "round,pad=0.1", "facecolor": "white", "edgecolor": "none"},
+                )
         for index in concat:
             ax.add_patch(
-                FancyArrowPatch(pos[index], pos["out"], arrowstyle="-|>", color="lightgray",
-                                mutation_scale=10, shrinkA=14, shrinkB=14)
+                FancyArrowPatch(
+                    pos[index],
+                    pos["out"],
+                    arrowstyle="-|>",
+                    color="lightgray",
+                    mutation_scale=10,
+                    shrinkA=14,
+                    shrinkB=14,
+                )
             )
         for key, (x, y) in pos.items():
             label = "c_k" if key == "out" else _name(int(key))  # type: ignore[arg-type]
             fill = "#cde8cd" if key in (0, 1) else "#f0eab0" if key == "out" else "#cfe3f5"
-            ax.text(x, y, label, ha="center", va="center", fontsize=9,
-                    bbox={"boxstyle": "round", "facecolor": fill, "edgecolor": "gray"})
+            ax.text(
+                x,
+                y,
+                label,
+                ha="center",
+                va="center",
+                fontsize=9,
+                bbox={"boxstyle": "round", "facecolor": fill, "edgecolor": "gray"},
+            )
         ax.set_xlim(-0.8, pos["out"][0] + 0.8)
         ax.set_ylim(-2.2, 4.2)
         ax.set_aspect("equal")

@@ -403,7 +403,18 @@ class _RunInfo:
 def _rounded(t: torch.Tensor | None) -> list | None:
     if t is None:
         return None
-    return [round(float(v), 6) if not isinstance(v, list) else [round(x, 6) for x in v] for v in t.tolist()]
+    return [
+        round(float(v), 6) if not isinstance(v, list) else [round(x, 6) for x in v]
+        for v in t.tolist()
+    ]
 
 
-__all__ = ["KIND", "build", "evaluate", "prepare_space", "run_search", "search_epoch", "space_identity"]
+__all__ = [
+    "KIND",
+    "build",
+    "evaluate",
+    "prepare_space",
+    "run_search",
+    "search_epoch",
+    "space_identity",
+]

@@ -78,11 +78,19 @@ class SearchConfig:
             if not ok:
                 raise UserError(message)
 
-        need(self.dataset == "cifar10", f"--dataset must be cifar10 for the search, got {self.dataset!r}")
+        need(
+            self.dataset == "cifar10",
+            f"--dataset must be cifar10 for the search, got {self.dataset!r}",
+        )
         assert self.dataset in DATASETS
         need(self.order in (1, 2), f"--order must be 1 or 2, got {self.order}")
-        need(1 <= self.epochs <= MAX_EPOCHS, f"--epochs must be from 1 to {MAX_EPOCHS}, got {self.epochs}")
-        need(3 <= self.cells <= MAX_CELLS, f"--cells must be from 3 to {MAX_CELLS}, got {self.cells}")
+        need(
+            1 <= self.epochs <= MAX_EPOCHS,
+            f"--epochs must be from 1 to {MAX_EPOCHS}, got {self.epochs}",
+        )
+        need(
+            3 <= self.cells <= MAX_CELLS, f"--cells must be from 3 to {MAX_CELLS}, got {self.cells}"
+        )
         need(
             2 <= self.channels <= MAX_CHANNELS and self.channels % 2 == 0,
             f"--channels must be an even number from 2 to {MAX_CHANNELS}, got {self.channels}",
@@ -92,7 +100,15 @@ class SearchConfig:
             f"--batch-size must be from 2 to {MAX_BATCH} (BatchNorm needs 2 images), got {self.batch_size}",
         )
         need(self.seed >= 0, f"--seed must be >= 0, got {self.seed}")
-        for name in ("lr", "lr_min", "momentum", "weight_decay", "grad_clip", "arch_lr", "arch_weight_decay"):
+        for name in (
+            "lr",
+            "lr_min",
+            "momentum",
+            "weight_decay",
+            "grad_clip",
+            "arch_lr",
+            "arch_weight_decay",
+        ):
             value = getattr(self, name)
             need(
                 math.isfinite(value) and value >= 0,
@@ -101,10 +117,18 @@ class SearchConfig:
         need(self.lr > 0, f"--lr must be positive, got {self.lr}")
         need(self.lr_min <= self.lr, f"--lr-min {self.lr_min} exceeds --lr {self.lr}")
         need(self.momentum < 1, f"--momentum must be below 1, got {self.momentum}")
-        need(self.alpha_init in ALPHA_INITS, f"--alpha-init must be one of {', '.join(ALPHA_INITS)}")
-        need(0.5 <= self.init_weight < 1, f"--init-weight must be in [0.5, 1), got {self.init_weight}")
+        need(
+            self.alpha_init in ALPHA_INITS, f"--alpha-init must be one of {', '.join(ALPHA_INITS)}"
+        )
+        need(
+            0.5 <= self.init_weight < 1,
+            f"--init-weight must be in [0.5, 1), got {self.init_weight}",
+        )
         need(not (self.hb_init and self.algo_init), "--hb-init and --algo-init exclude each other")
-        need(0 < self.train_portion < 1, f"--train-portion must be strictly between 0 and 1, got {self.train_portion}")
+        need(
+            0 < self.train_portion < 1,
+            f"--train-portion must be strictly between 0 and 1, got {self.train_portion}",
+        )
         need(
             self.image_size in IMAGE_SIZES,
             f"--image-size must be one of {', '.join(map(str, IMAGE_SIZES))}, got {self.image_size}",
@@ -113,9 +137,16 @@ class SearchConfig:
             self.limit_images is None or self.limit_images >= 4,
             f"--limit-images must be at least 4 (two images per half), got {self.limit_images}",
         )
-        need(self.eval_batch_size >= 1, f"--eval-batch-size must be >= 1, got {self.eval_batch_size}")
-        need(self.device in DEVICES, f"--device must be one of {', '.join(DEVICES)}, got {self.device!r}")
-        need(not (self.resume and self.force), "--resume and --force exclude each other: choose one")
+        need(
+            self.eval_batch_size >= 1, f"--eval-batch-size must be >= 1, got {self.eval_batch_size}"
+        )
+        need(
+            self.device in DEVICES,
+            f"--device must be one of {', '.join(DEVICES)}, got {self.device!r}",
+        )
+        need(
+            not (self.resume and self.force), "--resume and --force exclude each other: choose one"
+        )
         need(
             self.progress_interval is None or self.progress_interval >= 0,
             f"--progress-interval must be >= 0, got {self.progress_interval}",

@@ -131,4 +131,11 @@ class CyclingBatches:
         return {"cycle": self.cycle, "position": self.position}
 
 
-__all__ = ["IMAGE_SIZES", "CyclingBatches", "SearchData", "load_search_data", "resize", "split_indices"]
+__all__ = [
+    "IMAGE_SIZES",
+    "CyclingBatches",
+    "SearchData",
+    "load_search_data",
+    "resize",
+    "split_indices",
+]

@@ -144,7 +144,10 @@ class SearchSpace:
         if self.coefficients:
             values = ", ".join(f"{n} = {_num(v)}" for n, v in self.coefficients.items())
             lines.append(f"    at {values}")
-        lines += ["", f"operations ({len(self.ops)}, α columns in this order): {', '.join(self.ops)}"]
+        lines += [
+            "",
+            f"operations ({len(self.ops)}, α columns in this order): {', '.join(self.ops)}",
+        ]
         lines += [
             "",
             "edge kinds into node t (x_t, DARTS input 2 + t; inputs 0 = x₋₂ = c_{k−2}, "
