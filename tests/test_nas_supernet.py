@@ -18,6 +18,8 @@ def test_darts_supernet_counts_as_published() -> None:
     """quark0/darts #16 logs `param size = 1.930618MB` for C = 16, 8 layers (α not counted)."""
     net = build_supernet("darts", channels=16, cells=8)
     assert sum(p.numel() for p in net.weights()) == 1_930_618
+    assert sum(p.numel() for p in net.parameters()) == 1_930_618  # α left out, as DARTS's
+    assert {"alpha_normal", "alpha_reduce"} <= set(net.state_dict())  # but saved with the model
     assert [c.reduction for c in net.cells_] == [i in (2, 5) for i in range(8)]
     assert net.classifier.in_features == 256
     assert [tuple(a.shape) for a in net.arch_parameters()] == [(14, 8), (14, 8)]
@@ -41,7 +43,9 @@ def test_architecture_parameters_are_apart_from_the_weights() -> None:
     arch = {id(p) for p in net.arch_parameters()}
     weights = {id(p) for p in net.weights()}
     assert len(arch) == 4 and not arch & weights
-    assert arch | weights == {id(p) for p in net.parameters()}
+    assert weights == {id(p) for p in net.parameters()}
+    registered = {id(p) for m in net.modules() for p in m._parameters.values() if p is not None}
+    assert arch | weights == registered
     # a weight optimizer built as the search builds it never moves α or β
     opt = torch.optim.SGD(net.weights(), lr=0.5, momentum=0.9, weight_decay=3e-4)
     before = [p.detach().clone() for p in net.arch_parameters()]
