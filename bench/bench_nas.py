@@ -6,8 +6,9 @@
 A step is what `derive nas search` does per batch: the architecture step (first order: ∇_α L_val;
 second order: the unrolled w', ∇ at w', and the two finite-difference passes) and then the weight
 step (SGD with momentum, gradient clipping). Every space is timed in interleaved rounds after a
-warm-up and the median per space is compared with `darts` in the same process, so the drift of a
-shared machine hits all alike. Also prints the weight and architecture parameter counts at the
+warm-up and the median per space is compared with `darts` in the same process. The ratios use the
+process's CPU time (`time.process_time`, one thread), which other jobs on a shared machine barely
+disturb; the wall-clock medians are printed beside them. Also prints the weight and architecture parameter counts at the
 paper's search size (16 channels, 8 cells) and at the timed size. Nothing is asserted.
 """
 
@@ -41,15 +42,16 @@ def step_timer(space: str, order: int, args: argparse.Namespace):  # type: ignor
     train = (torch.randn(shape, generator=gen), torch.randint(0, 10, (args.batch,), generator=gen))
     val = (torch.randn(shape, generator=gen), torch.randint(0, 10, (args.batch,), generator=gen))
 
-    def step() -> float:
-        start = time.perf_counter()
+    def step() -> tuple[float, float]:
+        """(CPU seconds, wall seconds) of one search step."""
+        cpu, wall = time.process_time(), time.perf_counter()
         architect.step(train, val, 0.025)
         loss = F.cross_entropy(net(train[0]), train[1])
         weight_opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(weights, 5.0)
         weight_opt.step()
-        return time.perf_counter() - start
+        return time.process_time() - cpu, time.perf_counter() - wall
 
     return step
 
@@ -93,17 +95,26 @@ def main() -> None:
         steps = {space: step_timer(space, order, args) for space in SPACES}
         for step in steps.values():  # warm-up
             step()
-        times: dict[str, list[float]] = {space: [] for space in SPACES}
+        cpu: dict[str, list[float]] = {space: [] for space in SPACES}
+        wall: dict[str, list[float]] = {space: [] for space in SPACES}
         for _ in range(args.rounds):
             for space, step in steps.items():
-                times[space].append(step())
-        median = {space: statistics.median(t) for space, t in times.items()}
+                c, w = step()
+                cpu[space].append(c)
+                wall[space].append(w)
+        median = {space: statistics.median(t) for space, t in cpu.items()}
         print()
         print(f"order {order}: one search step (architecture step + weight step)")
-        print(f"{'space':16s} {'median (s)':>11s} {'min':>7s} {'max':>7s} {'/ darts':>8s}")
-        for space, t in times.items():
+        print(
+            f"{'space':16s} {'CPU s (median)':>14s} {'min':>7s} {'max':>7s} {'/ darts':>8s} "
+            f"{'wall s (median)':>16s}"
+        )
+        for space, t in cpu.items():
             ratio = median[space] / median["darts"]
-            print(f"{space:16s} {median[space]:11.3f} {min(t):7.3f} {max(t):7.3f} {ratio:8.3f}")
+            print(
+                f"{space:16s} {median[space]:14.3f} {min(t):7.3f} {max(t):7.3f} {ratio:8.3f} "
+                f"{statistics.median(wall[space]):16.3f}"
+            )
 
 
 if __name__ == "__main__":

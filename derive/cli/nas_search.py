@@ -145,7 +145,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--data-dir", metavar="DIR", help="folder holding the official python layout")
     g.add_argument("--out", metavar="RUN_DIR", help="run directory (created if missing)")
     g.add_argument(
-        "--resume", action="store_true", help="continue the search in RUN_DIR after its last epoch"
+        "--resume",
+        action="store_true",
+        help="continue the search in RUN_DIR after its last epoch (bit-exact; a larger --epochs "
+        "extends it, the epochs left following the cosine of the new total)",
     )
     g.add_argument("--force", action="store_true", help="start over, deleting RUN_DIR's run files")
     g.add_argument(
