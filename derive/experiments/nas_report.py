@@ -15,6 +15,7 @@ rebuilds the committed doc byte for byte.
 from __future__ import annotations
 
 import json
+import math
 import shlex
 import statistics
 from dataclasses import dataclass
@@ -53,13 +54,15 @@ class SearchRun:
     epochs: int
     epochs_completed: int
     val_acc: float | None
-    hours: float
+    hours: float  # wall-clock
+    cpu_hours: float | None  # CPU time of the search process
     unit: str
     genotype: Genotype
     settled: int  # the epoch after which the genotype never changed again
     group: str  # canonical JSON of every option but the seed
     options: dict
     dataset: dict
+    n_ops: int
     device: str
     eval_error: float | None = None
     eval_epochs: int | None = None
@@ -71,8 +74,8 @@ class SearchRun:
         return sum(op in PARAMETER_FREE for op in ops) / len(ops)
 
 
-def _label(options: dict) -> str:
-    label = str(options["space"])
+def _label(space: str, options: dict) -> str:
+    label = space
     if options.get("hb_init"):
         label += " --hb-init"
     if options.get("algo_init"):
@@ -101,19 +104,21 @@ def read_search_run(folder: Path, eval_root: Path | None) -> SearchRun:
     run = SearchRun(
         name=folder.name,
         path=str(folder),
-        label=_label(options),
+        label=_label(str(summary["space"]["name"]), options),
         seed=int(options["seed"]),
         status=str(summary["status"]),
         epochs=int(summary["epochs"]),
         epochs_completed=int(summary["epochs_completed"]),
         val_acc=rows[-1]["val_acc"] if rows else None,  # type: ignore[arg-type]
         hours=float(summary["search_cost"]["hours"]),
+        cpu_hours=summary["search_cost"].get("process_cpu_hours"),
         unit=str(summary["search_cost"]["unit"]),
         genotype=genotype,
         settled=settled,
         group=group,
         options=options,
         dataset=dict(summary["dataset"]),
+        n_ops=len(summary["space"]["ops"]),
         device=str(summary["device"]["name"]),
     )
     if eval_root is not None and (eval_root / folder.name / SUMMARY).is_file():
@@ -180,18 +185,29 @@ def _setup_lines(runs: list[SearchRun]) -> list[str]:
     data = first.dataset
     size = lambda k: ", ".join(shared[k])  # noqa: E731
     total = sum(r.hours for r in runs)
-    units = sorted({r.unit for r in runs})
+    total_images = int(data.get("weight_half") or 0) + int(data.get("architecture_half") or 0)
+    cpu = [r.cpu_hours for r in runs if r.cpu_hours is not None]
     devices = sorted({r.device for r in runs})
     return [
-        f"- **Data**: `{data.get('folder')}`, the first {size('limit_images')} training images, "
+        f"- **Data**: `{data.get('folder')}`, "
+        + (
+            f"all {total_images} training images"
+            if shared["limit_images"] == ["null"]
+            else f"the first {size('limit_images')} training images"
+        )
+        + ", "
         f"{data.get('weight_half')} train the weights and {data.get('architecture_half')} the "
         f"architecture (α, β); resampled to {size('image_size')}×{size('image_size')} pixels; the "
         "test set is never read by the search.",
         f"- **Supernet**: {size('cells')} cells, {size('channels')} initial channels (the paper: 8 "
-        f"and 16 at 32×32); batch {size('batch_size')} per half; {size('epochs')} epochs; order "
+        f"cells, 16 channels at 32×32); batch {size('batch_size')} per half; {size('epochs')} epochs; order "
         f"{size('order')}. Everything else is SCIS §9.3's recipe (`derive nas search` defaults).",
-        f"- **Device**: {'; '.join(devices)}. Search cost of all {len(runs)} runs: "
-        f"{total:.2f} {'/'.join(units)} (wall-clock, one process each).",
+        f"- **Device**: {'; '.join(devices)}; `bench/nas_study.sh` runs two searches at a time, "
+        f"one thread each, on a machine shared with other jobs. Search cost of all {len(runs)} "
+        f"runs: {total:.2f} wall-clock hours"
+        + (f", {sum(cpu):.2f} hours of process CPU time" if len(cpu) == len(runs) else "")
+        + " (the wall-clock time is inflated by the other jobs; the CPU time is what the searches "
+        "themselves cost).",
     ]
 
 
@@ -204,7 +220,7 @@ def summary_table(groups: list[list[SearchRun]]) -> list[str]:
         "collapsed normal",
         "collapsed reduce",
         "distinct normal cells",
-        "hours per search",
+        "hours per search, wall / CPU",
         "evaluation test error %",
     ]
     rows = []
@@ -225,11 +241,17 @@ def summary_table(groups: list[list[SearchRun]]) -> list[str]:
                 f"{sum(r.genotype.collapsed(False) for r in group)} / {len(group)}",
                 f"{sum(r.genotype.collapsed(True) for r in group)} / {len(group)}",
                 f"{len({r.genotype.normal for r in group})} of {len(group)}",
-                f"{statistics.mean(r.hours for r in group):.3f}",
+                _hours(group),
                 _mean_std(ev) if ev else "not evaluated",
             ]
         )
     return markdown_table(head, rows)
+
+
+def _hours(group: list[SearchRun]) -> str:
+    wall = statistics.mean(r.hours for r in group)
+    cpu = [r.cpu_hours for r in group if r.cpu_hours is not None]
+    return f"{wall:.3f} / " + (f"{statistics.mean(cpu):.3f}" if len(cpu) == len(group) else "—")
 
 
 def runs_table(runs: list[SearchRun]) -> list[str]:
@@ -263,6 +285,34 @@ def runs_table(runs: list[SearchRun]) -> list[str]:
             ]
         )
     return markdown_table(head, rows)
+
+
+def _movement_text(runs: list[SearchRun]) -> str:
+    """How far Adam can move a logit in these runs, and what that means for HB initialisation."""
+    o = runs[0].options
+    half = int(runs[0].dataset.get("weight_half") or 0)
+    steps = int(o["epochs"]) * -(-half // int(o["batch_size"]))
+    move = steps * float(o["arch_lr"])
+    text = (
+        f"In {steps} architecture steps at Adam lr {float(o['arch_lr']):g} a logit moves by at most "
+        f"about {move:.3g} (Adam's step is about its lr), so the derived cells reflect early, small "
+        "differences between operations"
+    )
+    hb = [r for r in runs if r.options.get("hb_init")]
+    if hb:
+        w = float(hb[0].options["init_weight"])
+        margin = math.log(w * (hb[0].n_ops - 1) / (1 - w))
+        text += (
+            f"; with `--hb-init` the ±identity edges start {margin:.1f} logits ahead of every other "
+            f"operation (weight {w:g}), "
+            + (
+                f"more than twice {move:.3g}, so their choice is the initialisation itself, not a "
+                "search result"
+                if margin > 2 * move
+                else "which the search could have undone"
+            )
+        )
+    return text + "."
 
 
 def build_nas_report(study: str | Path, eval_root: str | Path | None, command: str) -> str:
@@ -310,15 +360,12 @@ def build_nas_report(study: str | Path, eval_root: str | Path | None, command: s
         "",
         "## What this does and does not show",
         "",
-        "- It shows that the four searches run end to end on real images with the paper's recipe, "
+        "- It shows that the searches run end to end on real images with the paper's recipe, "
         "resumably, and what each space derives at this budget: the operation mix and collapses "
         "per space, and how much the derived cell depends on the seed.",
-        "- It does not show which space finds better architectures. At a few epochs with Adam at "
-        "lr 3·10⁻⁴ the architecture weights move by at most a few hundredths of a logit per hundred "
-        "steps, so the derived cells reflect early, small differences (and, with `--hb-init`, the "
-        "initialisation itself: the HB init's ±identity logits start about 6.5 apart and cannot "
-        "be undone in so few steps). The supernet accuracies differ by space partly because the "
-        "spaces differ in size (12 or 14 edges, 8 or 9 operations).",
+        "- It does not show which space finds better architectures. " + _movement_text(runs),
+        "- The supernet accuracies differ by space partly because the spaces differ in size (12 "
+        "or 14 edges, 8 or 9 operations), and the architecture half is also what α was fitted on.",
     ]
     if evaluated:
         lines += [
