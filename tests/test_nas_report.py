@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 from train_fixtures import single_thread, write_cifar10  # noqa: F401
 
 from derive.cli import main
@@ -22,6 +23,8 @@ SKIPS = (("skip_connect", 0), ("skip_connect", 1))
 @pytest.fixture(scope="module")
 def study(tmp_path_factory) -> Path:
     """A real tiny heavyball search (seed 0), and a copy edited into a collapsed seed-1 run."""
+    threads = torch.get_num_threads()  # module scope: before train_fixtures' single_thread
+    torch.set_num_threads(1)
     base = tmp_path_factory.mktemp("nas")
     data = write_cifar10(base / "data", per_file=8, n_test=10).root
     root = base / "study"
@@ -47,6 +50,7 @@ def study(tmp_path_factory) -> Path:
     summary["options"]["seed"] = 1
     (root / "hb-s1" / "summary.json").write_text(json.dumps(summary))
     (root / "hb-s1" / "checkpoint.pt").unlink()
+    torch.set_num_threads(threads)
     return root
 
 
