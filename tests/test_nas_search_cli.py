@@ -157,17 +157,18 @@ def test_cli_bounds_agree_with_the_library() -> None:
     )
 
 
-def test_search_then_network_then_train_end_to_end(data: Path, tmp_path: Path, capsys) -> None:
+def test_search_then_network_then_train_end_to_end(data: Path, tmp_path: Path) -> None:
     """Contract 7's pipeline: genotype.json → `derive nas network` → `derive train` (skipped until the
     evaluation half, `derive nas network`, is on this branch)."""
+    import importlib.util
+
+    if importlib.util.find_spec("derive.nas.network") is None:
+        pytest.skip("derive nas network (derive/nas/network.py) is not on this branch yet")
     out = tmp_path / "run"
     assert search(data, out, "--epochs", "1", space="agd") == 0
     nets = tmp_path / "nets"
     argv = ["-q", "nas", "network", str(out / "genotype.json"), "--out", str(nets)]
-    status = main([*argv, "--channels", "4", "--cells", "3"])
-    if status == 2 and "not available yet" in capsys.readouterr().err:
-        pytest.skip("derive nas network is not on this branch yet")
-    assert status == 0
+    assert main([*argv, "--channels", "4", "--cells", "3"]) == 0
     (model,) = sorted(nets.glob("*.py"))
     train = ["-q", "train", str(model), "--dataset", "cifar10", "--data-dir", str(data)]
     train += ["--out", str(tmp_path / "train"), "--epochs", "1", "--batch-size", "16"]
