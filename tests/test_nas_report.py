@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shlex
 import shutil
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -72,6 +73,16 @@ def test_report_counts_collapses_and_groups_seeds(study: Path, tmp_path: Path, c
     acc = 100 * float(last[METRICS_HEADER.index("val_acc")])
     assert f"{acc:.2f}" in text
     assert "No searched genotype has been evaluated yet" in text
+    # the operation counts, by hand from the two genotype.json files
+    counts: Counter[str] = Counter()
+    for run in ("hb-s0", "hb-s1"):
+        normal = json.loads((study / run / "genotype.json").read_text())["normal"]
+        counts.update(op for node in normal for op, _ in node)
+    (ops_row,) = [line for line in text.splitlines() if line.startswith("| `heavyball` | normal |")]
+    values = [c.strip() for c in ops_row.strip("|").split("|")][2:]
+    order = ["none", "max_pool_3x3", "avg_pool_3x3", "skip_connect", "neg_skip_connect"]
+    order += ["sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5"]
+    assert values == [str(counts[op]) for op in order]
 
 
 def test_report_adds_evaluation_runs(study: Path, tmp_path: Path, capsys) -> None:

@@ -248,6 +248,22 @@ def summary_table(groups: list[list[SearchRun]]) -> list[str]:
     return markdown_table(head, rows)
 
 
+def ops_table(groups: list[list[SearchRun]]) -> list[str]:
+    """How often each operation was chosen in the derived cells of each group (all seeds)."""
+    head = ["space (init)", "cell", *SHORT.values()]
+    rows = []
+    for group in groups:
+        for cell, reduction in (("normal", False), ("reduce", True)):
+            counts = dict.fromkeys(SHORT, 0)
+            for run in group:
+                gene, _ = run.genotype.cell(reduction)
+                for node in gene:
+                    for op, _ in node:
+                        counts[op] = counts.get(op, 0) + 1
+            rows.append([f"`{group[0].label}`", cell, *(str(counts[op]) for op in SHORT)])
+    return markdown_table(head, rows)
+
+
 def _hours(group: list[SearchRun]) -> str:
     wall = statistics.mean(r.hours for r in group)
     cpu = [r.cpu_hours for r in group if r.cpu_hours is not None]
@@ -350,6 +366,10 @@ def build_nas_report(study: str | Path, eval_root: str | Path | None, command: s
         "generated from the genotype (folder `EVAL/<run>`), when present.",
         "",
         *summary_table(groups),
+        "",
+        "Operations chosen in the derived cells, counted over all seeds of a space:",
+        "",
+        *ops_table(groups),
         "",
         "## Runs",
         "",
