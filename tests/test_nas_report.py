@@ -60,7 +60,7 @@ def test_report_counts_collapses_and_groups_seeds(study: Path, tmp_path: Path, c
     assert main(["nas", "report", "--study", str(study), "--out", str(out)]) == 0
     capsys.readouterr()
     text = out.read_text()
-    (row,) = [line for line in text.splitlines() if line.startswith("| `heavyball`")]
+    row = next(line for line in text.splitlines() if line.startswith("| `heavyball`"))  # summary
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[1] == "2 / 2"
     assert cells[4] == "1 / 2" and cells[5] == "0 / 2"  # only hb-s1's normal cell collapsed
