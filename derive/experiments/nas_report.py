@@ -191,20 +191,21 @@ def _setup_lines(runs: list[SearchRun]) -> list[str]:
     return [
         f"- **Data**: `{data.get('folder')}`, "
         + (
-            f"all {total_images} training images"
+            f"all {total_images:,} training images"
             if shared["limit_images"] == ["null"]
-            else f"the first {size('limit_images')} training images"
+            else f"the first {int(first.options['limit_images']):,} training images"
         )
         + ", "
-        f"{data.get('weight_half')} train the weights and {data.get('architecture_half')} the "
+        f"{int(data.get('weight_half') or 0):,} train the weights and "
+        f"{int(data.get('architecture_half') or 0):,} the "
         f"architecture (α, β); resampled to {size('image_size')}×{size('image_size')} pixels; the "
         "test set is never read by the search.",
         f"- **Supernet**: {size('cells')} cells, {size('channels')} initial channels (the paper: 8 "
         f"cells, 16 channels at 32×32); batch {size('batch_size')} per half; {size('epochs')} epochs; order "
         f"{size('order')}. Everything else is SCIS §9.3's recipe (`derive nas search` defaults).",
         f"- **Device**: {'; '.join(devices)}; `bench/nas_study.sh` runs two searches at a time, "
-        f"one thread each, on a machine shared with other jobs. Search cost of all {len(runs)} "
-        f"runs: {total:.2f} wall-clock hours"
+        f"one thread each, on a machine shared with other jobs. Search cost of the completed epochs "
+        f"of all {len(runs)} runs: {total:.2f} wall-clock hours"
         + (f", {sum(cpu):.2f} hours of process CPU time" if len(cpu) == len(runs) else "")
         + " (the wall-clock time is inflated by the other jobs; the CPU time is what the searches "
         "themselves cost).",
@@ -226,11 +227,14 @@ def summary_table(groups: list[list[SearchRun]]) -> list[str]:
     rows = []
     for group in groups:
         done = [r for r in group if r.status == "completed"]
+        if not done:
+            rows.append([f"`{group[0].label}`", f"0 / {len(group)}", *["—"] * 6, "not evaluated"])
+            continue
         acc = [100 * r.val_acc for r in done if r.val_acc is not None]
-        free_n = statistics.mean(r.free_share(False) for r in group)
-        free_r = statistics.mean(r.free_share(True) for r in group)
+        free_n = statistics.mean(r.free_share(False) for r in done)
+        free_r = statistics.mean(r.free_share(True) for r in done)
         ev = [
-            r.eval_error for r in group if r.eval_error is not None and r.eval_status == "completed"
+            r.eval_error for r in done if r.eval_error is not None and r.eval_status == "completed"
         ]
         rows.append(
             [
@@ -238,10 +242,10 @@ def summary_table(groups: list[list[SearchRun]]) -> list[str]:
                 f"{len(done)} / {len(group)}",
                 _mean_std(acc),
                 f"{100 * free_n:.0f} % / {100 * free_r:.0f} %",
-                f"{sum(r.genotype.collapsed(False) for r in group)} / {len(group)}",
-                f"{sum(r.genotype.collapsed(True) for r in group)} / {len(group)}",
-                f"{len({r.genotype.normal for r in group})} of {len(group)}",
-                _hours(group),
+                f"{sum(r.genotype.collapsed(False) for r in done)} / {len(done)}",
+                f"{sum(r.genotype.collapsed(True) for r in done)} / {len(done)}",
+                f"{len({r.genotype.normal for r in done})} of {len(done)}",
+                _hours(done),
                 _mean_std(ev) if ev else "not evaluated",
             ]
         )
@@ -253,9 +257,11 @@ def ops_table(groups: list[list[SearchRun]]) -> list[str]:
     head = ["space (init)", "cell", *SHORT.values()]
     rows = []
     for group in groups:
+        if not any(r.status == "completed" for r in group):
+            continue
         for cell, reduction in (("normal", False), ("reduce", True)):
             counts = dict.fromkeys(SHORT, 0)
-            for run in group:
+            for run in (r for r in group if r.status == "completed"):
                 gene, _ = run.genotype.cell(reduction)
                 for node in gene:
                     for op, _ in node:
@@ -356,6 +362,8 @@ def build_nas_report(study: str | Path, eval_root: str | Path | None, command: s
         "",
         "## Per space",
         "",
+        "- Every column counts the **completed** searches of a space (runs done); an unfinished "
+        "one is listed under Runs with its current genotype, and counted once it completes.",
         "- **arch-half accuracy**: the supernet's accuracy on the architecture half after the last "
         "epoch (eval mode); a property of the one-shot supernet, not of the derived network.",
         "- **param-free ops**: the share of the derived cells' operations without weights (zero, "
@@ -367,7 +375,7 @@ def build_nas_report(study: str | Path, eval_root: str | Path | None, command: s
         "",
         *summary_table(groups),
         "",
-        "Operations chosen in the derived cells, counted over all seeds of a space:",
+        "Operations chosen in the derived cells, counted over the completed seeds of a space:",
         "",
         *ops_table(groups),
         "",
