@@ -5,17 +5,21 @@
 # 1,000 architecture half), batch 16, EPOCHS epochs (default 6); the rest is SCIS §9.3's recipe.
 # Runs 2 searches at a time (PARALLEL), one thread each, under nice; resumable: run the same command
 # again and every search continues after its last completed epoch (finished ones are skipped).
-# Usage: bash bench/nas_study.sh [SEEDS...]        (default: 0 1 2)
-# Then:  .venv/bin/python -m derive.experiments.nas_report      (writes docs/results/nas_study.md)
+# Searches run in OUT (runs/nas-study, git-ignored, with their checkpoints); a finished search's
+# genotype.json, metrics.csv and summary.json are copied to RESULTS (docs/results/nas-study), the
+# committed study, so the committed files only ever hold completed searches.
+# Usage: bash bench/nas_study.sh [SEEDS...]        (default: 0 1 2); log: runs/nas-study.log
+# Then:  .venv/bin/derive nas report --study docs/results/nas-study --out docs/results/nas_study.md
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DATA=${DATA:-../shared/data/cifar-10-head}
-export OUT=${OUT:-docs/results/nas-study}
+export OUT=${OUT:-runs/nas-study}
+export RESULTS=${RESULTS:-docs/results/nas-study}
 export LOGS=${LOGS:-runs/nas-study-logs}
 export EPOCHS=${EPOCHS:-6}
 export SIZE="--cells 5 --channels 8 --image-size 16 --batch-size 16 --limit-images 2000"
 SEEDS=${*:-0 1 2}
-mkdir -p "$LOGS" "$OUT"
+mkdir -p "$LOGS" "$OUT" "$RESULTS"
 
 run_one() {
   local config=$1 seed=$2 space extra=""
@@ -26,12 +30,19 @@ run_one() {
     agd) space=agd ;;
     *) echo "unknown config $config" >&2; return 1 ;;
   esac
-  local out=$OUT/$config-s$seed log=$LOGS/$config-s$seed.log
+  local name=$config-s$seed
+  local out=$OUT/$name log=$LOGS/$name.log
+  if [ -f "$RESULTS/$name/summary.json" ]; then
+    echo "$(date -u +%FT%TZ) skip  $config seed $seed (already in $RESULTS)"
+    return 0
+  fi
   echo "$(date -u +%FT%TZ) start $config seed $seed -> $out (log $log)"
   if OMP_NUM_THREADS=1 nice -n 10 .venv/bin/derive nas search --space "$space" $extra \
       --dataset cifar10 --data-dir "$DATA" --out "$out" $SIZE --epochs "$EPOCHS" --seed "$seed" \
       --device cpu --no-plot --progress-interval 300 --resume >>"$log" 2>&1; then
-    echo "$(date -u +%FT%TZ) done  $config seed $seed"
+    mkdir -p "$RESULTS/$name"
+    cp "$out/genotype.json" "$out/metrics.csv" "$out/summary.json" "$RESULTS/$name/"
+    echo "$(date -u +%FT%TZ) done  $config seed $seed -> $RESULTS/$name"
   else
     echo "$(date -u +%FT%TZ) FAILED $config seed $seed (see $log)"
   fi
