@@ -1,8 +1,8 @@
-"""`derive nas search|network`: architecture search from optimization algorithms (SCIS §9).
+"""`derive nas search|network|report`: architecture search from optimization algorithms (SCIS §9).
 
 Each subcommand lives in its own module with `register(subparsers)`: `derive.cli.nas_search`
-(search a space, write genotype.json) and `derive.cli.nas_network` (generate the evaluation network's
-code from a genotype).
+(search a space, write genotype.json), `derive.cli.nas_network` (generate the evaluation network's
+code from a genotype) and `derive.cli.nas_report` (the study doc from search and evaluation runs).
 """
 
 from __future__ import annotations
@@ -10,13 +10,14 @@ from __future__ import annotations
 import argparse
 import importlib
 
-SUBCOMMANDS = ("search", "network")
+SUBCOMMANDS = ("search", "network", "report")
 
 EPILOG = """examples:
   derive nas search --space heavyball --hb-init --dataset cifar10 --data-dir ~/data --out runs/hb
   derive nas search --space agd --show
   derive nas network runs/hb/genotype.json --out nets/
   derive nas network darts_v2 --out nets/ && derive train nets/darts_v2.py --recipe darts-eval ...
+  derive nas report --study docs/results/nas-study --out docs/results/nas_study.md
 run `derive nas SUBCOMMAND --help` for the options of each."""
 
 
