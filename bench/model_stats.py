@@ -36,6 +36,10 @@ PRINTED = {
     "hbnet101": (44.55, 7.59),
     "densenet121": (7.98, 2.88),
     "agdnet121": (7.98, 2.92),
+    # He et al., Identity Mappings in Deep Residual Networks (2016), pre-activation ResNets
+    "preresnet110": (1.7, None),
+    "preresnet164": (1.7, None),
+    "preresnet1001": (10.2, None),
 }
 
 NOTES = """
@@ -52,6 +56,9 @@ Notes:
   ImageNet. Their FLOPs here equal their baselines' because the counter skips element-wise work; the
   papers' HBNet/AGDNet FLOPs are 0.01–0.04 G above the baselines, which is that element-wise work.
 - The counter skips BN/ReLU/pooling, so DenseNet-121 reads 2.83 G against the printed 2.88 G.
+- `preresnet*`: the printed counts are He et al.'s (Identity Mappings, 2016), not SCIS's. ResNet-1001
+  prints 10.2M: our 10.33M without the BatchNorm scales and shifts is 10.18M. The pre-activation
+  HBNets have the same parameters as their ResNets (docs/memory.md).
 """
 
 

@@ -62,13 +62,26 @@ def simulation_bytes(
 
 
 def activation_bytes_per_image(model: nn.Module, image: tuple[int, ...] = (3, 32, 32)) -> int:
-    """Bytes of the outputs of every leaf module for one image (what backward keeps, at least)."""
-    total = 0
+    """Bytes of the outputs of every leaf module for one image (what backward keeps, at least).
 
-    def count(_module: nn.Module, _inputs: object, output: object) -> None:
+    Of the blocks that `--memory checkpoint|reversible` recomputes in backward
+    (derive.models.memory), only the largest counts: backward holds one of them at a time.
+    """
+    from derive.models.memory import recomputed_blocks
+
+    blocks = recomputed_blocks(model)
+    owner = {id(m): i for i, block in enumerate(blocks) for m in block.modules()}
+    total = 0
+    recomputed = [0] * len(blocks)
+
+    def count(module: nn.Module, _inputs: object, output: object) -> None:
         nonlocal total
         if isinstance(output, torch.Tensor):
-            total += output.numel() * output.element_size()
+            size = output.numel() * output.element_size()
+            if id(module) in owner:
+                recomputed[owner[id(module)]] += size
+            else:
+                total += size
 
     leaves = [m for m in model.modules() if not list(m.children())]
     handles = [m.register_forward_hook(count) for m in leaves]
@@ -81,7 +94,7 @@ def activation_bytes_per_image(model: nn.Module, image: tuple[int, ...] = (3, 32
         for handle in handles:
             handle.remove()
         model.train(was_training)
-    return total
+    return total + max(recomputed, default=0)
 
 
 def training_bytes(

@@ -42,6 +42,8 @@ COEFFICIENTS: dict[str, str] = {
 }
 DEFAULTS: dict[str, float] = {}
 MODES = ("fixed", "learnable", "pruned")
+INVERTIBLE = False
+INVERTIBILITY = "not invertible: the all-history form (C3) feeds every earlier state z_0 … z_k into each block, so a stage keeps them all anyway and there is no inverse step that saves memory"
 
 
 def coefficient_tables(depth: int) -> dict[str, list]:

@@ -16,6 +16,7 @@ EXAMPLES = """examples:
   derive network --algo nesterov --show --format latex --depth 4
   derive network --algo heavyball --form fc --out generated/        writes generated/heavyball_fc.py
   derive network --algo heavyball --out generated/                  writes generated/heavyball_conv.py
+  derive network --algo heavyball --reversible --out nets/          the same, checked invertible
   derive network --algo heavyball --form fc --coef beta=0.5 --out my_nets/
   derive network --algo my_method.toml --form fc --out my_nets/     a user's own iteration (docs/algorithms.md)"""
 
@@ -59,6 +60,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="NAME=VALUE",
         help="set an algorithm coefficient (e.g. beta=0.5); repeatable",
     )
+    parser.add_argument(
+        "--reversible",
+        action="store_true",
+        help="require a recurrence that can be run backwards (its oldest state enters linearly, "
+        "outside T, with a non-zero coefficient): exit 2 naming the reason otherwise; the conv "
+        "code then carries the inverse step (derive train --memory reversible)",
+    )
     parser.add_argument("--list", action="store_true", help="list the built-in algorithms")
     parser.set_defaults(run=run)
 
@@ -99,10 +107,19 @@ def run(args: argparse.Namespace) -> int:
     depth = args.depth
     coefficients = parse_coefficients(args.coef)
     algorithm = with_defaults(get_algorithm(args.algo), coefficients)
-    if not args.show and not args.out:
+    if not args.show and not args.out and not args.reversible:
         raise UserError(
             "nothing to do: give --out DIR to write code, or --show to print the recurrence"
         )
+    if args.reversible:
+        from derive.algorithms import recurrence_of
+        from derive.algorithms.forms import invertibility
+
+        inverse = invertibility(recurrence_of(algorithm))
+        if not inverse.invertible:
+            raise UserError(f"{algorithm.name}: --reversible: not invertible: {inverse.reason}")
+        if not args.show and not args.out:
+            print(f"{algorithm.name}: invertible: {inverse.equation}")
     if args.show:
         print(show(algorithm, args.format, depth))
     if args.out:
@@ -113,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
 def show(algorithm: object, fmt: str, depth: int) -> str:
     """The iteration, the derived recurrence and the first schedule values, as text/latex/json."""
     from derive.algorithms import recurrence_of
+    from derive.algorithms.forms import invertibility
     from derive.algorithms.ir import unroll_accumulators
     from derive.algorithms.render import (
         algorithm_latex,
@@ -124,6 +142,7 @@ def show(algorithm: object, fmt: str, depth: int) -> str:
     from derive.algorithms.schedules import ScheduleTable
 
     recurrence = recurrence_of(algorithm)  # type: ignore[arg-type]
+    inverse = invertibility(recurrence)
     unrolled = unroll_accumulators(recurrence)
     table = ScheduleTable(recurrence.schedules, recurrence.coefficient_values(), exact=True)
     schedules: dict[str, list[str]] = {}
@@ -151,6 +170,9 @@ def show(algorithm: object, fmt: str, depth: int) -> str:
                 else None,
                 "z_equation": recurrence.algorithm.z_equation,
                 "schedules": schedules,
+                "invertible": inverse.invertible,
+                "inverse": inverse.equation or None,
+                "not_invertible_because": inverse.reason or None,
             },
             indent=2,
             ensure_ascii=False,
@@ -180,6 +202,8 @@ def show(algorithm: object, fmt: str, depth: int) -> str:
         out += ["", f"coefficient schedules (exact, first {depth}):"]
         for name, values in schedules.items():
             out += [f"    {name}: {', '.join(values)}"]
+    out += ["", "run backwards (the engineering form's inverse step, --memory reversible):"]
+    out += [f"    {inverse.summary()}"]
     del initial_conditions_text
     return "\n".join(out)
 

@@ -330,6 +330,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="auto: channels_last on CUDA",
     )
     g.add_argument(
+        "--memory",
+        choices=("standard", "checkpoint", "reversible"),
+        default="standard",
+        help="activations kept for backward: standard (all); checkpoint (block inputs, each block "
+        "recomputed once in backward; any generated model); reversible (the newest two states and "
+        "each stage's input, inputs recomputed by the inverse step; invertible models only: "
+        "prehbnet*); docs/memory.md",
+    )
+    g.add_argument(
         "--compile",
         action="store_true",
         help="torch.compile the model (slow first epoch, faster after)",
@@ -411,6 +420,7 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
         device=args.device,
         precision=args.precision,
         memory_format=args.memory_format,
+        memory=args.memory,
         compile=args.compile,
         deterministic=args.deterministic,
         resume=args.resume,

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, fields
 from derive import limits
 from derive.errors import UserError
 from derive.fsutil import check_path
+from derive.models.memory import MEMORY_MODES
 from derive.train.augment import PAD_FILLS, AugmentOptions
 from derive.train.data import DATASETS
 from derive.train.regularize import check_options as check_evaluation_options
@@ -36,6 +37,7 @@ RUNTIME_FIELDS = frozenset(
         "device",
         "precision",
         "memory_format",
+        "memory",
         "compile",
         "deterministic",
         "eval_batch_size",
@@ -85,6 +87,9 @@ class TrainConfig:
     device: str = "auto"
     precision: str = "auto"  # auto: bf16 autocast on CUDA, fp32 on the CPU
     memory_format: str = "auto"  # auto: channels_last on CUDA
+    memory: str = (
+        "standard"  # activations in a step: standard, checkpoint, reversible (docs/memory.md)
+    )
     compile: bool = False
     deterministic: bool = False
     resume: bool = False
@@ -157,6 +162,10 @@ class TrainConfig:
         need(
             self.memory_format in MEMORY_FORMATS,
             f"--memory-format must be one of {', '.join(MEMORY_FORMATS)}",
+        )
+        need(
+            self.memory in MEMORY_MODES,
+            f"--memory must be one of {', '.join(MEMORY_MODES)}, got {self.memory!r}",
         )
         need(
             not (self.resume and self.force), "--resume and --force exclude each other: choose one"

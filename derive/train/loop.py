@@ -142,7 +142,9 @@ def build_model(
     torch.manual_seed(derive_seed(config.seed, "init"))
     shape = f"2x3x{input_size}x{input_size}"
     try:
-        model = resolve_model(config.model, num_classes=num_classes, **model_options(config))
+        model = resolve_model(
+            config.model, num_classes=num_classes, memory=config.memory, **model_options(config)
+        )
     except UserError:
         raise
     except (Exception, SystemExit) as exc:
