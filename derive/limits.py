@@ -116,6 +116,21 @@ NAS_CHANNELS = Limit(
 NAS_CHANNELS_EVEN = "a factorized reduction splits its output channels into two halves"
 
 
+# genotype.json (DESIGN.md contract 7), read by derive nas network and derive.nas.load_genotype
+NAS_NODES = Limit(
+    1,
+    32,
+    "the cells of DARTS and SCIS have 4 nodes; every node is one more feature map each cell keeps",
+)
+NAS_NODE_INPUTS = Limit(
+    1,
+    64,
+    "DARTS keeps 2 inputs per node and the heavy-ball space 3; a user algorithm's look-back of at "
+    "most 16 gives at most 34 (a T-term and a state term per lag)",
+)
+GENOTYPE_BYTES = 1_000_000  # a genotype.json at both bounds above is about 100 KB
+
+
 def check_nas_sizes(channels: object, cells: object) -> None:
     """UserError unless `cells` and `channels` are integers within NAS_CELLS / NAS_CHANNELS and
     `channels` is even (the one size check of `derive nas search` and `derive nas network`)."""
