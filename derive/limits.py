@@ -98,5 +98,54 @@ LIGHTING = Limit(0, 1, "PCA noise 10x fb.resnet.torch's 0.1 already swamps the i
 WORKERS = Limit(0, 64, "loader processes per rank; more than a node's cores only adds memory")
 DIST_TIMEOUT = Limit(10, 86_400, "a day: past it a silent rank counts as lost")
 
+# derive nas search and derive nas network: one size rule for the search supernet and the evaluation
+# network (derive.nas.supernet, derive.codegen.nas), so a cell searched at C channels and N cells
+# can always be evaluated at them. Parameter counts: darts_v2 / the darts supernet, on the meta device.
+NAS_CELLS = Limit(
+    3,
+    100,
+    "DARTS searches 8 cells and evaluates 20; at 100 the 36-channel network has 1.8·10^7 parameters",
+)
+NAS_CELLS_LOW = "the reduction cells at N//3 and 2N//3 must be two distinct cells after the first"
+NAS_CHANNELS = Limit(
+    2,
+    256,
+    "DARTS searches at 16 and evaluates at 36; at 256 the 20-cell network has 1.6·10^8 parameters "
+    "and the 8-cell supernet 3.8·10^8",
+)
+NAS_CHANNELS_EVEN = "a factorized reduction splits its output channels into two halves"
+
+
+# genotype.json (DESIGN.md contract 7), read by derive nas network and derive.nas.load_genotype
+NAS_NODES = Limit(
+    1,
+    32,
+    "the cells of DARTS and SCIS have 4 nodes; every node is one more feature map each cell keeps",
+)
+NAS_NODE_INPUTS = Limit(
+    1,
+    64,
+    "DARTS keeps 2 inputs per node and the heavy-ball space 3; a user algorithm's look-back of at "
+    "most 16 gives at most 34 (a T-term and a state term per lag)",
+)
+GENOTYPE_BYTES = 1_000_000  # a genotype.json at both bounds above is about 100 KB
+
+
+def check_nas_sizes(channels: object, cells: object) -> None:
+    """UserError unless `cells` and `channels` are integers within NAS_CELLS / NAS_CHANNELS and
+    `channels` is even (the one size check of `derive nas search` and `derive nas network`)."""
+    for option, value in (("--cells", cells), ("--channels", channels)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise UserError(f"{option} must be an integer, got {value!r}")
+    if cells < NAS_CELLS.low:  # type: ignore[operator]
+        raise UserError(
+            f"--cells must be at least {format_number(NAS_CELLS.low)} ({NAS_CELLS_LOW}), got {cells}"
+        )
+    NAS_CELLS.check(cells, "--cells")
+    NAS_CHANNELS.check(channels, "--channels")
+    if channels % 2:  # type: ignore[operator]
+        raise UserError(f"--channels must be even ({NAS_CHANNELS_EVEN}), got {channels}")
+
+
 # text a user gives that ends up in files or figures
 TITLE_CHARS = 200

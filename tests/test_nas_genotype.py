@@ -38,6 +38,9 @@ def test_darts_v2_as_published() -> None:
         (lambda g: g.__setitem__("space", 3), "space"),
         (lambda g: g.__setitem__("extra", 1), "unknown key"),
         (lambda g: g["normal"].__setitem__(1, []), "no inputs"),
+        (lambda g: g.__setitem__("space", "x" * 201), "at most 200"),
+        (lambda g: g["normal"][0].extend([["skip_connect", 0]] * 63), "at most 64"),
+        (lambda g: g["normal"].extend([[["skip_connect", 0]]] * 29), "at most 32"),
     ],
 )
 def test_malformed_genotypes_are_refused(edit, message: str) -> None:
@@ -58,6 +61,12 @@ def test_load_genotype_names_files_and_errors(tmp_path) -> None:
         load_genotype(path)
     with pytest.raises(UserError, match="neither a built-in"):
         load_genotype(tmp_path / "missing.json")
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(UserError, match="nests too deeply"):
+        load_genotype(path)
+    path.write_text(" " * 1_000_001)
+    with pytest.raises(UserError, match="more than a genotype can need"):
+        load_genotype(path)
 
 
 @pytest.mark.parametrize("name", OP_NAMES)

@@ -18,7 +18,7 @@ from derive.codegen.generate import LINE_LENGTH
 from derive.codegen.nas import generate_nas_network, network_name, render_nas_network
 from derive.errors import UserError
 from derive.models.stats import count_parameters
-from derive.nas import GENOTYPES, build_network, from_json
+from derive.nas import GENOTYPES, build_network, build_supernet, from_json
 from derive.nas.network import network_module
 from derive.nas.ops import OP_NAMES, FactorizedReduce, ReLUConvBN, is_identity, make_op
 
@@ -108,11 +108,17 @@ def test_build_network_runs_the_generated_code() -> None:
 
 def test_a_hostile_space_name_stays_a_string() -> None:
     data = HB.to_json()
-    data["space"] = 'x"""\nimport os  # \\ \' end'
+    data["space"] = 'x"""\nimport os  # \\ \' end\x00\u2028'
     source = render_nas_network(from_json(data), "hostile", 4, 3)
     tree = ast.parse(source)
     assert not any(
         isinstance(node, ast.Import) and node.names[0].name == "os" for node in tree.body
+    )
+    # the docstring (through the templates' `doc` filter) reads back the space as JSON, exactly
+    first_line = ast.get_docstring(tree, clean=False).split("\n")[0]
+    assert first_line == (
+        "The evaluation network of the searched genotype hostile (search space "
+        f"{json.dumps(data['space'], ensure_ascii=False)})."
     )
     module = network_module(from_json(data), 4, 3, name="hostile")
     assert module.SPACE == data["space"]
@@ -186,11 +192,19 @@ def test_forward_shapes_and_the_auxiliary_head_only_in_training(num_classes: int
     assert isinstance(plain(x), torch.Tensor) and plain.auxiliary_head is None
 
 
-def test_odd_channels_are_fine_since_every_factorized_reduce_gets_an_even_count() -> None:
-    net = build_network("darts_v2", channels=5, cells=6)
+def test_odd_channels_are_refused_as_in_the_search() -> None:
+    for channels in (5, 7):
+        with pytest.raises(UserError, match="even .a factorized reduction splits"):
+            build_network("darts_v2", channels=channels, cells=6)
+        with pytest.raises(UserError, match="even"):
+            build_supernet("darts", channels=channels, cells=6)
+    # the generated file refuses them on its own too (it may be used without derive's checks)
+    module = network_module("darts_v2", 6, 3)
+    with pytest.raises(ValueError, match="even channels"):
+        module.create_model(10, channels=5)
+    net = build_network("darts_v2", channels=6, cells=6)
     reduces = [m for m in net.modules() if isinstance(m, FactorizedReduce)]
     assert reduces and all(m.bn.num_features % 2 == 0 for m in reduces)
-    assert net.eval()(torch.randn(1, 3, 32, 32)).shape == (1, 10)
 
 
 # --- drop-path ----------------------------------------------------------------------------------
@@ -265,11 +279,13 @@ def test_drop_path_in_cells_spares_the_identities_only() -> None:
 
 def test_sizes_and_reduction_concat_are_checked() -> None:
     for channels, cells, message in [
-        (36, 2, "cells must be between 3"),
-        (0, 20, "channels must be between 1"),
-        (257, 20, "channels must be between 1 and 256"),
+        (36, 2, "cells must be at least 3 .the reduction cells"),
+        (0, 20, "channels must be between 2 and 256"),
+        (258, 20, "channels must be between 2 and 256"),
         (36, 101, "cells must be between 3 and 100"),
+        (35, 20, "channels must be even"),
         (True, 20, "integer"),
+        (36, 20.0, "integer"),
     ]:
         with pytest.raises(UserError, match=message):
             build_network("darts_v2", channels=channels, cells=cells)
@@ -334,10 +350,30 @@ def test_cli_refuses_malformed_genotypes_and_writes_nothing(
 
 
 @pytest.mark.parametrize(
-    "options", [["--cells", "2"], ["--channels", "0"], ["--channels", "300"], ["--cells", "x"]]
+    ("options", "message"),
+    [
+        (["--cells", "2"], "reduction cells"),
+        (["--channels", "0"], "even integer >= 2"),
+        (["--channels", "300"], "at most 256"),
+        (["--channels", "35"], "factorized reduction splits its output channels"),
+        (["--cells", "x"], "integer >= 3"),
+    ],
 )
-def test_cli_refuses_impossible_sizes(tmp_path, capsys, options) -> None:
+def test_cli_refuses_impossible_sizes(tmp_path, capsys, options, message) -> None:
     out = tmp_path / "nets"
     assert main(["nas", "network", "darts_v2", "--out", str(out), *options]) == 2
-    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
     assert not out.exists()
+
+
+@pytest.mark.parametrize("command", ["search", "network"])
+def test_search_and_network_share_the_size_options(capsys, command) -> None:
+    from derive.limits import NAS_CELLS, NAS_CHANNELS
+
+    with pytest.raises(SystemExit):
+        main(["nas", command, "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"at most 256: {NAS_CHANNELS.reason}" in text and "at most 100:" in text
+    assert NAS_CELLS.high == 100 and NAS_CHANNELS.high == 256
+    assert "even: a factorized reduction splits its output channels into two halves" in text

@@ -77,10 +77,11 @@ def test_zero_init_is_uniform_and_randn_is_small() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"cells": 2}, "--cells must be"),
-        ({"cells": 33}, "--cells must be"),
+        ({"cells": 2}, "--cells must be at least 3"),
+        ({"cells": 101}, "--cells must be between 3 and 100"),
         ({"channels": 5}, "even"),
-        ({"channels": 0}, "even"),
+        ({"channels": 0}, "--channels must be between 2 and 256"),
+        ({"channels": 258}, "--channels must be between 2 and 256"),
         ({"ops": ("sep_conv_3x3", "conv_7x7")}, "unknown operation"),
         ({"ops": ("none",)}, "besides none"),
     ],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from derive.cli.argtypes import number
+from derive.cli.nas_sizes import add_size_options
 
 DESCRIPTION = """\
 Write DIR/<name>.py: readable PyTorch code of the genotype's normal and reduction cells and of
@@ -30,8 +30,6 @@ exit status: 0 written, 2 bad input (one line on stderr, nothing written)."""
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `derive nas network`."""
-    from derive.codegen.nas import MAX_CELLS, MAX_CHANNELS, MIN_CELLS
-
     parser = subparsers.add_parser(
         "network",
         help="generate the evaluation network of a genotype (DARTS NetworkCIFAR) as PyTorch code",
@@ -43,22 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "genotype", metavar="GENOTYPE", help="built-in name, genotype.json, or a run directory"
     )
     parser.add_argument("--out", required=True, metavar="DIR", help="directory to write into")
-    parser.add_argument(
-        "--channels",
-        type=number(int, "a positive integer", 1),
-        default=36,
-        metavar="C",
-        help=f"initial channels (default 36, as DARTS; at most {MAX_CHANNELS}: beyond that the "
-        "20-cell network passes 10^8 parameters)",
-    )
-    parser.add_argument(
-        "--cells",
-        type=number(int, "a positive integer", 1),
-        default=20,
-        metavar="N",
-        help=f"cells (default 20, as DARTS; {MIN_CELLS}..{MAX_CELLS}: the two reduction cells at "
-        "N//3 and 2N//3 need N >= 3)",
-    )
+    add_size_options(parser, cells=20, channels=36, what="the network (DARTS: 20, 36)")
     parser.set_defaults(run=run)
 
 

@@ -8,14 +8,20 @@ DESCRIPTION = """\
 Collect `derive nas search` run folders (each directly under --study) into one markdown doc: per
 space and initialisation, the supernet's architecture-half accuracy (mean ± std over seeds), the share
 of parameter-free operations and the collapses (cells of parameter-free operations only), the search
-cost, each run's derived cells; with --eval, the test error of each genotype's evaluation run
-(`derive train`, in EVAL/<search folder name>). Written atomically; depends only on its inputs."""
+cost, each run's derived cells. With --eval, the evaluations too: EVAL/<search folder name> is a
+`derive train` run of the network `derive nas network` generated from that search's genotype
+(metrics.csv, summary.json, the network file; cost.json with its CPU time, optional), checked to have
+trained that genotype; other folders of EVAL are reference networks (e.g. darts_v2 at several
+seeds). The doc gives the evaluations' test error per space (mean ± std), their budget and cost, and
+what they do and do not show. Written atomically; depends only on its inputs."""
 
 EPILOG = """\
 examples:
   derive nas report --study docs/results/nas-study --out docs/results/nas_study.md
   derive nas report --study docs/results/nas-study --eval docs/results/nas-eval --out docs/results/nas_study.md
-exit status: 0 done, 2 bad input (a missing or malformed run folder): one line, nothing written."""
+  bash bench/nas_eval_study.sh      (writes docs/results/nas-eval from the committed searches)
+exit status: 0 done, 2 bad input (a missing or malformed run folder, an evaluation of another
+genotype): one line, nothing written."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,7 +35,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--study", required=True, metavar="DIR", help="folder of search run folders")
     p.add_argument(
-        "--eval", default=None, metavar="DIR", help="folder of evaluation runs, one per search run"
+        "--eval",
+        default=None,
+        metavar="DIR",
+        help="folder of evaluation runs: EVAL/<search run> for a search, any other name a reference",
     )
     p.add_argument(
         "--out",

@@ -6,6 +6,7 @@ import argparse
 import json
 
 from derive.cli.argtypes import number
+from derive.cli.nas_sizes import add_size_options
 from derive.errors import UserError
 
 DESCRIPTION = """\
@@ -45,9 +46,8 @@ exit status: 0 done, 2 bad input (one line on stderr, nothing written), 3 the lo
 """
 
 
-# The bounds of derive.nas.supernet / searchdata, restated so `derive --help` need not import torch
+# The image sizes of derive.nas.searchdata, restated so `derive --help` need not import torch
 # (tests/test_nas_search_cli.py checks that they agree).
-MAX_CELLS, MAX_CHANNELS = 32, 512
 IMAGE_SIZES = (8, 12, 16, 20, 24, 28, 32)
 
 
@@ -182,20 +182,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     g = p.add_argument_group("recipe (defaults: SCIS §9.3)")
     g.add_argument("--epochs", type=pos_int, default=50, metavar="N", help="search epochs")
-    g.add_argument(
-        "--cells",
-        type=pos_int,
-        default=8,
-        metavar="N",
-        help=f"cells of the supernet, 3 to {MAX_CELLS} (reductions at N//3 and 2N//3 must differ)",
-    )
-    g.add_argument(
-        "--channels",
-        type=pos_int,
-        default=16,
-        metavar="C",
-        help=f"initial channels, even, 2 to {MAX_CHANNELS} (factorized reduce halves its channels)",
-    )
+    add_size_options(g, cells=8, channels=16, what="the supernet")
     g.add_argument(
         "--batch-size",
         type=pos_int,

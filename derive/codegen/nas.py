@@ -20,16 +20,10 @@ from derive.codegen.generate import GeneratedFile, format_source
 from derive.codegen.templates import render
 from derive.errors import UserError
 from derive.fsutil import atomic_write_text, staged_files
+from derive.limits import check_nas_sizes
 from derive.nas.genotype import GENOTYPES, Genotype, load_genotype
 
 log = logging.getLogger(__name__)
-
-MAX_CHANNELS = 256
-"""Above 256 initial channels the 20-cell network passes 10⁸ parameters; DARTS evaluates at 36."""
-MAX_CELLS = 100
-"""DARTS evaluates 20 cells (14 on ImageNet); 100 is far past any published setting."""
-MIN_CELLS = 3
-"""The reductions at cells//3 and 2·cells//3 are two distinct cells after a normal one only from 3 on."""
 
 SUBSCRIPTS = str.maketrans("0123456789-", "₀₁₂₃₄₅₆₇₈₉₋")
 CONSTRUCTORS: dict[str, str] = {
@@ -48,20 +42,9 @@ IDENTITIES = ("skip_connect", "neg_skip_connect")
 
 
 def check_sizes(channels: int, cells: int) -> None:
-    """UserError unless the network can be built and is of a sane size."""
-    for what, value, low, high in (
-        ("channels", channels, 1, MAX_CHANNELS),
-        ("cells", cells, MIN_CELLS, MAX_CELLS),
-    ):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise UserError(f"--{what} must be an integer, got {value!r}")
-        if not low <= value <= high:
-            reason = (
-                "the two reduction cells need at least 3 cells"
-                if what == "cells" and value < low
-                else f"the bound is {low}..{high}"
-            )
-            raise UserError(f"--{what} must be between {low} and {high}, got {value} ({reason})")
+    """UserError unless the network can be built and is of a sane size (derive.limits.check_nas_sizes,
+    the rule `derive nas search` follows too)."""
+    check_nas_sizes(channels, cells)
 
 
 def input_variable(index: int) -> str:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from derive.errors import UserError
+from derive.limits import GENOTYPE_BYTES, NAS_NODE_INPUTS, NAS_NODES, TITLE_CHARS
 from derive.nas.ops import OP_NAMES, PARAMETER_FREE
 
 Gene = tuple[tuple[tuple[str, int], ...], ...]  # per node: ((op, input), ...)
@@ -75,9 +76,18 @@ def check_cell(cell: str, gene: Gene, concat: Sequence[int]) -> None:
     """UserError unless every node reads earlier inputs with known operations and concat names nodes."""
     if not gene:
         raise UserError(f"genotype {cell}: the cell has no nodes")
+    if len(gene) > NAS_NODES.high:
+        raise UserError(
+            f"genotype {cell}: {len(gene)} nodes, at most {NAS_NODES.high:g} ({NAS_NODES.reason})"
+        )
     for i, node in enumerate(gene):
         if not node:
             raise UserError(f"genotype {cell}: node {i} has no inputs")
+        if len(node) > NAS_NODE_INPUTS.high:
+            raise UserError(
+                f"genotype {cell}: node {i} has {len(node)} inputs, at most "
+                f"{NAS_NODE_INPUTS.high:g} ({NAS_NODE_INPUTS.reason})"
+            )
         for op, source in node:
             if op not in OP_NAMES:
                 raise UserError(
@@ -140,6 +150,11 @@ def from_json(data: object) -> Genotype:
         raise UserError(f"genotype has unknown key(s) {', '.join(map(str, unknown))}")
     if not isinstance(data["space"], str) or not data["space"]:
         raise UserError("genotype space must be a non-empty string")
+    if len(data["space"]) > TITLE_CHARS:
+        raise UserError(
+            f"genotype space has {len(data['space']):,} characters, at most {TITLE_CHARS} (it is "
+            "text that ends up in the generated file)"
+        )
     return Genotype(
         normal=_gene(data["normal"], "normal"),
         normal_concat=_concat(data["normal_concat"], "normal"),
@@ -220,6 +235,13 @@ def load_genotype(spec: str | Path) -> Genotype:
             f"{text!r} is neither a built-in genotype ({', '.join(GENOTYPES)}) nor a genotype JSON file"
         )
     try:
+        size = path.stat().st_size
+        if size > GENOTYPE_BYTES:
+            raise UserError(
+                f"{str(path)!r} has {size:,} bytes, more than a genotype can need "
+                f"({GENOTYPE_BYTES:,}: {NAS_NODES.high:g} nodes of {NAS_NODE_INPUTS.high:g} inputs "
+                "take about 100 KB)"
+            )
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"cannot read {str(path)!r}: {exc}") from None
@@ -227,6 +249,8 @@ def load_genotype(spec: str | Path) -> Genotype:
         raise UserError(
             f"{str(path)!r} is not valid JSON: {exc.msg} at line {exc.lineno}"
         ) from None
+    except RecursionError:
+        raise UserError(f"{str(path)!r} nests too deeply to be a genotype") from None
     return from_json(data)
 
 

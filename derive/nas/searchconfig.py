@@ -12,9 +12,9 @@ import math
 from dataclasses import asdict, dataclass, field
 
 from derive.errors import UserError
+from derive.limits import check_nas_sizes
 from derive.nas.archinit import ALPHA_INITS
 from derive.nas.searchdata import IMAGE_SIZES
-from derive.nas.supernet import MAX_CELLS, MAX_CHANNELS
 from derive.train.config import DEVICES
 
 MAX_EPOCHS = 10_000
@@ -86,13 +86,7 @@ class SearchConfig:
             1 <= self.epochs <= MAX_EPOCHS,
             f"--epochs must be from 1 to {MAX_EPOCHS}, got {self.epochs}",
         )
-        need(
-            3 <= self.cells <= MAX_CELLS, f"--cells must be from 3 to {MAX_CELLS}, got {self.cells}"
-        )
-        need(
-            2 <= self.channels <= MAX_CHANNELS and self.channels % 2 == 0,
-            f"--channels must be an even number from 2 to {MAX_CHANNELS}, got {self.channels}",
-        )
+        check_nas_sizes(self.channels, self.cells)
         need(
             2 <= self.batch_size <= MAX_BATCH,
             f"--batch-size must be from 2 to {MAX_BATCH} (BatchNorm needs 2 images), got {self.batch_size}",

@@ -28,14 +28,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from derive.errors import UserError
+from derive.limits import check_nas_sizes
 from derive.nas.archinit import initial_alphas, initial_betas
 from derive.nas.genotype import Genotype
 from derive.nas.ops import OP_NAMES, FactorizedReduce, ReLUConvBN, make_search_op
 from derive.nas.spaces import SearchSpace, resolve_space
 
 ARCH_NAMES = ("alpha_normal", "alpha_reduce", "beta_normal", "beta_reduce")
-MAX_CHANNELS = 512  # beyond this the 8-cell supernet no longer fits a GPU's memory anyway
-MAX_CELLS = 32
 
 
 class MixedOp(nn.Module):
@@ -205,22 +204,9 @@ def reduction_indices(cells: int) -> tuple[int, int]:
 
 
 def check_sizes(channels: int, cells: int, num_classes: int = 10) -> None:
-    """UserError unless the sizes build a valid network (bounds and their reasons in the message)."""
-    if isinstance(cells, bool) or not isinstance(cells, int) or not 3 <= cells <= MAX_CELLS:
-        raise UserError(
-            f"--cells must be an integer from 3 to {MAX_CELLS} (two reduction cells at cells//3 and "
-            f"2·cells//3 must be distinct and after the first cell), got {cells!r}"
-        )
-    if (
-        isinstance(channels, bool)
-        or not isinstance(channels, int)
-        or not 2 <= channels <= MAX_CHANNELS
-        or channels % 2
-    ):
-        raise UserError(
-            f"--channels must be an even integer from 2 to {MAX_CHANNELS} (factorized reduce splits "
-            f"its output channels into two halves), got {channels!r}"
-        )
+    """UserError unless the sizes build a valid network: derive.limits.check_nas_sizes (the rule
+    `derive nas network` follows too) and at least 2 classes."""
+    check_nas_sizes(channels, cells)
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
         raise UserError(f"num_classes must be an integer >= 2, got {num_classes!r}")
 
