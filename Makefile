@@ -2,17 +2,19 @@
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.derive-installed
-# torch is pinned here (CPU build available offline on the development machines); the package
-# itself only asks for torch>=2.2 so users elsewhere keep their own build.
-TORCH_PIN ?= torch==2.13.0
+# torch and torchvision are pinned here, as a pair that imports together (torchvision only works
+# beside the torch release it was built for; both wheels lie on the development machines' disk).
+# The package itself asks only for torch>=2.2, and torchvision>=0.17 in its `imagenet` extra, so
+# users elsewhere keep their own builds.
+TORCH_PIN ?= torch==2.14.1 torchvision==0.29.1
 
 .PHONY: demo test test-slow lint format regenerate bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH_PIN)"
-	$(PY) -m pip install -q -e ".[dev,plot]"
+	$(PY) -c "import torch, torchvision" 2>/dev/null || $(PY) -m pip install -q $(TORCH_PIN)
+	$(PY) -m pip install -q -e ".[dev,plot,imagenet]"
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -21,6 +23,8 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
 
+# The long checks (tests marked @pytest.mark.slow, a few minutes): built-in recurrences checked at
+# depth 1000, `derive simulate --quick` end to end, twice. `make test` leaves them out.
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
 

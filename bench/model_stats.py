@@ -4,16 +4,18 @@
 
 FLOPs are counted by torch.utils.flop_counter on one image and halved to multiply-adds, the unit
 of SCIS Table 2 (convolutions and linear layers only: BN, ReLU, pooling and additions are free).
+tests/test_results_docs.py rebuilds the file with build_markdown() and compares it byte for byte.
 """
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
-from derive.fsutil import atomic_write_text
+from derive.fsutil import atomic_write_text, ensure_output_dir
 from derive.models import create_model, list_models, model_entry
 from derive.models.stats import count_flops, count_parameters
 
@@ -35,6 +37,10 @@ PRINTED = {
     "hbnet101": (44.55, 7.59),
     "densenet121": (7.98, 2.88),
     "agdnet121": (7.98, 2.92),
+    # He et al., Identity Mappings in Deep Residual Networks (2016), pre-activation ResNets
+    "preresnet110": (1.7, None),
+    "preresnet164": (1.7, None),
+    "preresnet1001": (10.2, None),
 }
 
 NOTES = """
@@ -51,18 +57,27 @@ Notes:
   ImageNet. Their FLOPs here equal their baselines' because the counter skips element-wise work; the
   papers' HBNet/AGDNet FLOPs are 0.01–0.04 G above the baselines, which is that element-wise work.
 - The counter skips BN/ReLU/pooling, so DenseNet-121 reads 2.83 G against the printed 2.88 G.
+- `preresnet*`: the printed counts are He et al.'s (Identity Mappings, 2016), not SCIS's. ResNet-1001
+  prints 10.2M: our 10.33M without the BatchNorm scales and shifts is 10.18M. The pre-activation
+  HBNets have the same parameters as their ResNets (docs/memory.md).
 """
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="docs/results/models.md")
-    args = parser.parse_args()
-    torch.set_num_threads(1)
+def build_markdown(skip: Callable[[str], bool] = lambda name: False) -> str:
+    """The whole of docs/results/models.md, from the zoo as it is now (deterministic: no clock).
+
+    `skip(name)` leaves a model's row out (the fast freshness test skips the 1001-layer nets).
+
+    Models are built on the meta device (shapes only: no memory, no arithmetic), which is enough
+    to count parameters and to trace the FLOPs of one forward pass.
+    """
     rows = []
     for name in list_models():
+        if skip(name):
+            continue
         entry = model_entry(name)
-        model = create_model(name)
+        with torch.device("meta"):
+            model = create_model(name)
         size = 32 if entry.dataset == "cifar" else 224
         params = count_parameters(model)
         macs = count_flops(model, (1, 3, size, size)) / 2
@@ -72,15 +87,23 @@ def main() -> None:
             f"{printed_params if printed_params is not None else '—'} | {macs / 1e9:.3f} | "
             f"{printed_flops if printed_flops is not None else '—'} | {entry.description} |"
         )
-        print(rows[-1])
-    text = (
+    return (
         "# Model zoo: parameters and FLOPs beside the papers\n\n"
         "Produced by `.venv/bin/python bench/model_stats.py` (torch "
         f"{torch.__version__}); CIFAR models at 32×32 with 10 classes, ImageNet at 224×224 with 1000.\n\n"
         "| model | data | parameters | M | printed M | GMACs (ours) | printed G | what it is |\n"
         "|---|---|---:|---:|---:|---:|---:|---|\n" + "\n".join(rows) + "\n" + NOTES
     )
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="docs/results/models.md")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    text = build_markdown()
+    print(text)
+    ensure_output_dir(Path(args.out).parent)
     atomic_write_text(args.out, text)
     print(f"wrote {args.out}")
 

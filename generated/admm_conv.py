@@ -48,6 +48,8 @@ COEFFICIENTS: dict[str, str] = {
 }
 DEFAULTS: dict[str, float] = {}
 MODES = ("fixed", "learnable", "pruned")
+INVERTIBLE = False
+INVERTIBILITY = "not invertible: the two-path form (C5) reads the accumulated sum Σ_t (z′_t − z_t) over the whole history, not a bounded look-back of one stream"
 
 
 def block_coefficients(k: int, **coefficients: float) -> dict[str, list[float]]:

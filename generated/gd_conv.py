@@ -21,6 +21,9 @@ Special cases:
 Blocks are grouped in stages with down-sampling between them. Each stage restarts the iteration:
 its input mapped by the shortcut S to the new resolution is z_0, and z_{-1} = z_0 (x_{-1} = x_0);
 T of the first block reads the stage input itself (its first convolution carries the stride).
+
+The recurrence cannot be run backwards: zₖ enters through T (zₖ₊₁ = ρ(T_k(zₖ))), which cannot be
+undone.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ LAGS = 1
 COEFFICIENTS: dict[str, str] = {}
 DEFAULTS: dict[str, float] = {}
 MODES = ("fixed", "learnable", "pruned")
+INVERTIBLE = False
+INVERTIBILITY = "not invertible: zₖ enters through T (zₖ₊₁ = ρ(T_k(zₖ))), which cannot be undone"
 
 
 def block_coefficients(k: int, **coefficients: float) -> dict[str, float]:
@@ -81,7 +86,16 @@ class GdBlock(nn.Module):
         self, history: Sequence[torch.Tensor], stage_input: torch.Tensor | None = None
     ) -> torch.Tensor:
         """history[l] is z_(k-l); `stage_input` is given for the first block of a stage (k = 0)."""
-        t = self.branch(history[0] if stage_input is None else stage_input)
+        return self.combine(self.transform(history, stage_input), history)
+
+    def transform(
+        self, history: Sequence[torch.Tensor], stage_input: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The T-term of zₖ₊₁, T_k(zₖ); at k = 0 T reads `stage_input`."""
+        return self.branch(history[0] if stage_input is None else stage_input)
+
+    def combine(self, t: torch.Tensor, history: Sequence[torch.Tensor]) -> torch.Tensor:
+        """zₖ₊₁ from the T-term t and history[l] = z_(k-l)."""
         out = _combine(
             (1.0, t),
         )
@@ -106,14 +120,22 @@ class GdStage(nn.Module):
         for k, block in enumerate(self.blocks):
             z = block(history, stage_input if k == 0 else None)
             history = [z, *history[:-1]]
+        return self.readout(history)
+
+    def readout(self, history: Sequence[torch.Tensor]) -> torch.Tensor:
+        """The stage's output from history[l] = z_(K-l) after the last block."""
         return history[0]
 
 
 def _combine(*pairs: tuple[float | torch.Tensor | None, torch.Tensor]) -> torch.Tensor:
-    """Σ c·z over the pairs whose coefficient is not pruned (None); c = 1 adds z unscaled."""
+    """Σ c·z over the pairs whose coefficient is not pruned (None); c = 1 adds z unscaled and
+    c = −1 subtracts it (x − z equals x + (−1)·z exactly, with one pass less)."""
     total: torch.Tensor | None = None
     for c, z in pairs:
         if c is None:
+            continue
+        if total is not None and isinstance(c, float) and c == -1.0:
+            total = total - z
             continue
         term = z if isinstance(c, float) and c == 1.0 else c * z
         total = term if total is None else total + term

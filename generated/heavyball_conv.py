@@ -26,6 +26,15 @@ Special cases:
 Blocks are grouped in stages with down-sampling between them. Each stage restarts the iteration:
 its input mapped by the shortcut S to the new resolution is z_0, and z_{-1} = z_0 (x_{-1} = x_0);
 T of the first block reads the stage input itself (its first convolution carries the stride).
+
+The recurrence can be run backwards: its oldest state enters only linearly, outside T, so block k
+gives it back from its output and the newer states (`Block.inverse`),
+
+    zₖ₋₁ = (zₖ₊₁ − T_k(zₖ) − β₁·zₖ)/β₂
+
+as long as the block has no ρ and β₂ is neither pruned nor 0
+(`Block.not_invertible_because`). Reversible backpropagation (`derive train --memory reversible`)
+recomputes each block's input this way instead of storing it.
 """
 
 from __future__ import annotations
@@ -45,6 +54,8 @@ COEFFICIENTS: dict[str, str] = {
 }
 DEFAULTS: dict[str, float] = {"beta": 0.3}
 MODES = ("fixed", "learnable", "pruned")
+INVERTIBLE = True
+INVERTIBILITY = "zₖ₋₁ = (zₖ₊₁ − T_k(zₖ) − β₁·zₖ)/β₂"
 
 
 def block_coefficients(k: int, **coefficients: float) -> dict[str, float]:
@@ -96,13 +107,48 @@ class HeavyballBlock(nn.Module):
         self, history: Sequence[torch.Tensor], stage_input: torch.Tensor | None = None
     ) -> torch.Tensor:
         """history[l] is z_(k-l); `stage_input` is given for the first block of a stage (k = 0)."""
-        t = self.branch(history[0] if stage_input is None else stage_input)
+        return self.combine(self.transform(history, stage_input), history)
+
+    def transform(
+        self, history: Sequence[torch.Tensor], stage_input: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The T-term of zₖ₊₁, T_k(zₖ); at k = 0 T reads `stage_input`."""
+        return self.branch(history[0] if stage_input is None else stage_input)
+
+    def combine(self, t: torch.Tensor, history: Sequence[torch.Tensor]) -> torch.Tensor:
+        """zₖ₊₁ from the T-term t and history[l] = z_(k-l)."""
         out = _combine(
             (1.0, t),
             (self.beta1, history[0]),
             (self.beta2, history[1]),
         )
         return out if self.post_activation is None else self.post_activation(out)
+
+    def inverse(self, newer: Sequence[torch.Tensor], t: torch.Tensor) -> torch.Tensor:
+        """The inverse step: zₖ₋₁ = (zₖ₊₁ − T_k(zₖ) − β₁·zₖ)/β₂.
+
+        newer[l] is z_(k+1-l) for l = 0 … LAGS − 1 and t is this block's T-term (`transform`
+        of newer[1:]). The sum without the oldest state is formed as `combine` forms it, so only
+        the last subtraction and the division round.
+        """
+        partial = _combine(
+            (1.0, t),
+            (self.beta1, newer[1]),
+        )
+        if isinstance(self.beta2, float) and self.beta2 == -1.0:
+            return partial - newer[0]  # (z_(k+1) − partial)/(−1), exactly
+        return (newer[0] - partial) / self.beta2
+
+    def not_invertible_because(self) -> str | None:
+        """Why `inverse` cannot undo this block as it is built (None: it can)."""
+        if self.post_activation is not None:
+            name = getattr(self.post_activation, "__name__", type(self.post_activation).__name__)
+            return f"ρ = {name} after the sum cannot be undone (a post-activation block)"
+        if self.beta2 is None:
+            return "β₂ is pruned, so zₖ₋₁ does not enter zₖ₊₁ and cannot be recovered from it"
+        if float(self.beta2) == 0.0:
+            return "β₂ = 0, so zₖ₋₁ does not enter zₖ₊₁ and cannot be recovered from it"
+        return None
 
 
 class HeavyballStage(nn.Module):
@@ -123,14 +169,22 @@ class HeavyballStage(nn.Module):
         for k, block in enumerate(self.blocks):
             z = block(history, stage_input if k == 0 else None)
             history = [z, *history[:-1]]
+        return self.readout(history)
+
+    def readout(self, history: Sequence[torch.Tensor]) -> torch.Tensor:
+        """The stage's output from history[l] = z_(K-l) after the last block."""
         return history[0]
 
 
 def _combine(*pairs: tuple[float | torch.Tensor | None, torch.Tensor]) -> torch.Tensor:
-    """Σ c·z over the pairs whose coefficient is not pruned (None); c = 1 adds z unscaled."""
+    """Σ c·z over the pairs whose coefficient is not pruned (None); c = 1 adds z unscaled and
+    c = −1 subtracts it (x − z equals x + (−1)·z exactly, with one pass less)."""
     total: torch.Tensor | None = None
     for c, z in pairs:
         if c is None:
+            continue
+        if total is not None and isinstance(c, float) and c == -1.0:
+            total = total - z
             continue
         term = z if isinstance(c, float) and c == 1.0 else c * z
         total = term if total is None else total + term

@@ -42,6 +42,8 @@ COEFFICIENTS: dict[str, str] = {
 }
 DEFAULTS: dict[str, float] = {}
 MODES = ("fixed", "learnable", "pruned")
+INVERTIBLE = False
+INVERTIBILITY = "not invertible: the all-history form (C3) feeds every earlier state z_0 … z_k into each block, so a stage keeps them all anyway and there is no inverse step that saves memory"
 
 
 def coefficient_tables(depth: int) -> dict[str, list]:
@@ -119,15 +121,19 @@ class Nesterov2Stage(nn.Module):
             state = torch.tensor(values["state"], dtype=torch.float32)
             if len(alpha) != k + 1 or len(state) != k + 1:
                 raise ValueError(f"layer {k} needs {k + 1} coefficients per source")
-            if state[0].abs() > 1e-9:
+            if (
+                abs(float(values["state"][0])) > 1e-9
+            ):  # a Python float: works on the meta device too
                 raise ValueError(f"layer {k}: the block input z_0 must not enter the state sum")
             channels = [in_channels] + [growth] * k
-            source = torch.repeat_interleave(torch.arange(k + 1), torch.tensor(channels))
+            source = torch.repeat_interleave(
+                torch.arange(k + 1), torch.tensor(channels), output_size=sum(channels)
+            )
             self.register_buffer(f"source{k}", source, persistent=False)
             self.register_buffer(f"state{k}", state[1:], persistent=False)
             if self.alpha_learnable:
                 self.alpha.append(nn.Parameter(alpha))
-            elif torch.all(alpha == 1):
+            elif all(float(a) == 1 for a in values["alpha"]):
                 self.register_buffer(f"alpha{k}", None)
             else:
                 self.register_buffer(f"alpha{k}", alpha, persistent=False)

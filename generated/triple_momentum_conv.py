@@ -27,6 +27,10 @@ The algorithm itself gives, at block k:
 Blocks are grouped in stages with down-sampling between them. Each stage restarts the iteration:
 its input mapped by the shortcut S to the new resolution is z_0, and z_{-1} = z_0 (x_{-1} = x_0);
 T of the first block reads the stage input itself (its first convolution carries the stride).
+
+The recurrence cannot be run backwards: zₖ₋₁ enters through T (zₖ₊₁ = ρ(α·T_k(γ₁·zₖ + γ₂·zₖ₋₁) +
+β₁·zₖ + β₂·zₖ₋₁)), which cannot be undone; and its linear coefficient β₂ = α·γ − β is identically 0
+for this algorithm.
 """
 
 from __future__ import annotations
@@ -50,6 +54,8 @@ COEFFICIENTS: dict[str, str] = {
 }
 DEFAULTS: dict[str, float] = {"kappa": 10.0}
 MODES = ("fixed", "learnable", "pruned")
+INVERTIBLE = False
+INVERTIBILITY = "not invertible: zₖ₋₁ enters through T (zₖ₊₁ = ρ(α·T_k(γ₁·zₖ + γ₂·zₖ₋₁) + β₁·zₖ + β₂·zₖ₋₁)), which cannot be undone; and its linear coefficient β₂ = α·γ − β is identically 0 for this algorithm"
 
 
 def block_coefficients(k: int, **coefficients: float) -> dict[str, float]:
@@ -123,6 +129,12 @@ class TripleMomentumBlock(nn.Module):
         self, history: Sequence[torch.Tensor], stage_input: torch.Tensor | None = None
     ) -> torch.Tensor:
         """history[l] is z_(k-l); `stage_input` is given for the first block of a stage (k = 0)."""
+        return self.combine(self.transform(history, stage_input), history)
+
+    def transform(
+        self, history: Sequence[torch.Tensor], stage_input: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The T-term of zₖ₊₁, α·T_k(γ₁·zₖ + γ₂·zₖ₋₁); at k = 0 T reads `stage_input`."""
         if stage_input is None:
             argument = _combine(
                 (self.gamma1, history[0]),
@@ -136,6 +148,10 @@ class TripleMomentumBlock(nn.Module):
         t = self.branch(argument)
         if self.alpha is not None:
             t = self.alpha * t
+        return t
+
+    def combine(self, t: torch.Tensor, history: Sequence[torch.Tensor]) -> torch.Tensor:
+        """zₖ₊₁ from the T-term t and history[l] = z_(k-l)."""
         out = _combine(
             (1.0, t),
             (self.beta1, history[0]),
@@ -164,14 +180,22 @@ class TripleMomentumStage(nn.Module):
         for k, block in enumerate(self.blocks):
             z = block(history, stage_input if k == 0 else None)
             history = [z, *history[:-1]]
+        return self.readout(history)
+
+    def readout(self, history: Sequence[torch.Tensor]) -> torch.Tensor:
+        """The stage's output from history[l] = z_(K-l) after the last block."""
         return _combine(*zip(self.output, history, strict=True))
 
 
 def _combine(*pairs: tuple[float | torch.Tensor | None, torch.Tensor]) -> torch.Tensor:
-    """Σ c·z over the pairs whose coefficient is not pruned (None); c = 1 adds z unscaled."""
+    """Σ c·z over the pairs whose coefficient is not pruned (None); c = 1 adds z unscaled and
+    c = −1 subtracts it (x − z equals x + (−1)·z exactly, with one pass less)."""
     total: torch.Tensor | None = None
     for c, z in pairs:
         if c is None:
+            continue
+        if total is not None and isinstance(c, float) and c == -1.0:
+            total = total - z
             continue
         term = z if isinstance(c, float) and c == 1.0 else c * z
         total = term if total is None else total + term

@@ -25,8 +25,9 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     [
         (["--algo", "heavybal", "--show"], "did you mean heavyball"),
         (["--algo", "heavyball", "--form", "rnn", "--show"], "unknown form"),
-        (["--algo", "heavyball", "--depth", "0", "--show"], "--depth must be an integer >= 1"),
-        (["--algo", "heavyball", "--depth", "two", "--show"], "--depth must be an integer"),
+        (["--algo", "heavyball", "--depth", "0", "--show"], "--depth: expected an integer >= 1"),
+        (["--algo", "heavyball", "--depth", "two", "--show"], "--depth: expected an integer"),
+        (["--algo", "nesterov2", "--depth", "7", "--show"], "at most 6 (exact schedules grow"),
         (["--algo", "heavyball", "--coef", "beta=abc", "--show"], "not a number"),
         (["--algo", "heavyball", "--coef", "beta=5", "--show"], "must be <= 1"),
         (["--algo", "heavyball", "--coef", "gamma=0.1", "--show"], "has no coefficient 'gamma'"),

@@ -36,6 +36,31 @@ def test_chain_rule_lemma_holds_exactly():
     assert symmetric.ok is True
 
 
+PSI = sp.Function("Psi")
+WRONG_CLAIMS = {
+    "U transposed": lambda U, phi, args: U.T * sp.Matrix([phi(a) for a in args]),
+    "Phi at Ux": lambda U, phi, args: (
+        U * sp.Matrix([phi((U * sp.Matrix(args)).row(i)[0]) for i in range(U.rows)])
+    ),
+    "Psi for Phi": lambda U, phi, args: U * sp.Matrix([PSI(a) for a in args]),
+    "twice": lambda U, phi, args: 2 * U * sp.Matrix([phi(a) for a in args]),
+    "Phi of the sum": lambda U, phi, args: U * sp.Matrix([phi(sum(args))] * U.rows),
+}
+
+
+@pytest.mark.parametrize("claim", list(WRONG_CLAIMS))
+def test_chain_rule_step_refutes_a_wrong_claim(claim):
+    """The lemma differentiates and compares with the claimed right side, never with itself."""
+    step = proof_symbolic.chain_rule_step(2, WRONG_CLAIMS[claim])
+    assert step.ok is False and step.kind == CHAIN_RULE
+    assert proof_symbolic.chain_rule_step(2).ok is True
+
+
+def test_symmetric_step_refutes_a_general_u():
+    assert proof_symbolic.symmetric_step(3, symmetric=False).ok is False
+    assert proof_symbolic.symmetric_step(3).ok is True
+
+
 def test_correct_energies_pass_every_step():
     for phi, psi in [
         (sp.tanh(x), sp.log(sp.cosh(x))),
@@ -43,8 +68,8 @@ def test_correct_energies_pass_every_step():
         (SOFTSIGN, sp.Abs(x) - sp.log(1 + sp.Abs(x))),
     ]:
         proof = proof_symbolic.prove(phi, psi)
-        assert proof.ok, [s for s in proof.steps if s.ok is False]
-        assert any(s.kind == ASSEMBLED and s.ok for s in proof.steps)
+        assert proof.proved, [(s.kind, s.ok) for s in proof.steps if s.ok is not True]
+        assert not proof.undecided and any(s.kind == ASSEMBLED and s.ok for s in proof.steps)
 
 
 def test_wrong_derivative_is_refuted():
@@ -144,3 +169,25 @@ def test_parameters_are_proved_for_any_positive_value(value):
     psi = sp.Piecewise((x**2 / 2, x > 0), (a * (sp.exp(x) - x - 1), True))
     assert proof_symbolic.prove(phi, psi).ok
     assert proof_numeric.check(phi, psi, pieces.split(phi), [{a: value}]).ok
+
+
+WRONG_PHI_CASES = {
+    "tanh": (sp.tanh(x), sp.log(sp.cosh(x))),
+    "sigmoid": (1 / (1 + sp.exp(-x)), sp.log(1 + sp.exp(x)) - sp.log(2)),
+    "relu": (RELU, sp.Piecewise((x**2 / 2, x > 0), (0, True))),
+    "softsign": (SOFTSIGN, sp.Abs(x) - sp.log(1 + sp.Abs(x))),
+}
+
+
+@pytest.mark.parametrize("name", sorted(WRONG_PHI_CASES))
+def test_a_wrong_phi_with_the_right_psi_is_refuted_by_each_proof(name):
+    """Inject Φ + x/7: the derivative step, the assembled ∇f check (run on its own, not short-cut
+    by the failed derivative) and the numeric proof must each report the failure."""
+    phi, psi = WRONG_PHI_CASES[name]
+    wrong = phi + x / 7
+    proof = proof_symbolic.prove(wrong, psi)
+    assert not proof.ok and DERIVATIVE in kinds_failing(proof)
+    assembled = proof_symbolic.assembled_check(wrong, psi, pieces.split(wrong), pieces.split(psi))
+    assert assembled.ok is False
+    numeric = proof_numeric.check(wrong, psi, pieces.split(wrong), [])
+    assert not numeric.ok and numeric.max_error > 1e-3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -215,3 +216,30 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted_run(tmp_path):
     a = load_checkpoint(run / "checkpoint.pt")["model"]
     b = load_checkpoint(tmp_path / "whole" / "checkpoint.pt")["model"]
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_sigterm_is_handled_like_ctrl_c(tmp_path):
+    """`kill PID` used to leave summary.json saying "running"; now the run records "interrupted",
+    exits 143 (128 + SIGTERM) and resumes like any interrupted run."""
+    write_cifar10(tmp_path / "data", per_file=40, n_test=60)
+    model = str(write_model(tmp_path / "tiny.py", "hang"))
+    marker = tmp_path / "hanging"
+    argv = ["train", model, "--data-dir", str(tmp_path / "data"), "--epochs", "2"]
+    run = tmp_path / "run"
+    proc = _spawn(
+        [*argv, "--out", str(run), "--batch-size", "32"],
+        DERIVE_TEST_HANG_AT="10",
+        DERIVE_TEST_MARKER=str(marker),
+    )
+    deadline = time.monotonic() + 120
+    while not marker.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the run never reached the hang point"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert "derive: interrupted (SIGTERM)" in err and "Traceback" not in err
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["epochs_completed"] == 1
+    assert not [p.name for p in run.iterdir() if p.name.endswith(".tmp")]

@@ -339,3 +339,36 @@ def test_bf16_channels_last_deterministic_paths_run(setup):
     assert len(rows) == 3 and all(
         np.isfinite(r["train_loss"]) and np.isfinite(r["test_loss"]) for r in rows
     )
+
+
+def test_crash_then_resume_restores_the_lr_schedule(setup, monkeypatch):
+    """A milestone inside the interrupted span: 4 epochs drop the lr after epochs 2 and 3.
+
+    The run crashes in epoch 2, before the first drop; a resume that rebuilt the scheduler instead
+    of restoring it would count epochs from 0 again and train epoch 3 at 0.1 instead of 0.01."""
+    run_training(setup.config("whole", hook="crash", epochs=4))
+    whole = _rows_without_seconds(setup.root / "whole")
+    assert [r["lr"] for r in whole] == pytest.approx([0.1, 0.1, 0.01, 0.001])
+    monkeypatch.setenv("DERIVE_TEST_CRASH_AT", "10")  # 7 batches per epoch: batch 3 of epoch 2
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        run_training(setup.config("cut", hook="crash", epochs=4))
+    monkeypatch.delenv("DERIVE_TEST_CRASH_AT")
+    assert len(read_metrics(setup.root / "cut")) == 1
+    run_training(setup.config("cut", hook="crash", epochs=4, resume=True))
+    assert _rows_without_seconds(setup.root / "cut") == whole
+
+
+@pytest.mark.parametrize("how", ["resume", "force"])
+def test_stale_temporary_files_are_removed_at_the_start_of_a_run(setup, how):
+    """A kill during an atomic write leaves `.checkpoint.pt.XXXXXXXX.tmp`: a later run (resumed or
+    forced) removes those of its own files and leaves anything else alone."""
+    run_training(setup.config(epochs=1))
+    run = setup.root / "run"
+    stale = [".checkpoint.pt.k2j4x_9a.tmp", ".metrics.csv.abcdefgh.tmp", ".summary.json.z1.tmp"]
+    kept = [".notes.txt.abcdefgh.tmp", "mine.tmp", ".checkpoint.pt.tmp"]
+    for name in stale + kept:
+        (run / name).write_bytes(b"partial")
+    run_training(setup.config(epochs=2, **{how: True}))
+    names = {p.name for p in run.iterdir()}
+    assert not names & set(stale) and set(kept) <= names
+    assert len(read_metrics(run)) == 2

@@ -132,3 +132,165 @@ nu = 0.7
     assert "def build_tied" in generate(spec, "fc").source
     with pytest.raises(UserError, match="one stream"):
         generate(spec, "conv")
+
+
+# ------------------------------------------------------------- the whole spec checked before writing
+
+HOSTILE_TEXTS = [
+    'Quote """ inside',
+    'ends with a quote"',
+    "back\\slash \\N{x} \\u12 \\",
+    "'''single''' and {{ jinja }} {% raw %} %s",
+    "ünïcødé — Φ(Wz) ∇f ½",
+    '\\"""\\',
+]
+
+
+def _import(tmp_path: Path, source: str, stem: str) -> object:
+    path = tmp_path / f"{stem}.py"
+    path.write_text(source, encoding="utf-8")
+    return load_python_file(str(path))
+
+
+@pytest.mark.parametrize("text", HOSTILE_TEXTS)
+def test_any_title_reference_or_path_gives_a_module_that_imports_and_runs(tmp_path, text):
+    """Titles, references and the spec's own path go into docstrings through one escape (the
+    templates' `doc` filter): the module parses, its docstring holds the text unchanged, it runs."""
+    import ast
+    import json
+
+    folder = tmp_path / ('we"""ird\\dir ' + str(HOSTILE_TEXTS.index(text)))
+    folder.mkdir()
+    toml = TWO_MOMENTA.replace(
+        'title = "Heavy ball with a second momentum"',
+        f"title = {json.dumps(text)}\nreference = {json.dumps(text[::-1])}",
+    )
+    spec = write(folder, toml)
+    for form in ("fc", "conv"):
+        source = generate(spec, form).source
+        docstring = ast.get_docstring(ast.parse(source), clean=False) or ""
+        assert docstring.startswith(text) and f"({text[::-1]})" in docstring and spec in docstring
+        module = _import(tmp_path, source, f"hostile_{form}")
+        if form == "fc":
+            w = torch.eye(3, dtype=torch.float64) * 0.5
+            out = module.build_tied(w, "tanh", 6)(torch.ones(2, 3, dtype=torch.float64))
+            assert torch.isfinite(out).all()
+        else:
+            model = module.create_model(num_classes=10, depth=8)
+            assert model(torch.zeros(1, 3, 32, 32)).shape == (1, 10)
+
+
+def test_random_texts_always_render_a_valid_module():
+    """Seeded random titles from an alphabet of quotes, backslashes, braces and controls."""
+    import ast
+    import dataclasses
+    import random
+
+    from derive.codegen.fc import render_fc
+    from derive.codegen.generate import format_source
+
+    base = recurrence_of(get_algorithm("heavyball"))
+    alphabet = ['"', "'", "\\", "{", "}", "%", "\n", "\t", "\x00", "\x7f", "\u2028", "a", " ", "N"]
+    rng = random.Random(11)
+    for _ in range(20):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 12)))
+        algorithm = dataclasses.replace(base.algorithm, title=text, reference=text, equation=text)
+        source = format_source(render_fc(dataclasses.replace(base, algorithm=algorithm)))
+        docstring = ast.get_docstring(ast.parse(source), clean=False) or ""
+        assert docstring.startswith(text.lstrip(" ")), repr(text)  # black drops leading spaces
+
+
+SPEC_HEAD = 'name = "bad"\n[initial]\n"x[-1]" = "x[0]"\n'
+BAD_SPECS = {
+    "nested constant powers": (
+        '[update]\n"x[k+1]" = "x[k] - grad(x[k]) + ((((9**16)**16)**16)**16)*x[k]"',
+        "number out of range",
+    ),
+    "a power of a power of k": (
+        '[schedules]\nmom = "((k + 1)**16)**16"\n[update]\n"x[k+1]" = "x[k] - mom[k]*grad(x[k])"',
+        "exponent too large",
+    ),
+    "huge look-back": (
+        '[update]\n"x[k+1]" = "x[k] - grad(x[k]) + 0.1*x[k-1000000000]"',
+        "1,000,000,000 steps away",
+    ),
+    "a state with no initial value": (
+        '[update]\n"x[k+1]" = "x[k] - grad(x[k]) + 0.1*(x[k-1] - x[k-2])"',
+        "reads x[-2], which has no value",
+    ),
+    "a second state with no start": (
+        'states = ["x", "m"]\n[update]\n"m[k+1]" = "0.9*m[k] + grad(x[k])"\n'
+        '"x[k+1]" = "x[k] - m[k+1]"',
+        "reads m[0], which has no value",
+    ),
+    "a schedule dividing by zero at k = 3": (
+        '[schedules]\nmom = "1/(k - 3)"\n[update]\n"x[k+1]" = "x[k] - grad(x[k]) + mom[k]*(x[k] - x[k-1])"',
+        "schedule mom fails at k = 3: division by zero",
+    ),
+    "a schedule dividing by zero at k = 999": (
+        '[schedules]\nmom = "1/(k - 999)"\n[update]\n"x[k+1]" = "x[k] - mom[k]*grad(x[k])"',
+        "schedule mom fails at k = 999",
+    ),
+    "a schedule that overflows": (
+        '[schedules]\ngrow = "3**k"\n[update]\n"x[k+1]" = "x[k] - grow[k]*grad(x[k])/1000"',
+        "not a finite number",
+    ),
+    "a log of 0 at k = 0": (
+        '[schedules]\ns = "log(k)"\n[update]\n"x[k+1]" = "x[k] - s[k]*grad(x[k])"',
+        "schedule s fails at k = 0",
+    ),
+    "a coefficient dividing by zero": (
+        '[update]\n"x[k+1]" = "x[k] - grad(x[k])/(k - 5)"',
+        "at k = 5 fails: division by zero",
+    ),
+    "a constant division by zero": (
+        '[update]\n"x[k+1]" = "x[k] - grad(x[k])/0"',
+        "division by zero",
+    ),
+    "a complex constant": (
+        '[update]\n"x[k+1]" = "x[k] - sqrt(-2)*grad(x[k])"',
+        "not a real number",
+    ),
+    "a two-line title": ('title = "one\\ntwo"\n[update]\n"x[k+1]" = "x[k]"', "one line of text"),
+    "a long title": (f'title = "{"t" * 201}"\n[update]\n"x[k+1]" = "x[k]"', "at most 200"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_SPECS))
+@pytest.mark.parametrize("form", ["fc", "conv"])
+def test_specs_that_would_fail_at_run_time_are_refused_before_writing(tmp_path, capsys, case, form):
+    body, message = BAD_SPECS[case]
+    head = SPEC_HEAD if not body.startswith(("states", "title")) else 'name = "bad"\n'
+    text = head + body if "[initial]" not in body else body
+    if body.startswith(("states", "title")):
+        text = head + body.replace("[update]", '[initial]\n"x[-1]" = "x[0]"\n[update]', 1)
+    spec = write(tmp_path, text)
+    out = tmp_path / "out"
+    assert main(["network", "--algo", spec, "--form", form, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
+    assert not out.exists()
+
+
+def test_a_schedule_that_is_fine_everywhere_is_accepted_and_runs(tmp_path):
+    """The checks refuse only what fails: 1/(k + 1) and a look-back of 3 with its initial values."""
+    text = (
+        'name = "fine"\n[schedules]\nstep = "1/(k + 1)"\n[update]\n'
+        '"x[k+1]" = "x[k] - step[k]*grad(x[k]) + 0.1*(x[k-2] - x[k-3])"\n'
+        '[initial]\n"x[-1]" = "x[0]"\n"x[-2]" = "x[0]"\n"x[-3]" = "x[-1]"\n'
+    )
+    spec = write(tmp_path, text)
+    module = _import(tmp_path, generate(spec, "fc").source, "fine_fc")
+    w = torch.eye(4, dtype=torch.float64) * 0.3
+    assert torch.isfinite(
+        module.build_tied(w, "sigmoid", 50)(torch.ones(3, 4, dtype=torch.float64))
+    ).all()
+
+
+def test_the_run_time_checks_pass_for_every_built_in():
+    """No false alarm: the built-ins' recurrences pass the same checks (at depth 60 here)."""
+    from derive.algorithms import list_algorithms
+    from derive.algorithms.validate import check_recurrence
+
+    for name in list_algorithms():
+        check_recurrence(recurrence_of(get_algorithm(name)), depth=60)

@@ -47,10 +47,16 @@ def _derive_builtin(name: str) -> Recurrence:
 
 
 def recurrence_of(algorithm: Algorithm) -> Recurrence:
-    """The derived z-space recurrence (cached for built-ins; derived afresh for user specs)."""
+    """The derived z-space recurrence (cached for built-ins; derived afresh for user specs, and
+    checked by derive.algorithms.validate the way the generated code will run it)."""
     try:
         if BUILTIN.get(algorithm.name) is algorithm:  # unchanged built-in: derived once per process
             return _derive_builtin(algorithm.name)
-        return derive_recurrence(algorithm)
+        recurrence = derive_recurrence(algorithm)
     except DerivationError as exc:
         raise UserError(f"{algorithm.name}: cannot derive a layer recurrence: {exc}") from None
+    if algorithm.source_file:  # a user's spec: check it runs before any code is written
+        from derive.algorithms.validate import check_recurrence
+
+        check_recurrence(recurrence)
+    return recurrence

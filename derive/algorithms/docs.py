@@ -79,6 +79,15 @@ Expressions are parsed by a whitelist walk over Python's `ast` (numbers, + − *
 `grad(v)`, `sum(expr, j, lo, hi)` over the history, `sqrt`/`exp`/`log` of scalars); nothing is
 evaluated. An iteration that is not linear in Uz, such as `grad(grad(x[k]))`, is refused with one line.
 The fc form works for every iteration; the conv form needs one state with a bounded look-back.
+
+The whole spec is checked before anything is written, so a generated module always imports and runs:
+constants must stay finite, real and below 1e100 as they are folded (`((9**16)**16)**16` is refused
+before it is computed), exponents are at most 16, a look-back at most 16 steps, `title` and
+`reference` one line of at most 200 characters (any text is escaped where it enters a docstring).
+Then the derived recurrence is run the way the generated code runs it: every state it reads must have
+a value (`x[k-2]` needs `x[-2]` and `x[-1]` under `[initial]`), and every schedule and coefficient must
+be a finite float for k = 0 … 1,001, i.e. for networks up to 1,000 layers (`1/(k - 3)` is refused
+with "fails at k = 3: division by zero"), with the coefficients' default values.
 """
 
 

@@ -7,7 +7,7 @@ IR, because several stages use it:
 
 - code generation (`derive.codegen.conv`) prints the engineering forms;
 - NAS search spaces (`derive.nas`) turn each term into a mixed edge;
-- reversibility reads whether the oldest state enters linearly.
+- reversibility (`invertibility`) reads whether the oldest state enters linearly.
 
 Three shapes are recognised:
 
@@ -62,16 +62,19 @@ class LaggedForm:
     def by_role(self, role: str) -> list[EngineeringCoefficient]:
         return [c for c in self.coefficients if c.role == role]
 
-    def equation(self) -> str:
-        """z_{k+1} = ρ(T_k(zₖ) + β₁·zₖ + β₂·zₖ₋₁) in Unicode."""
+    def t_text(self) -> str:
+        """The T-term in Unicode: T_k(zₖ), α·T_k(γ₁·zₖ + γ₂·zₖ₋₁), …"""
         inner = (
             "zₖ"
             if self.inner_identity
             else " + ".join(f"{c.symbol}·{state_text(c.lag)}" for c in self.by_role("inner"))
         )
-        t = f"T_k({inner})"
         alpha = self.by_role("t")
-        parts = [f"{alpha[0].symbol}·{t}" if alpha else t]
+        return f"{alpha[0].symbol}·T_k({inner})" if alpha else f"T_k({inner})"
+
+    def equation(self) -> str:
+        """z_{k+1} = ρ(T_k(zₖ) + β₁·zₖ + β₂·zₖ₋₁) in Unicode."""
+        parts = [self.t_text()]
         parts += [f"{c.symbol}·{state_text(c.lag)}" for c in self.by_role("outer")]
         return "zₖ₊₁ = ρ(" + " + ".join(parts) + ")"
 
@@ -138,6 +141,117 @@ def _coefficient(
 ) -> EngineeringCoefficient:
     shown = symbol if lag is None else symbol + str(lag + 1).translate(_SUBSCRIPTS)
     return EngineeringCoefficient(name, shown, role, lag, expr)
+
+
+@dataclass(frozen=True)
+class Invertibility:
+    """Whether one block of a stage can be run backwards: z_{k−m} from z_{k+1}, …, z_{k−m+1}.
+
+    A lagged form with look-back m + 1 is invertible when its oldest state z_{k−m} enters the update
+    only linearly (outside T) and its coefficient is not zero: then
+    z_{k−m} = (z_{k+1} − α T_k(…) − Σ_{l<m} β_{l+1} z_{k−l}) / β_{m+1}, where T reads only newer states.
+    Whether a *built* block is invertible also depends on how it is relaxed (ρ after the sum, the
+    coefficient pruned or set to 0); the generated block checks that (`not_invertible_because`).
+    """
+
+    invertible: bool
+    reason: str  # why not, in words ("" when invertible)
+    divisor: EngineeringCoefficient | None = None  # the oldest state's coefficient
+    equation: str = ""  # the inverse step in Unicode ("" when not invertible)
+
+    def summary(self) -> str:
+        """One line: the inverse step, or why there is none."""
+        return self.equation if self.invertible else f"not invertible: {self.reason}"
+
+
+def invertibility(recurrence: Recurrence) -> Invertibility:
+    """Decide from the derived recurrence whether its engineering form can be run backwards."""
+    engineering = recurrence.algorithm.engineering
+    if engineering == "dense":
+        return Invertibility(
+            False,
+            "the all-history form (C3) feeds every earlier state z_0 … z_k into each block, so a "
+            "stage keeps them all anyway and there is no inverse step that saves memory",
+        )
+    if engineering == "twopath":
+        return Invertibility(
+            False,
+            "the two-path form (C5) reads the accumulated sum Σ_t (z′_t − z_t) over the whole "
+            "history, not a bounded look-back of one stream",
+        )
+    try:
+        form = lagged_form(recurrence)
+    except UserError as exc:
+        return Invertibility(False, str(exc))
+    return lagged_invertibility(recurrence, form)
+
+
+def lagged_invertibility(recurrence: Recurrence, form: LaggedForm) -> Invertibility:
+    """The invertibility rule of `Invertibility` applied to a lagged form."""
+    from derive.algorithms.render import UnicodePrinter, names_of
+
+    oldest = form.lags - 1
+    text = UnicodePrinter(names_of(recurrence.algorithm))
+    state = state_text(oldest)
+    reasons = []
+    if form.inner_identity:
+        inside_t = oldest == 0
+    else:
+        inside_t = any(
+            c.lag == oldest and not _identically_zero(recurrence, c.expr)
+            for c in form.by_role("inner")
+        )
+    if inside_t:
+        reasons.append(f"{state} enters through T ({form.equation()}), which cannot be undone")
+    divisor = next((c for c in form.by_role("outer") if c.lag == oldest), None)
+    if divisor is None:
+        if not inside_t:
+            reasons.append(f"{state} does not enter the update linearly")
+    elif _identically_zero(recurrence, divisor.expr):
+        reasons.append(
+            f"{'and ' if reasons else ''}its linear coefficient {divisor.symbol} = "
+            f"{text.doprint(divisor.expr)} is identically 0 for this algorithm"
+        )
+    else:
+        zero_at = _zero_at_defaults(recurrence, divisor.expr)
+        if zero_at is not None:
+            reasons.append(
+                f"{'and ' if reasons else ''}its linear coefficient {divisor.symbol} = "
+                f"{text.doprint(divisor.expr)} is 0 at the default coefficients (block k = {zero_at})"
+            )
+    if reasons:
+        return Invertibility(False, "; ".join(reasons), divisor)
+    assert divisor is not None
+    newer = [f"{c.symbol}·{state_text(c.lag)}" for c in form.by_role("outer") if c.lag != oldest]
+    numerator = " − ".join(["zₖ₊₁", form.t_text(), *newer])
+    return Invertibility(True, "", divisor, f"{state} = ({numerator})/{divisor.symbol}")
+
+
+def _constants(recurrence: Recurrence) -> dict[sp.Symbol, sp.Expr]:
+    """The algorithm's named constants in terms of its coefficients (ρ, α, … of triple momentum)."""
+    values: dict[sp.Symbol, sp.Expr] = {}
+    for constant in recurrence.algorithm.constants:  # in dependency order
+        values[constant.sym] = sp.sympify(constant.expr).subs(values)
+    return values
+
+
+def _identically_zero(recurrence: Recurrence, expr: sp.Expr) -> bool:
+    """True when `expr` is 0 for every value of the algorithm's coefficients (constants expanded)."""
+    return sp.simplify(sp.sympify(expr).subs(_constants(recurrence))) == 0
+
+
+def _zero_at_defaults(recurrence: Recurrence, expr: sp.Expr, blocks: int = 6) -> int | None:
+    """The first block k = 1 … `blocks` − 1 where `expr` is 0 at the default coefficients, or None.
+
+    Block 0 reads the stage input (z_{−l} = z_0) and is never run backwards, so it is not checked.
+    """
+    from derive.algorithms.schedules import ScheduleTable
+
+    table = ScheduleTable(recurrence.schedules, recurrence.coefficient_values(), exact=True)
+    for step in range(1, blocks):
+        if sp.simplify(table.evaluate(expr, k=step)) == 0:
+            return step
+    return None
 
 
 Piece = tuple[sp.Expr, sp.Expr | None]
@@ -249,12 +363,15 @@ def engineering_form(recurrence: Recurrence) -> LaggedForm | DenseForm | TwoPath
 __all__ = [
     "DenseForm",
     "EngineeringCoefficient",
+    "Invertibility",
     "LaggedForm",
     "Piece",
     "TwoPathForm",
     "dense_form",
     "engineering_form",
+    "invertibility",
     "lagged_form",
+    "lagged_invertibility",
     "per_source",
     "state_text",
     "term_lag",

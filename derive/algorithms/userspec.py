@@ -19,6 +19,13 @@
 Expressions are parsed with Python's `ast` module and a whitelist (numbers, + − * / **, the
 names above, grad(·), sqrt/exp/log of scalars, `sum(expr, j, lo, hi)` over the history); nothing
 is evaluated. Any error is one line naming the file and the entry.
+
+The whole spec is checked before anything is written: every constant stays finite, real and below
+1e100 as it is folded (so 9**16**16 is refused before SymPy computes it), exponents are at most 16,
+look-backs at most 16 steps, title and reference are one line of at most 200 characters; then the
+derived recurrence is checked as the generated code will run it (derive.algorithms.validate):
+every state it reads has a value, and every schedule and coefficient is a finite number for every
+layer up to depth 1,000.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from __future__ import annotations
 import ast
 import math
 import re
+import unicodedata
 from pathlib import Path
 
 import sympy as sp
@@ -35,6 +43,7 @@ from derive.algorithms.schedules import Schedule
 from derive.algorithms.spec import Algorithm, Coefficient, Stream, Update
 from derive.algorithms.symbols import GRAD, j, k, vector
 from derive.errors import UserError
+from derive.limits import LOOKBACK, MAX_CONSTANT, MAX_EXPONENT, TITLE_CHARS
 
 MAX_TEXT = 2000
 MAX_NODES = 400
@@ -83,6 +92,25 @@ class _Parser:
         return self.node(tree.body)
 
     def node(self, n: ast.AST) -> sp.Expr:
+        return self.checked(self._node(n))
+
+    def checked(self, value: sp.Expr) -> sp.Expr:
+        """`value` unless a constant in it is infinite, complex or beyond MAX_CONSTANT, or a power
+        has an exponent beyond MAX_EXPONENT (after SymPy merged (v**a)**b into v**(a*b))."""
+        if value.has(sp.zoo, sp.oo, -sp.oo, sp.nan):
+            raise self.fail("division by zero (or an infinite value)")
+        if value.has(sp.I):
+            raise self.fail("not a real number (a square root or log of a negative number?)")
+        for power in value.atoms(sp.Pow):
+            if power.exp.is_Number and abs(power.exp) > MAX_EXPONENT:
+                raise self.fail(f"exponent too large (at most {MAX_EXPONENT})")
+        if value.is_number and value.is_commutative:
+            number = sp.N(value, 20)
+            if not number.is_finite or not number.is_real or abs(number) > MAX_CONSTANT:
+                raise self.fail(f"number out of range (at most {MAX_CONSTANT:g} in size)")
+        return value
+
+    def _node(self, n: ast.AST) -> sp.Expr:
         if isinstance(n, ast.Constant) and type(n.value) in (int, float):
             value = n.value
             if not math.isfinite(value) or abs(value) > 1e12:
@@ -124,8 +152,10 @@ class _Parser:
         if isinstance(n.op, ast.Pow):
             if not (left.is_commutative and right.is_commutative):
                 raise self.fail("powers of vectors are not allowed")
-            if right.is_Number and abs(right) > 16:
-                raise self.fail("exponent too large")
+            if right.is_Number and abs(right) > MAX_EXPONENT:
+                raise self.fail(f"exponent too large (at most {MAX_EXPONENT})")
+            if left.is_Number and right.is_Number and _log10(left) * float(right) > 100:
+                raise self.fail(f"number out of range (at most {MAX_CONSTANT:g} in size)")
             return left**right
         raise self.fail(f"operator {type(n.op).__name__} is not allowed")
 
@@ -153,6 +183,12 @@ class _Parser:
             raise self.fail(f"index {ast.unparse(n)!r} must be k + c, j + c or an integer")
         if poly is None and not value.is_Integer:
             raise self.fail(f"index {ast.unparse(n)!r} must be an integer")
+        offset = value.subs({k: 0, j: 0})
+        if abs(int(offset)) > LOOKBACK.high:
+            raise self.fail(
+                f"index {ast.unparse(n)!r} looks {abs(int(offset)):,} steps away; at most "
+                f"{LOOKBACK.high:g} ({LOOKBACK.reason})"
+            )
         return value
 
     def subscript(self, n: ast.Subscript) -> sp.Expr:
@@ -188,6 +224,23 @@ class _Parser:
                 raise self.fail(f"{name} takes a scalar")
             return _SCALAR_FUNCTIONS[name](argument)
         raise self.fail(f"function {name!r} is not allowed")
+
+
+def _log10(number: sp.Number) -> float:
+    """log10 |number| without converting a huge rational to float (0 for 0)."""
+    p, q = sp.Rational(number).p, sp.Rational(number).q
+    return 0.0 if p == 0 else math.log10(abs(p)) - math.log10(q)
+
+
+def _one_line(value: object, what: str, where: str) -> str:
+    """A title or reference: a string of one line, at most TITLE_CHARS characters."""
+    if not isinstance(value, str):
+        raise UserError(f"{where}: {what} must be a string")
+    if len(value) > TITLE_CHARS:
+        raise UserError(f"{where}: {what} is {len(value):,} characters long; at most {TITLE_CHARS}")
+    if any(unicodedata.category(c) in ("Cc", "Cs") or c in "\u2028\u2029" for c in value):
+        raise UserError(f"{where}: {what} must be one line of text (no control characters)")
+    return value
 
 
 def _identifier(value: object, where: str) -> str:
@@ -280,10 +333,8 @@ def spec_from_dict(data: dict, where: str = "spec") -> Algorithm:
         Stream(s, "z" if i == 0 else f"z_{s}", "z" if i == 0 else f"z_{s}", s)
         for i, s in enumerate(states)
     )
-    title = data.get("title", name)
-    reference = data.get("reference", "")
-    if not isinstance(title, str) or not isinstance(reference, str):
-        raise UserError(f"{where}: title and reference must be strings")
+    title = _one_line(data.get("title", name), "title", where)
+    reference = _one_line(data.get("reference", ""), "reference", where)
     return Algorithm(
         name=name,
         title=title,

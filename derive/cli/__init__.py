@@ -15,12 +15,18 @@ import sys
 from collections.abc import Sequence
 
 from derive import __version__
+from derive.cli.argtypes import show_bounds
 from derive.errors import UserError
+from derive.signals import Terminated, terminate_as_interrupt
+
+MAX_MESSAGE = 400
+"""Characters of an error message shown at most: longer ones keep their head and tail."""
 
 COMMANDS = (
     "activation",
     "network",
     "train",
+    "nas",
     "simulate",
     "report",
     "plot",
@@ -61,6 +67,7 @@ def build_parser() -> ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
         importlib.import_module(f"derive.cli.{name}").register(subparsers)
+    show_bounds(parser)
     return parser
 
 
@@ -70,27 +77,47 @@ def _configure_logging(verbose: bool, quiet: bool) -> None:
     logging.getLogger().setLevel(level)  # also when a command runs another (derive demo)
 
 
+def one_line(message: str, limit: int = MAX_MESSAGE) -> str:
+    """`message` on one line, at most about `limit` characters.
+
+    Messages quote the user's input (an expression, a path, an option value), which can be
+    kilobytes long; the head names what was wrong and the tail usually says why, so a long
+    message keeps both and drops its middle, saying how much was cut.
+    """
+    text = " ".join(message.split())
+    if len(text) <= limit:
+        return text
+    head, tail = limit * 5 // 8, limit * 2 // 8
+    cut = len(text) - head - tail
+    return f"{text[:head]} … [{cut:,} characters cut] … {text[-tail:]}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; return the exit status (0 ok, 1 internal error, 2 bad input, 130 interrupted)."""
+    """Run the CLI; return the exit status (0 ok, 1 internal error, 2 bad input, 130 interrupted
+    by Ctrl-C, 143 stopped by SIGTERM; both stop a run the same way, see derive.signals)."""
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
         _configure_logging(args.verbose, args.quiet)
-        return int(args.run(args) or 0)
+        with terminate_as_interrupt():
+            return int(args.run(args) or 0)
     except UserError as exc:
-        message = " ".join(str(exc).split())  # always exactly one line
-        print(f"derive: error: {message}", file=sys.stderr)
+        print(f"derive: error: {one_line(str(exc))}", file=sys.stderr)
         return UserError.exit_code
-    except KeyboardInterrupt:
-        print("derive: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        print(
+            f"derive: interrupted{' (SIGTERM)' if isinstance(exc, Terminated) else ''}",
+            file=sys.stderr,
+        )
+        return getattr(exc, "exit_code", 130)
     except BrokenPipeError:
         return 0
     except Exception as exc:  # a bug in derive, not bad input
         if os.environ.get("DERIVE_DEBUG"):
             raise
         print(
-            f"derive: internal error: {type(exc).__name__}: {exc} (set DERIVE_DEBUG=1 for the traceback)",
+            f"derive: internal error: {one_line(f'{type(exc).__name__}: {exc}')} "
+            "(set DERIVE_DEBUG=1 for the traceback)",
             file=sys.stderr,
         )
         return 1

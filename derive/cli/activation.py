@@ -8,13 +8,12 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import os
 import re
 import sys
 from pathlib import Path
 
 from derive.errors import UserError
-from derive.fsutil import atomic_write_text
+from derive.fsutil import atomic_write_text, output_file
 
 log = logging.getLogger(__name__)
 
@@ -123,13 +122,7 @@ def _validate(args: argparse.Namespace) -> None:
 
 
 def _check_out(path: Path) -> None:
-    if path.is_dir():
-        raise UserError(f"--out {str(path)!r} is a directory; give a file name")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise UserError(f"--out: directory {str(parent)!r} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise UserError(f"--out: directory {str(parent)!r} is not writable")
+    output_file(path, "--out")  # before the (slow) derivation: UserError if it cannot be written
 
 
 def _list_text() -> str:
@@ -176,9 +169,6 @@ def _emit(text: str, out: str | None) -> int:
     if out is None:
         sys.stdout.write(text)
         return 0
-    try:
-        atomic_write_text(out, text)
-    except OSError as exc:
-        raise UserError(f"--out: cannot write {out!r}: {exc.strerror or exc}") from None
+    atomic_write_text(out, text)
     log.info("wrote %s", out)
     return 0

@@ -1,4 +1,9 @@
-"""argparse value types shared by the commands: a bad value becomes argparse's one-line usage error."""
+"""argparse value types shared by the commands: a bad value becomes argparse's one-line usage error.
+
+Every size option is bounded: `number(..., limit=...)` (or `high=`, `reason=`) refuses values above
+the bound, and `show_bounds(parser)` (run once by derive.cli.build_parser over every command) adds
+"at most N: reason" to the option's --help.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +11,26 @@ import argparse
 import math
 from collections.abc import Callable
 
+from derive.limits import Limit, format_number
+
 
 def number(
-    kind: Callable[[str], float], what: str, low: float = 0, high: float | None = None
+    kind: Callable[[str], float],
+    what: str,
+    low: float = 0,
+    high: float = math.inf,
+    reason: str = "",
+    *,
+    limit: Limit | None = None,
 ) -> Callable[[str], float]:
-    """An argparse type: `kind(text)`, finite, at least `low` (and at most `high`); otherwise
-    'expected WHAT, got TEXT'."""
+    """An argparse type: `kind(text)`, finite and in [low, high]; otherwise 'expected WHAT, got TEXT'.
+
+    `limit` gives low, high and reason at once (derive.limits); the reason appears in --help and in
+    the error for a value above `high`.
+    """
+    shown = ""
+    if limit is not None:
+        low, high, reason, shown = limit.low, limit.high, limit.reason, limit.high_text
 
     def parse(text: str) -> float:
         try:
@@ -20,6 +39,29 @@ def number(
             raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
         if not (math.isfinite(value) and value >= low and (high is None or value <= high)):
             raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        if value > high:
+            why = f" ({reason})" if reason else ""
+            raise argparse.ArgumentTypeError(
+                f"expected {what} of at most {shown or format_number(high)}{why}, got {text!r}"
+            )
         return value
 
+    if math.isfinite(high):
+        parse.limit = Limit(low, high, reason, shown)  # type: ignore[attr-defined]
     return parse
+
+
+def show_bounds(parser: argparse.ArgumentParser) -> None:
+    """Append 'at most N: reason' to the help of every option of `parser` (and its subcommands)
+    whose type is a bounded `number`."""
+    for action in parser._actions:  # noqa: SLF001 (argparse keeps no public list)
+        if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
+            for sub in action.choices.values():
+                show_bounds(sub)
+            continue
+        limit = getattr(action.type, "limit", None)
+        if limit is None or action.help in (None, argparse.SUPPRESS):
+            continue
+        text = limit.help().replace("%", "%%")
+        if text not in action.help:
+            action.help = f"{action.help}; {text}"

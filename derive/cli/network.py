@@ -6,7 +6,9 @@ import argparse
 import json
 import re
 
+from derive.cli.argtypes import number
 from derive.errors import UserError
+from derive.limits import SHOW_DEPTH
 
 EXAMPLES = """examples:
   derive network --list
@@ -14,6 +16,7 @@ EXAMPLES = """examples:
   derive network --algo nesterov --show --format latex --depth 4
   derive network --algo heavyball --form fc --out generated/        writes generated/heavyball_fc.py
   derive network --algo heavyball --out generated/                  writes generated/heavyball_conv.py
+  derive network --algo heavyball --reversible --out nets/          the same, checked invertible
   derive network --algo heavyball --form fc --coef beta=0.5 --out my_nets/
   derive network --algo my_method.toml --form fc --out my_nets/     a user's own iteration (docs/algorithms.md)"""
 
@@ -45,7 +48,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--depth",
-        default="4",
+        default=4,
+        type=number(int, "an integer >= 1", 1, limit=SHOW_DEPTH),
         metavar="N",
         help="for --show: list coefficient schedules for k < N (default 4)",
     )
@@ -55,6 +59,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=[],
         metavar="NAME=VALUE",
         help="set an algorithm coefficient (e.g. beta=0.5); repeatable",
+    )
+    parser.add_argument(
+        "--reversible",
+        action="store_true",
+        help="require a recurrence that can be run backwards (its oldest state enters linearly, "
+        "outside T, with a non-zero coefficient): exit 2 naming the reason otherwise; the conv "
+        "code then carries the inverse step (derive train --memory reversible)",
     )
     parser.add_argument("--list", action="store_true", help="list the built-in algorithms")
     parser.set_defaults(run=run)
@@ -78,16 +89,6 @@ def parse_coefficients(items: list[str]) -> dict[str, float]:
     return values
 
 
-def parse_depth(text: str) -> int:
-    try:
-        depth = int(text)
-    except ValueError:
-        raise UserError(f"--depth must be an integer >= 1, got {text!r}") from None
-    if depth < 1:
-        raise UserError(f"--depth must be an integer >= 1, got {depth}")
-    return depth
-
-
 def run(args: argparse.Namespace) -> int:
     from derive.algorithms import get_algorithm, list_algorithms
     from derive.codegen.generate import FORMS, with_defaults, write_network
@@ -103,13 +104,22 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"unknown form {args.form!r}; choose one of {', '.join(FORMS)}")
     if args.format not in ("text", "latex", "json"):
         raise UserError(f"unknown --format {args.format!r}; choose text, latex or json")
-    depth = parse_depth(args.depth)
+    depth = args.depth
     coefficients = parse_coefficients(args.coef)
     algorithm = with_defaults(get_algorithm(args.algo), coefficients)
-    if not args.show and not args.out:
+    if not args.show and not args.out and not args.reversible:
         raise UserError(
             "nothing to do: give --out DIR to write code, or --show to print the recurrence"
         )
+    if args.reversible:
+        from derive.algorithms import recurrence_of
+        from derive.algorithms.forms import invertibility
+
+        inverse = invertibility(recurrence_of(algorithm))
+        if not inverse.invertible:
+            raise UserError(f"{algorithm.name}: --reversible: not invertible: {inverse.reason}")
+        if not args.show and not args.out:
+            print(f"{algorithm.name}: invertible: {inverse.equation}")
     if args.show:
         print(show(algorithm, args.format, depth))
     if args.out:
@@ -120,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
 def show(algorithm: object, fmt: str, depth: int) -> str:
     """The iteration, the derived recurrence and the first schedule values, as text/latex/json."""
     from derive.algorithms import recurrence_of
+    from derive.algorithms.forms import invertibility
     from derive.algorithms.ir import unroll_accumulators
     from derive.algorithms.render import (
         algorithm_latex,
@@ -131,6 +142,7 @@ def show(algorithm: object, fmt: str, depth: int) -> str:
     from derive.algorithms.schedules import ScheduleTable
 
     recurrence = recurrence_of(algorithm)  # type: ignore[arg-type]
+    inverse = invertibility(recurrence)
     unrolled = unroll_accumulators(recurrence)
     table = ScheduleTable(recurrence.schedules, recurrence.coefficient_values(), exact=True)
     schedules: dict[str, list[str]] = {}
@@ -158,6 +170,9 @@ def show(algorithm: object, fmt: str, depth: int) -> str:
                 else None,
                 "z_equation": recurrence.algorithm.z_equation,
                 "schedules": schedules,
+                "invertible": inverse.invertible,
+                "inverse": inverse.equation or None,
+                "not_invertible_because": inverse.reason or None,
             },
             indent=2,
             ensure_ascii=False,
@@ -187,6 +202,8 @@ def show(algorithm: object, fmt: str, depth: int) -> str:
         out += ["", f"coefficient schedules (exact, first {depth}):"]
         for name, values in schedules.items():
             out += [f"    {name}: {', '.join(values)}"]
+    out += ["", "run backwards (the engineering form's inverse step, --memory reversible):"]
+    out += [f"    {inverse.summary()}"]
     del initial_conditions_text
     return "\n".join(out)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from derive.limits import TITLE_CHARS
+
 DESCRIPTION = """\
 Draw the learning curves of one or more `derive train` runs in one figure: cross-entropy loss (train
 solid, test dashed) and error in % (test solid, train dotted) against the epoch, one colour per run,
@@ -53,7 +55,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=True,
         help="with --steps: log-scale y axes (default: on; --no-log-y for linear)",
     )
-    p.add_argument("--title", default=None, help="title above the figure")
+    p.add_argument(
+        "--title",
+        default=None,
+        help="title above the figure, plain text shown as typed ($ included); "
+        f"at most {TITLE_CHARS} characters",
+    )
     p.set_defaults(run=run)
 
 

@@ -7,6 +7,7 @@ import logging
 import shlex
 
 from derive.cli.argtypes import number
+from derive.limits import DEPTH, SEED, SIM_DIM, SIM_EPOCHS, SIM_SAMPLES, THREADS
 
 DESCRIPTION = """\
 Train the fully connected networks inspired by GD (7), HB (10, beta = 0.3), AGD (11), AGD all-history
@@ -29,7 +30,8 @@ examples:
   derive simulate --threads 1 --compile --out docs/results/simulation --resume   ...after a stop
   derive simulate --algorithms gd,agd2 --depths 40 --epochs 200 --out runs/sim-d40
   derive simulate --optimizer sgd --lr 0.1 --batch-size 100 --out runs/sim-sgd
-exit status: 0 done, 2 bad input (one line on stderr, nothing written), 130 interrupted."""
+exit status: 0 done, 2 bad input (one line on stderr, nothing written), 130 interrupted by Ctrl-C, 143 by SIGTERM (both
+record "interrupted" and keep what was done; continue with --resume)."""
 
 
 def _int_list(text: str) -> tuple[int, ...]:
@@ -41,6 +43,10 @@ def _int_list(text: str) -> tuple[int, ...]:
         ) from None
     if not values or min(values) < 1:
         raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    if max(values) > DEPTH.high:
+        raise argparse.ArgumentTypeError(
+            f"expected depths of at most {DEPTH.high:,} ({DEPTH.reason}), got {text!r}"
+        )
     return values
 
 
@@ -62,6 +68,10 @@ def _batch(text: str) -> int | None:
         ) from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer or 'full', got {text!r}")
+    if value > SIM_SAMPLES.high:
+        raise argparse.ArgumentTypeError(
+            f"expected a batch of at most {SIM_SAMPLES.high:,} (the most --samples), got {text!r}"
+        )
     return value
 
 
@@ -76,7 +86,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    pos_int = number(int, "a positive integer", 1)
+    epochs = number(int, "a positive integer", limit=SIM_EPOCHS)
     p.add_argument(
         "--quick",
         action="store_true",
@@ -113,19 +123,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=_int_list,
         default=None,
         metavar="D,D",
-        help="network depths (default: 10,20,30,40)",
+        help=f"network depths (default: 10,20,30,40); each {DEPTH.help()}",
     )
     g.add_argument(
-        "--samples", type=pos_int, default=None, metavar="N", help="training pairs (default: 10000)"
+        "--samples",
+        type=number(int, "a positive integer", limit=SIM_SAMPLES),
+        default=None,
+        metavar="N",
+        help="training pairs (default: 10000)",
     )
     g.add_argument(
         "--dim",
-        type=pos_int,
+        type=number(int, "a positive integer", limit=SIM_DIM),
         default=None,
         metavar="N",
         help="dimension of z0 and f (default: 100)",
     )
-    g.add_argument("--epochs", type=pos_int, default=None, metavar="N", help="(default: 1000)")
+    g.add_argument("--epochs", type=epochs, default=None, metavar="N", help="(default: 1000)")
     g.add_argument(
         "--activation", choices=ACTIVATIONS, default="sigmoid", help="Φ (default: sigmoid)"
     )
@@ -165,7 +179,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     g.add_argument(
         "--seed",
-        type=number(int, "an integer >= 0"),
+        type=number(int, "an integer >= 0", limit=SEED),
         default=0,
         help="seed of the data, of each run's init and batch order (default: 0)",
     )
@@ -175,7 +189,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     g.add_argument(
         "--threads",
-        type=pos_int,
+        type=number(int, "a positive integer", limit=THREADS),
         default=None,
         metavar="N",
         help="torch threads during the run (default: torch's own)",
@@ -188,7 +202,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     g.add_argument(
         "--eval-every",
-        type=pos_int,
+        type=epochs,
         default=None,
         metavar="N",
         help="epochs between evaluations of the whole training set (default: epochs/50)",

@@ -1,11 +1,35 @@
-"""`derive train MODEL --dataset cifar10|cifar100 --data-dir DIR --out RUN_DIR`: the papers' CIFAR recipe."""
+"""`derive train MODEL --dataset cifar10|cifar100|imagenet --data-dir DIR --out RUN_DIR`: the papers' recipes,
+on one process or, under torchrun, on many (DistributedDataParallel)."""
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
+from typing import TYPE_CHECKING
 
 from derive.cli.argtypes import number
+from derive.cli.explicit import explicit, track_explicit
+from derive.errors import UserError
+from derive.limits import (
+    COLOR_JITTER,
+    CUTOUT,
+    DIST_TIMEOUT,
+    EVAL_BATCH,
+    IMAGE_SIZE,
+    LIGHTING,
+    PAD,
+    PROGRESS_INTERVAL,
+    SEED,
+    TRAIN_BATCH,
+    TRAIN_EPOCHS,
+    WORKERS,
+)
+
+if TYPE_CHECKING:
+    from derive.train.config import TrainConfig
+
+log = logging.getLogger(__name__)
 
 DESCRIPTION = """\
 Train a model on CIFAR-10 or CIFAR-100 with the papers' recipe (SCIS'23 appendix D, after DenseNet):
@@ -13,6 +37,22 @@ SGD, Nesterov momentum 0.9, weight decay 1e-4, batch 64, 300 epochs, lr 0.1 divi
 75 % of the epochs, per-channel mean/std normalization (computed from the training images), pad 4 +
 random 32x32 crop + horizontal flip, He init for convolutions and Xavier for the classifier.
 Every choice below is an option; the run records all of them in RUN_DIR/summary.json.
+
+--dataset imagenet reads DIR/train/<class>/*.JPEG and DIR/val/<class>/*.JPEG (the classes are the
+folder names) with the papers' ImageNet recipe as its defaults: the same SGD, 100 epochs, batch 256,
+lr 0.1 x (batch / 256) (linear scaling with the global batch), divided by 10 after epochs 30, 60 and
+90; RandomResizedCrop 224 + flip + fb.resnet.torch colour jitter 0.4 and PCA lighting 0.1 (training),
+resize 256 + centre crop 224 (validation); top-1 and top-5 error are recorded.
+
+Several GPUs or machines: launch the same command with torchrun (NCCL on CUDA, gloo on the CPU):
+  torchrun --standalone --nproc_per_node=4 -m derive train ...
+--batch-size is the global batch, split evenly over the processes; only rank 0 writes RUN_DIR, and a
+run may be resumed on another number of processes.
+
+--recipe darts-eval instead trains as SCIS §9.3 evaluates a searched cell (DARTS train.py): batch 96,
+600 epochs, SGD lr 0.025 momentum 0.9 (no Nesterov), weight decay 3e-4, cosine lr to 0, cutout 16,
+auxiliary loss weight 0.4, drop-path 0.2 rising linearly over the epochs, gradient clipping 5,
+PyTorch's default init, black padding. Options given explicitly override the recipe's values.
 
 MODEL is a zoo name (resnet56, hbnet56, densenet40, agdnet40, ...) or a .py file that defines
 create_model(num_classes), such as the conv code written by `derive network`.
@@ -33,14 +73,21 @@ examples:
   derive train resnet56 --dataset cifar100 --data-dir ~/data --download --out runs/r56-c100
   derive train generated/heavyball_conv.py --dataset cifar10 --data-dir ~/data --out runs/hb --epochs 30
   derive train agdnet40 --dataset cifar10 --data-dir ~/data --out runs/agd40 --no-augment   (non-"+" column)
+  derive train hbnet50 --dataset imagenet --data-dir /data/imagenet --out runs/hbnet50-in
+  torchrun --standalone --nproc_per_node=4 -m derive train hbnet50 --dataset imagenet --data-dir /data/imagenet --out runs/hbnet50-in
+  derive nas network darts_v2 --out nets/ && derive train nets/darts_v2.py --recipe darts-eval --dataset cifar10 --data-dir ~/data --out runs/v2
   derive plot runs/hbnet56-c10 runs/r56-c10 --out curves.png
 
 data: DIR/cifar-10-batches-py/{data_batch_1..5,test_batch} or DIR/cifar-100-python/{train,test}
 (the official python layout; DIR may also be the cifar-10-batches-py folder itself).
 environment: DERIVE_CIFAR_URL replaces the download base URL (a mirror); DERIVE_CIFAR_MD5 replaces the
 published md5 (only for a mirror that repackages the tarball, or tests).
+ImageNet data: DIR/train/<wnid>/*.JPEG and DIR/val/<wnid>/*.JPEG (val sorted into class folders).
 exit status: 0 done, 2 bad input (one line on stderr, nothing written), 3 the training loss became
-NaN/inf (RUN_DIR keeps the last good checkpoint), 130 interrupted (resume with --resume).
+NaN/inf (RUN_DIR keeps the last good checkpoint), 4 a distributed run lost a rank (RUN_DIR keeps the
+last completed epoch), 130 interrupted by Ctrl-C, 143 stopped by SIGTERM (both record "interrupted";
+resume with --resume). Under torchrun every rank exits with its status and torchrun itself reports
+the failed ranks.
 """
 
 
@@ -95,13 +142,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = subparsers.add_parser(
         "train",
-        help="train a model on CIFAR-10/100 with the papers' recipe",
+        help="train a model on CIFAR-10/100 or ImageNet with the papers' recipe (torchrun: many GPUs)",
         description=DESCRIPTION,
         epilog=EPILOG,
         formatter_class=_Formatter,
     )
-    pos_int = number(int, "a positive integer", 1)
-    nonneg_int = number(int, "an integer >= 0", 0)
     nonneg = number(float, "a number >= 0", 0.0)
     p.add_argument(
         "model",
@@ -110,10 +155,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     g = p.add_argument_group("data and run directory")
     g.add_argument(
-        "--dataset", choices=("cifar10", "cifar100"), default="cifar10", help="which CIFAR"
+        "--dataset",
+        choices=("cifar10", "cifar100", "imagenet"),
+        default="cifar10",
+        help="which dataset: a CIFAR in the official python layout, or an ImageNet folder tree",
     )
     g.add_argument(
-        "--data-dir", required=True, metavar="DIR", help="folder holding the official python layout"
+        "--data-dir",
+        required=True,
+        metavar="DIR",
+        help="folder holding the official CIFAR python layout, or ImageNet's train/ and val/",
     )
     g.add_argument(
         "--out", required=True, metavar="RUN_DIR", help="run directory (created if missing)"
@@ -139,17 +190,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="base URL to download from (default: $DERIVE_CIFAR_URL or https://www.cs.toronto.edu/~kriz)",
     )
     g = p.add_argument_group("recipe (defaults: SCIS'23 appendix D)")
-    g.add_argument("--epochs", type=pos_int, default=300, metavar="N", help="training epochs")
     g.add_argument(
-        "--batch-size", type=pos_int, default=64, metavar="B", help="training batch size"
+        "--epochs",
+        type=number(int, "a positive integer", limit=TRAIN_EPOCHS),
+        default=300,
+        metavar="N",
+        help="training epochs (default: 300; ImageNet: 100)",
     )
-    g.add_argument("--lr", type=nonneg, default=0.1, help="initial learning rate")
+    g.add_argument(
+        "--batch-size",
+        type=number(int, "a positive integer", limit=TRAIN_BATCH),
+        default=64,
+        metavar="B",
+        help="global training batch size, split evenly over the torchrun processes, which must divide it; memory is checked before the run (default: 64; ImageNet: 256)",
+    )
+    g.add_argument(
+        "--lr",
+        type=nonneg,
+        default=0.1,
+        help="initial learning rate (default: 0.1; ImageNet: 0.1 x batch/256)",
+    )
     g.add_argument(
         "--lr-milestones",
         type=_fractions,
-        default="0.5,0.75",
+        default=(0.5, 0.75),
         metavar="F,F",
-        help="fractions of the epochs after which the lr is multiplied by --lr-gamma (epoch floor(F*N)+1 is the first at the lower lr; never epoch 1)",
+        help="fractions of the epochs after which the lr is multiplied by --lr-gamma (epoch floor(F*N)+1 is the first at the lower lr; never epoch 1) (default: 0.5,0.75; ImageNet: 0.3,0.6,0.9)",
     )
     g.add_argument("--lr-gamma", type=nonneg, default=0.1, help="lr factor at each milestone")
     g.add_argument("--momentum", type=nonneg, default=0.9, help="SGD momentum")
@@ -167,7 +233,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     g.add_argument(
         "--pad",
-        type=nonneg_int,
+        type=number(int, "an integer >= 0", limit=PAD),
         default=4,
         help="padding on each side before the random 32x32 crop",
     )
@@ -191,7 +257,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     g.add_argument(
         "--seed",
-        type=nonneg_int,
+        type=number(int, "an integer >= 0", limit=SEED),
         default=0,
         metavar="S",
         help="seed of the init, and with the epoch number, of each epoch's order, crops and flips",
@@ -254,6 +320,76 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="'image': each image its own random crop and flip (the papers); 'batch': one crop "
         "offset and one flip for a whole batch",
     )
+    g = p.add_argument_group("ImageNet (--dataset imagenet)")
+    g.add_argument(
+        "--image-size",
+        type=number(int, "an integer >= 32", limit=IMAGE_SIZE),
+        default=224,
+        metavar="S",
+        help="side of the training crop; validation resizes to S/0.875 and centre-crops S (sizes below 224 are for tests)",
+    )
+    g.add_argument(
+        "--color-jitter",
+        type=number(float, "a number >= 0", limit=COLOR_JITTER),
+        default=0.4,
+        metavar="F",
+        help="fb.resnet.torch colour jitter: brightness, contrast and saturation each scaled by 1+U(-F,F), in random order; 0: off",
+    )
+    g.add_argument(
+        "--lighting",
+        type=number(float, "a number >= 0", limit=LIGHTING),
+        default=0.1,
+        metavar="F",
+        help="AlexNet/fb.resnet.torch PCA lighting noise with standard deviation F; 0: off",
+    )
+    g = p.add_argument_group(
+        "DARTS evaluation (SCIS §9.3; all set by --recipe darts-eval, explicit options override it)"
+    )
+    g.add_argument(
+        "--recipe",
+        choices=("appendix-d", "darts-eval"),
+        default="appendix-d",
+        help="appendix-d: the manual designs' recipe above; darts-eval: the searched cells' "
+        "evaluation (values in the description)",
+    )
+    g.add_argument(
+        "--lr-schedule",
+        choices=("step", "cosine"),
+        default="step",
+        help="step: x --lr-gamma at --lr-milestones; cosine: lr (1 + cos(pi e/N))/2 after e of N "
+        "epochs, to 0 (darts-eval: cosine)",
+    )
+    g.add_argument(
+        "--cutout",
+        type=number(int, "an integer >= 0", limit=CUTOUT),
+        default=0,
+        metavar="L",
+        help="zero an LxL square of each training image after normalization, centred uniformly, "
+        "clipped at the border; 0 off (darts-eval: 16)",
+    )
+    g.add_argument(
+        "--auxiliary-weight",
+        type=nonneg,
+        default=0.0,
+        metavar="W",
+        help="loss CE + W CE(auxiliary head), the model built with create_model(..., "
+        "auxiliary=True); 0 off, at most 1 so the main loss dominates (darts-eval: 0.4)",
+    )
+    g.add_argument(
+        "--drop-path",
+        type=nonneg,
+        default=0.0,
+        metavar="P",
+        help="drop-path probability rising linearly, P (e-1)/N in epoch e of N, set as the model's "
+        "drop_path_prob; 0 off, below 1 as kept paths are scaled by 1/(1-P) (darts-eval: 0.2)",
+    )
+    g.add_argument(
+        "--grad-clip",
+        type=nonneg,
+        default=0.0,
+        metavar="C",
+        help="clip the gradients' total 2-norm to C before each step; 0 off (darts-eval: 5)",
+    )
     g = p.add_argument_group("how to compute (a resumed run may change these)")
     g.add_argument(
         "--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: CUDA if available"
@@ -271,6 +407,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="auto: channels_last on CUDA",
     )
     g.add_argument(
+        "--memory",
+        choices=("standard", "checkpoint", "reversible"),
+        default="standard",
+        help="activations kept for backward: standard (all); checkpoint (block inputs, each block "
+        "recomputed once in backward; any generated model); reversible (the newest two states and "
+        "each stage's input, inputs recomputed by the inverse step; invertible models only: "
+        "prehbnet*); docs/memory.md",
+    )
+    g.add_argument(
         "--compile",
         action="store_true",
         help="torch.compile the model (slow first epoch, faster after)",
@@ -282,7 +427,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     g.add_argument(
         "--eval-batch-size",
-        type=pos_int,
+        type=number(int, "a positive integer", limit=EVAL_BATCH),
         default=1000,
         metavar="B",
         help="batch size for evaluating the test set",
@@ -294,22 +439,48 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(plot it with derive plot --steps)",
     )
     g.add_argument(
+        "--workers",
+        type=number(int, "an integer >= 0", limit=WORKERS),
+        default=None,
+        metavar="N",
+        help="ImageNet: JPEG-decoding DataLoader processes per rank (default: the CPUs / processes on this node, at most 8; 0: decode in the training process)",
+    )
+    g.add_argument(
+        "--decode",
+        choices=("auto", "workers", "device"),
+        default="auto",
+        help="ImageNet: where JPEGs are decoded: 'workers' (CPU, torchvision.io.decode_jpeg in the DataLoader processes) or 'device' (torchvision.io.decode_jpeg on the training device, nvJPEG on CUDA; the workers only read files); auto: workers",
+    )
+    g.add_argument(
+        "--sync-bn",
+        action="store_true",
+        help="torchrun on CUDA: SyncBatchNorm, BatchNorm statistics over the global batch (default: per process, as the papers' 4-GPU runs)",
+    )
+    g.add_argument(
+        "--dist-timeout",
+        type=number(float, "seconds >= 10", limit=DIST_TIMEOUT),
+        default=1800.0,
+        metavar="SECONDS",
+        help="torchrun: how long a rank waits for the others at a collective before the job fails",
+    )
+    g.add_argument(
         "--progress-interval",
-        type=nonneg,
+        type=number(float, "a number >= 0", limit=PROGRESS_INTERVAL),
         default=None,
         metavar="SECONDS",
         help="seconds between progress lines within an epoch (default: 1 on a terminal, 30 otherwise; 0: none)",
     )
     p.set_defaults(run=run)
+    track_explicit(p)  # a --recipe fills in only the options not given
 
 
-def run(args: argparse.Namespace) -> int:
-    """Build the config, train, print where the results are; exit 3 if the loss diverged."""
-    from derive.train.config import TrainConfig
-    from derive.train.loop import TrainingDiverged, run_training
-    from derive.train.progress import Progress
+def build_config(args: argparse.Namespace) -> TrainConfig:
+    """The TrainConfig of the parsed arguments: the --recipe preset (for ImageNet under appendix-d:
+    the papers' ImageNet recipe), overridden by the options given explicitly."""
+    from derive.train.config import IMAGENET, IMAGENET_RECIPE, imagenet_lr
+    from derive.train.recipes import RECIPE_FIELDS, recipe_config
 
-    config = TrainConfig(
+    options = dict(
         model=args.model,
         data_dir=args.data_dir,
         out=args.out,
@@ -317,10 +488,10 @@ def run(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         batch_size=args.batch_size,
         lr=args.lr,
+        lr_milestones=args.lr_milestones,
         momentum=args.momentum,
         nesterov=args.nesterov,
         weight_decay=args.weight_decay,
-        lr_milestones=args.lr_milestones,
         lr_gamma=args.lr_gamma,
         augment=args.augment,
         pad=args.pad,
@@ -340,6 +511,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         precision=args.precision,
         memory_format=args.memory_format,
+        memory=args.memory,
         compile=args.compile,
         deterministic=args.deterministic,
         resume=args.resume,
@@ -347,13 +519,52 @@ def run(args: argparse.Namespace) -> int:
         download=args.download,
         download_url=args.download_url,
         progress_interval=args.progress_interval,
+        image_size=args.image_size,
+        color_jitter=args.color_jitter,
+        lighting=args.lighting,
+        workers=args.workers,
+        decode=args.decode,
+        sync_bn=args.sync_bn,
+        dist_timeout=args.dist_timeout,
+        lr_schedule=args.lr_schedule,
+        cutout=args.cutout,
+        auxiliary_weight=args.auxiliary_weight,
+        drop_path=args.drop_path,
+        grad_clip=args.grad_clip,
     )
+    given = explicit(args)
+    for name in RECIPE_FIELDS - given:
+        options.pop(name, None)  # the recipe's value (or TrainConfig's default) applies
+    if args.dataset == IMAGENET and args.recipe == "appendix-d":
+        for name, value in IMAGENET_RECIPE.items():
+            if name not in given:
+                options[name] = value
+        if "lr" not in given:  # 0.1 for batch 256, scaled linearly with the global batch
+            options["lr"] = imagenet_lr(int(options["batch_size"]))  # type: ignore[call-overload]
+    return recipe_config(args.recipe, **options)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Build the config, train, print where the results are; exit 3 if the loss diverged."""
+    from derive.train.distributed import RankLost, launch_from_env
+    from derive.train.loop import TrainingDiverged, run_training
+    from derive.train.progress import Progress
+
+    main_rank = launch_from_env().rank == 0
     progress = Progress(args.progress_interval, enabled=not args.quiet)
     try:
-        summary = run_training(config, progress=progress)
-    except TrainingDiverged as exc:
-        print(f"derive: error: {exc}", file=sys.stderr)
-        return TrainingDiverged.exit_code
+        summary = run_training(build_config(args), progress=progress)
+    except (TrainingDiverged, RankLost) as exc:
+        if main_rank or isinstance(exc, RankLost):
+            print(f"derive: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except UserError as exc:
+        if main_rank:  # every rank has the same message (Dist.agreement): rank 0 says it
+            raise
+        log.debug("rank exits on bad input: %s", exc)
+        return UserError.exit_code
+    if not main_rank:
+        return 0
     final, best = summary["final_test_error_percent"], summary["best_test_error_percent"]
     print(
         f"{args.out}: {summary['epochs_completed']} epochs, test error final {final:.2f} %, "

@@ -14,7 +14,14 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from derive.algorithms.forms import Piece, dense_form, lagged_form, twopath_form
+from derive.algorithms.forms import (
+    Piece,
+    dense_form,
+    invertibility,
+    lagged_form,
+    state_text,
+    twopath_form,
+)
 from derive.algorithms.ir import Recurrence
 from derive.algorithms.render import UnicodePrinter, algorithm_lines, names_of, recurrence_lines
 from derive.codegen.fc import class_name
@@ -31,6 +38,7 @@ from derive.codegen.templates import render
 def _common_context(recurrence: Recurrence) -> dict[str, object]:
     algorithm = recurrence.algorithm
     schedules = schedule_code(recurrence.schedules)
+    inverse = invertibility(recurrence)
     return {
         "name": algorithm.name,
         "title": algorithm.title,
@@ -46,6 +54,9 @@ def _common_context(recurrence: Recurrence) -> dict[str, object]:
         ],
         "constants": constants_code(recurrence),
         "schedules": schedules,
+        "invertibility": inverse,
+        "invertibility_text": repr(inverse.summary()),
+        "oldest_state": state_text(inverse.divisor.lag) if inverse.divisor else "",
     }
 
 

@@ -8,10 +8,10 @@ The text depends on the inputs alone (sorted, no clock), so the same runs give t
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Sequence
 from pathlib import Path
 
-from derive.errors import UserError
 from derive.experiments.printed import (
     ACML_CIFAR,
     CIFAR_COLUMNS,
@@ -28,7 +28,7 @@ from derive.experiments.runs import (
     recipe_differences,
     train_command,
 )
-from derive.fsutil import atomic_write_text, ensure_output_dir
+from derive.fsutil import atomic_write_text, check_path, ensure_output_dir
 
 
 def _pct(value: float | None) -> str:
@@ -166,6 +166,93 @@ def subset_table(groups: Sequence[Group]) -> list[str]:
     return markdown_table(head, rows)
 
 
+# The papers' comparisons: each optimization-inspired network beside the baseline of its depth.
+PAIRS = {
+    "hbnet56": "resnet56",
+    "hbnet110": "resnet110",
+    "agdnet40": "densenet40",
+    "agdnet52": "densenet52",
+}
+
+
+def _signed(value: float) -> str:
+    """'+1.74' or '−3.25' (a real minus sign, as in the tables' prose)."""
+    return f"{'−' if value < 0 else '+'}{abs(value):.2f}"
+
+
+def paired_rows(groups: Sequence[Group]) -> list[list[str]]:
+    """For each PAIRS model and its baseline in the same data, augmentation, epochs and recipe:
+    the difference of their final test errors seed by seed (only seeds both completed), and the
+    mean ± sample std of those differences. Pairing removes the seed's share of the spread."""
+    by_key = {
+        (
+            g.first.model,
+            g.first.dataset,
+            g.first.variant,
+            g.first.train_size,
+            g.first.augment,
+            g.first.recipe,
+        ): g
+        for g in groups
+    }
+    rows = []
+    for g in groups:
+        r = g.first
+        base = by_key.get(
+            (PAIRS.get(r.model), r.dataset, r.variant, r.train_size, r.augment, r.recipe)
+        )
+        if base is None:
+            continue
+        ours = {run.seed: run.final_error for run in g.counted}
+        theirs = {run.seed: run.final_error for run in base.counted}
+        seeds = sorted(set(ours) & set(theirs))
+        if not seeds:
+            continue
+        diffs = [ours[s] - theirs[s] for s in seeds]  # type: ignore[operator]
+        mean = statistics.fmean(diffs)
+        spread = f" ± {statistics.stdev(diffs):.2f}" if len(diffs) > 1 else ""
+        rows.append(
+            [
+                f"{r.model} − {base.first.model}",
+                r.data_label,
+                "on" if r.augment else "off",
+                _epochs(g),
+                _recipe(g),
+                ", ".join(map(str, seeds)),
+                " / ".join(_signed(d) for d in diffs),
+                f"{_signed(mean)}{spread} (n = {len(diffs)})",
+            ]
+        )
+    return rows
+
+
+def paired_table(groups: Sequence[Group]) -> list[str]:
+    """The paired differences as a markdown table (no lines when no pair shares a seed)."""
+    rows = paired_rows(groups)
+    if not rows:
+        return []
+    head = [
+        "Pair",
+        "Data",
+        "Augmentation",
+        "Epochs",
+        "Recipe",
+        "Seeds (shared)",
+        "Test error difference per seed, points",
+        "mean ± std",
+    ]
+    return (
+        [
+            "Paired by seed (a seed gives both models the same data order, crops and flips): the "
+            "difference of their final test errors, seed by seed; negative means the first model "
+            "erred less.",
+            "",
+        ]
+        + markdown_table(head, rows)
+        + [""]
+    )
+
+
 def runs_table(runs: Sequence[Run]) -> list[str]:
     head = [
         "Run folder",
@@ -272,7 +359,7 @@ def build_report(
         lines += ["```", command, "```", ""]
     lines += ["## Full CIFAR, beside the papers", ""]
     if full:
-        lines += full_table(full) + [""]
+        lines += full_table(full) + [""] + paired_table(full)
     else:
         lines += [
             "No run on the full CIFAR-10/100 data among the inputs, so there is nothing of ours to set "
@@ -289,10 +376,10 @@ def build_report(
             "come from the full data: no printed column here on purpose.",
             "",
         ]
-        lines += subset_table(head) + [""]
+        lines += subset_table(head) + [""] + paired_table(head)
     if other:
         lines += ["## Other data (subsets; not comparable with the papers)", ""]
-        lines += subset_table(other) + [""]
+        lines += subset_table(other) + [""] + paired_table(other)
     lines += ["## Runs", ""] + runs_table(runs) + [""]
     lines += [
         "Commands (the run's data, folder and every option that differs from the default):",
@@ -318,11 +405,7 @@ def build_report(
 
 def write_report(out: str | Path, text: str) -> Path:
     """Write `text` to `out` atomically (its folder created if missing); UserError if it cannot."""
-    target = Path(out)
-    if target.is_dir():
-        raise UserError(f"--out {str(out)!r} is a folder; give a file name such as results.md")
-    ensure_output_dir(target.parent)
-    try:
-        return atomic_write_text(target, text)
-    except OSError as exc:
-        raise UserError(f"cannot write {str(out)!r}: {exc.strerror or exc}") from None
+    target = check_path(out, "--out")
+    if not target.is_dir():  # a folder is refused by atomic_write_text, with the others
+        ensure_output_dir(target.parent, "--out folder")
+    return atomic_write_text(target, text)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from derive.errors import UserError
+from derive.fsutil import check_path
 from derive.train.runfiles import METRICS, SUMMARY, read_metrics, read_summary
 
 FULL_SIZES = {"cifar10": (50_000, 10_000), "cifar100": (50_000, 10_000)}
@@ -105,7 +106,7 @@ def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
 def read_run(path: str | Path) -> Run:
     """The Run of one folder; UserError (one line) if it is missing or not a derive train run."""
     where = str(path)
-    folder = Path(path)
+    folder = check_path(path, "run folder")
     if not folder.is_dir():
         raise UserError(f"run folder {where!r} does not exist or is not a folder")
     if not (folder / SUMMARY).is_file():
@@ -184,7 +185,7 @@ def find_runs(root: str | Path) -> list[Path]:
 
     UserError if there is none.
     """
-    base = Path(root)
+    base = check_path(root, "--runs-root")
     if not base.is_dir():
         raise UserError(f"--runs-root {str(root)!r} does not exist or is not a folder")
     found = sorted(

@@ -14,6 +14,7 @@ import hashlib
 import math
 from dataclasses import asdict, dataclass, field, replace
 
+from derive import limits
 from derive.errors import UserError
 
 
@@ -113,13 +114,18 @@ class SimulationConfig:
         )
         need(len(self.depths) > 0, "--depths needs at least one depth")
         need(
-            all(_is_int(d) and 1 <= d <= 1000 for d in self.depths),
-            f"--depths must be integers between 1 and 1000, got {list(self.depths)}",
+            all(_is_int(d) and limits.DEPTH.holds(d) for d in self.depths),
+            f"--depths must be integers between 1 and {limits.DEPTH.high:,}, got {list(self.depths)}",
         )
         need(len(set(self.depths)) == len(self.depths), f"--depths lists one twice: {self.depths}")
-        need(_is_int(self.samples) and self.samples >= 1, "--samples must be at least 1")
-        need(_is_int(self.dim) and self.dim >= 1, "--dim must be at least 1")
-        need(_is_int(self.epochs) and self.epochs >= 1, "--epochs must be at least 1")
+        for option, value, limit in (
+            ("--samples", self.samples, limits.SIM_SAMPLES),
+            ("--dim", self.dim, limits.SIM_DIM),
+            ("--epochs", self.epochs, limits.SIM_EPOCHS),
+            ("--seed", self.seed, limits.SEED),
+        ):
+            need(_is_int(value), f"{option} must be an integer, got {value!r}")
+            limit.check(value, option)
         need(
             self.batch_size is None or (_is_int(self.batch_size) and self.batch_size >= 1),
             f"--batch-size must be a positive integer or 'full', got {self.batch_size}",
@@ -144,10 +150,9 @@ class SimulationConfig:
             self.device in DEVICES,
             f"--device must be one of {', '.join(DEVICES)}, got {self.device!r}",
         )
-        need(_is_int(self.seed) and self.seed >= 0, f"--seed must be >= 0, got {self.seed}")
         need(
-            self.threads is None or (_is_int(self.threads) and self.threads >= 1),
-            f"--threads must be at least 1, got {self.threads}",
+            self.threads is None or (_is_int(self.threads) and limits.THREADS.holds(self.threads)),
+            f"--threads must be between 1 and {limits.THREADS.high:,}, got {self.threads}",
         )
         need(
             self.eval_every is None or (_is_int(self.eval_every) and self.eval_every >= 1),

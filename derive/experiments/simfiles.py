@@ -22,7 +22,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from derive.errors import UserError
-from derive.fsutil import atomic_write_text, ensure_output_dir
+from derive.fsutil import (
+    atomic_write_text,
+    check_path,
+    clean_stale_temp,
+    ensure_output_dir,
+    output_file,
+    remove_file,
+)
 
 if TYPE_CHECKING:
     from derive.experiments.simulation import SimulationResult
@@ -45,9 +52,27 @@ FINAL_HEADER = (
 )
 
 
+def check_out_dir(out_dir: str | Path) -> None:
+    """UserError unless `out_dir` can become the output folder: writes nothing.
+
+    Every output file must be writable where it is (not a directory, device or FIFO; see
+    derive.fsutil.output_file); a folder that does not exist yet needs a writable parent.
+    """
+    out = check_path(out_dir, "--out")
+    if out.is_dir():
+        for name in OUTPUTS:
+            output_file(out / name, "--out")
+    elif out.exists():
+        raise UserError(f"--out {str(out_dir)!r} exists and is not a directory")
+
+
 def prepare_out_dir(out_dir: str | Path) -> Path:
-    """The output folder, created and checked writable (UserError otherwise)."""
-    return ensure_output_dir(out_dir)
+    """The output folder, created and checked writable, each output file too (UserError otherwise);
+    temporary files a killed run left there are removed."""
+    check_out_dir(out_dir)
+    out = ensure_output_dir(out_dir, "--out")
+    clean_stale_temp(out, OUTPUTS)  # left by a run killed while writing
+    return out
 
 
 def _num(value: float | None, digits: int = 8) -> str:
@@ -136,7 +161,7 @@ def _plot(data: dict[str, object], curves: list[dict[str, object]], out: Path) -
         plot_simulation(data, curves, out / PLOT)
     except UserError as exc:  # no matplotlib: keep the table, skip the picture
         logging.getLogger("derive.simulate").warning("no %s: %s", PLOT, exc)
-        (out / PLOT).unlink(missing_ok=True)
+        remove_file(out / PLOT)
         return None
     return PLOT
 
@@ -161,7 +186,7 @@ def holds_simulation(out: Path) -> bool:
 def remove_outputs(out: Path) -> None:
     """Delete a previous simulation's files from `out` (a fresh start must not leave stale ones)."""
     for name in OUTPUTS:
-        (out / name).unlink(missing_ok=True)
+        remove_file(out / name)
 
 
 def read_curves_text(text: str, where: str = CURVES) -> list[dict[str, object]]:
@@ -193,7 +218,7 @@ def read_curves_text(text: str, where: str = CURVES) -> list[dict[str, object]]:
 
 def read_simulation(folder: str | Path) -> tuple[dict[str, object], list[dict[str, object]]]:
     """(simulation.json, curves.csv rows) of an output folder; UserError if missing or malformed."""
-    folder = Path(folder)
+    folder = check_path(folder, "simulation folder")
     if not folder.is_dir():
         raise UserError(f"simulation folder {str(folder)!r} does not exist")
     try:

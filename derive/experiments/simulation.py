@@ -277,6 +277,25 @@ def compute_settings(config: SimulationConfig) -> Iterator[torch.device]:
         torch.set_num_threads(threads)
 
 
+def check_memory(config: SimulationConfig, device: torch.device) -> None:
+    """UserError when --samples, --dim, --depths and --batch-size cannot fit in memory."""
+    from derive.memory import check_fits, simulation_bytes
+
+    needed = simulation_bytes(
+        config.samples,
+        config.dim,
+        config.depths,
+        config.effective_batch_size,
+        config.optimizer,
+    )
+    check_fits(
+        needed,
+        device,
+        f"the simulation ({config.samples:,} samples x {config.dim}, depth {max(config.depths)})",
+        "lower --samples, --dim, --depths or --batch-size",
+    )
+
+
 # Options that change how fast a run goes, not its numbers: a resumed run may change them.
 RESUMABLE_CHANGES = frozenset({"threads", "compile", "device", "notes"})
 
@@ -349,7 +368,10 @@ def run_simulation(
     """
     from derive.experiments import simfiles
 
-    resolve_device(config)  # a missing CUDA device is bad input: fail before creating anything
+    device = resolve_device(config)  # a missing CUDA device is bad input: fail before writing
+    check_memory(config, device)
+    if out_dir is not None:
+        simfiles.check_out_dir(out_dir)
     if resume and out_dir is None:
         raise UserError("--resume needs the output folder of the stopped run (--out)")
     if resume and force:

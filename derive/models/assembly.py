@@ -21,8 +21,12 @@ from derive.models.branches import (
     Bottleneck,
     DenseUnit,
     PadShortcut,
+    PreActBasicBranch,
+    PreActBottleneck,
+    PreActivation,
     ProjectionShortcut,
     Transition,
+    conv1x1,
     conv3x3,
 )
 from derive.models.init import paper_init
@@ -159,6 +163,84 @@ def cifar_resnet(
     return paper_init(Network(stem, stages, classifier(widths[-1], num_classes)))
 
 
+def cifar_preact_resnet(
+    module: ModuleType,
+    *,
+    depth: int = 56,
+    num_classes: int = 10,
+    bottleneck: bool = False,
+    coefficients: Coefficients | None = None,
+    modes: Mapping[str, str] | None = None,
+    algorithm_coefficients: Mapping[str, float] | None = None,
+    widths: Sequence[int] = (16, 32, 64),
+) -> Network:
+    """He et al.'s pre-activation CIFAR ResNet (Identity Mappings, 2016) around `module`'s blocks.
+
+    No activation after the sum (ρ absent), so a heavy-ball stage of these blocks can be run
+    backwards. The stem is one 3×3 convolution; the head is BN-ReLU, global average pool, linear.
+
+    - Basic units (`bottleneck=False`, depth 6n + 2: 20, 56, 110): T = BN-ReLU-conv-BN-ReLU-conv;
+      where the resolution halves, the parameter-free shortcut "A" on the raw stage input, as in
+      the zoo's post-activation CIFAR ResNets.
+    - Bottleneck units (depth 9n + 2: 164, 1001), as KaimingHe/resnet-1k-layers: stage outputs 4×
+      the widths; where the dimensions increase, one BN-ReLU on the stage input is shared by the
+      first branch and the 1×1 projection shortcut (a convolution without BN).
+    """
+    per_block = 9 if bottleneck else 6
+    if depth < per_block + 2 or (depth - 2) % per_block:
+        shape = (
+            "9n + 2 with n >= 1 (164, 1001, ...)"
+            if bottleneck
+            else "6n + 2 with n >= 1 (20, 56, 110, ...)"
+        )
+        raise UserError(f"pre-activation CIFAR ResNet depth must be {shape}, got {depth}")
+    n = (depth - 2) // per_block
+    branch_type = PreActBottleneck if bottleneck else PreActBasicBranch
+    expansion = branch_type.expansion
+    stages: list[nn.Module] = []
+    in_channels = widths[0]
+    for i, channels in enumerate(widths):
+        stride = 1 if i == 0 else 2
+        out_channels = channels * expansion
+        increases = stride != 1 or in_channels != out_channels
+        shared = bottleneck and increases
+        shortcut: nn.Module | None = None
+        if shared:
+            shortcut = conv1x1(in_channels, out_channels, stride)
+        elif increases:
+            shortcut = PadShortcut(in_channels, out_channels, stride)
+
+        def make_branch(
+            k: int,
+            path: int,
+            c_in: int = in_channels,
+            c: int = channels,
+            s: int = stride,
+            own_preact: bool = not shared,
+        ) -> nn.Module:
+            if k == 0:
+                return branch_type(c_in, c, s, preact=own_preact)
+            return branch_type(c * expansion, c, 1)
+
+        if shared:
+            stages.append(PreActivation(in_channels))
+        stages.append(
+            residual_stage(
+                module,
+                make_branch,
+                n,
+                shortcut,
+                coefficients=coefficients or {},
+                modes=modes or {},
+                algorithm_coefficients=algorithm_coefficients or {},
+                post_activation=None,
+            )
+        )
+        in_channels = out_channels
+    head = classifier(in_channels, num_classes, pre=(nn.BatchNorm2d(in_channels), nn.ReLU()))
+    return paper_init(Network(conv3x3(3, widths[0]), stages, head))
+
+
 IMAGENET_RESNETS: dict[int, tuple[type[nn.Module], tuple[int, ...]]] = {
     18: (BasicBranch, (2, 2, 2, 2)),
     34: (BasicBranch, (3, 4, 6, 3)),
@@ -226,15 +308,22 @@ def imagenet_resnet(
 
 
 def network_from_module(
-    module: ModuleType, *, num_classes: int = 10, **options: object
+    module: ModuleType, *, num_classes: int = 10, memory: str = "standard", **options: object
 ) -> nn.Module:
-    """The default CIFAR network for a generated conv module (what its `create_model` returns)."""
+    """The default CIFAR network for a generated conv module (what its `create_model` returns).
+
+    `memory` is how training steps keep activations (derive.models.memory.set_memory).
+    """
+    from derive.models.memory import set_memory
+
     form = getattr(module, "FORM", None)
     if form in ("lagged", "twopath"):
-        return cifar_resnet(module, num_classes=num_classes, **options)  # type: ignore[arg-type]
-    if form == "dense":
-        return cifar_densenet(module, num_classes=num_classes, **options)  # type: ignore[arg-type]
-    raise UserError(f"{getattr(module, '__name__', module)} is not a generated conv module")
+        network = cifar_resnet(module, num_classes=num_classes, **options)  # type: ignore[arg-type]
+    elif form == "dense":
+        network = cifar_densenet(module, num_classes=num_classes, **options)  # type: ignore[arg-type]
+    else:
+        raise UserError(f"{getattr(module, '__name__', module)} is not a generated conv module")
+    return set_memory(network, memory, name=getattr(module, "ALGORITHM", "model"))
 
 
 def dense_stage(
@@ -388,6 +477,7 @@ def imagenet_densenet(
 __all__ = [
     "Network",
     "cifar_densenet",
+    "cifar_preact_resnet",
     "cifar_resnet",
     "imagenet_densenet",
     "imagenet_resnet",

@@ -1,6 +1,7 @@
 """The layer maps T of the engineering forms (SCIS appendix C), and the maps between stages.
 
-T as in ResNet: conv-BN-ReLU-conv-BN (BasicBranch) or the bottleneck (Bottleneck); T as in
+T as in ResNet: conv-BN-ReLU-conv-BN (BasicBranch) or the bottleneck (Bottleneck), or their
+pre-activation forms BN-ReLU-conv-BN-ReLU-conv (PreActBasicBranch, PreActBottleneck); T as in
 DenseNet: BN-ReLU-conv (DenseUnit, optionally with the 1×1 bottleneck). The generated code decides
 how T's outputs and the history combine; these modules are only T and the shortcuts.
 """
@@ -62,6 +63,61 @@ class Bottleneck(nn.Module):
         out = F.relu(self.bn1(self.conv1(z)))
         out = F.relu(self.bn2(self.conv2(out)))
         return self.bn3(self.conv3(out))
+
+
+class PreActBasicBranch(nn.Module):
+    """T(z) = conv(ReLU(BN(conv(ReLU(BN(z)))))): the full pre-activation unit (He et al., Identity
+    Mappings in Deep Residual Networks, 2016, Fig. 4(e)); `preact=False` leaves out the leading
+    BN-ReLU when the stage applies it once for the branch and the shortcut together."""
+
+    expansion = 1
+
+    def __init__(
+        self, in_channels: int, channels: int, stride: int = 1, preact: bool = True
+    ) -> None:
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(in_channels) if preact else None
+        self.conv1 = conv3x3(in_channels, channels, stride)
+        self.bn2 = nn.BatchNorm2d(channels)
+        self.conv2 = conv3x3(channels, channels)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        if self.bn1 is not None:
+            z = F.relu(self.bn1(z))
+        return self.conv2(F.relu(self.bn2(self.conv1(z))))
+
+
+class PreActBottleneck(nn.Module):
+    """T(z) = 1×1(ReLU(BN(3×3(ReLU(BN(1×1(ReLU(BN(z))))))))), 4× expansion, the stride on the
+    first 1×1: the pre-activation bottleneck of ResNet-164/1001 (He et al. 2016, Identity Mappings;
+    KaimingHe/resnet-1k-layers). `preact=False` leaves out the leading BN-ReLU (see above)."""
+
+    expansion = 4
+
+    def __init__(
+        self, in_channels: int, channels: int, stride: int = 1, preact: bool = True
+    ) -> None:
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(in_channels) if preact else None
+        self.conv1 = conv1x1(in_channels, channels, stride)
+        self.bn2 = nn.BatchNorm2d(channels)
+        self.conv2 = conv3x3(channels, channels)
+        self.bn3 = nn.BatchNorm2d(channels)
+        self.conv3 = conv1x1(channels, channels * self.expansion)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        if self.bn1 is not None:
+            z = F.relu(self.bn1(z))
+        out = self.conv2(F.relu(self.bn2(self.conv1(z))))
+        return self.conv3(F.relu(self.bn3(out)))
+
+
+class PreActivation(nn.Sequential):
+    """BN-ReLU applied once to a stage's input, shared by its first branch and its projection
+    shortcut (the units that increase dimensions in He et al.'s pre-activation ResNet-164/1001)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__(nn.BatchNorm2d(channels), nn.ReLU())
 
 
 class PadShortcut(nn.Module):

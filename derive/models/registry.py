@@ -62,33 +62,54 @@ def model_entry(name: str) -> ModelEntry:
         raise UserError(f"unknown model {name!r}{hint}") from None
 
 
-def create_model(name: str, num_classes: int | None = None, **kwargs: object) -> nn.Module:
-    """Build a registered model; `num_classes` defaults to 10 (CIFAR) or 1000 (ImageNet)."""
+def create_model(
+    name: str, num_classes: int | None = None, memory: str = "standard", **kwargs: object
+) -> nn.Module:
+    """Build a registered model; `num_classes` defaults to 10 (CIFAR) or 1000 (ImageNet).
+
+    `memory` ("standard", "checkpoint" or "reversible") is how its training steps keep
+    activations (derive.models.memory); UserError when the model cannot run that way.
+    """
+    from derive.models.memory import check_mode, set_memory
+
+    check_mode(memory)
     entry = model_entry(name)
     if num_classes is None:
         num_classes = entry.default_num_classes
     if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
         raise UserError(f"num_classes must be a positive integer, got {num_classes!r}")
-    return entry.factory(num_classes=num_classes, **kwargs)
+    return set_memory(entry.factory(num_classes=num_classes, **kwargs), memory, name=name)
 
 
-def resolve_model(spec: str, num_classes: int | None = None, **kwargs: object) -> nn.Module:
+def resolve_model(
+    spec: str, num_classes: int | None = None, memory: str = "standard", **kwargs: object
+) -> nn.Module:
     """A zoo name (`create_model`) or a path to a Python file that defines `create_model(num_classes)`.
 
     Files written by `derive network` (conv form) define `create_model` too, so
-    `derive train path/to/ALGO_conv.py` trains the network that ALGO inspires.
+    `derive train path/to/ALGO_conv.py` trains the network that ALGO inspires. `memory` is set
+    on the built model (the file's `create_model` is not asked for it).
     """
     if spec.endswith(".py"):
+        from derive.models.memory import check_mode, set_memory
+
+        check_mode(memory)
         module = load_python_file(spec)
         factory = getattr(module, "create_model", None)
         if not callable(factory):
             raise UserError(f"{spec}: defines no create_model(num_classes=...) function")
-        return factory(num_classes=10 if num_classes is None else num_classes, **kwargs)
-    return create_model(spec, num_classes, **kwargs)
+        model = factory(num_classes=10 if num_classes is None else num_classes, **kwargs)
+        if memory == "standard" or not isinstance(model, nn.Module):
+            return model  # a non-module is reported by the caller
+        return set_memory(model, memory, name=spec)
+    return create_model(spec, num_classes, memory, **kwargs)
 
 
 def load_python_file(path: str) -> object:
-    """Import a Python source file as a fresh module; UserError if it is missing or fails to import."""
+    """Import a Python source file as a fresh module; UserError if it is missing or fails to import.
+
+    Importing runs the file's code (docs/training.md says so where model files are described).
+    """
     import importlib.util
     import os
     import sys
@@ -103,8 +124,12 @@ def load_python_file(path: str) -> object:
     sys.modules[name] = module  # the module may look itself up (generated code does)
     try:
         spec.loader.exec_module(module)
-    except Exception as exc:  # the user's file is bad input
+    except (Exception, SystemExit) as exc:  # the user's file is bad input (exiting included)
         sys.modules.pop(name, None)
+        if isinstance(exc, SystemExit):
+            raise UserError(
+                f"cannot import {path!r}: it calls sys.exit({exc.code!r}) at import"
+            ) from None
         raise UserError(f"cannot import {path!r}: {type(exc).__name__}: {exc}") from None
     return module
 

@@ -1,7 +1,8 @@
 """The built-in zoo (contract 5): the papers' networks and their baselines, from generated code.
 
 Every network here is a setting of a generated engineering form (generated/*_conv.py):
-ResNet and HBNet are heavy ball's (C1), DenseNet and AGDNet the all-history AGD's (C3)/(C6),
+ResNet and HBNet are heavy ball's (C1) (post-activation as in the papers, or pre-activation as in
+He et al.'s Identity Mappings, 2016: preresnet*, prehbnet*, the invertible HBNets), DenseNet and AGDNet the all-history AGD's (C3)/(C6),
 DMRNet and the ADMM net ADMM's (C5), the plain CNN gradient descent's. Baselines are special cases
 of the same code, never a hand-written twin.
 """
@@ -11,7 +12,13 @@ from __future__ import annotations
 from torch import nn
 
 from derive.codegen.loader import load_generated
-from derive.models.assembly import cifar_densenet, cifar_resnet, imagenet_densenet, imagenet_resnet
+from derive.models.assembly import (
+    cifar_densenet,
+    cifar_preact_resnet,
+    cifar_resnet,
+    imagenet_densenet,
+    imagenet_resnet,
+)
 from derive.models.registry import register_model
 
 RESNET = {"coefficients": {"beta1": 1.0, "beta2": 0.0}, "modes": {"beta2": "pruned"}}
@@ -54,7 +61,8 @@ def _register_cifar_resnets() -> None:
         _register(
             f"hbnet{depth}",
             "cifar",
-            f"HBNet-{depth} (SCIS C.1): (C1) with β₁ = 1, β₂ = −1",
+            f"HBNet-{depth} (SCIS C.1): (C1) with β₁ = 1, β₂ = −1, ReLU after the sum "
+            "(not invertible)",
             lambda num_classes, d=depth: cifar_resnet(
                 _heavyball(), depth=d, num_classes=num_classes, **HBNET
             ),
@@ -83,6 +91,33 @@ def _register_cifar_resnets() -> None:
             load_generated("admm_conv"), depth=56, num_classes=num_classes
         ),
     )
+
+
+PREACT_DEPTHS = {20: False, 56: False, 110: False, 164: True, 1001: True}
+"""Pre-activation CIFAR depths and whether they use the bottleneck (He et al. 2016, Identity Mappings)."""
+
+
+def _register_cifar_preact() -> None:
+    for depth, bottleneck in PREACT_DEPTHS.items():
+        unit = "bottleneck" if bottleneck else "basic"
+        _register(
+            f"preresnet{depth}",
+            "cifar",
+            f"Pre-activation ResNet-{depth} ({unit} units; He et al., Identity Mappings 2016): "
+            "(C1) with β₁ = 1, β₂ = 0, no ρ",
+            lambda num_classes, d=depth, b=bottleneck: cifar_preact_resnet(
+                _heavyball(), depth=d, bottleneck=b, num_classes=num_classes, **RESNET
+            ),
+        )
+        _register(
+            f"prehbnet{depth}",
+            "cifar",
+            f"Pre-activation HBNet-{depth} ({unit} units): (C1) with β₁ = 1, β₂ = −1, no ρ; "
+            "invertible (memory='reversible')",
+            lambda num_classes, d=depth, b=bottleneck: cifar_preact_resnet(
+                _heavyball(), depth=d, bottleneck=b, num_classes=num_classes, **HBNET
+            ),
+        )
 
 
 def _register_cifar_densenets() -> None:
@@ -152,5 +187,6 @@ def _register(name: str, dataset: str, description: str, build: object) -> None:
 
 
 _register_cifar_resnets()
+_register_cifar_preact()
 _register_cifar_densenets()
 _register_imagenet()

@@ -13,6 +13,7 @@ Split so that no step simplifies one big expression:
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import pairwise
 
@@ -53,7 +54,17 @@ class SymbolicProof:
 
     @property
     def ok(self) -> bool:
+        """No step refuted. Undecided steps (ok None) are left to the numeric proof; see `proved`."""
         return all(step.ok is not False for step in self.steps)
+
+    @property
+    def proved(self) -> bool:
+        """Every step proved (none undecided, none refuted)."""
+        return all(step.ok is True for step in self.steps)
+
+    @property
+    def undecided(self) -> list[Step]:
+        return [s for s in self.steps if s.ok is None]
 
     def failures(self, kind: str | None = None) -> list[Step]:
         return [s for s in self.steps if s.ok is False and (kind is None or s.kind == kind)]
@@ -69,9 +80,20 @@ def interval_text(cell: Cell, var: str = "x") -> str:
     return f"{cell.lo} < {var} < {cell.hi}"
 
 
-@functools.cache
-def chain_rule_lemma(n: int = 3) -> tuple[Step, Step]:
-    """∇ Σᵢ Ψ(Uᵢᵀx) = UΨ′(Uᵀx) for undefined Ψ and general n×n U; and Uᵀx = Ux for symmetric U."""
+Claim = Callable[[sp.Matrix, Callable[[sp.Expr], sp.Expr], sp.Matrix], sp.Matrix]
+
+
+def chain_rule_claim(U: sp.Matrix, phi: Callable[[sp.Expr], sp.Expr], args: sp.Matrix) -> sp.Matrix:
+    """The right side the papers use: U Φ(Uᵀx), written with Φ for Ψ′ (args[i] = Uᵢᵀx)."""
+    return U * sp.Matrix([phi(args[i]) for i in range(U.rows)])
+
+
+def chain_rule_step(n: int = 3, claim: Claim = chain_rule_claim) -> Step:
+    """∇ Σᵢ Ψ(Uᵢᵀx) = claim(U, Φ, Uᵀx) for an undefined Ψ (Ψ′ = Φ) and a general n×n U, exactly.
+
+    The gradient is computed here by differentiation; `claim` only states the right side, so a
+    wrong claim (tests pass Uᵀ for U, say) is refuted: the step never compares a side with itself.
+    """
     psi, phi = sp.Function("Psi"), sp.Function("Phi")
     U = sp.Matrix(n, n, lambda i, j: sp.Symbol(f"U{i + 1}{j + 1}", real=True))
     X = sp.Matrix(sp.symbols(f"x1:{n + 1}", real=True))
@@ -86,17 +108,28 @@ def chain_rule_lemma(n: int = 3) -> tuple[Step, Step]:
         return phi(*point) if is_psi_prime else sp.Subs(expr, variables, point)
 
     grad = grad.replace(sp.Subs, as_phi)
-    expected = U * sp.Matrix([phi(args[i]) for i in range(n)])
-    chain_ok = (grad - expected).expand() == sp.zeros(n, 1)
-    chain = Step(
+    ok = (grad - claim(U, phi, args)).expand() == sp.zeros(n, 1)
+    return Step(
         CHAIN_RULE,
         f"chain rule: grad sum_i Psi(U_i^T x) = U Psi'(U^T x) for undefined Psi and a general {n}x{n} U",
-        chain_ok,
+        ok,
     )
-    symmetric_u = U.subs({U[j, i]: U[i, j] for i in range(n) for j in range(i + 1, n)})
-    symmetric_ok = ((symmetric_u.T - symmetric_u) * X).expand() == sp.zeros(n, 1)
-    symmetric = Step(SYMMETRIC, f"U^T x = U x for a symmetric {n}x{n} U", symmetric_ok)
-    return chain, symmetric
+
+
+def symmetric_step(n: int = 3, symmetric: bool = True) -> Step:
+    """Uᵀx = Ux for a symmetric n×n U (`symmetric=False` uses a general U: tests expect a refutation)."""
+    U = sp.Matrix(n, n, lambda i, j: sp.Symbol(f"U{i + 1}{j + 1}", real=True))
+    X = sp.Matrix(sp.symbols(f"x1:{n + 1}", real=True))
+    if symmetric:
+        U = U.subs({U[j, i]: U[i, j] for i in range(n) for j in range(i + 1, n)})
+    ok = ((U.T - U) * X).expand() == sp.zeros(n, 1)
+    return Step(SYMMETRIC, f"U^T x = U x for a symmetric {n}x{n} U", ok)
+
+
+@functools.cache
+def chain_rule_lemma(n: int = 3) -> tuple[Step, Step]:
+    """∇ Σᵢ Ψ(Uᵢᵀx) = UΨ′(Uᵀx) for undefined Ψ and general n×n U; and Uᵀx = Ux for symmetric U."""
+    return chain_rule_step(n), symmetric_step(n)
 
 
 def _branch_at(expr: sp.Piecewise, cells: dict[sp.Symbol, Cell]) -> sp.Expr:

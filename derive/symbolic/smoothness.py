@@ -36,7 +36,13 @@ class Bound:
     value: float
     exact: sp.Expr | None
 
+    @property
+    def known(self) -> bool:
+        return not math.isnan(self.value)
+
     def text(self) -> str:
+        if not self.known:
+            return "unknown"
         if self.exact is not None:
             return str(self.exact)
         return (
@@ -63,6 +69,8 @@ class Smoothness:
         """One readable line for text and markdown output."""
         where = f" at {self.parameters}" if self.parameters else ""
         head = f"Phi' in [{self.m.text()}, {self.M.text()}]{where}"
+        if not (self.m.known and self.M.known):
+            return f"Phi' range unknown{where} (the numeric analysis could not finish); mu, L and kappa unknown"
         if self.kappa is None:
             if not math.isfinite(self.M.value):
                 return (
@@ -150,9 +158,30 @@ def _critical_value(d: sp.Expr, root, func) -> Bound:
     return Bound(float(func(root)), None)
 
 
+UNKNOWN = Bound(math.nan, None)
+ANALYSIS_SECONDS = 60.0
+# What evaluating Φ′ far out can raise (exp(exp(x)) at 10⁴⁰ overflows mpmath and float()).
+_NUMERIC_ERRORS = (ArithmeticError, ValueError, TypeError, MemoryError, RecursionError)
+
+
 def derivative_range(phi: sp.Expr) -> tuple[Bound, Bound]:
     """(inf Φ′, sup Φ′) over the real line (Φ with numeric parameter values); a jump of Φ makes
-    the bound on its side infinite (∇f is then not Lipschitz)."""
+    the bound on its side infinite (∇f is then not Lipschitz).
+
+    Analysis that cannot finish (an overflow or other numeric failure, or more than
+    ANALYSIS_SECONDS) gives (UNKNOWN, UNKNOWN): reported as unknown, never a crash.
+    """
+    from derive.symbolic.timelimit import time_limit
+
+    try:
+        with time_limit(ANALYSIS_SECONDS):
+            return _derivative_range(phi)
+    except _NUMERIC_ERRORS:
+        return UNKNOWN, UNKNOWN
+    return UNKNOWN, UNKNOWN  # the time limit stopped it
+
+
+def _derivative_range(phi: sp.Expr) -> tuple[Bound, Bound]:
     branching = pieces.split(phi)
     candidates: list[Bound] = []
     for cell in branching.cells:
@@ -173,6 +202,10 @@ def derivative_range(phi: sp.Expr) -> tuple[Bound, Bound]:
 def from_range(m: Bound, M: Bound, sigma: float | None = None, parameters: str = "") -> Smoothness:
     """Hessian bounds, κ and momenta at ‖U‖₂ = sigma (default σ² = 1/(2M), or 1 when M ≤ 0)."""
     rule = "given"
+    if not (m.known and M.known):
+        sigma = 1.0 if sigma is None else sigma
+        nan = math.nan
+        return Smoothness(m, M, sigma, "sigma = 1", nan, nan, None, None, None, parameters)
     if sigma is None:
         if 0 < M.value < math.inf:
             sigma, rule = 1 / math.sqrt(2 * M.value), "sigma^2 = 1/(2M)"

@@ -1,10 +1,13 @@
-"""CIFAR training (`derive train`) and learning curves (`derive plot`).
+"""Training (`derive train`: CIFAR or ImageNet, one process or many under torchrun) and learning
+curves (`derive plot`).
 
     from derive.train import TrainConfig, run_training
     summary = run_training(TrainConfig(model="hbnet56", dataset="cifar10", data_dir="~/data", out="runs/hb56"))
 
 One job per module: `data` reads and checks the official CIFAR files, `download` fetches and safely
-unpacks them, `augment` makes normalized, cropped and flipped batches on the device, `config` holds
+unpacks them, `augment` makes normalized, cropped and flipped batches on the device, `imagenet` scans
+an ImageFolder tree and loads it, `sources` gives the loop one interface to both, `sharding` splits
+each global step across ranks, `distributed` holds torchrun/DDP and the collectives, `config` holds
 the options (defaults: the papers' recipe), `loop` trains and evaluates, `checkpoint` and `runfiles`
 write the run directory, `progress` draws the progress line, `plot` draws learning curves.
 """

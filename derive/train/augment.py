@@ -8,10 +8,12 @@ a generator seeded by (seed, epoch), so a resumed epoch replays exactly.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
+
+from derive.train.regularize import apply_cutout, cutout_centres
 
 PAD_FILLS = ("mean", "black")
 
@@ -142,6 +144,7 @@ class AugmentOptions:
     pad_fill: str = "mean"
     # "image": each image its own crop and flip; "batch": one crop offset and flip for a whole batch
     per: str = "image"
+    cutout: int = 0  # side of the square zeroed after normalization (DARTS Cutout; 0: off)
 
 
 class BatchMaker:
@@ -167,9 +170,13 @@ class BatchMaker:
         return -(-len(self) // batch_size)
 
     def train_batches(
-        self, batch_size: int, seed: int, epoch: int
+        self, batch_size: int, seed: int, epoch: int, rows: Sequence[slice] | None = None
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Shuffled, augmented batches of one epoch; every image exactly once (last batch may be short)."""
+        """Shuffled, augmented batches of one epoch; every image exactly once (last batch may be short).
+
+        `rows` (positions in the epoch's order, one slice per batch) picks this rank's part of each
+        global step in a distributed run (`derive.train.sharding`); by default, whole steps.
+        """
         opt = self.options
         plan = epoch_plan(
             len(self),
@@ -187,14 +194,24 @@ class BatchMaker:
                 if opt.pad_fill == "black"
                 else torch.zeros((), device=self.images.device)
             )
-        for start in range(0, len(self), batch_size):
-            sl = slice(start, start + batch_size)
+        if opt.cutout:  # centres from their own (seed, epoch) stream, by position in the epoch
+            cut_rows, cut_cols = cutout_centres(
+                len(self),
+                *self.images.shape[2:],
+                derive_seed(seed, epoch, "cutout"),
+                plan.order.device,
+            )
+        if rows is None:
+            rows = [slice(start, start + batch_size) for start in range(0, len(self), batch_size)]
+        for sl in rows:
             idx = plan.order[sl]
             if opt.enabled:
                 raw, inside = gather_crops(self.images, idx, windows[sl])
                 x = torch.where(inside, self.normalize(raw), fill)
             else:
                 x = self.normalize(self.images[idx])
+            if opt.cutout:
+                x = apply_cutout(x, cut_rows[sl], cut_cols[sl], opt.cutout)
             yield x.contiguous(memory_format=self.memory_format), self.labels[idx]
 
     def eval_batches(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

@@ -46,9 +46,17 @@ EXTENDABLE = frozenset({"epochs"})
 
 
 def incompatibilities(
-    state: Mapping[str, object], recipe: Mapping[str, object], model_id: str, data_id: str
+    state: Mapping[str, object],
+    recipe: Mapping[str, object],
+    model_id: str,
+    data_id: str,
+    defaults: Mapping[str, object] | None = None,
 ) -> list[str]:
-    """What differs between a checkpoint and the run asked for (beyond EXTENDABLE), one phrase each."""
+    """What differs between a checkpoint and the run asked for (beyond EXTENDABLE), one phrase each.
+
+    An option the checkpoint does not record (it predates the option) counts as its default in
+    `defaults`: a new option's default is the behaviour from before it existed.
+    """
     problems = []
     if state.get("model_id") != model_id:
         problems.append(f"model {state.get('model_id')} (checkpoint) vs {model_id} (now)")
@@ -56,21 +64,11 @@ def incompatibilities(
         problems.append("the training/test data differ (different dataset, subset or files)")
     old = state.get("recipe") or {}
     assert isinstance(old, Mapping)
-    defaults = _option_defaults()
+    old = {**(defaults or {}), **old}
     for key in sorted(set(old) | set(recipe)):
-        # an option newer than the checkpoint had, in effect, its default value there
-        before = old[key] if key in old else defaults.get(key)
-        if key not in EXTENDABLE and before != recipe.get(key):
-            problems.append(f"{key} {before!r} (checkpoint) vs {recipe.get(key)!r} (now)")
+        if key not in EXTENDABLE and old.get(key) != recipe.get(key):
+            problems.append(f"{key} {old.get(key)!r} (checkpoint) vs {recipe.get(key)!r} (now)")
     return problems
-
-
-def _option_defaults() -> dict[str, object]:
-    from dataclasses import MISSING, fields
-
-    from derive.train.config import TrainConfig
-
-    return {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
 
 
 def check_compatible(
@@ -79,9 +77,10 @@ def check_compatible(
     recipe: Mapping[str, object],
     model_id: str,
     data_id: str,
+    defaults: Mapping[str, object] | None = None,
 ) -> None:
     """UserError naming every difference if `state` was not made by the same model, data and recipe."""
-    problems = incompatibilities(state, recipe, model_id, data_id)
+    problems = incompatibilities(state, recipe, model_id, data_id, defaults)
     if problems:
         raise UserError(
             f"cannot --resume from {str(path)!r}: it was made with different settings: {'; '.join(problems)}. "

@@ -9,11 +9,23 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields
 
+from derive import limits
 from derive.errors import UserError
+from derive.fsutil import check_path
+from derive.models.memory import MEMORY_MODES
 from derive.train.augment import PAD_FILLS, AugmentOptions
 from derive.train.data import DATASETS
+from derive.train.regularize import check_options as check_evaluation_options
+from derive.train.schedule import cosine_factor
 
 DEVICES = ("auto", "cpu", "cuda")
+IMAGENET = "imagenet"  # an ImageFolder tree (derive.train.imagenet); the CIFARs are in DATASETS
+DECODES = ("auto", "workers", "device")
+# The papers' ImageNet recipe (SCIS'23 appendix D): 100 epochs, batch 256, lr / 10 after epochs 30,
+# 60 and 90; the lr is 0.1 for batch 256, scaled linearly with the global batch (imagenet_lr).
+IMAGENET_RECIPE = {"epochs": 100, "batch_size": 256, "lr_milestones": (0.3, 0.6, 0.9)}
+IMAGENET_BASE_LR, IMAGENET_BASE_BATCH = 0.1, 256
+
 PRECISIONS = ("auto", "fp32", "bf16")
 MEMORY_FORMATS = ("auto", "contiguous", "channels_last")
 
@@ -25,6 +37,7 @@ RUNTIME_FIELDS = frozenset(
         "device",
         "precision",
         "memory_format",
+        "memory",
         "compile",
         "deterministic",
         "eval_batch_size",
@@ -34,6 +47,10 @@ RUNTIME_FIELDS = frozenset(
         "download_url",
         "progress_interval",
         "log_steps",
+        "workers",
+        "decode",
+        "sync_bn",
+        "dist_timeout",
     }
 )
 SHORTCUTS = ("model", "projection")
@@ -63,6 +80,13 @@ class TrainConfig:
     pad_fill: str = "mean"
     flip: bool = True
     paper_init: bool = True
+    # DARTS evaluation (SCIS §9.3, `--recipe darts-eval`); derive.train.schedule / regularize
+    lr_schedule: str = "step"  # step: lr_milestones and lr_gamma; cosine: to 0 over the epochs
+    cutout: int = 0  # side of the square zeroed in every training image (0: off)
+    auxiliary_weight: float = 0.0  # loss CE + w·CE(auxiliary head) (0: no auxiliary head)
+    drop_path: float = 0.0  # final drop-path probability, rising linearly from 0 (0: off)
+    grad_clip: float = 0.0  # max total gradient 2-norm (0: off)
+    recipe_name: str = "appendix-d"  # the preset the options started from (derive.train.recipes)
     seed: int = 0
     # warm-up (issue 12; default off as in the papers) and the choices the stability study varies
     warmup_steps: int = 0  # optimizer steps at lr x warmup_factor (at most; see warmup_until_error)
@@ -77,6 +101,9 @@ class TrainConfig:
     device: str = "auto"
     precision: str = "auto"  # auto: bf16 autocast on CUDA, fp32 on the CPU
     memory_format: str = "auto"  # auto: channels_last on CUDA
+    memory: str = (
+        "standard"  # activations in a step: standard, checkpoint, reversible (docs/memory.md)
+    )
     compile: bool = False
     deterministic: bool = False
     resume: bool = False
@@ -84,6 +111,15 @@ class TrainConfig:
     download: bool = False
     download_url: str | None = None
     progress_interval: float | None = None  # seconds; None: 1 on a terminal, 30 otherwise; 0: off
+    # ImageNet (--dataset imagenet) only: crop side, fb.resnet.torch colour jitter and PCA lighting
+    image_size: int = 224
+    color_jitter: float = 0.4
+    lighting: float = 0.1
+    workers: int | None = None  # DataLoader processes per rank; None: from the CPU count
+    decode: str = "auto"  # auto = workers: JPEGs decoded on the CPU by the DataLoader workers
+    # distributed runs (torchrun): SyncBatchNorm (CUDA only), seconds a collective may wait
+    sync_bn: bool = False
+    dist_timeout: float = 1800.0
 
     def __post_init__(self) -> None:
         self.lr_milestones = tuple(float(m) for m in self.lr_milestones)
@@ -97,15 +133,21 @@ class TrainConfig:
                 raise UserError(message)
 
         need(
-            self.dataset in DATASETS,
-            f"--dataset must be one of {', '.join(DATASETS)}, got {self.dataset!r}",
+            self.dataset in DATASETS or self.dataset == IMAGENET,
+            f"--dataset must be one of {', '.join([*DATASETS, IMAGENET])}, got {self.dataset!r}",
         )
-        need(self.epochs >= 1, f"--epochs must be at least 1, got {self.epochs}")
-        need(self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}")
-        need(
-            self.eval_batch_size >= 1,
-            f"--eval-batch-size must be at least 1, got {self.eval_batch_size}",
-        )
+        self._validate_dataset_options(need)
+        limits.TRAIN_EPOCHS.check(self.epochs, "--epochs")
+        limits.TRAIN_BATCH.check(self.batch_size, "--batch-size")
+        limits.EVAL_BATCH.check(self.eval_batch_size, "--eval-batch-size")
+        limits.PAD.check(self.pad, "--pad")
+        limits.SEED.check(self.seed, "--seed")
+        if self.progress_interval is not None:
+            limits.PROGRESS_INTERVAL.check(self.progress_interval, "--progress-interval")
+        check_path(self.data_dir, "--data-dir")
+        check_path(self.out, "--out")
+        if self.model.endswith(".py"):
+            check_path(self.model, "MODEL")
         for name in ("lr", "momentum", "weight_decay", "lr_gamma"):
             value = getattr(self, name)
             need(
@@ -122,7 +164,6 @@ class TrainConfig:
             and list(self.lr_milestones) == sorted(self.lr_milestones),
             f"--lr-milestones must be increasing fractions strictly between 0 and 1, got {list(self.lr_milestones)}",
         )
-        need(0 <= self.pad <= 32, f"--pad must be between 0 and 32, got {self.pad}")
         need(
             self.pad_fill in PAD_FILLS,
             f"--pad-fill must be one of {', '.join(PAD_FILLS)}, got {self.pad_fill!r}",
@@ -137,11 +178,11 @@ class TrainConfig:
             f"--memory-format must be one of {', '.join(MEMORY_FORMATS)}",
         )
         need(
-            not (self.resume and self.force), "--resume and --force exclude each other: choose one"
+            self.memory in MEMORY_MODES,
+            f"--memory must be one of {', '.join(MEMORY_MODES)}, got {self.memory!r}",
         )
         need(
-            self.progress_interval is None or self.progress_interval >= 0,
-            f"--progress-interval must be >= 0, got {self.progress_interval}",
+            not (self.resume and self.force), "--resume and --force exclude each other: choose one"
         )
         need(self.seed >= 0, f"--seed must be >= 0, got {self.seed}")
         need(
@@ -170,9 +211,61 @@ class TrainConfig:
                 getattr(self, name) in allowed,
                 f"--{name.replace('_', '-')} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}",
             )
+        check_evaluation_options(self)
+
+    @classmethod
+    def for_dataset(cls, dataset: str, **options: object) -> TrainConfig:
+        """A config whose unspecified recipe options are `dataset`'s defaults: the papers' CIFAR
+        recipe (the field defaults) or their ImageNet recipe (IMAGENET_RECIPE, lr from imagenet_lr)."""
+        if dataset == IMAGENET:
+            for key, value in IMAGENET_RECIPE.items():
+                options.setdefault(key, value)
+            options.setdefault("lr", imagenet_lr(int(options["batch_size"])))  # type: ignore[call-overload]
+        return cls(dataset=dataset, **options)  # type: ignore[arg-type]
+
+    def _validate_dataset_options(self, need: object) -> None:
+        """Options that belong to one kind of dataset are refused with the other (never ignored)."""
+        assert callable(need)
+        imagenet = self.dataset == IMAGENET
+        if imagenet:
+            need(
+                not self.download,
+                "--download: ImageNet cannot be downloaded; give --data-dir with train/ and val/",
+            )
+            need(
+                self.pad == 4 and self.pad_fill == "mean" and not self.cutout,
+                "--pad, --pad-fill and --cutout apply to CIFAR only (ImageNet crops with RandomResizedCrop)",
+            )
+        else:
+            for name, default in (
+                ("image_size", 224),
+                ("color_jitter", 0.4),
+                ("lighting", 0.1),
+                ("decode", "auto"),
+                ("workers", None),
+            ):
+                need(
+                    getattr(self, name) == default,
+                    f"--{name.replace('_', '-')} applies to --dataset imagenet only",
+                )
+        limits.IMAGE_SIZE.check(self.image_size, "--image-size")
+        limits.COLOR_JITTER.check(self.color_jitter, "--color-jitter")
+        limits.LIGHTING.check(self.lighting, "--lighting")
+        if self.workers is not None:
+            limits.WORKERS.check(self.workers, "--workers")
+        need(
+            self.decode in DECODES,
+            f"--decode must be one of {', '.join(DECODES)}, got {self.decode!r}",
+        )
+        limits.DIST_TIMEOUT.check(self.dist_timeout, "--dist-timeout")
 
     @property
     def num_classes(self) -> int:
+        """CIFAR's number of classes (ImageNet's comes from its class folders: sources.dataset_shape)."""
+        if self.dataset == IMAGENET:
+            raise ValueError(
+                "the number of ImageNet classes comes from the folders (dataset_shape)"
+            )
         return DATASETS[self.dataset].num_classes
 
     def milestone_epochs(self) -> list[int]:
@@ -185,6 +278,8 @@ class TrainConfig:
 
     def lr_at(self, epoch: int) -> float:
         """The learning rate of 1-based `epoch` (an independent statement of the schedule)."""
+        if self.lr_schedule == "cosine":
+            return self.lr * cosine_factor(epoch - 1, self.epochs)
         drops = sum(1 for m in self.milestone_epochs() if epoch - 1 >= m)
         return self.lr * self.lr_gamma**drops
 
@@ -195,6 +290,7 @@ class TrainConfig:
             flip=self.flip,
             pad_fill=self.pad_fill,
             per=self.augment_per,
+            cutout=self.cutout,
         )
 
     def to_dict(self) -> dict[str, object]:
@@ -209,6 +305,20 @@ class TrainConfig:
         run can be resumed from another working directory.
         """
         return {k: v for k, v in self.to_dict().items() if k not in RUNTIME_FIELDS and k != "model"}
+
+
+def imagenet_lr(batch_size: int) -> float:
+    """The papers' ImageNet lr, 0.1 for batch 256, scaled linearly with the global batch (Goyal et al.)."""
+    return IMAGENET_BASE_LR * batch_size / IMAGENET_BASE_BATCH
+
+
+def recipe_defaults() -> dict[str, object]:
+    """The default of every scalar recipe option: what a checkpoint older than the option did."""
+    return {
+        f.name: f.default
+        for f in fields(TrainConfig)
+        if f.name not in RUNTIME_FIELDS and isinstance(f.default, (bool, int, float, str))
+    }
 
 
 def config_fields() -> list[str]:

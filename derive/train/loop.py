@@ -1,9 +1,13 @@
-"""`run_training(config)`: train a model on CIFAR, one epoch at a time, safely resumable.
+"""`run_training(config)`: train a model on CIFAR or ImageNet, one epoch at a time, safely resumable.
 
-Per epoch: shuffle and augment on the device from a generator seeded by (seed, epoch), train, evaluate
-on the test set, then write checkpoint.pt, metrics.csv and summary.json (each atomically, in that
-order). A non-finite training loss stops the run with TrainingDiverged (exit status 3 from the CLI)
-before anything of that epoch is written, so the checkpoint on disk is the last good one.
+Per epoch: shuffle and augment from a generator seeded by (seed, epoch), train, evaluate on the test
+set, then write checkpoint.pt, metrics.csv and summary.json (each atomically, in that order). A
+non-finite training loss stops the run with TrainingDiverged (exit status 3 from the CLI) before
+anything of that epoch is written, so the checkpoint on disk is the last good one.
+
+Under torchrun the same loop runs on every rank (derive.train.distributed): each rank trains on its
+part of every global step (derive.train.sharding), DDP averages the gradients, metrics are summed
+across ranks, and only rank 0 writes RUN_DIR.
 """
 
 from __future__ import annotations
@@ -17,11 +21,9 @@ import os
 import platform
 import subprocess
 import time
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -29,21 +31,49 @@ import torch.nn.functional as F
 from derive import __version__
 from derive.devices import device_name
 from derive.errors import UserError
-from derive.fsutil import ensure_output_dir
-from derive.train.augment import BatchMaker, Normalizer, derive_seed
+from derive.fsutil import ensure_output_dir, remove_file
+from derive.train import distributed
+from derive.train.augment import derive_seed
 from derive.train.checkpoint import check_compatible, load_checkpoint, save_checkpoint
-from derive.train.config import TrainConfig
-from derive.train.data import CifarData, channel_stats, load_cifar
+from derive.train.config import TrainConfig, recipe_defaults
+from derive.train.distributed import Dist
 from derive.train.progress import Progress
-from derive.train.runfiles import CHECKPOINT, RUN_FILES, write_metrics, write_summary
+from derive.train.regularize import (
+    auxiliary_parameters,
+    check_model,
+    clip_gradients,
+    model_options,
+    set_drop_path,
+    training_loss,
+)
+from derive.train.runfiles import (
+    CHECKPOINT,
+    RUN_FILES,
+    check_run_files,
+    clean_run_dir,
+    write_metrics,
+    write_summary,
+)
+from derive.train.schedule import describe as describe_schedule
+from derive.train.schedule import make_scheduler, retarget
+from derive.train.sharding import epoch_shares
+from derive.train.sources import EvalSource, TrainData, TrainSource, dataset_shape, open_data
 from derive.train.steplog import STEPS, StepLog, grad_norm, write_steps
 from derive.train.warmup import Warmup
 
 log = logging.getLogger(__name__)
 
 FLOPS_NOTE = (
-    "flops: FLOPs of one forward pass on one 3x32x32 image, counted by torch.utils.flop_counter "
+    "flops: FLOPs of one forward pass on one 3x{size}x{size} image, counted by torch.utils.flop_counter "
     "(a multiply-add counts 2); multiply_adds = flops / 2 is the unit of the papers' tables"
+)
+SINGLE = Dist()  # one process, no process group
+
+
+PARAMETERS_NOTE = (
+    "parameters: every parameter of the model as trained, its auxiliary head included when it has "
+    "one; parameters_without_auxiliary leaves out those named '*auxiliary*', as DARTS and SCIS "
+    "Table 4 count (their 3.3M); flops are of the eval-mode forward, without the auxiliary head"
 )
 
 
@@ -102,22 +132,29 @@ def model_identity(spec: str) -> str:
     return f"zoo:{spec}"
 
 
-def build_model(config: TrainConfig) -> nn.Module:
-    """The model, initialized from the run's seed (paper init unless turned off), checked on a dummy batch."""
+def build_model(
+    config: TrainConfig, num_classes: int | None = None, input_size: int = 32
+) -> nn.Module:
+    """The model, initialized from the run's seed (paper init unless turned off), checked on a dummy
+    batch of input_size x input_size images (default: CIFAR's classes and 32 x 32)."""
     from derive.models import resolve_model
     from derive.models.init import paper_init
 
+    num_classes = config.num_classes if num_classes is None else num_classes
     torch.manual_seed(derive_seed(config.seed, "init"))
+    shape = f"2x3x{input_size}x{input_size}"
     try:
-        model = resolve_model(config.model, num_classes=config.num_classes)
+        model = resolve_model(
+            config.model, num_classes=num_classes, memory=config.memory, **model_options(config)
+        )
     except UserError:
         raise
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
         if not config.model.endswith(".py"):  # a zoo model failing is a bug in derive
             raise
         # a user's model file failing is bad input
         raise UserError(
-            f"{config.model}: create_model(num_classes={config.num_classes}) failed: {type(exc).__name__}: {exc}"
+            f"{config.model}: create_model(num_classes={num_classes}) failed: {type(exc).__name__}: {exc}"
         ) from None
     if not isinstance(model, nn.Module):
         raise UserError(
@@ -138,55 +175,94 @@ def build_model(config: TrainConfig) -> nn.Module:
     model.eval()
     try:
         with torch.no_grad():
-            out = model(torch.zeros(2, 3, 32, 32))
-    except Exception as exc:  # the user's model is bad input
+            out = model(torch.zeros(2, 3, input_size, input_size))
+    except (Exception, SystemExit) as exc:  # the user's model is bad input
         raise UserError(
-            f"model {config.model} fails on a 2x3x32x32 batch: {type(exc).__name__}: {exc}"
+            f"model {config.model} fails on a {shape} batch: {type(exc).__name__}: {exc}"
         ) from None
-    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, config.num_classes):
-        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, num_classes):
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise UserError(
-            f"model {config.model} maps a 2x3x32x32 batch to {shape}, expected (2, {config.num_classes}) logits"
+            f"model {config.model} maps a {shape} batch to {got}, expected (2, {num_classes}) logits"
         )
+    check_model(model, config)  # auxiliary head / drop_path_prob when the options need them
+    if not any(p.requires_grad for p in model.parameters()):
+        raise UserError(f"model {config.model} has no trainable parameters: nothing to train")
     return model
 
 
 def run_training(config: TrainConfig, progress: Progress | None = None) -> dict[str, object]:
     """Train as `config` says, writing the run directory; return the summary (also in summary.json).
 
-    Raises UserError for bad input (before anything is written), TrainingDiverged on a NaN/inf loss.
+    Raises UserError for bad input (before anything is written), TrainingDiverged on a NaN/inf loss,
+    and, in a distributed run, RankLost when another rank is gone.
     """
+    launch = distributed.launch_from_env()
+    rt = resolve_runtime(config)
+    distributed.check_launch(launch, config.batch_size, config.sync_bn, rt.device.type)
+    d = distributed.start(launch, rt.device, config.dist_timeout)
+    rt.device = d.device
+    try:
+        result = _run_training(config, progress, rt, d)
+    except BaseException as exc:
+        lost = distributed.rank_lost(exc, d, config.out)
+        if lost is not None:
+            raise lost from None
+        raise
+    d.close()
+    return result
+
+
+def _run_training(
+    config: TrainConfig, progress: Progress | None, rt: Runtime, d: Dist
+) -> dict[str, object]:
     run_dir = Path(config.out).expanduser()
     ckpt_path = run_dir / CHECKPOINT
-    _check_run_dir(run_dir, config)
-    rt = resolve_runtime(config)
+    d.on_main(_check_run_dir, run_dir, config)
     started = _now()
 
-    model = build_model(config)  # before any download: a bad MODEL fails at once
-    model_id = model_identity(config.model)
-    if config.download:
-        from derive.train.download import download_cifar
+    with d.agreement():  # bad input on any rank stops every rank with its one line
+        num_classes, input_size = dataset_shape(config)
+        model = build_model(
+            config, num_classes, input_size
+        )  # before the data: a bad MODEL fails at once
+        model_id = model_identity(config.model)
+        data = open_data(config, rt.device, rt.memory_format, d)
+        _check_memory(model, config, data, rt, d)
+    data_id = data.fingerprint
 
-        download_cifar(config.dataset, config.data_dir, base_url=config.download_url)
-    data = load_cifar(config.dataset, config.data_dir)
-    mean, std = channel_stats(data.train_images)
-    data_id = data.fingerprint()
-    state = None
-    if config.resume and ckpt_path.exists():
-        state = load_checkpoint(ckpt_path)
-        check_compatible(ckpt_path, state, config.recipe(), model_id, data_id)
-    elif config.resume:
-        log.info("no checkpoint in %s: starting a new run", run_dir)
+    def load_state() -> dict[str, object] | None:
+        if config.resume and ckpt_path.exists():
+            state = load_checkpoint(ckpt_path)
+            check_compatible(
+                ckpt_path, state, config.recipe(), model_id, data_id, defaults=recipe_defaults()
+            )
+            return state
+        if config.resume:
+            log.info("no checkpoint in %s: starting a new run", run_dir)
+        return None
 
-    ensure_output_dir(run_dir)
-    if config.force:
-        for name in (*RUN_FILES, STEPS):
-            with contextlib.suppress(FileNotFoundError):
-                (run_dir / name).unlink()
+    state = d.on_main(load_state, share=True)  # only rank 0 reads RUN_DIR; the others get a copy
+
+    def prepare_run_dir() -> None:
+        ensure_output_dir(run_dir)
+        for stale in clean_run_dir(run_dir, config.force):
+            log.info("removed %s (left by a run killed while writing)", stale)
+        if config.force:
+            remove_file(run_dir / STEPS, "run file")
+
+    d.on_main(prepare_run_dir)
 
     n_params = _count_parameters(model)
-    flops = _count_flops(model)
+    n_aux = auxiliary_parameters(model)
+    flops = _count_flops(model, input_size)
     model.to(rt.device, memory_format=rt.memory_format)
+    model, ddp = d.wrap(
+        model,
+        config.sync_bn,
+        input_size,
+        lambda out: training_loss(out, _probe_labels(out), config.auxiliary_weight)[1],
+    )
     optimizer = torch.optim.SGD(
         model.parameters(),
         lr=config.lr,
@@ -194,9 +270,7 @@ def run_training(config: TrainConfig, progress: Progress | None = None) -> dict[
         nesterov=config.nesterov,
         weight_decay=config.weight_decay,
     )
-    scheduler = torch.optim.lr_scheduler.MultiStepLR(
-        optimizer, config.milestone_epochs(), config.lr_gamma
-    )
+    scheduler = make_scheduler(optimizer, config)
     history: list[dict[str, float]] = []
     sessions: list[dict[str, object]] = []
     warmup = Warmup(config.warmup_steps, config.warmup_factor, config.warmup_until_error)
@@ -220,39 +294,29 @@ def run_training(config: TrainConfig, progress: Progress | None = None) -> dict[
         assert isinstance(recorded, dict)
         if recorded.get("epochs") != config.epochs:
             _change_epochs(config, int(recorded.get("epochs") or 0), len(history), scheduler)
-    write_metrics(run_dir, history)
+    d.on_main(write_metrics, run_dir, history)
     if len(steplog):
-        write_steps(run_dir, steplog.rows)
+        d.on_main(write_steps, run_dir, steplog.rows)
 
-    normalizer = Normalizer(mean, std, rt.device)
-
-    def on_device(
-        images: np.ndarray, labels: np.ndarray
-    ) -> BatchMaker:  # uint8, on the device once
-        return BatchMaker(
-            torch.from_numpy(images).to(rt.device),
-            torch.from_numpy(labels).to(rt.device),
-            normalizer,
-            config.augment_options(),
-            rt.memory_format,
-        )
-
-    train_set = on_device(data.train_images, data.train_labels)
-    test_set = on_device(data.test_images, data.test_labels)
-    net = torch.compile(model) if config.compile else model
+    train_set, test_set = data.train, data.test
+    net = torch.compile(ddp) if config.compile else ddp
+    # evaluation runs on each rank's own copy, outside DDP (whose forward would add collectives)
+    eval_net = net if not d.distributed else torch.compile(model) if config.compile else model
     progress = progress or Progress(config.progress_interval)
+    if not d.is_main:
+        progress.enabled = False
     commit, dirty = git_commit()
     ctx = _RunContext(
         config=config,
         data=data,
-        mean=mean,
-        std=std,
         data_id=data_id,
         model_id=model_id,
         parameters=n_params,
+        auxiliary_parameters=n_aux,
         flops=flops,
         device_name=device_name(rt.device),
         rt=rt,
+        dist=d,
         started=started,
         sessions=sessions,
         git_commit=commit,
@@ -265,19 +329,22 @@ def run_training(config: TrainConfig, progress: Progress | None = None) -> dict[
     if len(history) >= config.epochs:
         log.info("%s already holds all %d epochs; nothing to do", run_dir, config.epochs)
         result = summary("completed")
-        write_summary(run_dir, result)
+        d.on_main(write_summary, run_dir, result)
         return result
     log.info(
-        "training %s on %s (%d train / %d test images) for epochs %d-%d on %s%s; %s parameters",
+        "training %s on %s (%d train / %d test images) for epochs %d-%d on %s%s; %s parameters%s",
         config.model,
         config.dataset,
         len(train_set),
-        len(test_set),
+        data.info["test_size"],
         len(history) + 1,
         config.epochs,
         ctx.device_name,
         " (bf16 autocast)" if rt.bf16 else "",
         f"{n_params:,}",
+        f"; {d.world_size} processes ({d.backend}), global batch {config.batch_size}"
+        if d.distributed
+        else "",
     )
     if warmup.active:
         log.info("%s (%d done)", warmup.describe(), warmup.step)
@@ -287,13 +354,15 @@ def run_training(config: TrainConfig, progress: Progress | None = None) -> dict[
             "start_epoch": len(history) + 1,
             "epochs": config.epochs,
             "device": str(rt.device),
+            "world_size": d.world_size,
         }
     )
-    write_summary(run_dir, summary("running"))
+    d.on_main(write_summary, run_dir, summary("running"))
     try:
         for epoch in range(len(history) + 1, config.epochs + 1):
             t0 = time.perf_counter()
             lr = optimizer.param_groups[0]["lr"]
+            set_drop_path(model, config, epoch)
             train_loss, train_acc = train_epoch(
                 net,
                 train_set,
@@ -302,10 +371,13 @@ def run_training(config: TrainConfig, progress: Progress | None = None) -> dict[
                 epoch,
                 rt,
                 progress,
+                d,
                 warmup=warmup,
                 steplog=steplog if config.log_steps else None,
             )
-            test_loss, test_acc = evaluate(net, test_set, config.eval_batch_size, rt)
+            d.broadcast_buffers(model)  # every rank evaluates rank 0's model, the one saved
+            test = eval_metrics(eval_net, test_set, config.eval_batch_size, rt, d)
+            test_loss, test_acc = test["loss"], test["acc"]
             seconds = time.perf_counter() - t0
             row = {
                 "epoch": epoch,
@@ -316,9 +388,12 @@ def run_training(config: TrainConfig, progress: Progress | None = None) -> dict[
                 "lr": lr,
                 "seconds": seconds,
             }
+            if data.report_top5:
+                row["test_top5_acc"] = test["top5_acc"]
             history.append(row)
             scheduler.step()
-            save_checkpoint(
+            d.on_main(
+                save_checkpoint,
                 ckpt_path,
                 {
                     "epoch": epoch,
@@ -332,16 +407,16 @@ def run_training(config: TrainConfig, progress: Progress | None = None) -> dict[
                     "recipe": config.recipe(),
                     "model_id": model_id,
                     "data_id": data_id,
-                    "normalization": {"mean": mean, "std": std},
+                    "normalization": data.normalization,
                     "warmup": warmup.state_dict(),
                     "steps": steplog.state(),
                 },
             )
-            write_metrics(run_dir, history)
+            d.on_main(write_metrics, run_dir, history)
             if len(steplog):
-                write_steps(run_dir, steplog.rows)
+                d.on_main(write_steps, run_dir, steplog.rows)
             result = summary("completed" if epoch == config.epochs else "running")
-            write_summary(run_dir, result)
+            d.on_main(write_summary, run_dir, result)
             progress.clear()
             best = min(history, key=lambda r: (-r["test_acc"], r["epoch"]))
             log.info(
@@ -357,69 +432,79 @@ def run_training(config: TrainConfig, progress: Progress | None = None) -> dict[
                 100 * (1 - best["test_acc"]),
                 best["epoch"],
             )
-    except TrainingDiverged:
+    except TrainingDiverged:  # every rank sees the same summed loss, so all stop here together
         progress.clear()
         if config.log_steps:  # the steps up to the non-finite loss, to see how it diverged
             steplog.flush()
-            write_steps(run_dir, steplog.rows)
-        write_summary(run_dir, summary("diverged"))
+            d.on_main(write_steps, run_dir, steplog.rows)
+        d.on_main(write_summary, run_dir, summary("diverged"))
         raise
     except BaseException as exc:
         progress.clear()
-        with contextlib.suppress(Exception):
-            write_summary(
-                run_dir, summary("interrupted" if isinstance(exc, KeyboardInterrupt) else "failed")
-            )
+        if d.is_main:  # no collective here: the other ranks may be gone
+            with contextlib.suppress(Exception):
+                write_summary(
+                    run_dir,
+                    summary("interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"),
+                )
         raise
     return result
 
 
 def train_epoch(
     model: nn.Module,
-    batches: BatchMaker,
+    batches: TrainSource,
     optimizer: torch.optim.Optimizer,
     config: TrainConfig,
     epoch: int,
     rt: Runtime,
     progress: Progress,
+    d: Dist = SINGLE,
     warmup: Warmup | None = None,
     steplog: StepLog | None = None,
 ) -> tuple[float, float]:
     """One pass over the training set; returns (mean loss, accuracy) on the augmented batches.
 
-    `warmup` scales the lr of its warm-up steps; `steplog` records every step (--log-steps).
+    Distributed: this rank trains on its share of each global step; loss and accuracy are summed
+    over all ranks, so they are those of the whole epoch. `warmup` scales the lr of its warm-up
+    steps; `steplog` records every step (--log-steps; this rank's batch).
     """
     warmup = warmup or Warmup()
     torch.manual_seed(
-        derive_seed(config.seed, epoch, "model")
+        d.rank_seed(derive_seed(config.seed, epoch, "model"))
     )  # dropout and the like replay on resume
     model.train()
-    n_batches = batches.num_batches(config.batch_size)
+    shares = epoch_shares(len(batches), config.batch_size, d.rank, d.world_size)
+    n_batches = len(shares)
     loss_sum = torch.zeros((), dtype=torch.float64, device=rt.device)
     correct = torch.zeros((), dtype=torch.int64, device=rt.device)
     seen, last_seen = 0, 0
     progress.start_epoch()
     last_time = time.perf_counter()
-    for i, (x, y) in enumerate(
-        batches.train_batches(config.batch_size, config.seed, epoch), start=1
-    ):
+    batch_iter = batches.train_batches(
+        config.batch_size, config.seed, epoch, rows=[s.rows for s in shares]
+    )
+    for i, ((x, y), share) in enumerate(zip(batch_iter, shares, strict=True), start=1):
         with rt.autocast():
-            logits = model(x)
-            loss = F.cross_entropy(logits, y)
+            logits, loss = training_loss(model(x), y, config.auxiliary_weight)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        norm = grad_norm(model.parameters()) if steplog is not None else None
+        # share.weight is 1 except for an unevenly split last step (sharding.py)
+        (loss if share.weight == 1.0 else loss * share.weight).backward()
+        norm = grad_norm(model.parameters()) if steplog is not None else None  # before clipping
+        clip_gradients(model, config)
         with warmup.scaled(optimizer) as lr_used:
             optimizer.step()
         hits = (logits.detach().argmax(1) == y).sum()
         if steplog is not None:
             steplog.record(warmup.step + 1, epoch, loss, hits, y.shape[0], lr_used, norm)
-        warmup.after_step(*((y.shape[0] - hits.item(), y.shape[0]) if warmup.needs_counts else ()))
-        loss_sum += loss.detach().double() * y.shape[0]
-        correct += hits
-        seen += y.shape[0]
+        counts = warmup.needs_counts and share.count
+        warmup.after_step(*((y.shape[0] - hits.item(), y.shape[0]) if counts else ()))
+        if share.count:
+            loss_sum += loss.detach().double() * share.count
+            correct += hits
+            seen += share.count
         if i % rt.sync_every == 0 or i == n_batches:
-            total = loss_sum.item()
+            total, total_correct, total_seen = _epoch_sums(d, loss_sum, correct, seen)
             if not math.isfinite(total):
                 kept = (
                     f"{config.out}/checkpoint.pt still holds the last good epoch ({epoch - 1})"
@@ -432,30 +517,97 @@ def train_epoch(
                 )
             if progress.due():
                 now = time.perf_counter()
-                rate = (seen - last_seen) / max(now - last_time, 1e-9)
-                last_seen, last_time = seen, now
+                rate = (total_seen - last_seen) / max(now - last_time, 1e-9)
+                last_seen, last_time = total_seen, now
                 progress.show(
-                    epoch, config.epochs, i, n_batches, total / seen, correct.item() / seen, rate
+                    epoch,
+                    config.epochs,
+                    i,
+                    n_batches,
+                    total / total_seen,
+                    total_correct / total_seen,
+                    rate,
                 )
     if steplog is not None:
         steplog.flush()
-    return loss_sum.item() / seen, correct.item() / seen
+    return total / total_seen, total_correct / total_seen
+
+
+def _probe_labels(output: object) -> torch.Tensor:
+    """Class-0 labels for the output of the unused-parameter probe (distributed.unused_parameters)."""
+    logits = output[0] if isinstance(output, (tuple, list)) else output
+    assert isinstance(logits, torch.Tensor)
+    return torch.zeros(logits.shape[0], dtype=torch.int64, device=logits.device)
+
+
+def _epoch_sums(
+    d: Dist, loss_sum: torch.Tensor, correct: torch.Tensor, seen: int
+) -> tuple[float, int, int]:
+    """(loss sum, correct, seen) over all ranks (this rank's own when single); one host sync."""
+    if not d.distributed:
+        return loss_sum.item(), int(correct.item()), seen
+    sums = d.sum(torch.stack([loss_sum, correct.double(), loss_sum.new_tensor(float(seen))]))
+    total, total_correct, total_seen = sums.tolist()
+    return total, int(total_correct), int(total_seen)
 
 
 @torch.no_grad()
 def evaluate(
-    model: nn.Module, batches: BatchMaker, batch_size: int, rt: Runtime
+    model: nn.Module, batches: EvalSource, batch_size: int, rt: Runtime
 ) -> tuple[float, float]:
     """(mean cross-entropy, accuracy) over a whole set, in eval mode, no augmentation."""
+    result = eval_metrics(model, batches, batch_size, rt)
+    return result["loss"], result["acc"]
+
+
+@torch.no_grad()
+def eval_metrics(
+    model: nn.Module, batches: EvalSource, batch_size: int, rt: Runtime, d: Dist = SINGLE
+) -> dict[str, float]:
+    """Mean cross-entropy, top-1 and top-5 accuracy over a whole set (each rank holding its part:
+    sums and counts are added over the ranks), in eval mode, no augmentation."""
     model.eval()
-    loss_sum = torch.zeros((), dtype=torch.float64, device=rt.device)
-    correct = torch.zeros((), dtype=torch.int64, device=rt.device)
+    # loss sum, top-1 correct, top-5 correct, count
+    sums = torch.zeros(4, dtype=torch.float64, device=rt.device)
     for x, y in batches.eval_batches(batch_size):
         with rt.autocast():
             logits = model(x)
-        loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").double()
-        correct += (logits.argmax(1) == y).sum()
-    return loss_sum.item() / len(batches), correct.item() / len(batches)
+        k = min(5, logits.shape[1])
+        hits = (logits.topk(k, dim=1).indices == y[:, None]).any(1)
+        sums += torch.stack(
+            [
+                F.cross_entropy(logits.float(), y, reduction="sum").double(),
+                (logits.argmax(1) == y).sum().double(),
+                hits.sum().double(),
+                sums.new_tensor(float(y.shape[0])),
+            ]
+        )
+    loss, top1, top5, count = d.sum(sums).tolist()
+    if count == 0:
+        raise UserError("the test set yielded no images to evaluate")
+    return {"loss": loss / count, "acc": top1 / count, "top5_acc": top5 / count}
+
+
+def _check_memory(
+    model: nn.Module, config: TrainConfig, data: TrainData, rt: Runtime, d: Dist
+) -> None:
+    from derive.memory import check_fits, training_bytes
+
+    batch = config.batch_size // d.world_size  # this rank's part of the global batch
+    try:
+        needed = training_bytes(
+            model, batch, data.resident_bytes, image=(3, data.input_size, data.input_size)
+        )
+    except Exception as exc:  # the estimate is a courtesy; build_model already checked the model
+        log.debug("no memory estimate: %s: %s", type(exc).__name__, exc)
+        return
+    check_fits(
+        needed,
+        rt.device,
+        f"training {config.model} with --batch-size {config.batch_size}"
+        + (f" ({batch} per process)" if d.distributed else ""),
+        "lower --batch-size",
+    )
 
 
 def _restore_steps(
@@ -463,22 +615,21 @@ def _restore_steps(
     warmup: Warmup,
     steplog: StepLog,
     history: list[dict[str, float]],
-    data: CifarData,
+    data: TrainData,
     config: TrainConfig,
 ) -> None:
     """The warm-up state and the step log of a checkpoint (older ones have neither: steps counted)."""
     if isinstance(state.get("warmup"), dict):
         warmup.load_state_dict(state["warmup"])
     else:  # an older checkpoint: its recipe had no warm-up (the resume check made sure of that)
-        warmup.step = len(history) * -(-len(data.train_labels) // config.batch_size)
+        warmup.step = len(history) * len(epoch_shares(len(data.train), config.batch_size, 0, 1))
     steps = state.get("steps")
     if isinstance(steps, torch.Tensor):
         steplog.rows = steps.to(torch.float64)
 
 
 def _check_run_dir(run_dir: Path, config: TrainConfig) -> None:
-    if run_dir.exists() and not run_dir.is_dir():
-        raise UserError(f"--out {str(run_dir)!r} exists and is not a directory")
+    check_run_files(run_dir)
     existing = [name for name in RUN_FILES if (run_dir / name).exists()]
     if existing and not (config.resume or config.force):
         raise UserError(
@@ -493,11 +644,11 @@ def _count_parameters(model: nn.Module) -> int:
     return count_parameters(model)
 
 
-def _count_flops(model: nn.Module) -> int | None:
+def _count_flops(model: nn.Module, input_size: int = 32) -> int | None:
     from derive.models.stats import count_flops
 
     try:
-        return count_flops(model, (1, 3, 32, 32))
+        return count_flops(model, (1, 3, input_size, input_size))
     except Exception as exc:  # counting is informative only; never block a run on it
         log.warning("could not count FLOPs: %s: %s", type(exc).__name__, exc)
         return None
@@ -525,7 +676,7 @@ def _change_epochs(
     config: TrainConfig,
     before: int,
     done: int,
-    scheduler: torch.optim.lr_scheduler.MultiStepLR,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
 ) -> None:
     """Resume a run with another --epochs: the lr schedule becomes the one for config.epochs.
 
@@ -540,20 +691,20 @@ def _change_epochs(
     if config.epochs == done:
         log.info("--epochs %d: the run ends with the %d epochs it holds", config.epochs, done)
         return
-    scheduler.milestones = Counter(config.milestone_epochs())
+    retarget(scheduler, config)
     lr = config.lr_at(done + 1)
     for group in scheduler.optimizer.param_groups:
         group["lr"] = lr
     scheduler._last_lr = [lr for _ in scheduler.optimizer.param_groups]
     log.warning(
         "resuming with --epochs %d instead of %d: epochs %d-%d follow the schedule for %d epochs "
-        "(lr drops after epochs %s; epoch %d runs at %g); epochs 1-%d keep the rates they had",
+        "(%s; epoch %d runs at %g); epochs 1-%d keep the rates they had",
         config.epochs,
         before,
         done + 1,
         config.epochs,
         config.epochs,
-        ", ".join(map(str, config.milestone_epochs())),
+        describe_schedule(config),
         done + 1,
         lr,
         done,
@@ -593,15 +744,15 @@ class _RunContext:
     """What a run's summary reports besides the metrics history."""
 
     config: TrainConfig
-    data: CifarData
-    mean: list[float]
-    std: list[float]
+    data: TrainData
     data_id: str
     model_id: str
     parameters: int
+    auxiliary_parameters: int
     flops: int | None
     device_name: str
     rt: Runtime
+    dist: Dist
     started: str
     sessions: list[dict[str, object]]
     git_commit: str | None
@@ -609,9 +760,19 @@ class _RunContext:
 
     def summary(self, status: str, history: list[dict[str, float]]) -> dict[str, object]:
         """The content of summary.json."""
-        config, data, flops = self.config, self.data, self.flops
+        config, flops = self.config, self.flops
         last = history[-1] if history else None
         best = min(history, key=lambda r: (-r["test_acc"], r["epoch"])) if history else None
+        top5 = (
+            {
+                "final_test_top5_error_percent": 100 * (1 - last["test_top5_acc"])
+                if last
+                else None,
+                "best_test_top5_error_percent": 100 * (1 - best["test_top5_acc"]) if best else None,
+            }
+            if self.data.report_top5
+            else {}
+        )
         return {
             "status": status,
             "epochs_completed": len(history),
@@ -619,6 +780,7 @@ class _RunContext:
             "final_test_error_percent": 100 * (1 - last["test_acc"]) if last else None,
             "best_test_error_percent": 100 * (1 - best["test_acc"]) if best else None,
             "best_epoch": int(best["epoch"]) if best else None,
+            **top5,
             "final_test_loss": last["test_loss"] if last else None,
             "final_train_loss": last["train_loss"] if last else None,
             "wall_time_seconds": sum(r["seconds"] for r in history),
@@ -627,24 +789,16 @@ class _RunContext:
                 "spec": config.model,
                 "id": self.model_id,
                 "parameters": self.parameters,
+                "parameters_without_auxiliary": self.parameters - self.auxiliary_parameters,
+                "parameters_auxiliary_head": self.auxiliary_parameters,
+                "parameters_note": PARAMETERS_NOTE,
                 "flops": flops,
                 "multiply_adds": flops // 2 if flops is not None else None,
-                "flops_note": FLOPS_NOTE,
+                "flops_note": FLOPS_NOTE.format(size=self.data.input_size),
             },
-            "dataset": {
-                "name": data.name,
-                "folder": str(data.folder),
-                "train_size": len(data.train_labels),
-                "test_size": len(data.test_labels),
-                "num_classes": data.num_classes,
-                "files": data.files,
-                "fingerprint": self.data_id,
-                "normalization": {
-                    "mean": self.mean,
-                    "std": self.std,
-                    "units": "pixel/255, per channel R,G,B, computed from the training images",
-                },
-            },
+            "dataset": self.data.info,
+            "world_size": self.dist.world_size,
+            "distributed": self.dist.describe(),
             "device": {
                 "name": self.device_name,
                 "precision": "bf16 autocast" if self.rt.bf16 else "fp32",

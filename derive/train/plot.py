@@ -12,11 +12,18 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from derive.errors import UserError
-from derive.fsutil import atomic_write_bytes
+from derive.fsutil import atomic_write_bytes, check_path, output_file
+from derive.limits import TITLE_CHARS
 from derive.train.runfiles import read_metrics, read_summary
 
 log = logging.getLogger(__name__)
 FORMATS = (".png", ".pdf", ".svg")
+
+
+def plain_text(text: str | None) -> str | None:
+    """`text` as matplotlib shows it literally: no mathtext ($...$), so any title or folder name
+    draws as typed instead of failing in the TeX-like parser."""
+    return None if text is None else text.replace("$", r"\$")
 
 
 def run_label(run_dir: Path, rows: list[dict[str, float]]) -> str:
@@ -45,11 +52,12 @@ def plot_runs(run_dirs: Sequence[str | Path], out: str | Path, title: str | None
     out = Path(out)
     if out.suffix.lower() not in FORMATS:
         raise UserError(f"--out {str(out)!r}: the file name must end in {', '.join(FORMATS)}")
-    if not out.parent.is_dir():
-        raise UserError(f"--out {str(out)!r}: folder {str(out.parent)!r} does not exist")
+    output_file(out, "--out")  # a folder, a device or a read-only place: refused before drawing
+    if title is not None and len(title) > TITLE_CHARS:
+        raise UserError(f"--title is {len(title):,} characters long; at most {TITLE_CHARS}")
     runs = []
     for run_dir in map(Path, run_dirs):
-        if not run_dir.is_dir():
+        if not check_path(run_dir, "RUN_DIR").is_dir():
             raise UserError(f"run directory {str(run_dir)!r} does not exist")
         rows = read_metrics(run_dir)
         if rows:
@@ -83,7 +91,7 @@ def plot_runs(run_dirs: Sequence[str | Path], out: str | Path, title: str | None
         }
         for (ax, style, width), ys in curves.items():
             label = run_label(run_dir, rows) if (ax, style) == (ax_err, "-") else None
-            ax.plot(epochs, ys, color=color, lw=width, ls=style, label=label)
+            ax.plot(epochs, ys, color=color, lw=width, ls=style, label=plain_text(label))
             values[ax] += [y for y in ys if y > 0 and y == y and y != float("inf")]
         lr_drops.update(
             b["epoch"] - 0.5 for a, b in zip(rows, rows[1:], strict=False) if b["lr"] < a["lr"]
@@ -119,7 +127,7 @@ def plot_runs(run_dirs: Sequence[str | Path], out: str | Path, title: str | None
         loc="outside lower center", ncols=1 if len(runs) < 3 else 2, fontsize=8, frameon=False
     )
     if title:
-        fig.suptitle(title)
+        fig.suptitle(plain_text(title))
     buffer = io.BytesIO()
     fig.savefig(buffer, format=out.suffix.lower().lstrip("."))
     atomic_write_bytes(out, buffer.getvalue())

@@ -14,13 +14,21 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from derive.errors import UserError
-from derive.fsutil import atomic_write_text
+from derive.fsutil import (
+    atomic_write_text,
+    check_path,
+    clean_stale_temp,
+    output_file,
+    remove_file,
+)
 
 METRICS = "metrics.csv"
 SUMMARY = "summary.json"
 CHECKPOINT = "checkpoint.pt"
 RUN_FILES = (METRICS, SUMMARY, CHECKPOINT)
 METRICS_HEADER = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds")
+# Columns after METRICS_HEADER that some runs add: ImageNet runs record top-5 accuracy.
+EXTRA_COLUMNS = ("test_top5_acc",)
 _FORMATS = {
     "epoch": "{:d}",
     "train_loss": "{:.6f}",
@@ -29,14 +37,38 @@ _FORMATS = {
     "test_acc": "{:.6f}",
     "lr": "{:.6g}",
     "seconds": "{:.3f}",
+    "test_top5_acc": "{:.6f}",
 }
+
+
+def check_run_files(run_dir: Path) -> None:
+    """UserError unless every run file of `run_dir` can be written (derive.fsutil.output_file):
+    not a directory, device or FIFO; a symlink is written through. Writes nothing."""
+    folder = check_path(run_dir, "--out")
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"--out {str(run_dir)!r} exists and is not a directory")
+    if folder.is_dir():
+        for name in RUN_FILES:
+            output_file(folder / name, "--out")
+
+
+def clean_run_dir(run_dir: Path, force: bool) -> list[Path]:
+    """Delete the temporary files a killed run left (`.checkpoint.pt.*.tmp`, ...) and, with
+    `force`, the previous run's files too; return the temporary files deleted."""
+    stale = clean_stale_temp(run_dir, RUN_FILES)
+    if force:
+        for name in RUN_FILES:
+            remove_file(run_dir / name, "run file")
+    return stale
 
 
 def metrics_csv(history: Sequence[Mapping[str, float]]) -> str:
     """The text of metrics.csv for `history` (one mapping per epoch with every METRICS_HEADER key)."""
-    lines = [",".join(METRICS_HEADER)]
+    extra = tuple(k for k in EXTRA_COLUMNS if history and all(k in row for row in history))
+    header = METRICS_HEADER + extra
+    lines = [",".join(header)]
     for row in history:
-        lines.append(",".join(_FORMATS[k].format(row[k]) for k in METRICS_HEADER))
+        lines.append(",".join(_FORMATS[k].format(row[k]) for k in header))
     return "\n".join(lines) + "\n"
 
 
@@ -55,7 +87,10 @@ def read_metrics(path: str | Path) -> list[dict[str, float]]:
         raise UserError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
     reader = csv.reader(io.StringIO(text))
     header = next(reader, None)
-    if header is None or tuple(h.strip() for h in header) != METRICS_HEADER:
+    names = tuple(h.strip() for h in header) if header is not None else ()
+    if names[: len(METRICS_HEADER)] != METRICS_HEADER or not set(
+        names[len(METRICS_HEADER) :]
+    ) <= set(EXTRA_COLUMNS):
         raise UserError(
             f"{str(path)!r} is not a derive metrics file (header should be {','.join(METRICS_HEADER)})"
         )
@@ -64,13 +99,31 @@ def read_metrics(path: str | Path) -> list[dict[str, float]]:
         if not record:
             continue
         try:
-            if len(record) != len(METRICS_HEADER):
+            if len(record) != len(names):
                 raise ValueError(f"{len(record)} fields")
-            row = {k: float(v) for k, v in zip(METRICS_HEADER, record, strict=True)}
+            row = {k: float(v) for k, v in zip(names, record, strict=True)}
+            check_metrics_row(row, len(rows) + 1)
         except ValueError as exc:
             raise UserError(f"{str(path)!r} line {number} is malformed ({exc})") from None
         rows.append(row)
     return rows
+
+
+def check_metrics_row(row: Mapping[str, float], epoch: int) -> None:
+    """ValueError unless `row` is what derive train writes for `epoch`: every value finite (a NaN or
+    infinite loss stops a run before its row is written), losses, lr and seconds >= 0, accuracies
+    fractions in [0, 1], epochs numbered 1, 2, 3, ..."""
+    for key in row:
+        if not math.isfinite(row[key]):
+            raise ValueError(f"{key} is {row[key]}, not a finite number")
+    if row["epoch"] != epoch:
+        raise ValueError(f"epoch {row['epoch']:g} where epoch {epoch} belongs")
+    for key in ("train_acc", "test_acc", *(k for k in EXTRA_COLUMNS if k in row)):
+        if not 0 <= row[key] <= 1:
+            raise ValueError(f"{key} {row[key]:g} is not a fraction in [0, 1]")
+    for key in ("train_loss", "test_loss", "lr", "seconds"):
+        if row[key] < 0:
+            raise ValueError(f"{key} {row[key]:g} is negative")
 
 
 def json_safe(value: object) -> object:

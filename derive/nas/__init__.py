@@ -1,0 +1,43 @@
+"""Neural architecture search from optimization algorithms (SCIS §9): DARTS with search spaces
+derived from an algorithm's recurrence, HB initialisation, edge normalisation.
+
+    from derive.nas import GENOTYPES, load_genotype
+    GENOTYPES["darts_v2"]          # DARTS's published second-order cells
+"""
+
+from __future__ import annotations
+
+from derive.nas.genotype import GENOTYPES, Genotype, from_json, load_genotype
+from derive.nas.ops import OP_NAMES
+
+__all__ = [
+    "GENOTYPES",
+    "OP_NAMES",
+    "Genotype",
+    "build_network",
+    "build_supernet",
+    "from_json",
+    "load_genotype",
+]
+
+
+def build_network(
+    genotype: Genotype | str,
+    channels: int = 36,
+    cells: int = 20,
+    num_classes: int = 10,
+    auxiliary: bool = False,
+) -> object:
+    """The evaluation network of a genotype (DARTS's NetworkCIFAR shape), from its generated code."""
+    from derive.nas.network import build_network as build
+
+    return build(
+        genotype, channels=channels, cells=cells, num_classes=num_classes, auxiliary=auxiliary
+    )
+
+
+def build_supernet(space: str, channels: int = 16, cells: int = 8, **options: object) -> object:
+    """The search supernet of a space (`darts`, `heavyball`, `agd`, or any `derive network --algo`)."""
+    from derive.nas.supernet import build_supernet as build
+
+    return build(space, channels=channels, cells=cells, **options)

@@ -1,0 +1,426 @@
+"""`run_search(config)`: DARTS's search loop (quark0/darts train_search.py) over a derived space.
+
+Per step: the architecture step on the next batch of the architecture half (derive.nas.architect;
+first order, or second order with ξ = the current weight lr), then the weight step on the weight
+half's batch: SGD with momentum, gradient norm clipped, on `weights()` only. Per epoch: evaluate the
+supernet on the architecture half (eval mode), derive the genotype, then write checkpoint.pt,
+metrics.csv, genotype.json and summary.json, each atomically, so `--resume` continues bit-exactly
+after the last completed epoch. Bad input raises UserError before anything is written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import math
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from derive.devices import device_name
+from derive.errors import UserError
+from derive.fsutil import ensure_output_dir
+from derive.nas.architect import Architect
+from derive.nas.searchconfig import ARCH_BETAS, SearchConfig
+from derive.nas.searchdata import CyclingBatches, SearchData, load_search_data
+from derive.nas.searchfiles import RUN_FILES, compact, write_genotype, write_metrics
+from derive.nas.spaces import SearchSpace, resolve_space
+from derive.nas.supernet import SearchNetwork, build_supernet, with_ops
+from derive.train.augment import BatchMaker, derive_seed
+from derive.train.checkpoint import check_compatible, load_checkpoint, save_checkpoint
+from derive.train.loop import TrainingDiverged, _now, _rng_state, _set_rng_state, git_commit
+from derive.train.progress import Progress
+from derive.train.runfiles import CHECKPOINT, write_summary
+
+log = logging.getLogger(__name__)
+KIND = "nas-search"
+
+
+def prepare_space(config: SearchConfig) -> SearchSpace:
+    """The configured space over the configured operations (UserError for unknown names)."""
+    return with_ops(resolve_space(config.space, config.coefficients), config.ops)
+
+
+def space_identity(space: SearchSpace) -> str:
+    """'nas:NAME@sha256:…' of the space's full description (edges, coefficients, ops)."""
+    text = json.dumps(space.to_json(), sort_keys=True, default=str)
+    return f"nas:{space.name}@sha256:{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+
+
+def build(config: SearchConfig, space: SearchSpace) -> SearchNetwork:
+    """The supernet, initialised from the run's seed (weights by PyTorch's default init, as DARTS)."""
+    torch.manual_seed(derive_seed(config.seed, "init"))
+    return build_supernet(
+        space,
+        channels=config.channels,
+        cells=config.cells,
+        num_classes=10,
+        alpha_init=config.alpha_init,
+        start=config.start,
+        init_weight=config.init_weight,
+    )
+
+
+def _device(config: SearchConfig) -> torch.device:
+    if config.device == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda was asked for but no CUDA device is available")
+    cuda = config.device == "cuda" or (config.device == "auto" and torch.cuda.is_available())
+    return torch.device("cuda" if cuda else "cpu")
+
+
+def _check_run_dir(run_dir: Path, config: SearchConfig) -> None:
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UserError(f"--out {str(run_dir)!r} exists and is not a directory")
+    existing = [name for name in RUN_FILES if (run_dir / name).exists()]
+    if existing and not (config.resume or config.force):
+        raise UserError(
+            f"{str(run_dir)!r} already holds a run ({', '.join(existing)}): add --resume to continue "
+            "it, --force to start over, or choose another --out"
+        )
+
+
+def run_search(config: SearchConfig, progress: Progress | None = None) -> dict[str, object]:
+    """Search as `config` says, writing the run directory; return the summary (also summary.json)."""
+    run_dir = Path(config.out).expanduser()
+    ckpt_path = run_dir / CHECKPOINT
+    _check_run_dir(run_dir, config)
+    device = _device(config)
+    space = prepare_space(config)
+    model = build(config, space)  # validates sizes and the initialisation before any data is read
+    data = load_search_data(
+        config.dataset,
+        config.data_dir,
+        config.image_size,
+        config.train_portion,
+        config.limit_images,
+        config.augment,
+        device,
+    )
+    model_id, data_id = space_identity(space), data.data.fingerprint()
+    state = None
+    if config.resume and ckpt_path.exists():
+        state = load_checkpoint(ckpt_path)
+        if state.get("kind") != KIND:
+            raise UserError(f"{ckpt_path} is not an architecture-search checkpoint")
+        check_compatible(ckpt_path, state, config.recipe(), model_id, data_id)
+    elif config.resume:
+        log.info("no checkpoint in %s: starting a new search", run_dir)
+    _check_halves(data)
+
+    ensure_output_dir(run_dir)
+    if config.force:
+        for name in RUN_FILES:
+            with contextlib.suppress(FileNotFoundError):
+                (run_dir / name).unlink()
+
+    model.to(device)
+    weight_opt = torch.optim.SGD(
+        model.weights(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+    )
+    arch_opt = torch.optim.Adam(
+        model.arch_parameters(),
+        lr=config.arch_lr,
+        betas=ARCH_BETAS,
+        weight_decay=config.arch_weight_decay,
+    )
+    architect = Architect(model, model.arch_parameters(), arch_opt, weight_opt, config.order)
+    history: list[dict[str, object]] = []
+    sessions: list[dict[str, object]] = []
+    started = _now()
+    arch_state = {"cycle": 0, "position": 0}
+    if state is not None:
+        model.load_state_dict(state["model"])
+        weight_opt.load_state_dict(state["weight_optimizer"])
+        arch_opt.load_state_dict(state["arch_optimizer"])
+        _set_rng_state(state["rng"])
+        history = [dict(row) for row in state["history"]]
+        sessions = [dict(s) for s in state.get("sessions", [])]
+        started = str(state.get("started_at", started))
+        arch_state = dict(state["arch_batches"])
+    arch_batches = CyclingBatches(
+        data.val, config.batch_size, config.seed, arch_state["cycle"], arch_state["position"]
+    )
+    progress = progress or Progress(config.progress_interval)
+    info = _RunInfo(config, space, model, data, device, started, sessions)
+
+    if len(history) >= config.epochs:
+        log.info("%s already holds all %d epochs; nothing to do", run_dir, config.epochs)
+        result = info.summary("completed", history)
+        write_summary(run_dir, result)
+        return result
+    log.info(
+        "searching space %s (%d edges per cell) on %s: %d weight / %d architecture images at %dx%d, "
+        "epochs %d-%d, order %d, on %s; %s weights",
+        space.name,
+        space.num_edges,
+        config.dataset,
+        len(data.train),
+        len(data.val),
+        data.image_size,
+        data.image_size,
+        len(history) + 1,
+        config.epochs,
+        config.order,
+        info.device_name,
+        f"{info.weight_count:,}",
+    )
+    sessions.append({"started_at": _now(), "start_epoch": len(history) + 1, "device": str(device)})
+    write_summary(run_dir, info.summary("running", history))
+    try:
+        for epoch in range(len(history) + 1, config.epochs + 1):
+            t0, c0 = time.perf_counter(), time.process_time()
+            lr = config.lr_at(epoch)
+            for group in weight_opt.param_groups:
+                group["lr"] = lr
+            train_loss, train_acc, arch_loss = search_epoch(
+                model, architect, data.train, arch_batches, weight_opt, config, epoch, lr, progress
+            )
+            val_loss, val_acc = evaluate(model, data.val, config.eval_batch_size)
+            genotype = model.genotype()
+            history.append(
+                {
+                    "epoch": epoch,
+                    "train_loss": train_loss,
+                    "train_acc": train_acc,
+                    "val_loss": val_loss,
+                    "val_acc": val_acc,
+                    "arch_loss": arch_loss,
+                    "lr": lr,
+                    "seconds": time.perf_counter() - t0,
+                    "cpu_seconds": time.process_time() - c0,
+                    "genotype": compact(genotype),
+                }
+            )
+            save_checkpoint(
+                ckpt_path,
+                {
+                    "kind": KIND,
+                    "epoch": epoch,
+                    "model": model.state_dict(),
+                    "weight_optimizer": weight_opt.state_dict(),
+                    "arch_optimizer": arch_opt.state_dict(),
+                    "arch_batches": arch_batches.state(),
+                    "rng": _rng_state(),
+                    "history": history,
+                    "sessions": sessions,
+                    "started_at": started,
+                    "recipe": config.recipe(),
+                    "model_id": model_id,
+                    "data_id": data_id,
+                },
+            )
+            write_metrics(run_dir, history)
+            write_genotype(run_dir, genotype)
+            result = info.summary("completed" if epoch == config.epochs else "running", history)
+            write_summary(run_dir, result)
+            progress.clear()
+            log.info(
+                "epoch %d/%d  train loss %.4f acc %.2f%%  val loss %.4f acc %.2f%%  lr %.4g  %.1f s  "
+                "normal %s",
+                epoch,
+                config.epochs,
+                train_loss,
+                100 * train_acc,
+                val_loss,
+                100 * val_acc,
+                lr,
+                history[-1]["seconds"],
+                " ".join(f"{op}@{i}" for node in genotype.normal for op, i in node),
+            )
+    except TrainingDiverged:
+        progress.clear()
+        write_summary(run_dir, info.summary("diverged", history))
+        raise
+    except BaseException as exc:
+        progress.clear()
+        with contextlib.suppress(Exception):
+            status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+            write_summary(run_dir, info.summary(status, history))
+        raise
+    if config.plot:
+        from derive.nas.plot import write_plot
+
+        write_plot(genotype, run_dir)
+    return result
+
+
+def _check_halves(data: SearchData) -> None:
+    """UserError if a half is smaller than BatchNorm's two images."""
+    for name, half in (("weight", data.train), ("architecture", data.val)):
+        if len(half) < 2:
+            raise UserError(f"the {name} half has {len(half)} image(s); BatchNorm needs 2")
+
+
+def search_epoch(
+    model: SearchNetwork,
+    architect: Architect,
+    train: BatchMaker,
+    arch_batches: CyclingBatches,
+    weight_opt: torch.optim.Optimizer,
+    config: SearchConfig,
+    epoch: int,
+    lr: float,
+    progress: Progress,
+) -> tuple[float, float, float]:
+    """One pass over the weight half; returns (train loss, train accuracy, mean architecture loss)."""
+    model.train()
+    weights = model.weights()
+    n_batches = train.num_batches(config.batch_size)
+    loss_sum, arch_sum, correct, seen, steps = 0.0, 0.0, 0, 0, 0
+    progress.start_epoch()
+    last_time, last_seen = time.perf_counter(), 0
+    for i, (x, y) in enumerate(train.train_batches(config.batch_size, config.seed, epoch), 1):
+        if y.shape[0] < 2:  # a final batch of one image: BatchNorm cannot train on it
+            continue
+        arch_sum += architect.step((x, y), next(arch_batches), lr)
+        logits = model(x)
+        loss = F.cross_entropy(logits, y)
+        weight_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(weights, config.grad_clip)
+        weight_opt.step()
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise TrainingDiverged(
+                f"training loss became {value} in epoch {epoch} (batch {i}/{n_batches}); stopped, "
+                f"and {config.out}/checkpoint.pt holds the last good epoch ({epoch - 1}). Try a lower --lr"
+            )
+        loss_sum += value * y.shape[0]
+        steps += 1
+        correct += int((logits.detach().argmax(1) == y).sum())
+        seen += y.shape[0]
+        if progress.due():
+            now = time.perf_counter()
+            rate = (seen - last_seen) / max(now - last_time, 1e-9)
+            last_time, last_seen = now, seen
+            progress.show(epoch, config.epochs, i, n_batches, loss_sum / seen, correct / seen, rate)
+    if seen == 0:
+        raise UserError("the weight half holds no batch of 2 or more images; use more images")
+    return loss_sum / seen, correct / seen, arch_sum / steps
+
+
+@torch.no_grad()
+def evaluate(model: SearchNetwork, batches: BatchMaker, batch_size: int) -> tuple[float, float]:
+    """(mean cross-entropy, accuracy) of the supernet on a half, eval mode, no augmentation."""
+    model.eval()
+    loss_sum, correct = 0.0, 0
+    for x, y in batches.eval_batches(batch_size):
+        logits = model(x)
+        loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
+        correct += int((logits.argmax(1) == y).sum())
+    return loss_sum / len(batches), correct / len(batches)
+
+
+class _RunInfo:
+    """What summary.json reports besides the metrics history."""
+
+    def __init__(
+        self,
+        config: SearchConfig,
+        space: SearchSpace,
+        model: SearchNetwork,
+        data: SearchData,
+        device: torch.device,
+        started: str,
+        sessions: list[dict[str, object]],
+    ) -> None:
+        self.config, self.space, self.model, self.data = config, space, model, data
+        self.device, self.started, self.sessions = device, started, sessions
+        self.device_name = device_name(device)
+        self.weight_count = sum(p.numel() for p in model.weights())
+        self.arch_count = sum(p.numel() for p in model.arch_parameters())
+        self.git_commit, self.git_dirty = git_commit()
+        self.fingerprint = data.data.fingerprint()
+
+    def summary(self, status: str, history: list[dict[str, object]]) -> dict[str, object]:
+        import platform
+
+        from derive import __version__
+
+        config, model = self.config, self.model
+        last = history[-1] if history else None
+        best = max(history, key=lambda r: (r["val_acc"], -r["epoch"])) if history else None  # type: ignore[operator]
+        genotype = model.genotype()
+        seconds = sum(float(r["seconds"]) for r in history)  # type: ignore[arg-type]
+        cpu = sum(float(r.get("cpu_seconds", 0.0)) for r in history)  # type: ignore[arg-type]
+        unit = "GPU-hours" if self.device.type == "cuda" else "CPU-hours"
+        with torch.no_grad():
+            arch = {
+                "ops": list(self.space.ops),
+                "normal": _rounded(model.op_weights(False)),
+                "reduce": _rounded(model.op_weights(True)),
+                "edge_normal": _rounded(model.edge_weights(False)),
+                "edge_reduce": _rounded(model.edge_weights(True)),
+            }
+        return {
+            "status": status,
+            "epochs_completed": len(history),
+            "epochs": config.epochs,
+            "space": self.space.to_json(),
+            "genotype": genotype.to_json(),
+            "collapsed": {"normal": genotype.collapsed(False), "reduce": genotype.collapsed(True)},
+            "final_val_acc": last["val_acc"] if last else None,
+            "final_val_loss": last["val_loss"] if last else None,
+            "best_val_acc": best["val_acc"] if best else None,
+            "best_epoch": best["epoch"] if best else None,
+            "search_cost": {
+                "seconds": seconds,
+                "hours": seconds / 3600,
+                "unit": unit,
+                "process_cpu_seconds": cpu,
+                "process_cpu_hours": cpu / 3600,
+                "threads": torch.get_num_threads(),
+                "note": "hours: wall-clock time of the completed search epochs on one device (the "
+                "papers' GPU-days are wall-clock days on one GPU); process_cpu_hours: the CPU time "
+                "the search process used in them (all its threads), which on a shared machine is "
+                "below the wall-clock time",
+            },
+            "parameters": {"weights": self.weight_count, "architecture": self.arch_count},
+            "architecture_weights": arch,
+            "dataset": {
+                "name": self.data.data.name,
+                "folder": str(self.data.data.folder),
+                "weight_half": len(self.data.train),
+                "architecture_half": len(self.data.val),
+                "image_size": self.data.image_size,
+                "test_set_used": False,
+                "fingerprint": self.fingerprint,
+                "normalization": {"mean": self.data.mean, "std": self.data.std},
+            },
+            "device": {"name": self.device_name, "precision": "fp32"},
+            "software": {
+                "derive": __version__,
+                "torch": torch.__version__,
+                "python": platform.python_version(),
+                "git_commit": self.git_commit,
+                "git_dirty": self.git_dirty,
+            },
+            "options": config.to_dict(),
+            "started_at": self.started,
+            "updated_at": _now(),
+            "sessions": self.sessions,
+        }
+
+
+def _rounded(t: torch.Tensor | None) -> list | None:
+    if t is None:
+        return None
+    return [
+        round(float(v), 6) if not isinstance(v, list) else [round(x, 6) for x in v]
+        for v in t.tolist()
+    ]
+
+
+__all__ = [
+    "KIND",
+    "build",
+    "evaluate",
+    "prepare_space",
+    "run_search",
+    "search_epoch",
+    "space_identity",
+]
