@@ -30,6 +30,7 @@ COMMANDS = (
     "simulate",
     "report",
     "plot",
+    "stability",
     "demo",
     "regenerate",
 )

@@ -12,6 +12,8 @@ Draw the learning curves of one or more `derive train` runs in one figure: cross
 solid, test dashed) and error in % (test solid, train dotted) against the epoch, one colour per run,
 log scales, grey dashes where the learning rate was divided. The legend gives each run's final and best
 test error. Runs still in progress are drawn up to their last completed epoch.
+--steps draws instead every optimizer step's batch loss and gradient norm from each run's steps.csv
+(`derive train --log-steps`), so early spikes show.
 Needs matplotlib (pip install 'derive[plot]')."""
 
 EPILOG = """\
@@ -19,6 +21,7 @@ examples:
   derive plot runs/hbnet56-c10                       writes runs/hbnet56-c10/curves.png
   derive plot runs/hbnet56-c10 runs/r56-c10 --out hb-vs-resnet.png
   derive plot runs/* --out all.svg --title "CIFAR-10+"
+  derive plot --steps runs/r110-s0 runs/hb110-s0 --out steps.png    per-step loss, log scale
 """
 
 
@@ -38,7 +41,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--out",
         metavar="FILE",
         default=None,
-        help="image to write, .png/.pdf/.svg (default: RUN_DIR/curves.png for one run, curves.png here for several)",
+        help="image to write, .png/.pdf/.svg (default: RUN_DIR/curves.png for one run, curves.png here "
+        "for several; steps.png with --steps)",
+    )
+    p.add_argument(
+        "--steps",
+        action="store_true",
+        help="per-step loss and gradient norm from steps.csv (runs trained with --log-steps)",
+    )
+    p.add_argument(
+        "--log-y",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="with --steps: log-scale y axes (default: on; --no-log-y for linear)",
     )
     p.add_argument(
         "--title",
@@ -51,10 +66,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Draw the figure and print its path."""
+    name = "steps.png" if args.steps else "curves.png"
+    out = args.out or (Path(args.runs[0]) / name if len(args.runs) == 1 else Path(name))
+    if args.steps:
+        from derive.train.stepplot import plot_steps
+
+        print(plot_steps(args.runs, out, title=args.title, log_y=args.log_y))
+        return 0
     from derive.train.plot import plot_runs
 
-    out = args.out or (
-        Path(args.runs[0]) / "curves.png" if len(args.runs) == 1 else Path("curves.png")
-    )
     print(plot_runs(args.runs, out, title=args.title))
     return 0

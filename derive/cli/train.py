@@ -119,8 +119,27 @@ def _fractions(text: str) -> tuple[float, ...]:
     return values
 
 
+def _factor(text: str) -> float:
+    value = number(float, "a number in (0, 1]", 0.0)(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}")
+    return value
+
+
+def _percent(text: str) -> float:
+    value = number(float, "a percentage strictly between 0 and 100", 0.0)(text)
+    if not 0 < value < 100:
+        raise argparse.ArgumentTypeError(
+            f"expected a percentage strictly between 0 and 100, got {text!r}"
+        )
+    return value
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `derive train` and its options."""
+    from derive.train.config import AUGMENT_PER, INITS, MAX_WARMUP_STEPS, SHORTCUTS
+    from derive.train.warmup import ERROR_WINDOW
+
     p = subparsers.add_parser(
         "train",
         help="train a model on CIFAR-10/100 or ImageNet with the papers' recipe (torchrun: many GPUs)",
@@ -243,6 +262,64 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="S",
         help="seed of the init, and with the epoch number, of each epoch's order, crops and flips",
     )
+    g = p.add_argument_group(
+        "warm-up and variants (not in the papers' recipe; all off by default; see docs/training.md)"
+    )
+    g.add_argument(
+        "--warmup-steps",
+        type=number(int, f"an integer between 0 and {MAX_WARMUP_STEPS:,}", 0, MAX_WARMUP_STEPS),
+        default=0,
+        metavar="N",
+        help="train the first N optimizer steps at lr x --warmup-factor, then follow the schedule "
+        f"(0: no warm-up, the papers' recipe; at most {MAX_WARMUP_STEPS:,}, more steps than any "
+        "CIFAR or ImageNet recipe has). He et al. 2016 for ResNet-110 (lr 0.01 until the training "
+        "error is below 80 %%, about 400 iterations at batch 128): --warmup-factor 0.1 "
+        "--warmup-until-error 80 --warmup-steps 400",
+    )
+    g.add_argument(
+        "--warmup-factor",
+        type=_factor,
+        default=0.01,
+        metavar="F",
+        help="lr factor during the warm-up, in (0, 1] (a warm-up scales the lr down); "
+        "He et al.'s lr 0.01 is the factor 0.1 of the papers' lr 0.1",
+    )
+    g.add_argument(
+        "--warmup-until-error",
+        type=_percent,
+        default=None,
+        metavar="PERCENT",
+        help="end the warm-up early, after the first step at which the training error over the last "
+        f"{ERROR_WINDOW} steps' batches is below PERCENT (strictly between 0 and 100); He et al.'s "
+        "rule is 80, with --warmup-steps as the longest the warm-up may last",
+    )
+    g.add_argument(
+        "--shortcut",
+        choices=SHORTCUTS,
+        default="model",
+        help="'model': the model's own shortcuts (zero-pad shortcut A in the CIFAR ResNets/HBNets, "
+        "as the papers); 'projection': 1x1 conv + BN (shortcut B) in place of each zero-pad one",
+    )
+    g.add_argument(
+        "--conv-init",
+        choices=INITS,
+        default="paper",
+        help="'paper': He-normal (fan-out) convolutions; 'torch': PyTorch's default "
+        "(reset_parameters) for every convolution",
+    )
+    g.add_argument(
+        "--classifier-init",
+        choices=INITS,
+        default="paper",
+        help="'paper': Xavier-uniform classifier; 'torch': PyTorch's default for linear layers",
+    )
+    g.add_argument(
+        "--augment-per",
+        choices=AUGMENT_PER,
+        default="image",
+        help="'image': each image its own random crop and flip (the papers); 'batch': one crop "
+        "offset and one flip for a whole batch",
+    )
     g = p.add_argument_group("ImageNet (--dataset imagenet)")
     g.add_argument(
         "--image-size",
@@ -356,6 +433,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="batch size for evaluating the test set",
     )
     g.add_argument(
+        "--log-steps",
+        action="store_true",
+        help="also write RUN_DIR/steps.csv, a row per optimizer step: step,epoch,loss,acc,lr,grad_norm "
+        "(plot it with derive plot --steps)",
+    )
+    g.add_argument(
         "--workers",
         type=number(int, "an integer >= 0", limit=WORKERS),
         default=None,
@@ -416,6 +499,14 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
         flip=args.flip,
         paper_init=args.paper_init,
         seed=args.seed,
+        warmup_steps=args.warmup_steps,
+        warmup_factor=args.warmup_factor,
+        warmup_until_error=args.warmup_until_error,
+        shortcut=args.shortcut,
+        conv_init=args.conv_init,
+        classifier_init=args.classifier_init,
+        augment_per=args.augment_per,
+        log_steps=args.log_steps,
         eval_batch_size=args.eval_batch_size,
         device=args.device,
         precision=args.precision,

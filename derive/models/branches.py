@@ -126,6 +126,7 @@ class PadShortcut(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
         super().__init__()
         self.stride = stride
+        self.in_channels = in_channels
         self.extra = out_channels - in_channels
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:

@@ -35,18 +35,25 @@ class EpochPlan:
 
 
 def epoch_plan(
-    n: int, seed: int, epoch: int, pad: int, flip: bool, device: torch.device
+    n: int, seed: int, epoch: int, pad: int, flip: bool, device: torch.device, group: int = 1
 ) -> EpochPlan:
-    """Draw one epoch's order, crops and flips on the CPU (device-independent), then move them."""
+    """Draw one epoch's order, crops and flips on the CPU (device-independent), then move them.
+
+    `group` consecutive positions share one crop offset and flip (1: each image its own; the batch
+    size: one per batch, `--augment-per batch`); group 1 draws exactly what it always did.
+    """
     gen = torch.Generator().manual_seed(derive_seed(seed, epoch, "data"))
     order = torch.randperm(n, generator=gen)
-    dy = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
-    dx = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
+    draws = -(-n // group)
+    dy = torch.randint(0, 2 * pad + 1, (draws,), generator=gen)
+    dx = torch.randint(0, 2 * pad + 1, (draws,), generator=gen)
     flips = (
-        torch.randint(0, 2, (n,), generator=gen).bool()
+        torch.randint(0, 2, (draws,), generator=gen).bool()
         if flip
-        else torch.zeros(n, dtype=torch.bool)
+        else torch.zeros(draws, dtype=torch.bool)
     )
+    if group > 1:
+        dy, dx, flips = (t.repeat_interleave(group)[:n] for t in (dy, dx, flips))
     return EpochPlan(*(t.to(device, non_blocking=True) for t in (order, dy, dx, flips)))
 
 
@@ -135,6 +142,8 @@ class AugmentOptions:
     flip: bool = True
     # "mean": zero after normalization (fb.resnet.torch); "black": zero pixels (torchvision)
     pad_fill: str = "mean"
+    # "image": each image its own crop and flip; "batch": one crop offset and flip for a whole batch
+    per: str = "image"
     cutout: int = 0  # side of the square zeroed after normalization (DARTS Cutout; 0: off)
 
 
@@ -170,7 +179,13 @@ class BatchMaker:
         """
         opt = self.options
         plan = epoch_plan(
-            len(self), seed, epoch, opt.pad, opt.flip and opt.enabled, self.images.device
+            len(self),
+            seed,
+            epoch,
+            opt.pad,
+            opt.flip and opt.enabled,
+            self.images.device,
+            group=batch_size if opt.per == "batch" else 1,
         )
         if opt.enabled:
             windows = crop_windows(plan.dy, plan.dx, plan.flip, opt.pad, *self.images.shape[2:])

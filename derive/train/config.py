@@ -46,12 +46,17 @@ RUNTIME_FIELDS = frozenset(
         "download",
         "download_url",
         "progress_interval",
+        "log_steps",
         "workers",
         "decode",
         "sync_bn",
         "dist_timeout",
     }
 )
+SHORTCUTS = ("model", "projection")
+INITS = ("paper", "torch")
+AUGMENT_PER = ("image", "batch")
+MAX_WARMUP_STEPS = 10_000_000  # more optimizer steps than any CIFAR or ImageNet recipe has
 
 
 @dataclass
@@ -83,6 +88,15 @@ class TrainConfig:
     grad_clip: float = 0.0  # max total gradient 2-norm (0: off)
     recipe_name: str = "appendix-d"  # the preset the options started from (derive.train.recipes)
     seed: int = 0
+    # warm-up (issue 12; default off as in the papers) and the choices the stability study varies
+    warmup_steps: int = 0  # optimizer steps at lr x warmup_factor (at most; see warmup_until_error)
+    warmup_factor: float = 0.01  # He et al. 2016, ResNet-110
+    warmup_until_error: float | None = None  # %: end the warm-up once the training error is below
+    shortcut: str = "model"  # "projection": 1x1 conv + BN instead of each zero-pad shortcut A
+    conv_init: str = "paper"  # "torch": PyTorch's default init for convolutions instead of He
+    classifier_init: str = "paper"  # "torch": PyTorch's default init for the classifier
+    augment_per: str = "image"  # "batch": one crop offset and flip per batch instead of per image
+    log_steps: bool = False  # steps.csv: a row per optimizer step
     eval_batch_size: int = 1000
     device: str = "auto"
     precision: str = "auto"  # auto: bf16 autocast on CUDA, fp32 on the CPU
@@ -170,6 +184,33 @@ class TrainConfig:
         need(
             not (self.resume and self.force), "--resume and --force exclude each other: choose one"
         )
+        need(self.seed >= 0, f"--seed must be >= 0, got {self.seed}")
+        need(
+            0 <= self.warmup_steps <= MAX_WARMUP_STEPS,
+            f"--warmup-steps must be between 0 and {MAX_WARMUP_STEPS:,}, got {self.warmup_steps}",
+        )
+        need(
+            math.isfinite(self.warmup_factor) and 0 < self.warmup_factor <= 1,
+            f"--warmup-factor must be in (0, 1] (it scales the lr down), got {self.warmup_factor}",
+        )
+        need(
+            self.warmup_until_error is None or 0 < self.warmup_until_error < 100,
+            f"--warmup-until-error must be a percentage strictly between 0 and 100, got {self.warmup_until_error}",
+        )
+        need(
+            self.warmup_until_error is None or self.warmup_steps > 0,
+            "--warmup-until-error needs --warmup-steps N > 0 (the longest the warm-up may last)",
+        )
+        for name, allowed in (
+            ("shortcut", SHORTCUTS),
+            ("conv_init", INITS),
+            ("classifier_init", INITS),
+            ("augment_per", AUGMENT_PER),
+        ):
+            need(
+                getattr(self, name) in allowed,
+                f"--{name.replace('_', '-')} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}",
+            )
         check_evaluation_options(self)
 
     @classmethod
@@ -248,6 +289,7 @@ class TrainConfig:
             pad=self.pad,
             flip=self.flip,
             pad_fill=self.pad_fill,
+            per=self.augment_per,
             cutout=self.cutout,
         )
 

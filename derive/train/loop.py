@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from derive import __version__
 from derive.devices import device_name
 from derive.errors import UserError
-from derive.fsutil import ensure_output_dir
+from derive.fsutil import ensure_output_dir, remove_file
 from derive.train import distributed
 from derive.train.augment import derive_seed
 from derive.train.checkpoint import check_compatible, load_checkpoint, save_checkpoint
@@ -58,6 +58,8 @@ from derive.train.schedule import describe as describe_schedule
 from derive.train.schedule import make_scheduler, retarget
 from derive.train.sharding import epoch_shares
 from derive.train.sources import EvalSource, TrainData, TrainSource, dataset_shape, open_data
+from derive.train.steplog import STEPS, StepLog, grad_norm, write_steps
+from derive.train.warmup import Warmup
 
 log = logging.getLogger(__name__)
 
@@ -158,8 +160,18 @@ def build_model(
         raise UserError(
             f"{config.model}: create_model returned {type(model).__name__}, not a torch.nn.Module"
         )
+    if config.shortcut == "projection":
+        from derive.models.variants import use_projection_shortcuts
+
+        use_projection_shortcuts(model)
     if config.paper_init:
         paper_init(model)
+    if config.conv_init == "torch" or config.classifier_init == "torch":
+        from derive.models.variants import torch_default_init
+
+        torch_default_init(
+            model, convs=config.conv_init == "torch", linears=config.classifier_init == "torch"
+        )
     model.eval()
     try:
         with torch.no_grad():
@@ -236,6 +248,8 @@ def _run_training(
         ensure_output_dir(run_dir)
         for stale in clean_run_dir(run_dir, config.force):
             log.info("removed %s (left by a run killed while writing)", stale)
+        if config.force:
+            remove_file(run_dir / STEPS, "run file")
 
     d.on_main(prepare_run_dir)
 
@@ -259,6 +273,8 @@ def _run_training(
     scheduler = make_scheduler(optimizer, config)
     history: list[dict[str, float]] = []
     sessions: list[dict[str, object]] = []
+    warmup = Warmup(config.warmup_steps, config.warmup_factor, config.warmup_until_error)
+    steplog = StepLog()
     if state is not None:
         try:
             model.load_state_dict(state["model"])
@@ -272,12 +288,15 @@ def _run_training(
         _set_rng_state(state["rng"])
         history = [dict(row) for row in state["history"]]
         sessions = [dict(s) for s in state.get("sessions", [])]
+        _restore_steps(state, warmup, steplog, history, data, config)
         started = str(state.get("started_at", started))
         recorded = state.get("recipe") or {}
         assert isinstance(recorded, dict)
         if recorded.get("epochs") != config.epochs:
             _change_epochs(config, int(recorded.get("epochs") or 0), len(history), scheduler)
     d.on_main(write_metrics, run_dir, history)
+    if len(steplog):
+        d.on_main(write_steps, run_dir, steplog.rows)
 
     train_set, test_set = data.train, data.test
     net = torch.compile(ddp) if config.compile else ddp
@@ -327,6 +346,8 @@ def _run_training(
         if d.distributed
         else "",
     )
+    if warmup.active:
+        log.info("%s (%d done)", warmup.describe(), warmup.step)
     sessions.append(
         {
             "started_at": _now(),
@@ -343,7 +364,16 @@ def _run_training(
             lr = optimizer.param_groups[0]["lr"]
             set_drop_path(model, config, epoch)
             train_loss, train_acc = train_epoch(
-                net, train_set, optimizer, config, epoch, rt, progress, d
+                net,
+                train_set,
+                optimizer,
+                config,
+                epoch,
+                rt,
+                progress,
+                d,
+                warmup=warmup,
+                steplog=steplog if config.log_steps else None,
             )
             d.broadcast_buffers(model)  # every rank evaluates rank 0's model, the one saved
             test = eval_metrics(eval_net, test_set, config.eval_batch_size, rt, d)
@@ -378,9 +408,13 @@ def _run_training(
                     "model_id": model_id,
                     "data_id": data_id,
                     "normalization": data.normalization,
+                    "warmup": warmup.state_dict(),
+                    "steps": steplog.state(),
                 },
             )
             d.on_main(write_metrics, run_dir, history)
+            if len(steplog):
+                d.on_main(write_steps, run_dir, steplog.rows)
             result = summary("completed" if epoch == config.epochs else "running")
             d.on_main(write_summary, run_dir, result)
             progress.clear()
@@ -400,6 +434,9 @@ def _run_training(
             )
     except TrainingDiverged:  # every rank sees the same summed loss, so all stop here together
         progress.clear()
+        if config.log_steps:  # the steps up to the non-finite loss, to see how it diverged
+            steplog.flush()
+            d.on_main(write_steps, run_dir, steplog.rows)
         d.on_main(write_summary, run_dir, summary("diverged"))
         raise
     except BaseException as exc:
@@ -423,12 +460,16 @@ def train_epoch(
     rt: Runtime,
     progress: Progress,
     d: Dist = SINGLE,
+    warmup: Warmup | None = None,
+    steplog: StepLog | None = None,
 ) -> tuple[float, float]:
     """One pass over the training set; returns (mean loss, accuracy) on the augmented batches.
 
     Distributed: this rank trains on its share of each global step; loss and accuracy are summed
-    over all ranks, so they are those of the whole epoch.
+    over all ranks, so they are those of the whole epoch. `warmup` scales the lr of its warm-up
+    steps; `steplog` records every step (--log-steps; this rank's batch).
     """
+    warmup = warmup or Warmup()
     torch.manual_seed(
         d.rank_seed(derive_seed(config.seed, epoch, "model"))
     )  # dropout and the like replay on resume
@@ -449,11 +490,18 @@ def train_epoch(
         optimizer.zero_grad(set_to_none=True)
         # share.weight is 1 except for an unevenly split last step (sharding.py)
         (loss if share.weight == 1.0 else loss * share.weight).backward()
+        norm = grad_norm(model.parameters()) if steplog is not None else None  # before clipping
         clip_gradients(model, config)
-        optimizer.step()
+        with warmup.scaled(optimizer) as lr_used:
+            optimizer.step()
+        hits = (logits.detach().argmax(1) == y).sum()
+        if steplog is not None:
+            steplog.record(warmup.step + 1, epoch, loss, hits, y.shape[0], lr_used, norm)
+        counts = warmup.needs_counts and share.count
+        warmup.after_step(*((y.shape[0] - hits.item(), y.shape[0]) if counts else ()))
         if share.count:
             loss_sum += loss.detach().double() * share.count
-            correct += (logits.detach().argmax(1) == y).sum()
+            correct += hits
             seen += share.count
         if i % rt.sync_every == 0 or i == n_batches:
             total, total_correct, total_seen = _epoch_sums(d, loss_sum, correct, seen)
@@ -480,6 +528,8 @@ def train_epoch(
                     total_correct / total_seen,
                     rate,
                 )
+    if steplog is not None:
+        steplog.flush()
     return total / total_seen, total_correct / total_seen
 
 
@@ -558,6 +608,24 @@ def _check_memory(
         + (f" ({batch} per process)" if d.distributed else ""),
         "lower --batch-size",
     )
+
+
+def _restore_steps(
+    state: dict[str, object],
+    warmup: Warmup,
+    steplog: StepLog,
+    history: list[dict[str, float]],
+    data: TrainData,
+    config: TrainConfig,
+) -> None:
+    """The warm-up state and the step log of a checkpoint (older ones have neither: steps counted)."""
+    if isinstance(state.get("warmup"), dict):
+        warmup.load_state_dict(state["warmup"])
+    else:  # an older checkpoint: its recipe had no warm-up (the resume check made sure of that)
+        warmup.step = len(history) * len(epoch_shares(len(data.train), config.batch_size, 0, 1))
+    steps = state.get("steps")
+    if isinstance(steps, torch.Tensor):
+        steplog.rows = steps.to(torch.float64)
 
 
 def _check_run_dir(run_dir: Path, config: TrainConfig) -> None:

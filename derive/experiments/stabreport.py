@@ -1,0 +1,618 @@
+"""docs/results/stability.md: the stability study's doc, built from its run and probe files alone.
+
+Every number comes from STUDY/runs/*/{metrics,steps}.csv, summary.json and STUDY/probes/*.json;
+the prose that depends on the numbers is chosen by the rules written here (thresholds on the exact
+p-values), so the same files always give the same bytes.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from derive.experiments.report import markdown_table, write_report
+from derive.experiments.stabfigures import RunFigures, read_study
+from derive.experiments.stabplan import (
+    ABLATION_ARMS,
+    ABLATION_BASELINE,
+    ALL_ARMS,
+    CHANCE_LOSS,
+    DENSE_ARMS,
+    FAILED_EPOCH,
+    FAILED_LOSS,
+    MAIN_ARMS,
+    PAIRS,
+    PEAK_STEPS,
+    SPIKE_LOSS,
+    Arm,
+    arm,
+)
+from derive.experiments.stabstats import fisher_p, mean_std, permutation_p
+
+SIGNIFICANT = 0.05  # the doc calls a difference clear when its exact two-sided p is below this
+STUDY_COMMAND = (
+    "derive stability run --data-dir ../shared/data/cifar-10-head --out docs/results/stability"
+)
+PLANNED = {"main": 10, "dense": 10, "ablation": 4}  # seeds per arm of the committed study
+PLANNED_CORE_HOURS = 3.9  # estimated before the study from the per-step costs on this CPU
+FIGURES = ("losses.png", "gradnorms.png", "features.png")
+
+
+def _fmt(value: float | None, digits: int = 2) -> str:
+    return "—" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
+
+
+def _ms(values: Sequence[float], digits: int = 2) -> str:
+    mean, std = mean_std(values)
+    if mean is None:
+        return "—"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}" if std is not None else f"{mean:.{digits}f}"
+
+
+def _p(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.2g}" if value >= 0.001 else f"{value:.1e}"
+
+
+def _count(runs: Sequence[RunFigures], flag: Callable[[RunFigures], bool | None]) -> str:
+    known = [flag(r) for r in runs if flag(r) is not None]
+    return f"{sum(known)}/{len(known)}" if known else "—"
+
+
+def _values(runs: Sequence[RunFigures], get: Callable[[RunFigures], float | None]) -> list[float]:
+    return [v for v in (get(r) for r in runs) if v is not None and math.isfinite(v)]
+
+
+def _epoch_loss(epoch: int) -> Callable[[RunFigures], float | None]:
+    return lambda r: r.epoch_losses[epoch - 1] if len(r.epoch_losses) >= epoch else None
+
+
+FIGURE_COLUMNS: tuple[tuple[str, Callable[[RunFigures], float | None], int], ...] = (
+    ("initial loss", lambda r: r.initial_loss, 2),
+    (f"peak loss, steps 1–{PEAK_STEPS}", lambda r: r.peak_loss, 2),
+    (f"largest gradient norm, steps 1–{PEAK_STEPS}", lambda r: r.max_grad_norm, 1),
+    ("epoch-1 train loss", _epoch_loss(1), 3),
+    (f"epoch-{FAILED_EPOCH} train loss", _epoch_loss(FAILED_EPOCH), 3),
+    ("test accuracy % at the end", lambda r: r.final_test_acc, 1),
+)
+
+
+def arm_table(by_arm: dict[str, list[RunFigures]], arms: Sequence[Arm]) -> list[str]:
+    head = ["Arm", "n", *(c[0] for c in FIGURE_COLUMNS), "spiked", "failed to learn"]
+    rows = []
+    for a in arms:
+        runs = by_arm.get(a.name, [])
+        if not runs:
+            continue
+        rows.append(
+            [
+                a.label,
+                str(len(runs)),
+                *(_ms(_values(runs, get), digits) for _, get, digits in FIGURE_COLUMNS),
+                _count(runs, lambda r: r.spiked),
+                _count(runs, lambda r: r.failed),
+            ]
+        )
+    return markdown_table(head, rows)
+
+
+def _comparison(
+    base: list[RunFigures], other: list[RunFigures]
+) -> dict[str, tuple[float | None, float | None]]:
+    """(difference of means other − base, exact p) per figure, and the failed/spiked Fisher p."""
+    out: dict[str, tuple[float | None, float | None]] = {}
+    for name, get, _ in FIGURE_COLUMNS:
+        a, b = _values(base, get), _values(other, get)
+        diff = (statistics.fmean(b) - statistics.fmean(a)) if a and b else None
+        out[name] = (diff, permutation_p(a, b))
+    for name, flag in (("spiked", lambda r: r.spiked), ("failed", lambda r: r.failed)):
+        a = [flag(r) for r in base if flag(r) is not None]
+        b = [flag(r) for r in other if flag(r) is not None]
+        out[name] = (None, fisher_p(sum(a), len(a), sum(b), len(b)) if a and b else None)
+    return out
+
+
+def pairs_table(by_arm: dict[str, list[RunFigures]], pairs: Sequence[tuple[str, str]]) -> list[str]:
+    keys = (
+        "initial loss",
+        f"peak loss, steps 1–{PEAK_STEPS}",
+        f"epoch-{FAILED_EPOCH} train loss",
+        "test accuracy % at the end",
+    )
+    head = ["Baseline → other", *(f"{k}: Δ (p)" for k in keys), "spiked (p)", "failed (p)"]
+    rows = []
+    for base_name, other_name in pairs:
+        base, other = by_arm.get(base_name, []), by_arm.get(other_name, [])
+        if not base or not other:
+            continue
+        comp = _comparison(base, other)
+        cells = []
+        for key in keys:
+            diff, p = comp[key]
+            cells.append("—" if diff is None else f"{diff:+.2f} ({_p(p)})")
+        spiked = f"{_count(base, lambda r: r.spiked)} → {_count(other, lambda r: r.spiked)} ({_p(comp['spiked'][1])})"
+        failed = f"{_count(base, lambda r: r.failed)} → {_count(other, lambda r: r.failed)} ({_p(comp['failed'][1])})"
+        rows.append([f"{arm(base_name).label} → {arm(other_name).label}", *cells, spiked, failed])
+    return markdown_table(head, rows)
+
+
+def _rate(runs: list[RunFigures], flag: Callable[[RunFigures], bool | None]) -> tuple[int, int]:
+    known = [flag(r) for r in runs if flag(r) is not None]
+    return sum(known), len(known)
+
+
+def verdict(by_arm: dict[str, list[RunFigures]]) -> list[str]:
+    """Plain sentences on the claim, chosen by fixed rules from the numbers."""
+    lines = []
+    for depth in (20, 56, 110):
+        res, hb = by_arm.get(f"resnet{depth}", []), by_arm.get(f"hbnet{depth}", [])
+        if not res or not hb:
+            continue
+        comp = _comparison(res, hb)
+        peak = f"peak loss, steps 1–{PEAK_STEPS}"
+        rp, hp = _values(res, lambda r: r.peak_loss), _values(hb, lambda r: r.peak_loss)
+        fr, fh = _rate(res, lambda r: r.failed), _rate(hb, lambda r: r.failed)
+        sr, sh = _rate(res, lambda r: r.spiked), _rate(hb, lambda r: r.spiked)
+        ratio = statistics.fmean(rp) / statistics.fmean(hp) if rp and hp else None
+        lines.append(
+            f"- **Depth {depth}.** ResNet's loss spiked (above {SPIKE_LOSS:.2f}) in {sr[0]} of {sr[1]} "
+            f"runs and HBNet's in {sh[0]} of {sh[1]}; ResNet's peak loss over the first {PEAK_STEPS} "
+            f"steps was {_ms(rp)} against HBNet's {_ms(hp)}"
+            + (f", {ratio:.1f} times as high" if ratio is not None else "")
+            + f" (exact permutation p = {_p(comp[peak][1])}). ResNet failed to learn in {fr[0]} of "
+            f"{fr[1]} runs and HBNet in {fh[0]} of {fh[1]} (Fisher p = {_p(comp['failed'][1])})."
+        )
+    res, hb, warm = (by_arm.get(n, []) for n in ("resnet110", "hbnet110", "resnet110-warmup"))
+    if res and hb:
+        comp = _comparison(res, hb)
+        peak_p = comp[f"peak loss, steps 1–{PEAK_STEPS}"][1]
+        fail_p = comp["failed"][1]
+        fr, fh = _rate(res, lambda r: r.failed), _rate(hb, lambda r: r.failed)
+        spikes = (
+            peak_p is not None
+            and peak_p < SIGNIFICANT
+            and statistics.fmean(_values(res, lambda r: r.peak_loss))
+            > statistics.fmean(_values(hb, lambda r: r.peak_loss))
+        )
+        fails = fail_p is not None and fail_p < SIGNIFICANT and fr[0] / fr[1] > fh[0] / fh[1]
+        grad_key = f"largest gradient norm, steps 1–{PEAK_STEPS}"
+        rg, hg = (_values(x, lambda r: r.max_grad_norm) for x in (res, hb))
+        grad_p = comp[grad_key][1]
+        hb_gradients = (
+            grad_p is not None
+            and grad_p < SIGNIFICANT
+            and rg
+            and hg
+            and statistics.fmean(hg) > statistics.fmean(rg)
+        )
+        first = (
+            "ResNet-110 starts with a loss spike that HBNet-110 does not have (p < 0.05)"
+            if spikes
+            else "ResNet-110's early loss does not spike clearly more than HBNet-110's"
+        )
+        second = (
+            f"and it fails to learn more often ({fr[0]}/{fr[1]} against {fh[0]}/{fh[1]}, Fisher "
+            f"p = {_p(fail_p)})"
+            if fails
+            else f"but HBNet-110 does not learn clearly more often within this budget: it failed in "
+            f"{fh[0]} of {fh[1]} runs, ResNet-110 in {fr[0]} of {fr[1]} (Fisher p = {_p(fail_p)})"
+        )
+        verdict_head = (
+            "The claim holds here at depth 110"
+            if spikes and fails
+            else "The claim holds here only in part at depth 110"
+            if spikes or fails
+            else "The claim is not shown here at depth 110"
+        )
+        claim = f"**{verdict_head}**: {first}, {second}."
+        if hb_gradients:
+            claim += (
+                f" HBNet-110's trouble is in the gradients instead: its largest gradient norm over "
+                f"the first {PEAK_STEPS} steps is {statistics.fmean(hg) / statistics.fmean(rg):.3g} "
+                f"times ResNet-110's (p = {_p(grad_p)}; the probes below show where)."
+            )
+        lines += ["", claim]
+    if res and warm:
+        comp = _comparison(res, warm)
+        rp, wp = (_values(x, lambda r: r.peak_loss) for x in (res, warm))
+        fr, fw = _rate(res, lambda r: r.failed), _rate(warm, lambda r: r.failed)
+        taken = [r.warmup_steps_taken for r in warm if r.warmup_steps_taken is not None]
+        lines += [
+            "",
+            f"He et al.'s warm-up (lr 0.01 until the training error of the last 20 steps is below "
+            f"80 %) lasted {_ms([float(t) for t in taken], 0)} steps; it took ResNet-110's peak loss "
+            f"from {_ms(rp)} to {_ms(wp)} (p = {_p(comp[f'peak loss, steps 1–{PEAK_STEPS}'][1])}) and "
+            f"its failed runs from {fr[0]}/{fr[1]} to {fw[0]}/{fw[1]} (Fisher p = {_p(comp['failed'][1])}).",
+        ]
+    return lines
+
+
+def ablation_sentences(by_arm: dict[str, list[RunFigures]]) -> list[str]:
+    base = by_arm.get(ABLATION_BASELINE, [])
+    if not base:
+        return []
+    lines = []
+    peak = f"peak loss, steps 1–{PEAK_STEPS}"
+    bp = _values(base, lambda r: r.peak_loss)
+    for a in ABLATION_ARMS:
+        other = by_arm.get(a.name, [])
+        if not other:
+            continue
+        comp = _comparison(base, other)
+        op = _values(other, lambda r: r.peak_loss)
+        diff, p = comp[peak]
+        clear = p is not None and p < SIGNIFICANT
+        effect = ("lowers" if diff is not None and diff < 0 else "raises") + (
+            " clearly" if clear else ", not clearly,"
+        )
+        lines.append(
+            f"- {a.change}: {effect} the peak loss, {_ms(bp)} → {_ms(op)} (p = {_p(p)}); "
+            f"initial loss {_ms(_values(base, lambda r: r.initial_loss))} → "
+            f"{_ms(_values(other, lambda r: r.initial_loss))}; failed "
+            f"{_count(base, lambda r: r.failed)} → {_count(other, lambda r: r.failed)}."
+        )
+    return lines
+
+
+def probe_table(probes: dict[str, dict], arms: Sequence[Arm]) -> list[str]:
+    """Per arm, over its probed seeds: std(z) of each stage's last block at step 1 and after K updates."""
+    head = [
+        "Arm",
+        "seeds",
+        "std z, stage 1/2/3 ends, step 1",
+        "…after K updates",
+        "largest std z, step 1",
+        "logit std, step 1",
+        "loss, step 1",
+        "gradient norm, step 1, per part: stem / stages / head",
+        "weight norm after K updates ÷ at init: stem / stages / head",
+    ]
+    rows = []
+    steps = None
+    for a in arms:
+        mine = [p for name, p in sorted(probes.items()) if name.rsplit("-s", 1)[0] == a.name]
+        if not mine:
+            continue
+        steps = mine[0]["steps"]
+
+        def stage_ends(p: dict, step: int) -> list[float]:
+            blocks = [tuple(b) for b in p["blocks"]]
+            ends = [
+                max(i for i, b in enumerate(blocks) if b[0] == s)
+                for s in sorted({b[0] for b in blocks})
+            ]
+            return [p["z_std"][step][i] for i in ends]
+
+        first = [stage_ends(p, 0) for p in mine]
+        last = [stage_ends(p, -1) for p in mine]
+        avg = lambda rows_, j: statistics.fmean(r[j] for r in rows_)  # noqa: E731
+        rows.append(
+            [
+                a.label,
+                ", ".join(sorted(str(p["seed"]) for p in mine)),
+                " / ".join(f"{avg(first, j):.2f}" for j in range(len(first[0]))),
+                " / ".join(f"{avg(last, j):.2f}" for j in range(len(last[0]))),
+                f"{statistics.fmean(max(p['z_std'][0]) for p in mine):.2f}",
+                f"{statistics.fmean(p['logit_std'][0] for p in mine):.2f}",
+                f"{statistics.fmean(p['loss'][0] for p in mine):.2f}",
+                _parts(mine, "part_grad_norm", lambda p, i: p["part_grad_norm"][0][i], "{:.3g}"),
+                _parts(
+                    mine,
+                    "part_weight_norm",
+                    lambda p, i: p["part_weight_norm"][-1][i] / p["part_weight_norm"][0][i],
+                    "{:.2f}",
+                ),
+            ]
+        )
+    table = markdown_table(head, rows)
+    return [line.replace("K updates", f"{steps - 1} updates") for line in table] if steps else table
+
+
+def _parts(probes: list[dict], key: str, value: Callable[[dict, int], float], fmt: str) -> str:
+    """Mean over the probes of value(p, i) per part, ' / '-joined ('—' for probes without parts)."""
+    if not all(key in p and p.get("parts") for p in probes):
+        return "—"
+    names = probes[0]["parts"]
+    return " / ".join(
+        fmt.format(statistics.fmean(value(p, i) for p in probes)) for i in range(len(names))
+    )
+
+
+def _probe_mean(
+    probes: dict[str, dict], arm_name: str, value: Callable[[dict], float]
+) -> float | None:
+    mine = [p for name, p in probes.items() if name.rsplit("-s", 1)[0] == arm_name]
+    return statistics.fmean(value(p) for p in mine) if mine else None
+
+
+def _part(p: dict, key: str, name: str, step: int) -> float:
+    return p[key][step][p["parts"].index(name)]
+
+
+def mechanism(probes: dict[str, dict]) -> list[str]:
+    """The measured reasons, by depth, then what the recurrences say about them."""
+    depths = [
+        d
+        for d in (20, 56, 110)
+        if any(f"{f}{d}-s" in n for n in probes for f in ("resnet", "hbnet"))
+    ]
+    if not depths:
+        return []
+
+    def series(family: str, value: Callable[[dict], float], fmt: str) -> str:
+        cells = [_probe_mean(probes, f"{family}{d}", value) for d in depths]
+        return " / ".join("—" if v is None else fmt.format(v) for v in cells)
+
+    has_parts = all(p.get("parts") for p in probes.values())
+    last_z = lambda p: p["z_std"][0][-1]  # noqa: E731
+    steps = next(iter(probes.values()))["steps"] - 1
+    where = " / ".join(str(d) for d in depths)
+    lines = [
+        f"Measured at depths {where} (mean over the probed seeds), ResNet against HBNet:",
+        "",
+        f"- std of the last block's output at initialisation: ResNet {series('resnet', last_z, '{:.2f}')}, "
+        f"HBNet {series('hbnet', last_z, '{:.2f}')};",
+        f"- std of the logits at initialisation: ResNet {series('resnet', lambda p: p['logit_std'][0], '{:.2f}')}, "
+        f"HBNet {series('hbnet', lambda p: p['logit_std'][0], '{:.2f}')}; loss of the first batch: "
+        f"ResNet {series('resnet', lambda p: p['loss'][0], '{:.2f}')}, HBNet "
+        f"{series('hbnet', lambda p: p['loss'][0], '{:.2f}')} (chance: {CHANCE_LOSS:.2f});",
+    ]
+    if has_parts:
+
+        def stem(p: dict) -> float:
+            return _part(p, "part_grad_norm", "stem", 0)
+
+        def head(p: dict) -> float:
+            return _part(p, "part_grad_norm", "head", 0)
+
+        def grow(p: dict) -> float:
+            return _part(p, "part_weight_norm", "stem", -1) / _part(
+                p, "part_weight_norm", "stem", 0
+            )
+
+        lines += [
+            f"- gradient norm of the stem's parameters at step 1: ResNet {series('resnet', stem, '{:.3g}')}, "
+            f"HBNet {series('hbnet', stem, '{:.3g}')}; of the classifier's: ResNet "
+            f"{series('resnet', head, '{:.3g}')}, HBNet {series('hbnet', head, '{:.3g}')};",
+            f"- the stem's weight norm after {steps} updates, as a multiple of its initial norm: ResNet "
+            f"{series('resnet', grow, '{:.3g}')}, HBNet {series('hbnet', grow, '{:.3g}')}.",
+        ]
+    lines += [
+        "",
+        "What the recurrences say about these numbers. A ResNet block adds its branch to the "
+        "identity, z_{k+1} = ReLU(T(z_k) + z_k), and T ends in a BN with scale 1 at initialisation, so "
+        "each block adds about one unit of variance: the features grow along each stage (about as √k), "
+        "the pooled features and so the logits of a deep ResNet start large, and so do its first loss "
+        "and its first gradients at the classifier. An HBNet block adds T(z_k) + z_k − z_{k−1}: its "
+        "first block is ReLU(T(z_0)) alone (z_{−1} = z_0 cancels the identity), and after it the "
+        "history adds only the last change, so the features keep the scale of one BN output through "
+        "ReLU at any depth, and the first loss is near chance. Backwards the two differ the other way: "
+        "HBNet's gradient obeys g_k = (I + J_k)ᵀ g_{k+1} − g_{k+2} (ReLU masks aside), a second-order "
+        "recurrence whose linear part g_k = g_{k+1} − g_{k+2} has both roots, e^{±iπ/3}, on the unit "
+        "circle, so nothing damps it; with the branches' Jacobians J_k added it can grow from block "
+        "to block, and the gradient norms above show that it does, more with every stage of depth. "
+        "Convolutions followed by BN are "
+        "scale-invariant, so a huge first gradient does not move the loss much; it inflates those "
+        "weights' norm, and with it divides their effective learning rate by the square of that "
+        "factor: the early layers stop learning. A ResNet's gradient passes the identity unchanged "
+        "(g_k = (I + J_k)ᵀ g_{k+1}).",
+    ]
+    return lines
+
+
+def build_stability_report(study: str | Path, command: str) -> str:
+    runs, probes = read_study(study)
+    complete = [r for r in runs if r.complete]
+    by_arm: dict[str, list[RunFigures]] = {}
+    for r in complete:
+        by_arm.setdefault(r.arm.name, []).append(r)
+    planned = sum(PLANNED[a.group] for a in ALL_ARMS)
+    seconds = sum(r.seconds for r in runs)
+    devices = sorted({r.device for r in runs})
+    seeds = sorted({r.seed for r in complete})
+    differences = [
+        p["max_loss_difference_to_steps_csv"]
+        for p in probes.values()
+        if p.get("max_loss_difference_to_steps_csv") is not None
+    ]
+    main_epochs = sorted({r.epochs for r in complete if r.arm.group != "dense"})
+    dense_epochs = sorted({r.epochs for r in complete if r.arm.group == "dense"})
+    lines = [
+        "# Depth stability: does HBNet train where a deep ResNet needs a warm-up?",
+        "",
+        "```",
+        command,
+        "```",
+        "",
+        f"**Data and budget: CIFAR-10-head (the first 10 % of CIFAR-10: 5,085 training / 1,017 test "
+        f"images), {', '.join(map(str, main_epochs)) or '?'} epochs at lr 0.1 "
+        f"({', '.join(str(80 * e) for e in main_epochs)} SGD steps at batch 64"
+        + (
+            f"; the DenseNet pair {', '.join(map(str, dense_epochs))} epoch(s)"
+            if dense_epochs
+            else ""
+        )
+        + "), this CPU, no GPU.** These are not the papers' "
+        "benchmark (full CIFAR, 300 epochs); nothing here is compared with their printed numbers.",
+        "",
+        f"{len(complete)} of the {planned} planned runs are in (runs still in progress are left "
+        f"out), and {len(probes)} probes. "
+        + (
+            "The study is complete."
+            if len(complete) >= planned
+            else f"The study is not complete: `{STUDY_COMMAND}` resumes it (finished runs are "
+            "skipped), then this doc is rebuilt by the command above."
+        ),
+        "",
+        "## The claim",
+        "",
+        "SCIS'23 §8 (after Table 1): “as reported in ResNet [9], for very deep architecture, such as "
+        "n = 18, a warm-up strategy is necessary for a converged training. Indeed, our experiment "
+        "using ResNet (n = 18) requires multiple trials to achieve a converged result. As a "
+        "comparison, the training of our HBNet is more stable and is able to produce a converged "
+        "result with training only once.” ACML'18 §6 says the same. Neither paper gives a number.",
+        "",
+        "## What was run",
+        "",
+        "- Arms: ResNet and HBNet (SCIS (C1) with β₁ = 1 and β₂ = 0 or −1) at depths 20, 56 and 110; "
+        "ResNet-110 with He et al.'s warm-up; DenseNet-40 and AGDNet-40 (k = 12); and ResNet-56 with "
+        "one choice of the recipe changed at a time (below). All from the zoo, i.e. the generated code.",
+        "- Recipe: the papers' (SCIS'23 appendix D), `derive train`'s defaults: SGD with Nesterov "
+        "momentum 0.9, weight decay 1e-4, batch 64, lr 0.1, He-normal (fan-out) convolutions, "
+        "Xavier-uniform classifier, per-channel normalization, pad 4 + random crop + flip per image. "
+        "`--lr-gamma 1` keeps lr 0.1 throughout: the papers' schedule keeps 0.1 for its first 150 "
+        "epochs, and every random choice is seeded by (seed, epoch), so each run is exactly the first "
+        "epochs of the papers' 300-epoch run. `--log-steps` writes each step's loss, lr and gradient "
+        "norm (steps.csv).",
+        f"- Seeds: the same for every arm ({PLANNED['main']} per arm, {PLANNED['ablation']} per "
+        f"ablation arm): seeds {', '.join(map(str, seeds))} are in. The seed sets the initial "
+        "weights, the order of the images and every crop and flip.",
+        f"- Compute: {', '.join(devices)}; one thread per run, two runs at a time (2 processes × 1 "
+        "thread train about as fast as 1 process × 2 threads here, 0.86 and 0.99 of its throughput "
+        "in two measurements: [bench_stability_parallel.md](bench_stability_parallel.md)). Planned "
+        f"budget: about {PLANNED_CORE_HOURS} core-hours with the probes, from the per-step costs "
+        "measured alone. The runs' own clocks add up to "
+        f"{seconds / 3600:.1f} hours (sum of their metrics.csv seconds), more than the CPU time "
+        "they used: the two cores were shared with other engineers' jobs all along.",
+        "- Every run is a `derive train` folder under `docs/results/stability/runs/` (metrics.csv, "
+        "steps.csv, summary.json; the checkpoints are not committed), e.g. "
+        "`derive train resnet110 --dataset cifar10 --data-dir ../shared/data/cifar-10-head --out "
+        "docs/results/stability/runs/resnet110-s0 --epochs 2 --lr-gamma 1 --seed 0 --log-steps "
+        "--memory-format channels_last`; `derive stability run --dry-run` lists them all.",
+        "",
+        "## Criteria, fixed before the study ran (`derive/experiments/stabplan.py`)",
+        "",
+        f"- **Failed to learn**: the mean training loss of epoch {FAILED_EPOCH} (the {80 * FAILED_EPOCH} "
+        f"steps at lr 0.1) is above {FAILED_LOSS}, within 4.5 % of the chance loss ln 10 = "
+        f"{CHANCE_LOSS:.3f}: the network still predicts about as well as a constant guess. A run "
+        "whose loss became NaN counts as failed. The DenseNet pair's 1-epoch budget leaves it "
+        "undecided (—).",
+        f"- **Spiked**: some batch loss of the first {PEAK_STEPS} steps (epoch 1) is above twice the "
+        f"chance loss, {SPIKE_LOSS:.2f}.",
+        f"- Peak loss and largest gradient norm are taken over steps 1–{PEAK_STEPS}; the initial loss "
+        "is the loss of step 1's batch at the initial weights; the gradient norm is the L2 norm of all "
+        "parameters' gradients of the batch loss, before the update.",
+        "- Calibration: only the committed pilot runs (docs/results/runs/cifar10-head-cpu, ResNet-56 "
+        "and HBNet-56, seeds 0–3, 8 epochs), which are not part of the study.",
+        f"- Tests: exact two-sided permutation test of the difference of means; Fisher's exact test "
+        f"for the counts (`derive/experiments/stabstats.py`). “Clearly” below means p < {SIGNIFICANT}. "
+        "Means are ± the sample standard deviation over seeds.",
+        "",
+        "## Results",
+        "",
+    ]
+    lines += arm_table(by_arm, MAIN_ARMS + DENSE_ARMS) + [""]
+    lines += [
+        "Differences (other − baseline) with their exact p-values:",
+        "",
+    ]
+    lines += pairs_table(by_arm, [p for p in PAIRS if arm(p[1]).group != "ablation"]) + [""]
+    lines += ["### What this says about the claim", ""] + verdict(by_arm) + [""]
+    lines += [
+        "![per-step training loss of every seed, per arm](stability/losses.png)",
+        "",
+        "Per-step training loss (log scale) of every seed of each arm; dotted: the chance loss "
+        "ln 10, dashed: the spike threshold.",
+        "",
+        "![gradient norm per step](stability/gradnorms.png)",
+        "",
+        "## Why: the scale of the features at initialisation",
+        "",
+        "`derive stability probe` replays the first steps of a run with forward hooks on every block "
+        "and records the standard deviation of each block's output z_k over the batch. Mean over the "
+        "probed seeds:",
+        "",
+    ]
+    lines += probe_table(probes, ALL_ARMS) + [""]
+    if differences:
+        lines += [
+            f"The probes replay the runs exactly: their step losses agree with the runs' steps.csv to "
+            f"{max(differences):.1e} (steps.csv keeps 6 decimals).",
+            "",
+        ]
+    lines += [
+        "![std of z_k per block](stability/features.png)",
+        "",
+    ]
+    lines += mechanism(probes) + [""]
+    lines += [
+        "## Also: which choice of the recipe carries the instability (ResNet-56)",
+        "",
+        "One choice changed at a time, everything else the papers' recipe, against the ResNet-56 "
+        "runs of the same seeds:",
+        "",
+    ]
+    lines += arm_table(by_arm, [arm(ABLATION_BASELINE), *ABLATION_ARMS]) + [""]
+    lines += pairs_table(by_arm, [p for p in PAIRS if arm(p[1]).group == "ablation"]) + [""]
+    lines += ablation_sentences(by_arm) + [""]
+    lines += ["![ResNet-56 and its variants: per-step loss](stability/ablations.png)", ""]
+    lines += [
+        "## What this subset and budget leave open",
+        "",
+        "- The papers' claim is about convergence after 300 epochs on the full data; we measure the "
+        f"first {80 * max(main_epochs or [2])} steps on a tenth of it. A run that “failed to learn” "
+        "here may still converge later (the pilot ResNet-56 runs left chance in epochs 3–5), and one "
+        "that learns here may still fail to converge later. What the short budget does measure is the "
+        "early instability that a warm-up is meant to remove.",
+        "- CIFAR-10-head has 80 steps per epoch at batch 64 against the full data's 782: the same "
+        "number of steps sees ten times fewer distinct images, and He et al.'s “about 400 iterations” "
+        "(at batch 128) is five epochs here.",
+        "- Ten seeds per arm separate large effects only: a difference of one failed run in ten is "
+        "far inside the noise (Fisher p = 1), so “not shown” is not “absent”.",
+        "- The full data and 300 epochs need a GPU: `derive stability run --epochs 150 --data-dir "
+        "DIR` runs the same study on the full CIFAR-10 (lr 0.1 for the first 150 epochs is still the "
+        "papers' run), no GPU was available here.",
+        "",
+        "## Runs",
+        "",
+    ]
+    head = [
+        "Run",
+        "status",
+        "steps",
+        "initial loss",
+        "peak loss (step)",
+        "largest grad norm",
+        "epoch losses",
+        "test acc %",
+        "spiked",
+        "failed",
+        "warm-up steps",
+        "time",
+    ]
+    rows = []
+    for r in runs:
+        rows.append(
+            [
+                f"`{Path(r.path).name}`",
+                r.status if r.complete else f"{r.status} (left out)",
+                str(r.steps_done),
+                _fmt(r.initial_loss),
+                f"{_fmt(r.peak_loss)} ({r.peak_step})" if r.peak_step else "—",
+                _fmt(r.max_grad_norm, 1),
+                " / ".join(f"{v:.3f}" for v in r.epoch_losses) or "—",
+                _fmt(r.final_test_acc, 1),
+                {True: "yes", False: "no", None: "—"}[r.spiked],
+                {True: "yes", False: "no", None: "—"}[r.failed],
+                "—" if r.warmup_steps_taken is None else str(r.warmup_steps_taken),
+                f"{r.seconds:.0f} s",
+            ]
+        )
+    lines += markdown_table(head, rows)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def write_study_report(
+    study: str | Path, out: str | Path, command: str, figures: bool = True
+) -> list[Path]:
+    """Write the doc (and, with matplotlib, its figures into STUDY); return the paths written."""
+    text = build_stability_report(study, command)
+    written = [write_report(out, text)]
+    if figures:
+        from derive.experiments.stabplot import draw_figures
+
+        written += draw_figures(study)
+    return written

@@ -1,0 +1,221 @@
+"""The stability study's statistics and its doc, on hand-made run files; the committed doc rebuilt."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import shlex
+import statistics
+from pathlib import Path
+
+import pytest
+import torch
+
+from derive.cli import main
+from derive.experiments.stabfigures import read_study
+from derive.experiments.stabprobe import FORMAT
+from derive.experiments.stabreport import build_stability_report
+from derive.experiments.stabstats import fisher_p, mean_std, permutation_p
+from derive.train.runfiles import write_metrics, write_summary
+from derive.train.steplog import write_steps
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# --- statistics ----------------------------------------------------------------------------------
+
+
+def test_fisher_exact_against_the_tea_tasting_tables():
+    # 4 + 4 cups: the hypergeometric table is 1, 16, 36, 16, 1 (out of 70)
+    assert fisher_p(4, 4, 0, 4) == pytest.approx(2 / 70)
+    assert fisher_p(3, 4, 1, 4) == pytest.approx(34 / 70)
+    assert fisher_p(2, 4, 2, 4) == pytest.approx(1.0)
+    assert fisher_p(10, 10, 0, 10) == pytest.approx(2 / math.comb(20, 10))
+    assert fisher_p(0, 0, 1, 3) is None
+
+
+def _brute_force_p(a, b):
+    """Every ordering of the pooled values (not only the splits): the same p, counted another way."""
+    pooled, n1 = list(a) + list(b), len(a)
+    observed = abs(statistics.fmean(a) - statistics.fmean(b))
+    hits = total = 0
+    for perm in itertools.permutations(pooled):
+        total += 1
+        d = abs(statistics.fmean(perm[:n1]) - statistics.fmean(perm[n1:]))
+        hits += d >= observed - 1e-12
+    return hits / total
+
+
+def test_permutation_p_against_brute_force():
+    for a, b in (
+        ([1.0, 5.0, 2.0], [7.0, 8.0, 3.0, 9.0]),
+        ([2.0, 2.0], [2.0, 3.0, 1.0]),
+        ([0.3], [0.1, 0.2, 0.9]),
+    ):
+        assert permutation_p(a, b) == pytest.approx(_brute_force_p(a, b))
+    separated = permutation_p([float(i) for i in range(10)], [float(i) + 100 for i in range(10)])
+    assert separated == pytest.approx(2 / math.comb(20, 10))
+    assert permutation_p([], [1.0]) is None
+
+
+def test_mean_std():
+    assert mean_std([1.0, 2.0, 4.0]) == (
+        pytest.approx(7 / 3),
+        pytest.approx(statistics.stdev([1, 2, 4])),
+    )
+    assert mean_std([3.0]) == (3.0, None) and mean_std([]) == (None, None)
+
+
+# --- the doc from hand-made runs -----------------------------------------------------------------
+
+
+def _run(
+    study: Path,
+    arm: str,
+    model: str,
+    seed: int,
+    losses: list[float],
+    epoch_losses: list[float],
+    warm=0,
+    status="completed",
+):
+    folder = study / "runs" / f"{arm}-s{seed}"
+    folder.mkdir(parents=True)
+    n = len(losses)
+    lr = [0.01 if i < warm else 0.1 for i in range(n)]
+    rows = torch.tensor(
+        [[i + 1, 1 + i * len(epoch_losses) // n, losses[i], 0.1, lr[i], 2.0 + i] for i in range(n)],
+        dtype=torch.float64,
+    )
+    write_steps(folder, rows)
+    write_metrics(
+        folder,
+        [
+            {
+                "epoch": e,
+                "train_loss": v,
+                "train_acc": 0.1,
+                "test_loss": v,
+                "test_acc": 0.1 + 0.05 * e,
+                "lr": 0.1,
+                "seconds": 10.0,
+            }
+            for e, v in enumerate(epoch_losses, start=1)
+        ],
+    )
+    write_summary(
+        folder,
+        {
+            "status": status,
+            "options": {
+                "model": model,
+                "seed": seed,
+                "epochs": 2,
+                "lr": 0.1,
+                "warmup_steps": 400 if warm else 0,
+            },
+            "device": {
+                "name": "cpu (test, 1 threads)",
+                "precision": "fp32",
+                "memory_format": "channels_last",
+            },
+        },
+    )
+
+
+def _study(tmp_path: Path) -> Path:
+    study = tmp_path / "study"
+    # steps 1..100: peak over steps 1..80 only (the 9.0 at step 90 must not count)
+    base = [2.3] * 100
+    for seed, (peak, e2) in enumerate([(7.0, 2.25), (6.0, 2.30), (3.0, 2.10)]):
+        losses = list(base)
+        losses[4] = peak
+        losses[89] = 9.0
+        _run(study, "resnet110", "resnet110", seed, losses, [3.0, e2])
+        hb = list(base)
+        hb[0] = 2.5 + 0.1 * seed
+        _run(study, "hbnet110", "hbnet110", seed, hb, [2.28, 2.0 + 0.1 * seed])
+        _run(study, "resnet110-warmup", "resnet110", seed, list(base), [2.29, 2.15], warm=30 + seed)
+    probe = {
+        "format": FORMAT,
+        "seed": 0,
+        "steps": 3,
+        "blocks": [[1, 1], [1, 2], [2, 1], [2, 2], [3, 1], [3, 2]],
+        "z_std": [[1, 2, 3, 4, 5, 6], [1, 1, 1, 1, 1, 1], [2, 3, 4, 5, 6, 7]],
+        "logit_std": [1.5, 1.0, 1.0],
+        "loss": [3.5, 3.0, 2.9],
+        "grad_norm": [1.0, 1.0, 1.0],
+        "lr": [0.1, 0.1, 0.1],
+        "max_loss_difference_to_steps_csv": 4e-7,
+    }
+    (study / "probes").mkdir()
+    (study / "probes" / "resnet110-s0.json").write_text(json.dumps(probe))
+    return study
+
+
+def test_figures_of_each_run_follow_the_stated_criteria(tmp_path):
+    runs, probes = read_study(_study(tmp_path))
+    res = [r for r in runs if r.arm.name == "resnet110"]
+    assert [r.peak_loss for r in res] == [7.0, 6.0, 3.0] and [r.peak_step for r in res] == [5, 5, 5]
+    assert [r.spiked for r in res] == [True, True, False]  # above 2 ln 10 = 4.61
+    assert [r.failed for r in res] == [True, True, False]  # epoch-2 loss above 2.2
+    assert [r.max_grad_norm for r in res] == [81.0] * 3  # 2 + i over steps 1..80
+    warm = [r for r in runs if r.arm.name == "resnet110-warmup"]
+    assert [r.warmup_steps_taken for r in warm] == [30, 31, 32]
+    assert set(probes) == {"resnet110-s0"}
+
+
+def test_doc_numbers_sentences_and_determinism(tmp_path):
+    study = _study(tmp_path)
+    text = build_stability_report(study, "derive stability report X --out Y")
+    assert text == build_stability_report(study, "derive stability report X --out Y")
+    assert text.split("```")[1].strip() == "derive stability report X --out Y"
+    assert "9 of the 106 planned runs are in" in text and "not complete" in text
+    peaks = [7.0, 6.0, 3.0]
+    row = next(line for line in text.splitlines() if line.startswith("| ResNet-110 | 3 |"))
+    assert f"{statistics.fmean(peaks):.2f} ± {statistics.stdev(peaks):.2f}" in row
+    assert row.endswith("| 2/3 | 2/3 |")
+    assert "ResNet failed to learn in 2 of 3 runs and HBNet in 0 of 3" in text
+    assert f"Fisher p = {fisher_p(2, 3, 0, 3):.2g}" in text
+    # p = 0.1 at best with 3 + 3 seeds: nothing is "clear"
+    assert "**The claim is not shown here at depth 110**" in text
+    assert "lasted 31 ± 1 steps" in text
+    probe_row = next(line for line in text.splitlines() if line.startswith("| ResNet-110 | 0 |"))
+    assert "| 2.00 / 4.00 / 6.00 | 3.00 / 5.00 / 7.00 | 6.00 | 1.50 | 3.50 |" in probe_row
+    assert "| `resnet110-s0` | completed | 100 | 2.30 | 7.00 (5) | 81.0 | 3.000 / 2.250 |" in text
+
+
+def test_report_cli_writes_doc_and_figures_and_refuses_bad_input(tmp_path, capsys):
+    study = _study(tmp_path)
+    out = tmp_path / "doc.md"
+    assert main(["stability", "report", str(study), "--out", str(out)]) == 0
+    written = capsys.readouterr().out.split()
+    assert written[0] == str(out) and out.read_text().startswith("# Depth stability")
+    pngs = [Path(p) for p in written[1:]]
+    assert {p.name for p in pngs} == {"losses.png", "gradnorms.png", "features.png"}
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+    assert main(["stability", "report", str(tmp_path), "--out", str(tmp_path / "x.md")]) == 2
+    assert "not a stability study folder" in capsys.readouterr().err
+    (study / "runs" / "mystery-s0").mkdir()
+    assert (
+        main(["stability", "report", str(study), "--out", str(tmp_path / "x.md"), "--no-figures"])
+        == 2
+    )
+    assert "not a run of the study" in capsys.readouterr().err and not (tmp_path / "x.md").exists()
+
+
+def test_committed_stability_doc_is_rebuilt_exactly(tmp_path, monkeypatch, capsys):
+    committed = ROOT / "docs" / "results" / "stability.md"
+    if not committed.exists():
+        pytest.skip("no committed docs/results/stability.md")
+    argv = shlex.split(committed.read_text(encoding="utf-8").split("```", 2)[1].strip())
+    assert argv[:3] == ["derive", "stability", "report"]
+    out = tmp_path / "stability.md"
+    argv[argv.index("--out") + 1] = str(out)
+    monkeypatch.chdir(ROOT)  # the doc names its study folder relative to the repository root
+    assert main(["-q", *argv[1:], "--no-figures"]) == 0
+    capsys.readouterr()
+    ours = out.read_text(encoding="utf-8").replace(str(out), "docs/results/stability.md")
+    ours = ours.replace(" --no-figures", "", 1)
+    assert ours == committed.read_text(encoding="utf-8")
