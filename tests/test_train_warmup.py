@@ -271,8 +271,8 @@ def test_a_diverged_run_logs_its_steps_up_to_the_nan(setup, monkeypatch):
 @pytest.mark.parametrize(
     "extra, message",
     [
-        (["--warmup-steps", "-1"], "--warmup-steps: expected an integer between 0 and"),
-        (["--warmup-steps", "20000000"], "--warmup-steps: expected an integer between 0 and"),
+        (["--warmup-steps", "-1"], "--warmup-steps: expected an integer >= 0"),
+        (["--warmup-steps", "20000000"], "--warmup-steps: expected an integer >= 0 of at most"),
         (["--warmup-factor", "0"], "--warmup-factor: expected a number in \\(0, 1\\]"),
         (["--warmup-factor", "1.5"], "--warmup-factor: expected a number in \\(0, 1\\]"),
         (["--warmup-until-error", "100"], "strictly between 0 and 100"),

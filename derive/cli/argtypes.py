@@ -37,7 +37,7 @@ def number(
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-        if not (math.isfinite(value) and value >= low and (high is None or value <= high)):
+        if not (math.isfinite(value) and value >= low):
             raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
         if value > high:
             why = f" ({reason})" if reason else ""

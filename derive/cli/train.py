@@ -267,7 +267,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     g.add_argument(
         "--warmup-steps",
-        type=number(int, f"an integer between 0 and {MAX_WARMUP_STEPS:,}", 0, MAX_WARMUP_STEPS),
+        type=number(int, "an integer >= 0", 0, MAX_WARMUP_STEPS),
         default=0,
         metavar="N",
         help="train the first N optimizer steps at lr x --warmup-factor, then follow the schedule "
