@@ -146,6 +146,17 @@ def test_show_prints_the_derived_cell(capsys) -> None:
     assert len(shown["cell_edges"]) == 14
 
 
+def test_show_checks_and_prints_the_start(capsys) -> None:
+    assert main(["nas", "search", "--space", "hb", "--hb-init", "--show"]) == 0
+    text = capsys.readouterr().out  # SCIS (18): x_{t-1} at +1, x_{t-2} at -1
+    assert "zₖ at c = 1: skip_connect 1 − neg_skip_connect 0" in text
+    assert "zₖ₋₁ at c = -1: skip_connect 0 − neg_skip_connect 1" in text
+    assert main(["nas", "search", "--space", "hb", "--algo-init", "--show"]) == 0
+    assert "zₖ at c = 0.3: skip_connect 0.65 − neg_skip_connect 0.35" in capsys.readouterr().out
+    assert main(["nas", "search", "--space", "agd", "--hb-init", "--show"]) == 2
+    assert "--hb-init needs the heavy-ball space" in capsys.readouterr().err
+
+
 def test_cli_bounds_agree_with_the_library() -> None:
     from derive.cli import nas_search
     from derive.nas import searchdata

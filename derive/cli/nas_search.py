@@ -247,10 +247,29 @@ def run(args: argparse.Namespace) -> int:
         from derive.nas.supernet import with_ops
 
         space = with_ops(resolve_space(args.space, coefficients), args.ops)
+        start = "hb" if args.hb_init else "algo" if args.algo_init else None
+        if start is not None:  # refused here as the search would refuse it
+            from derive.nas.archinit import start_coefficients
+            from derive.nas.spaces import coefficient_weights
+
+            if args.hb_init and args.algo_init:
+                raise UserError("--hb-init and --algo-init exclude each other")
+            starts = start_coefficients(space, start)
         if args.format == "json":
             print(json.dumps(space.to_json(), indent=2, ensure_ascii=False, default=str))
         else:
-            print("\n".join(space.describe()))
+            lines = space.describe()
+            if start is not None:
+                flag = "--hb-init" if start == "hb" else "--algo-init"
+                lines += [""]
+                for i, c in sorted(starts.items()):
+                    mix = coefficient_weights(c)
+                    lines.append(
+                        f"start ({flag}): state edge {space.kinds[i].term} at c = {c:g}: "
+                        f"skip_connect {mix['skip_connect']:g} − neg_skip_connect "
+                        f"{mix['neg_skip_connect']:g} of the edge's ±identity share"
+                    )
+            print("\n".join(lines))
         return 0
     missing = [
         flag for flag, value in (("--data-dir", args.data_dir), ("--out", args.out)) if not value
