@@ -238,3 +238,19 @@ def staged_files(out_dir: str | os.PathLike[str]) -> Iterator[Path]:
                 atomic_write_bytes(target, item.read_bytes())
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+
+
+def read_csv_rows(path: str | os.PathLike[str], name: str) -> tuple[Path, Iterator[list[str]]]:
+    """(the file, a csv reader of it): `path` itself, or `path/name` where `path` is a folder (a run
+    directory); UserError if it cannot be read."""
+    import csv
+    import io
+
+    file = Path(path)
+    if file.is_dir():
+        file = file / name
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"cannot read {str(file)!r}: {exc.strerror or exc}") from None
+    return file, csv.reader(io.StringIO(text))

@@ -52,6 +52,23 @@ THREADS = Limit(
     1, 1024, "more threads than cores only slow torch down, and 10^6 crash its OpenMP pool"
 )
 
+# derive train --warmup-steps (issue 12)
+WARMUP_STEPS = Limit(
+    0,
+    10_000_000,
+    "more optimizer steps than any CIFAR or ImageNet recipe has (300 CIFAR epochs at batch 64 are "
+    "235,000)",
+)
+
+# derive stability run
+STABILITY_EPOCHS = Limit(
+    1, 300, "the papers' recipe has 300 epochs; up to 150 keep its lr 0.1, the study's premise"
+)
+PROBE_STEPS = Limit(
+    1, 10_000, "the probe replays the first epoch's steps; CIFAR-10 has 782 at batch 64"
+)
+STUDY_WORKERS = Limit(1, 64, "one process per run; more than the cores only share them")
+
 # derive network --show
 SHOW_DEPTH = Limit(
     1,

@@ -6,6 +6,7 @@ import argparse
 import shlex
 
 from derive.cli.argtypes import number
+from derive.limits import PROBE_STEPS, STABILITY_EPOCHS, STUDY_WORKERS, THREADS
 
 DESCRIPTION = """\
 The papers (SCIS'23 §8 after Table 1; ACML'18 §6) say a deep ResNet (110 layers) "requires multiple
@@ -78,7 +79,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = p.add_subparsers(dest="stability_command", metavar="SUBCOMMAND", required=True)
-    steps = number(int, "an integer >= 1", 1, 10_000)
+    steps = number(int, "an integer >= 1", limit=PROBE_STEPS)
 
     r = sub.add_parser(
         "run",
@@ -126,7 +127,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     r.add_argument(
         "--epochs",
-        type=number(int, "an integer >= 1", 1, 300),
+        type=number(int, "an integer >= 1", limit=STABILITY_EPOCHS),
         default=2,
         metavar="N",
         help="epochs per run at lr 0.1 (the papers keep 0.1 for 150 of 300 epochs, so at most 150 "
@@ -134,7 +135,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     r.add_argument(
         "--dense-epochs",
-        type=number(int, "an integer >= 1", 1, 300),
+        type=number(int, "an integer >= 1", limit=STABILITY_EPOCHS),
         default=1,
         metavar="N",
         help="epochs of the DenseNet-40 / AGDNet-40 runs (about 4x a ResNet-56 step; default: 1)",
@@ -149,14 +150,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     r.add_argument(
         "--workers",
-        type=number(int, "an integer >= 1", 1, 64),
+        type=number(int, "an integer >= 1", limit=STUDY_WORKERS),
         default=2,
         metavar="N",
         help="runs at once, each its own process (at most 64; default: 2)",
     )
     r.add_argument(
         "--threads",
-        type=number(int, "an integer >= 1", 1, 256),
+        type=number(int, "an integer >= 1", limit=THREADS),
         default=1,
         metavar="N",
         help="torch threads per worker process (at most 256; default: 1)",

@@ -23,6 +23,7 @@ from derive.limits import (
     SEED,
     TRAIN_BATCH,
     TRAIN_EPOCHS,
+    WARMUP_STEPS,
     WORKERS,
 )
 
@@ -137,7 +138,7 @@ def _percent(text: str) -> float:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `derive train` and its options."""
-    from derive.train.config import AUGMENT_PER, INITS, MAX_WARMUP_STEPS, SHORTCUTS
+    from derive.train.config import AUGMENT_PER, INITS, SHORTCUTS
     from derive.train.warmup import ERROR_WINDOW
 
     p = subparsers.add_parser(
@@ -267,12 +268,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     g.add_argument(
         "--warmup-steps",
-        type=number(int, "an integer >= 0", 0, MAX_WARMUP_STEPS),
+        type=number(int, "an integer >= 0", limit=WARMUP_STEPS),
         default=0,
         metavar="N",
         help="train the first N optimizer steps at lr x --warmup-factor, then follow the schedule "
-        f"(0: no warm-up, the papers' recipe; at most {MAX_WARMUP_STEPS:,}, more steps than any "
-        "CIFAR or ImageNet recipe has). He et al. 2016 for ResNet-110 (lr 0.01 until the training "
+        "(0: no warm-up, the papers' recipe). He et al. 2016 for ResNet-110 (lr 0.01 until the training "
         "error is below 80 %%, about 400 iterations at batch 128): --warmup-factor 0.1 "
         "--warmup-until-error 80 --warmup-steps 400",
     )

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from derive.errors import UserError
-from derive.fsutil import atomic_write_text
+from derive.fsutil import atomic_write_text, read_csv_rows
 from derive.nas.genotype import Genotype, from_json
 from derive.train.runfiles import CHECKPOINT, SUMMARY
 
@@ -71,14 +71,7 @@ def write_metrics(run_dir: Path, history: Sequence[Mapping[str, object]]) -> Non
 
 def read_metrics(path: str | Path) -> list[dict[str, object]]:
     """Rows of a search metrics.csv (numbers as floats, genotype as a Genotype); UserError if malformed."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / METRICS
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UserError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
-    reader = csv.reader(io.StringIO(text))
+    path, reader = read_csv_rows(path, METRICS)
     if tuple(next(reader, ())) != METRICS_HEADER:
         raise UserError(f"{str(path)!r} is not a search metrics file ({','.join(METRICS_HEADER)})")
     rows = []

@@ -56,7 +56,6 @@ RUNTIME_FIELDS = frozenset(
 SHORTCUTS = ("model", "projection")
 INITS = ("paper", "torch")
 AUGMENT_PER = ("image", "batch")
-MAX_WARMUP_STEPS = 10_000_000  # more optimizer steps than any CIFAR or ImageNet recipe has
 
 
 @dataclass
@@ -185,10 +184,7 @@ class TrainConfig:
             not (self.resume and self.force), "--resume and --force exclude each other: choose one"
         )
         need(self.seed >= 0, f"--seed must be >= 0, got {self.seed}")
-        need(
-            0 <= self.warmup_steps <= MAX_WARMUP_STEPS,
-            f"--warmup-steps must be between 0 and {MAX_WARMUP_STEPS:,}, got {self.warmup_steps}",
-        )
+        limits.WARMUP_STEPS.check(self.warmup_steps, "--warmup-steps")
         need(
             math.isfinite(self.warmup_factor) and 0 < self.warmup_factor <= 1,
             f"--warmup-factor must be in (0, 1] (it scales the lr down), got {self.warmup_factor}",

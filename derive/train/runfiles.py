@@ -6,8 +6,6 @@ metrics.csv is always rewritten whole from the history stored in the checkpoint,
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -19,6 +17,7 @@ from derive.fsutil import (
     check_path,
     clean_stale_temp,
     output_file,
+    read_csv_rows,
     remove_file,
 )
 
@@ -78,14 +77,7 @@ def write_metrics(run_dir: Path, history: Sequence[Mapping[str, float]]) -> None
 
 def read_metrics(path: str | Path) -> list[dict[str, float]]:
     """Rows of a metrics.csv (from a run directory or the file itself); UserError if missing or malformed."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / METRICS
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UserError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
-    reader = csv.reader(io.StringIO(text))
+    path, reader = read_csv_rows(path, METRICS)
     header = next(reader, None)
     names = tuple(h.strip() for h in header) if header is not None else ()
     if names[: len(METRICS_HEADER)] != METRICS_HEADER or not set(

@@ -12,15 +12,13 @@ from it atomically after each epoch, like metrics.csv, so the file always agrees
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterable
 from pathlib import Path
 
 import torch
 
 from derive.errors import UserError
-from derive.fsutil import atomic_write_text
+from derive.fsutil import atomic_write_text, read_csv_rows
 
 STEPS = "steps.csv"
 STEPS_HEADER = ("step", "epoch", "loss", "acc", "lr", "grad_norm")
@@ -102,14 +100,7 @@ def write_steps(run_dir: Path, rows: torch.Tensor) -> None:
 
 def read_steps(path: str | Path) -> list[dict[str, float]]:
     """Rows of a steps.csv (from a run directory or the file); UserError if missing or malformed."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / STEPS
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UserError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
-    reader = csv.reader(io.StringIO(text))
+    path, reader = read_csv_rows(path, STEPS)
     header = next(reader, None)
     if header is None or tuple(h.strip() for h in header) != STEPS_HEADER:
         raise UserError(
