@@ -147,6 +147,10 @@ def test_report_adds_evaluation_runs(study: Path, evaluations: Path, tmp_path, c
     assert "training seed 0, 1, 2" in text and "0.10 hours of process CPU time" in text
     assert "test error std of 4.42 points" in text and "one test image is 10.00 points" in text
     assert "never be compared" in text and "No searched genotype has been evaluated" not in text
+    # against the reference: the difference, and whether it exceeds twice the seeds' std (4.42)
+    diff = error - (75.0 + 68.75) / 2
+    kind = "lower" if -diff > 2 * 4.4194 else "higher" if diff > 2 * 4.4194 else "within that noise"
+    assert f"differ by `heavyball` {diff:+.2f} points" in text and f"`heavyball` {kind}" in text
 
 
 def test_report_refuses_an_evaluation_of_another_genotype(

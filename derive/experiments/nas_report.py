@@ -510,8 +510,8 @@ def eval_findings(groups: list[list[SearchRun]], references: list[EvalRun]) -> l
         )
         if noise is not None:
             text += (
-                f", {'less' if diff < 2 * noise else 'more'} than twice the seed-to-seed std "
-                f"({2 * noise:.2f})"
+                f", {'less' if diff < 2 * noise else 'more'} than twice ({2 * noise:.2f}) the "
+                f"seed-to-seed std of {noise:.2f}"
             )
             text += (
                 ": at this budget the evaluation does not separate the spaces."
@@ -526,17 +526,30 @@ def eval_findings(groups: list[list[SearchRun]], references: list[EvalRun]) -> l
     ref = [e for e in references if e.completed]
     if ref and means:
         ref_mean = statistics.mean(e.test_error for e in ref)
-        better = [label for mean, label, _ in means if mean < ref_mean]
-        lines.append(
-            f"- Against the published cell (`{ref[0].network}`, {ref_mean:.2f} % over its seeds): "
-            + (
-                f"{', '.join(f'`{b}`' for b in better)} "
-                f"{'is' if len(better) == 1 else 'are'} lower on average"
-                if better
-                else "no space's searched cells are lower on average"
-            )
-            + ", at the same size and budget."
+        diffs = ", ".join(f"`{label}` {mean - ref_mean:+.2f}" for mean, label, _ in means)
+        text = (
+            f"- Against the published cell (`{ref[0].network}`, {ref_mean:.2f} % over its seeds), "
+            f"the spaces' mean test errors differ by {diffs} points at the same size and budget"
         )
+        if noise is not None:
+
+            def names(labels: list[str]) -> str:
+                return ", ".join(f"`{label}`" for label in labels)
+
+            lower = [label for mean, label, _ in means if ref_mean - mean > 2 * noise]
+            higher = [label for mean, label, _ in means if mean - ref_mean > 2 * noise]
+            close = [label for _, label, _ in means if label not in lower + higher]
+            parts = []
+            if lower:
+                parts.append(f"{names(lower)} lower")
+            if higher:
+                parts.append(f"{names(higher)} higher")
+            if close:
+                parts.append(f"{names(close)} within that noise")
+            text += f"; by more than twice ({2 * noise:.2f}) the seed-to-seed std: " + "; ".join(
+                parts
+            )
+        lines.append(text + ".")
     lines.append(
         f"- It does not show final accuracy: {epochs} epochs of DARTS's 600, on "
         f"{evals[0].train_images:,} training images (DARTS: 50,000), so the errors are those of small "
