@@ -274,3 +274,36 @@ def test_help_of_each_subcommand_explains_every_option(sub, capsys):
         assert action.help, action.dest
         for option in action.option_strings:
             assert option in text
+
+
+def test_an_interrupted_study_stops_its_children(tmp_path, monkeypatch) -> None:
+    """An interrupt of `derive stability run` stops every child with SIGTERM, even a child that
+    ignores SIGINT (as the children of a background job do), and leaves none running."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from derive.experiments import stabrun
+
+    children = []
+    real_popen, real_sleep = subprocess.Popen, time.sleep
+    deaf = "import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); time.sleep(120)"
+
+    def popen(argv, **options):
+        children.append(real_popen([sys.executable, "-c", deaf], **options))
+        return children[-1]
+
+    def interrupt(seconds: float) -> None:
+        real_sleep(1.0)  # the child is up
+        raise KeyboardInterrupt
+
+    settings = StudySettings(data_dir="DATA", study_dir=str(tmp_path / "s"))
+    job = plan_jobs(settings, [arm("resnet20")], [0], [], [])[0]
+    monkeypatch.setattr(stabrun.subprocess, "Popen", popen)
+    monkeypatch.setattr(stabrun.time, "sleep", interrupt)
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        run_jobs([job], workers=1, stream=io.StringIO())
+    assert len(children) == 1 and children[0].poll() == -signal.SIGTERM
+    assert time.monotonic() - started < 30  # SIGTERM worked: no 60-s grace period, no kill needed

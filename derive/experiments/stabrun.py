@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -266,16 +265,35 @@ def run_jobs(
                 )
                 _say(out, f"running: {names}")
     except BaseException:
-        for r in running:  # let each child write its 'interrupted' summary, then stop it
-            r.process.send_signal(signal.SIGINT)
-        for r in running:
-            try:
-                r.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                r.process.kill()
-            r.log_file.close()  # type: ignore[attr-defined]
+        _stop(running)
         raise
     return failed
+
+
+def _stop(running: Sequence[_Running], grace: float = 60.0) -> None:
+    """Stop the children: SIGTERM first, on which `derive train` writes its 'interrupted' summary
+    and exits 143 (SIGINT would not do: a job started in the background inherits it ignored), then
+    SIGKILL for any still running after `grace` seconds, or at once on a second interrupt; never
+    leave one orphaned."""
+    for r in running:
+        r.process.terminate()
+    try:
+        deadline = time.monotonic() + grace
+        for r in running:
+            try:
+                r.process.wait(timeout=max(deadline - time.monotonic(), 0.0))
+            except subprocess.TimeoutExpired:
+                r.process.kill()
+                r.process.wait()
+    except BaseException:
+        for r in running:
+            if r.process.poll() is None:
+                r.process.kill()
+                r.process.wait()
+        raise
+    finally:
+        for r in running:
+            r.log_file.close()  # type: ignore[attr-defined]
 
 
 def _next_ready(todo: deque[Job], running: Sequence[_Running]) -> Job | None:
