@@ -247,13 +247,12 @@ def run(args: argparse.Namespace) -> int:
         from derive.nas.supernet import with_ops
 
         space = with_ops(resolve_space(args.space, coefficients), args.ops)
-        start = "hb" if args.hb_init else "algo" if args.algo_init else None
+        from derive.nas.archinit import start_coefficients, start_name
+
+        start = start_name(args.hb_init, args.algo_init)
         if start is not None:  # refused here as the search would refuse it
-            from derive.nas.archinit import start_coefficients
             from derive.nas.spaces import coefficient_weights
 
-            if args.hb_init and args.algo_init:
-                raise UserError("--hb-init and --algo-init exclude each other")
             starts = start_coefficients(space, start)
         if args.format == "json":
             print(json.dumps(space.to_json(), indent=2, ensure_ascii=False, default=str))

@@ -42,6 +42,13 @@ RANDOM_STD = 1e-3  # DARTS's 1e-3·randn, also SCIS's "randomly initialized" ō�
 HB_SHAPE = ((0, T_ROLE), (0, STATE_ROLE), (1, STATE_ROLE))
 
 
+def start_name(hb_init: bool, algo_init: bool) -> str | None:
+    """The start `--hb-init` / `--algo-init` ask for: "hb", "algo" or None; UserError for both."""
+    if hb_init and algo_init:
+        raise UserError("--hb-init and --algo-init exclude each other")
+    return "hb" if hb_init else "algo" if algo_init else None
+
+
 def start_coefficients(space: SearchSpace, start: str) -> dict[int, float]:
     """{edge kind: coefficient c} the state edges start at; UserError where it cannot be represented."""
     if start == "hb":

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 
 from derive.errors import UserError
 from derive.limits import check_nas_sizes
-from derive.nas.archinit import ALPHA_INITS
+from derive.nas.archinit import ALPHA_INITS, start_name
 from derive.nas.searchdata import IMAGE_SIZES
 from derive.train.config import DEVICES
 
@@ -116,7 +116,7 @@ class SearchConfig:
             0.5 <= self.init_weight < 1,
             f"--init-weight must be in [0.5, 1), got {self.init_weight}",
         )
-        need(not (self.hb_init and self.algo_init), "--hb-init and --algo-init exclude each other")
+        start_name(self.hb_init, self.algo_init)
         need(
             0 < self.train_portion < 1,
             f"--train-portion must be strictly between 0 and 1, got {self.train_portion}",
@@ -147,7 +147,7 @@ class SearchConfig:
     @property
     def start(self) -> str | None:
         """The initialisation of the architecture: "hb", "algo" or None (alpha_init)."""
-        return "hb" if self.hb_init else "algo" if self.algo_init else None
+        return start_name(self.hb_init, self.algo_init)
 
     def lr_at(self, epoch: int) -> float:
         """Cosine annealing without restart: lr_min + (lr − lr_min)(1 + cos(π(e − 1)/E))/2, 1-based e.
