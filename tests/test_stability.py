@@ -10,7 +10,14 @@ import torch
 from train_fixtures import single_thread, write_cifar10  # noqa: F401
 
 from derive.cli import main
-from derive.experiments.stabplan import ABLATION_ARMS, DENSE_ARMS, MAIN_ARMS, Arm, arm
+from derive.experiments.stabplan import (
+    ABLATION_ARMS,
+    DENSE_ARMS,
+    MAIN_ARMS,
+    PREACT_ARMS,
+    Arm,
+    arm,
+)
 from derive.experiments.stabprobe import block_hooks, probe_run, read_probe, write_probe
 from derive.experiments.stabrun import Job, StudySettings, plan_jobs, run_jobs
 from derive.train.steplog import read_steps
@@ -52,14 +59,15 @@ def _train(root, model_text, out, *extra):
 
 def test_the_plan_is_every_arm_seed_by_seed_with_probes_after_their_runs(tmp_path):
     settings = StudySettings(data_dir="DATA", study_dir=str(tmp_path / "s"))
-    arms = list(MAIN_ARMS + DENSE_ARMS + ABLATION_ARMS)
+    arms = list(MAIN_ARMS + DENSE_ARMS + PREACT_ARMS + ABLATION_ARMS)
     jobs = plan_jobs(settings, arms, range(10), range(5), range(3))
     trains = [j for j in jobs if j.kind == "train"]
-    assert len(trains) == 10 * (len(MAIN_ARMS) + len(DENSE_ARMS)) + 5 * len(ABLATION_ARMS)
+    paired = len(MAIN_ARMS) + len(DENSE_ARMS) + len(PREACT_ARMS)
+    assert len(trains) == 10 * paired + 5 * len(ABLATION_ARMS)
     assert len(jobs) - len(trains) == 3 * len(arms)
     assert [j.arm.name for j in trains[: len(MAIN_ARMS)]] == [a.name for a in MAIN_ARMS]
     assert [j.seed for j in trains[: 2 * len(MAIN_ARMS)]] == [0] * 7 + [1] * 7
-    # phases: main seeds 0-4, ablations 0-4, dense 0-4, main 5-9, dense 5-9
+    # phases: main seeds 0-4, ablations 0-4, dense 0-4, main 5-9, dense 5-9, pre-activation 0-9
     phases = []
     for j in trains:
         key = (j.arm.group, j.seed < 5)
@@ -71,7 +79,13 @@ def test_the_plan_is_every_arm_seed_by_seed_with_probes_after_their_runs(tmp_pat
         ("dense", True),
         ("main", False),
         ("dense", False),
+        ("preact", True),
+        ("preact", False),
     ]
+    preact = [j for j in trains if j.arm.group == "preact"]
+    assert [j.seed for j in preact] == [s for s in range(10) for _ in PREACT_ARMS]
+    assert preact[0].argv[:2] == ["train", "preresnet164"]
+    assert preact[0].argv[preact[0].argv.index("--epochs") + 1] == "2"
     for i, job in enumerate(jobs):
         if job.kind == "probe":
             assert jobs[i - 1].kind == "train" and jobs[i - 1].run_dir == job.run_dir

@@ -79,13 +79,17 @@ def _run(
     epoch_losses: list[float],
     warm=0,
     status="completed",
+    grad_scale=1.0,
 ):
     folder = study / "runs" / f"{arm}-s{seed}"
     folder.mkdir(parents=True)
     n = len(losses)
     lr = [0.01 if i < warm else 0.1 for i in range(n)]
     rows = torch.tensor(
-        [[i + 1, 1 + i * len(epoch_losses) // n, losses[i], 0.1, lr[i], 2.0 + i] for i in range(n)],
+        [
+            [i + 1, 1 + i * len(epoch_losses) // n, losses[i], 0.1, lr[i], grad_scale * (2.0 + i)]
+            for i in range(n)
+        ],
         dtype=torch.float64,
     )
     write_steps(folder, rows)
@@ -171,7 +175,7 @@ def test_doc_numbers_sentences_and_determinism(tmp_path):
     text = build_stability_report(study, "derive stability report X --out Y")
     assert text == build_stability_report(study, "derive stability report X --out Y")
     assert text.split("```")[1].strip() == "derive stability report X --out Y"
-    assert "9 of the 106 planned runs are in" in text and "not complete" in text
+    assert "9 of the 126 planned runs are in" in text and "not complete" in text
     peaks = [7.0, 6.0, 3.0]
     row = next(line for line in text.splitlines() if line.startswith("| ResNet-110 | 3 |"))
     assert f"{statistics.fmean(peaks):.2f} ± {statistics.stdev(peaks):.2f}" in row
@@ -184,6 +188,39 @@ def test_doc_numbers_sentences_and_determinism(tmp_path):
     probe_row = next(line for line in text.splitlines() if line.startswith("| ResNet-110 | 0 |"))
     assert "| 2.00 / 4.00 / 6.00 | 3.00 / 5.00 / 7.00 | 6.00 | 1.50 | 3.50 |" in probe_row
     assert "| `resnet110-s0` | completed | 100 | 2.30 | 7.00 (5) | 81.0 | 3.000 / 2.250 |" in text
+    assert "**Depth 164" not in text and "HBNet-164" not in text  # no pre-activation runs: no claim
+
+
+def test_doc_on_the_preactivation_pair(tmp_path):
+    study = _study(tmp_path)
+    for seed in range(3):
+        spiky = [2.3] * 100
+        spiky[2] = 5.0 + seed  # above 4.61: a spike in each run
+        _run(study, "preresnet164", "preresnet164", seed, spiky, [2.4, 2.25 - 0.1 * seed])
+        _run(study, "prehbnet164", "prehbnet164", seed, [2.3] * 100, [2.2, 2.1], grad_scale=10.0)
+    probe = json.loads((study / "probes" / "resnet110-s0.json").read_text())
+    (study / "probes" / "preresnet164-s0.json").write_text(json.dumps(probe))
+    probe["z_std"][0][-1], probe["loss"][0] = 0.5, 2.4
+    (study / "probes" / "prehbnet164-s0.json").write_text(json.dumps(probe))
+    text = build_stability_report(study, "derive stability report X --out Y")
+    assert "15 of the 126 planned runs are in" in text
+    assert (
+        "- at depth 164, pre-activation: std of the last block's output at initialisation "
+        "ResNet 6.00, HBNet 0.50; loss of the first batch ResNet 3.50, HBNet 2.40." in text
+    )
+    row = next(line for line in text.splitlines() if line.startswith("| pre-act ResNet-164"))
+    assert row.endswith("| 3/3 | 1/3 |")  # of the epoch-2 losses 2.25, 2.15, 2.05 only 2.25 > 2.2
+    assert (
+        "- **Depth 164, pre-activation bottleneck.** ResNet's loss spiked (above 4.61) in 3 of 3"
+        in text
+    )
+    assert "Pre-activation ResNet-164 spiked in 3 of 3 runs and failed in 1 of 3" in text
+    assert "(post-activation ResNet-110: spiked 2/3, failed 2/3)" in text
+    # gradient norms 10 × (2 + i) against 2 + i over the same steps: exactly 10 times
+    assert (
+        "HBNet-164's largest gradient norm over the first 80 steps is 10 times ResNet-164's" in text
+    )
+    assert "| pre-act ResNet-164 (bottleneck) → pre-act HBNet-164 (bottleneck) |" in text
 
 
 def test_report_cli_writes_doc_and_figures_and_refuses_bad_input(tmp_path, capsys):

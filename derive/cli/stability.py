@@ -87,7 +87,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Train every arm of the study over the seeds, each run a `derive train` run "
         "folder STUDY/runs/ARM-sSEED; then probe the first steps of the probe seeds' runs. Runs "
         "already complete are skipped; stopped ones resume. Seed by seed across the arms: main arms, "
-        "then the ablations, then the dense pair.",
+        "then the ablations, then the dense pair, then the pre-activation 164 pair.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -45,7 +45,7 @@ class Arm:
 
     name: str  # run folders are runs/NAME-sSEED
     model: str  # zoo name
-    group: str  # "main", "dense" or "ablation"
+    group: str  # "main", "dense", "preact" or "ablation"
     label: str  # how the doc names it
     options: tuple[str, ...] = ()  # extra `derive train` options
     change: str = ""  # for an ablation: what differs from the papers' recipe
@@ -78,6 +78,13 @@ MAIN_ARMS = (
 DENSE_ARMS = (
     Arm("densenet40", "densenet40", "dense", "DenseNet-40 (k = 12)"),
     Arm("agdnet40", "agdnet40", "dense", "AGDNet-40 (k = 12)"),
+)
+# Depth 164 as the zoo has it: He et al.'s pre-activation bottleneck networks (Identity Mappings,
+# 2016), not the next point of the post-activation 20/56/110 series (another block, no ReLU after
+# the sum); the same recipe and budget as the main arms.
+PREACT_ARMS = (
+    Arm("preresnet164", "preresnet164", "preact", "pre-act ResNet-164 (bottleneck)"),
+    Arm("prehbnet164", "prehbnet164", "preact", "pre-act HBNet-164 (bottleneck)"),
 )
 ABLATION_ARMS = (
     Arm(
@@ -113,7 +120,7 @@ ABLATION_ARMS = (
         "one random crop offset and flip per batch instead of per image",
     ),
 )
-ALL_ARMS = MAIN_ARMS + DENSE_ARMS + ABLATION_ARMS
+ALL_ARMS = MAIN_ARMS + DENSE_ARMS + PREACT_ARMS + ABLATION_ARMS
 ABLATION_BASELINE = "resnet56"  # the papers' recipe, at the depth the ablations use
 # Pairs compared in the doc: (baseline, other).
 PAIRS = (
@@ -122,11 +129,20 @@ PAIRS = (
     ("resnet110", "hbnet110"),
     ("resnet110", "resnet110-warmup"),
     ("densenet40", "agdnet40"),
+    ("preresnet164", "prehbnet164"),
 ) + tuple((ABLATION_BASELINE, a.name) for a in ABLATION_ARMS)
 
 # Relative cost of one training step (ResNet-56 = 1), measured on this CPU at one thread
 # (docs/results/bench_models.md and bench/bench_stability_parallel.py); only for the time estimate.
-STEP_COST = {"resnet": 1 / 56, "hbnet": 1.05 / 56, "densenet": 3.7 / 40, "agdnet": 4.0 / 40}
+# The pre-activation 164s: their FLOPs per image (torch.utils.flop_counter) are 1.95 × ResNet-56's.
+STEP_COST = {
+    "resnet": 1 / 56,
+    "hbnet": 1.05 / 56,
+    "densenet": 3.7 / 40,
+    "agdnet": 4.0 / 40,
+    "preresnet": 1.95 / 164,
+    "prehbnet": 1.95 * 1.05 / 164,
+}
 
 
 def arm(name: str) -> Arm:

@@ -21,6 +21,7 @@ from derive.experiments.stabplan import (
     CHANCE_LOSS,
     DENSE_ARMS,
     MAIN_ARMS,
+    PREACT_ARMS,
     SPIKE_LOSS,
     Arm,
     arm,
@@ -127,6 +128,7 @@ def _gradnorms(steps, out: Path) -> Path:
         ("depth 56", ["resnet56", "hbnet56"]),
         ("depth 110", ["resnet110", "hbnet110", "resnet110-warmup"]),
         ("dense pair", [a.name for a in DENSE_ARMS]),
+        ("depth 164, pre-activation", [a.name for a in PREACT_ARMS]),
         ("ResNet-56 variants", [ABLATION_BASELINE] + [a.name for a in ABLATION_ARMS]),
     ]
     panels = [(t, [n for n in names if steps.get(n)]) for t, names in panels]
@@ -155,6 +157,7 @@ def _features(probes: dict[str, dict], out: Path) -> Path:
         ("depth 56", ["resnet56", "hbnet56"]),
         ("depth 110", ["resnet110", "hbnet110", "resnet110-warmup"]),
         ("dense pair", [a.name for a in DENSE_ARMS]),
+        ("depth 164, pre-activation", [a.name for a in PREACT_ARMS]),
         ("ResNet-56 variants", [ABLATION_BASELINE] + [a.name for a in ABLATION_ARMS]),
     ]
     by_arm: dict[str, list[dict]] = {}
@@ -199,7 +202,7 @@ def draw_figures(study: str | Path) -> list[Path]:
         _loss_grid(
             root,
             steps,
-            list(MAIN_ARMS + DENSE_ARMS),
+            list(MAIN_ARMS + DENSE_ARMS + PREACT_ARMS),
             "per-step training loss, every seed (CIFAR-10-head, lr 0.1; dotted: chance ln 10, dashed: spike threshold)",
             root / "losses.png",
             columns=3,

@@ -25,6 +25,7 @@ from derive.experiments.stabplan import (
     MAIN_ARMS,
     PAIRS,
     PEAK_STEPS,
+    PREACT_ARMS,
     SPIKE_LOSS,
     Arm,
     arm,
@@ -35,8 +36,14 @@ SIGNIFICANT = 0.05  # the doc calls a difference clear when its exact two-sided 
 STUDY_COMMAND = (
     "derive stability run --data-dir ../shared/data/cifar-10-head --out docs/results/stability"
 )
-PLANNED = {"main": 10, "dense": 10, "ablation": 4}  # seeds per arm of the committed study
+PLANNED = {
+    "main": 10,
+    "dense": 10,
+    "preact": 10,
+    "ablation": 4,
+}  # seeds per arm of the committed study
 PLANNED_CORE_HOURS = 3.9  # estimated before the study from the per-step costs on this CPU
+PREACT_CORE_HOURS = 1.2  # the pre-activation 164 pair, estimated when it was added (FLOPs ratio)
 FIGURES = ("losses.png", "gradnorms.png", "features.png")
 
 
@@ -147,8 +154,10 @@ def _rate(runs: list[RunFigures], flag: Callable[[RunFigures], bool | None]) -> 
 def verdict(by_arm: dict[str, list[RunFigures]]) -> list[str]:
     """Plain sentences on the claim, chosen by fixed rules from the numbers."""
     lines = []
-    for depth in (20, 56, 110):
-        res, hb = by_arm.get(f"resnet{depth}", []), by_arm.get(f"hbnet{depth}", [])
+    series = [(f"Depth {d}", f"resnet{d}", f"hbnet{d}") for d in (20, 56, 110)]
+    series.append(("Depth 164, pre-activation bottleneck", "preresnet164", "prehbnet164"))
+    for title, res_name, hb_name in series:
+        res, hb = by_arm.get(res_name, []), by_arm.get(hb_name, [])
         if not res or not hb:
             continue
         comp = _comparison(res, hb)
@@ -158,7 +167,7 @@ def verdict(by_arm: dict[str, list[RunFigures]]) -> list[str]:
         sr, sh = _rate(res, lambda r: r.spiked), _rate(hb, lambda r: r.spiked)
         ratio = statistics.fmean(rp) / statistics.fmean(hp) if rp and hp else None
         lines.append(
-            f"- **Depth {depth}.** ResNet's loss spiked (above {SPIKE_LOSS:.2f}) in {sr[0]} of {sr[1]} "
+            f"- **{title}.** ResNet's loss spiked (above {SPIKE_LOSS:.2f}) in {sr[0]} of {sr[1]} "
             f"runs and HBNet's in {sh[0]} of {sh[1]}; ResNet's peak loss over the first {PEAK_STEPS} "
             f"steps was {_ms(rp)} against HBNet's {_ms(hp)}"
             + (f", {ratio:.1f} times as high" if ratio is not None else "")
@@ -227,7 +236,40 @@ def verdict(by_arm: dict[str, list[RunFigures]]) -> list[str]:
             f"from {_ms(rp)} to {_ms(wp)} (p = {_p(comp[f'peak loss, steps 1–{PEAK_STEPS}'][1])}) and "
             f"its failed runs from {fr[0]}/{fr[1]} to {fw[0]}/{fw[1]} (Fisher p = {_p(comp['failed'][1])}).",
         ]
+    lines += _preact_paragraph(by_arm)
     return lines
+
+
+def _preact_paragraph(by_arm: dict[str, list[RunFigures]]) -> list[str]:
+    """What the pre-activation 164 pair adds: the same comparison on another block design."""
+    res, hb = by_arm.get("preresnet164", []), by_arm.get("prehbnet164", [])
+    if not res or not hb:
+        return []
+    comp = _comparison(res, hb)
+    rg, hg = (_values(x, lambda r: r.max_grad_norm) for x in (res, hb))
+    grad_p = comp[f"largest gradient norm, steps 1–{PEAK_STEPS}"][1]
+    sr, fr = _rate(res, lambda r: r.spiked), _rate(res, lambda r: r.failed)
+    post = by_arm.get("resnet110", [])
+    against = ""
+    if post:
+        s110, f110 = _rate(post, lambda r: r.spiked), _rate(post, lambda r: r.failed)
+        against = (
+            f" (post-activation ResNet-110: spiked {s110[0]}/{s110[1]}, failed {f110[0]}/{f110[1]})"
+        )
+    text = (
+        "The depth-164 pair is He et al.'s pre-activation bottleneck design (Identity Mappings, "
+        "2016: BN and ReLU before each convolution, nothing after the sum), not the next point of the "
+        "20/56/110 series, so it tells whether what is seen above belongs to the post-activation "
+        f"block. Pre-activation ResNet-164 spiked in {sr[0]} of {sr[1]} runs and failed in {fr[0]} of "
+        f"{fr[1]}{against}."
+    )
+    if rg and hg:
+        text += (
+            f" HBNet-164's largest gradient norm over the first {PEAK_STEPS} steps is "
+            f"{statistics.fmean(hg) / statistics.fmean(rg):.3g} times ResNet-164's "
+            f"(p = {_p(grad_p)})."
+        )
+    return ["", text]
 
 
 def ablation_sentences(by_arm: dict[str, list[RunFigures]]) -> list[str]:
@@ -380,6 +422,24 @@ def mechanism(probes: dict[str, dict]) -> list[str]:
             f"- the stem's weight norm after {steps} updates, as a multiple of its initial norm: ResNet "
             f"{series('resnet', grow, '{:.3g}')}, HBNet {series('hbnet', grow, '{:.3g}')}.",
         ]
+    pre = [_probe_mean(probes, a.name, last_z) for a in PREACT_ARMS]
+    if all(v is not None for v in pre):
+        res_name, hb_name = (a.name for a in PREACT_ARMS)
+
+        def pair(value: Callable[[dict], float], fmt: str) -> str:
+            r, h = (_probe_mean(probes, n, value) for n in (res_name, hb_name))
+            return f"ResNet {fmt.format(r)}, HBNet {fmt.format(h)}"
+
+        line = (
+            f"- at depth 164, pre-activation: std of the last block's output at initialisation "
+            f"{pair(last_z, '{:.2f}')}; loss of the first batch {pair(lambda p: p['loss'][0], '{:.2f}')}"
+        )
+        if has_parts:
+            line += (
+                f"; gradient norm of the stem at step 1 {pair(stem, '{:.3g}')}; the stem's weight "
+                f"norm after {steps} updates ÷ at init {pair(grow, '{:.3g}')}"
+            )
+        lines.append(line + ".")
     lines += [
         "",
         "What the recurrences say about these numbers. A ResNet block adds its branch to the "
@@ -458,8 +518,10 @@ def build_stability_report(study: str | Path, command: str) -> str:
         "## What was run",
         "",
         "- Arms: ResNet and HBNet (SCIS (C1) with β₁ = 1 and β₂ = 0 or −1) at depths 20, 56 and 110; "
-        "ResNet-110 with He et al.'s warm-up; DenseNet-40 and AGDNet-40 (k = 12); and ResNet-56 with "
-        "one choice of the recipe changed at a time (below). All from the zoo, i.e. the generated code.",
+        "ResNet-110 with He et al.'s warm-up; DenseNet-40 and AGDNet-40 (k = 12); at depth 164 the "
+        "zoo's 164-layer pair, He et al.'s pre-activation bottleneck ResNet and the HBNet of the same "
+        "blocks (SCIS (C1) without ρ); and ResNet-56 with one choice of the recipe changed at a time "
+        "(below). All from the zoo, i.e. the generated code.",
         "- Recipe: the papers' (SCIS'23 appendix D), `derive train`'s defaults: SGD with Nesterov "
         "momentum 0.9, weight decay 1e-4, batch 64, lr 0.1, He-normal (fan-out) convolutions, "
         "Xavier-uniform classifier, per-channel normalization, pad 4 + random crop + flip per image. "
@@ -474,7 +536,9 @@ def build_stability_report(study: str | Path, command: str) -> str:
         "thread train about as fast as 1 process × 2 threads here, 0.86 and 0.99 of its throughput "
         "in two measurements: [bench_stability_parallel.md](bench_stability_parallel.md)). Planned "
         f"budget: about {PLANNED_CORE_HOURS} core-hours with the probes, from the per-step costs "
-        "measured alone. The runs' own clocks add up to "
+        f"measured alone, and about {PREACT_CORE_HOURS} more for the pre-activation 164 pair, added "
+        "to the plan after the other arms had run (judged by the same criteria, unchanged). The "
+        "runs' own clocks add up to "
         f"{seconds / 3600:.1f} hours (sum of their metrics.csv seconds), more than the CPU time "
         "they used: the two cores were shared with other engineers' jobs all along.",
         "- Every run is a `derive train` folder under `docs/results/stability/runs/` (metrics.csv, "
@@ -504,7 +568,7 @@ def build_stability_report(study: str | Path, command: str) -> str:
         "## Results",
         "",
     ]
-    lines += arm_table(by_arm, MAIN_ARMS + DENSE_ARMS) + [""]
+    lines += arm_table(by_arm, MAIN_ARMS + DENSE_ARMS + PREACT_ARMS) + [""]
     lines += [
         "Differences (other − baseline) with their exact p-values:",
         "",
@@ -560,6 +624,9 @@ def build_stability_report(study: str | Path, command: str) -> str:
         "- CIFAR-10-head has 80 steps per epoch at batch 64 against the full data's 782: the same "
         "number of steps sees ten times fewer distinct images, and He et al.'s “about 400 iterations” "
         "(at batch 128) is five epochs here.",
+        "- Depth 164 is tested only in the pre-activation bottleneck design the zoo has at that "
+        "depth (the papers stop at 110); a post-activation basic-block 164 (n = 27) was not run, and "
+        "the pre-activation pair differs from the 110s in the block, not only in the depth.",
         "- Ten seeds per arm separate large effects only: a difference of one failed run in ten is "
         "far inside the noise (Fisher p = 1), so “not shown” is not “absent”.",
         "- The full data and 300 epochs need a GPU: `derive stability run --epochs 150 --data-dir "
