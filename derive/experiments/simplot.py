@@ -1,40 +1,31 @@
 """simulation.png: train MSE against epoch, one column per depth (whole run; second half zoomed).
 
-matplotlib is imported here only, with the Agg canvas (no display, no global backend switch).
+matplotlib is imported on first use (`derive.plotting`), with the Agg canvas (no display, no global
+backend switch).
 Grey dashes mark the best constant prediction's MSE of the data (below it: memorization).
 """
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from derive.errors import UserError
 from derive.experiments.printed import SIM_COLUMNS
 from derive.experiments.simconfig import NETWORKS
-from derive.fsutil import atomic_write_bytes
+from derive.plotting import new_figure, save_figure
 
 
 def plot_simulation(
     data: Mapping[str, object], curves: Sequence[Mapping[str, object]], out: str | Path
 ) -> Path:
     """Draw `curves` (curves.csv rows) into the PNG `out`, atomically; return `out`."""
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise UserError(
-            "the simulation plot needs matplotlib: install derive[plot] (pip install 'derive[plot]')"
-        ) from None
     config = data["config"]
     depths = sorted(config["depths"])
     algorithms = [a for a in SIM_COLUMNS if a in config["algorithms"]]
     best_constant = data["data"]["best_constant_mse"]
     half = config["epochs"] / 2
-    fig = Figure(figsize=(4.2 * len(depths) + 0.6, 7.4), dpi=110, layout="constrained")
-    FigureCanvasAgg(fig)
+    fig = new_figure((4.2 * len(depths) + 0.6, 7.4), 110, "the simulation plot")
     axes = fig.subplots(2, len(depths), squeeze=False)
     for column, depth in enumerate(depths):
         whole, late = axes[0][column], axes[1][column]
@@ -74,6 +65,4 @@ def plot_simulation(
         f"dashes: best constant prediction (MSE {best_constant:.5f})",
         fontsize=10,
     )
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    return atomic_write_bytes(out, buffer.getvalue())
+    return save_figure(fig, out)

@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import io
 import math
 import statistics
 from pathlib import Path
@@ -27,34 +26,19 @@ from derive.experiments.stabplan import (
     arm,
 )
 from derive.experiments.stabrun import RUNS
-from derive.fsutil import atomic_write_bytes
+from derive.plotting import log_scale_y, new_figure, save_figure
 from derive.train.steplog import read_steps
 
+NEEDED_BY = "drawing the figures"
+HINT = "install derive[plot] (or give --no-figures)"
 
-def _matplotlib():
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-        from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
-    except ImportError:
-        raise UserError(
-            "the figures need matplotlib: install derive[plot] (or give --no-figures)"
-        ) from None
-    return FigureCanvasAgg, Figure, FuncFormatter, LogLocator, NullFormatter
+
+def _figure(figsize: tuple[float, float]):
+    return new_figure(figsize, 110, NEEDED_BY, HINT)
 
 
 def _log_axis(ax) -> None:
-    _, _, FuncFormatter, LogLocator, NullFormatter = _matplotlib()
-    ax.set_yscale("log")
-    ax.yaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.yaxis.set_minor_formatter(NullFormatter())
-
-
-def _save(fig, path: Path) -> Path:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    return atomic_write_bytes(path, buffer.getvalue())
+    log_scale_y(ax, subs=(1, 2, 5))
 
 
 def _steps_by_arm(study: Path, runs) -> dict[str, list[list[dict[str, float]]]]:
@@ -66,13 +50,11 @@ def _steps_by_arm(study: Path, runs) -> dict[str, list[list[dict[str, float]]]]:
 
 
 def _loss_grid(study: Path, steps, arms: list[Arm], title: str, out: Path, columns: int) -> Path:
-    FigureCanvasAgg, Figure, *_ = _matplotlib()
     shown = [a for a in arms if steps.get(a.name)]
     if not shown:
         raise UserError("no finished run with steps.csv to draw")
     rows = math.ceil(len(shown) / columns)
-    fig = Figure(figsize=(4.2 * columns, 3.0 * rows + 0.6), dpi=110, layout="constrained")
-    FigureCanvasAgg(fig)
+    fig = _figure((4.2 * columns, 3.0 * rows + 0.6))
     axes = fig.subplots(rows, columns, squeeze=False, sharey=True)
     top = max(
         max(r["loss"] for r in run if math.isfinite(r["loss"]))
@@ -102,7 +84,7 @@ def _loss_grid(study: Path, steps, arms: list[Arm], title: str, out: Path, colum
     for ax in axes[:, 0]:
         ax.set_ylabel("batch training loss")
     fig.suptitle(title, fontsize=10)
-    return _save(fig, out)
+    return save_figure(fig, out)
 
 
 def _band(
@@ -122,7 +104,6 @@ def _band(
 
 
 def _gradnorms(steps, out: Path) -> Path:
-    FigureCanvasAgg, Figure, *_ = _matplotlib()
     panels = [
         ("depth 20", ["resnet20", "hbnet20"]),
         ("depth 56", ["resnet56", "hbnet56"]),
@@ -133,8 +114,7 @@ def _gradnorms(steps, out: Path) -> Path:
     ]
     panels = [(t, [n for n in names if steps.get(n)]) for t, names in panels]
     panels = [(t, names) for t, names in panels if names]
-    fig = Figure(figsize=(4.0 * len(panels), 3.6), dpi=110, layout="constrained")
-    FigureCanvasAgg(fig)
+    fig = _figure((4.0 * len(panels), 3.6))
     axes = fig.subplots(1, len(panels), squeeze=False, sharey=True)[0]
     for ax, (title, names) in zip(axes, panels, strict=True):
         for i, name in enumerate(names):
@@ -147,11 +127,10 @@ def _gradnorms(steps, out: Path) -> Path:
         _log_axis(ax)
         ax.legend(fontsize=6.5, frameon=False)
     axes[0].set_ylabel("gradient norm (median; band: min–max over seeds)")
-    return _save(fig, out)
+    return save_figure(fig, out)
 
 
 def _features(probes: dict[str, dict], out: Path) -> Path:
-    FigureCanvasAgg, Figure, *_ = _matplotlib()
     panels = [
         ("depth 20", ["resnet20", "hbnet20"]),
         ("depth 56", ["resnet56", "hbnet56"]),
@@ -167,8 +146,7 @@ def _features(probes: dict[str, dict], out: Path) -> Path:
     panels = [(t, names) for t, names in panels if names]
     if not panels:
         raise UserError("no probe to draw")
-    fig = Figure(figsize=(4.0 * len(panels), 3.6), dpi=110, layout="constrained")
-    FigureCanvasAgg(fig)
+    fig = _figure((4.0 * len(panels), 3.6))
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     for ax, (title, names) in zip(axes, panels, strict=True):
         for i, name in enumerate(names):
@@ -190,7 +168,7 @@ def _features(probes: dict[str, dict], out: Path) -> Path:
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=6, frameon=False)
     axes[0].set_ylabel("std of z_k over the batch (mean over seeds)")
-    return _save(fig, out)
+    return save_figure(fig, out)
 
 
 def draw_figures(study: str | Path) -> list[Path]:

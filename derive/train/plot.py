@@ -1,19 +1,19 @@
 """Learning curves of one or more runs in one figure: loss (train solid, test dashed) and error vs epoch.
 
-matplotlib is an optional extra (`pip install 'derive[plot]'`), imported only here, with the Agg
-canvas (no display, no global backend switch).
+matplotlib is an optional extra (`pip install 'derive[plot]'`), imported on first use through
+`derive.plotting`, with the Agg canvas (no display, no global backend switch).
 """
 
 from __future__ import annotations
 
-import io
 import logging
 from collections.abc import Sequence
 from pathlib import Path
 
 from derive.errors import UserError
-from derive.fsutil import atomic_write_bytes, check_path, output_file
+from derive.fsutil import check_path, output_file
 from derive.limits import TITLE_CHARS
+from derive.plotting import log_scale_y, new_figure, save_figure
 from derive.train.runfiles import read_metrics, read_summary
 
 log = logging.getLogger(__name__)
@@ -66,17 +66,9 @@ def plot_runs(run_dirs: Sequence[str | Path], out: str | Path, title: str | None
             log.warning("%s has no completed epoch yet; left out", run_dir)
     if not runs:
         raise UserError("no completed epoch to plot in any of the runs given")
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-        from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
-    except ImportError:
-        raise UserError(
-            "derive plot needs matplotlib: install derive[plot] (pip install 'derive[plot]')"
-        ) from None
+    fig = new_figure((12, 4.2 + 0.22 * len(runs)), 130, "derive plot")
+    from matplotlib.ticker import MaxNLocator
 
-    fig = Figure(figsize=(12, 4.2 + 0.22 * len(runs)), dpi=130, layout="constrained")
-    FigureCanvasAgg(fig)
     ax_loss, ax_err = fig.subplots(1, 2)
     lr_drops: set[float] = set()
     values: dict[object, list[float]] = {ax_loss: [], ax_err: []}
@@ -96,7 +88,6 @@ def plot_runs(run_dirs: Sequence[str | Path], out: str | Path, title: str | None
         lr_drops.update(
             b["epoch"] - 0.5 for a, b in zip(rows, rows[1:], strict=False) if b["lr"] < a["lr"]
         )
-    plain = FuncFormatter(lambda v, _: f"{v:g}")
     for ax in (ax_loss, ax_err):
         for x in sorted(lr_drops):
             ax.axvline(x, color="0.6", lw=0.8, ls=(0, (2, 3)), zorder=0)
@@ -106,10 +97,7 @@ def plot_runs(run_dirs: Sequence[str | Path], out: str | Path, title: str | None
         if (
             values[ax] and max(values[ax]) / min(values[ax]) > 4
         ):  # wide range (long runs): log scale
-            ax.set_yscale("log")
-            ax.yaxis.set_major_locator(LogLocator(subs=(1, 2, 3, 5)))
-            ax.yaxis.set_major_formatter(plain)
-            ax.yaxis.set_minor_formatter(NullFormatter())
+            log_scale_y(ax)
     ax_loss.set_ylabel("cross-entropy loss")
     ax_loss.set_title("loss: train (solid), test (dashed)")
     ax_err.set_ylabel("error (%)")
@@ -128,7 +116,4 @@ def plot_runs(run_dirs: Sequence[str | Path], out: str | Path, title: str | None
     )
     if title:
         fig.suptitle(plain_text(title))
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format=out.suffix.lower().lstrip("."))
-    atomic_write_bytes(out, buffer.getvalue())
-    return out
+    return save_figure(fig, out)

@@ -1,18 +1,17 @@
 """Per-step curves of one or more runs (`derive plot --steps`): the batch loss and the gradient norm of
 every optimizer step, from each run's steps.csv (`derive train --log-steps`), so spikes show.
 
-matplotlib is an optional extra (`pip install 'derive[plot]'`), imported only here, with the Agg canvas.
+matplotlib is an optional extra (`pip install 'derive[plot]'`), imported on first use (`derive.plotting`).
 """
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Sequence
 from pathlib import Path
 
 from derive.errors import UserError
-from derive.fsutil import atomic_write_bytes
+from derive.plotting import log_scale_y, new_figure, save_figure
 from derive.train.plot import FORMATS
 from derive.train.runfiles import read_summary
 from derive.train.steplog import STEPS, read_steps
@@ -60,17 +59,7 @@ def plot_steps(
             runs.append((run_dir, rows))
     if not runs:
         raise UserError(f"no logged step in any of the runs given ({STEPS} files are empty)")
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-        from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
-    except ImportError:
-        raise UserError(
-            "derive plot needs matplotlib: install derive[plot] (pip install 'derive[plot]')"
-        ) from None
-
-    fig = Figure(figsize=(12, 4.2 + 0.22 * len(runs)), dpi=130, layout="constrained")
-    FigureCanvasAgg(fig)
+    fig = new_figure((12, 4.2 + 0.22 * len(runs)), 130, "derive plot")
     ax_loss, ax_norm = fig.subplots(1, 2, sharex=True)
     chances = set()
     for i, (run_dir, rows) in enumerate(runs):
@@ -100,10 +89,7 @@ def plot_steps(
         ax.set_xlabel("optimizer step")
         ax.grid(True, alpha=0.3)
         if log_y:
-            ax.set_yscale("log")
-            ax.yaxis.set_major_locator(LogLocator(subs=(1, 2, 3, 5)))
-            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-            ax.yaxis.set_minor_formatter(NullFormatter())
+            log_scale_y(ax)
     ax_loss.set_ylabel("training loss of the batch")
     ax_loss.set_title("loss per step")
     ax_norm.set_ylabel("gradient norm (L2, all parameters)")
@@ -113,7 +99,4 @@ def plot_steps(
     )
     if title:
         fig.suptitle(title)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format=out.suffix.lower().lstrip("."))
-    atomic_write_bytes(out, buffer.getvalue())
-    return out
+    return save_figure(fig, out)
