@@ -103,16 +103,19 @@ def _band(
     return x, med, low, high
 
 
+# One panel per comparison: (title, arms drawn in it).
+PANELS: tuple[tuple[str, list[str]], ...] = (
+    ("depth 20", ["resnet20", "hbnet20"]),
+    ("depth 56", ["resnet56", "hbnet56"]),
+    ("depth 110", ["resnet110", "hbnet110", "resnet110-warmup"]),
+    ("dense pair", [a.name for a in DENSE_ARMS]),
+    ("depth 164, pre-activation", [a.name for a in PREACT_ARMS]),
+    ("ResNet-56 variants", [ABLATION_BASELINE] + [a.name for a in ABLATION_ARMS]),
+)
+
+
 def _gradnorms(steps, out: Path) -> Path:
-    panels = [
-        ("depth 20", ["resnet20", "hbnet20"]),
-        ("depth 56", ["resnet56", "hbnet56"]),
-        ("depth 110", ["resnet110", "hbnet110", "resnet110-warmup"]),
-        ("dense pair", [a.name for a in DENSE_ARMS]),
-        ("depth 164, pre-activation", [a.name for a in PREACT_ARMS]),
-        ("ResNet-56 variants", [ABLATION_BASELINE] + [a.name for a in ABLATION_ARMS]),
-    ]
-    panels = [(t, [n for n in names if steps.get(n)]) for t, names in panels]
+    panels = [(t, [n for n in names if steps.get(n)]) for t, names in PANELS]
     panels = [(t, names) for t, names in panels if names]
     fig = _figure((4.0 * len(panels), 3.6))
     axes = fig.subplots(1, len(panels), squeeze=False, sharey=True)[0]
@@ -131,18 +134,10 @@ def _gradnorms(steps, out: Path) -> Path:
 
 
 def _features(probes: dict[str, dict], out: Path) -> Path:
-    panels = [
-        ("depth 20", ["resnet20", "hbnet20"]),
-        ("depth 56", ["resnet56", "hbnet56"]),
-        ("depth 110", ["resnet110", "hbnet110", "resnet110-warmup"]),
-        ("dense pair", [a.name for a in DENSE_ARMS]),
-        ("depth 164, pre-activation", [a.name for a in PREACT_ARMS]),
-        ("ResNet-56 variants", [ABLATION_BASELINE] + [a.name for a in ABLATION_ARMS]),
-    ]
     by_arm: dict[str, list[dict]] = {}
     for name, p in sorted(probes.items()):
         by_arm.setdefault(name.rsplit("-s", 1)[0], []).append(p)
-    panels = [(t, [n for n in names if by_arm.get(n)]) for t, names in panels]
+    panels = [(t, [n for n in names if by_arm.get(n)]) for t, names in PANELS]
     panels = [(t, names) for t, names in panels if names]
     if not panels:
         raise UserError("no probe to draw")

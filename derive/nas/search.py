@@ -32,8 +32,9 @@ from derive.nas.spaces import SearchSpace, resolve_space
 from derive.nas.supernet import SearchNetwork, build_supernet, with_ops
 from derive.train.augment import BatchMaker, derive_seed
 from derive.train.checkpoint import check_compatible, load_checkpoint, save_checkpoint
-from derive.train.loop import TrainingDiverged, _now, _rng_state, _set_rng_state, git_commit
+from derive.train.loop import TrainingDiverged
 from derive.train.progress import Progress
+from derive.train.provenance import git_commit, rng_state, set_rng_state, software, utc_now
 from derive.train.runfiles import CHECKPOINT, write_summary
 
 log = logging.getLogger(__name__)
@@ -130,13 +131,13 @@ def run_search(config: SearchConfig, progress: Progress | None = None) -> dict[s
     architect = Architect(model, model.arch_parameters(), arch_opt, weight_opt, config.order)
     history: list[dict[str, object]] = []
     sessions: list[dict[str, object]] = []
-    started = _now()
+    started = utc_now()
     arch_state = {"cycle": 0, "position": 0}
     if state is not None:
         model.load_state_dict(state["model"])
         weight_opt.load_state_dict(state["weight_optimizer"])
         arch_opt.load_state_dict(state["arch_optimizer"])
-        _set_rng_state(state["rng"])
+        set_rng_state(state["rng"])
         history = [dict(row) for row in state["history"]]
         sessions = [dict(s) for s in state.get("sessions", [])]
         started = str(state.get("started_at", started))
@@ -168,7 +169,9 @@ def run_search(config: SearchConfig, progress: Progress | None = None) -> dict[s
         info.device_name,
         f"{info.weight_count:,}",
     )
-    sessions.append({"started_at": _now(), "start_epoch": len(history) + 1, "device": str(device)})
+    sessions.append(
+        {"started_at": utc_now(), "start_epoch": len(history) + 1, "device": str(device)}
+    )
     write_summary(run_dir, info.summary("running", history))
     try:
         for epoch in range(len(history) + 1, config.epochs + 1):
@@ -204,7 +207,7 @@ def run_search(config: SearchConfig, progress: Progress | None = None) -> dict[s
                     "weight_optimizer": weight_opt.state_dict(),
                     "arch_optimizer": arch_opt.state_dict(),
                     "arch_batches": arch_batches.state(),
-                    "rng": _rng_state(),
+                    "rng": rng_state(),
                     "history": history,
                     "sessions": sessions,
                     "started_at": started,
@@ -337,9 +340,6 @@ class _RunInfo:
         self.fingerprint = data.data.fingerprint()
 
     def summary(self, status: str, history: list[dict[str, object]]) -> dict[str, object]:
-        import platform
-
-        from derive import __version__
 
         config, model = self.config, self.model
         last = history[-1] if history else None
@@ -392,16 +392,10 @@ class _RunInfo:
                 "normalization": {"mean": self.data.mean, "std": self.data.std},
             },
             "device": {"name": self.device_name, "precision": "fp32"},
-            "software": {
-                "derive": __version__,
-                "torch": torch.__version__,
-                "python": platform.python_version(),
-                "git_commit": self.git_commit,
-                "git_dirty": self.git_dirty,
-            },
+            "software": software(self.git_commit, self.git_dirty),
             "options": config.to_dict(),
             "started_at": self.started,
-            "updated_at": _now(),
+            "updated_at": utc_now(),
             "sessions": self.sessions,
         }
 

@@ -13,13 +13,10 @@ across ranks, and only rank 0 writes RUN_DIR.
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
 import hashlib
 import logging
 import math
 import os
-import platform
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +25,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from derive import __version__
 from derive.devices import device_name
 from derive.errors import UserError
 from derive.fsutil import ensure_output_dir, remove_file
@@ -38,6 +34,7 @@ from derive.train.checkpoint import check_compatible, load_checkpoint, save_chec
 from derive.train.config import TrainConfig, recipe_defaults
 from derive.train.distributed import Dist
 from derive.train.progress import Progress
+from derive.train.provenance import git_commit, rng_state, set_rng_state, software, utc_now
 from derive.train.regularize import (
     auxiliary_parameters,
     check_model,
@@ -219,7 +216,7 @@ def _run_training(
     run_dir = Path(config.out).expanduser()
     ckpt_path = run_dir / CHECKPOINT
     d.on_main(_check_run_dir, run_dir, config)
-    started = _now()
+    started = utc_now()
 
     with d.agreement():  # bad input on any rank stops every rank with its one line
         num_classes, input_size = dataset_shape(config)
@@ -285,7 +282,7 @@ def _run_training(
             raise UserError(
                 f"{ckpt_path} does not fit {config.model} as built now: {first}"
             ) from None
-        _set_rng_state(state["rng"])
+        set_rng_state(state["rng"])
         history = [dict(row) for row in state["history"]]
         sessions = [dict(s) for s in state.get("sessions", [])]
         _restore_steps(state, warmup, steplog, history, data, config)
@@ -350,7 +347,7 @@ def _run_training(
         log.info("%s (%d done)", warmup.describe(), warmup.step)
     sessions.append(
         {
-            "started_at": _now(),
+            "started_at": utc_now(),
             "start_epoch": len(history) + 1,
             "epochs": config.epochs,
             "device": str(rt.device),
@@ -400,7 +397,7 @@ def _run_training(
                     "model": model.state_dict(),
                     "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(),
-                    "rng": _rng_state(),
+                    "rng": rng_state(),
                     "history": history,
                     "sessions": sessions,
                     "started_at": started,
@@ -654,24 +651,6 @@ def _count_flops(model: nn.Module, input_size: int = 32) -> int | None:
         return None
 
 
-def _rng_state() -> dict[str, object]:
-    state: dict[str, object] = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict[str, object]) -> None:
-    torch.set_rng_state(state["torch"])
-    cuda = state.get("cuda")
-    if cuda is not None and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(cuda)
-
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
-
 def _change_epochs(
     config: TrainConfig,
     before: int,
@@ -709,34 +688,6 @@ def _change_epochs(
         lr,
         done,
     )
-
-
-def git_commit() -> tuple[str | None, bool | None]:
-    """(commit, dirty) of the git checkout holding derive's source, or (None, None) if there is none."""
-    source = Path(__file__).resolve().parent
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=source,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        )
-        commit = head.stdout.strip()
-        if head.returncode != 0 or len(commit) != 40:
-            return None, None
-        status = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=source,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        )
-        return commit, (bool(status.stdout.strip()) if status.returncode == 0 else None)
-    except (OSError, subprocess.SubprocessError):
-        return None, None
 
 
 @dataclass
@@ -807,15 +758,9 @@ class _RunContext:
                 else "contiguous",
                 "compile": config.compile,
             },
-            "software": {
-                "derive": __version__,
-                "torch": torch.__version__,
-                "python": platform.python_version(),
-                "git_commit": self.git_commit,
-                "git_dirty": self.git_dirty,
-            },
+            "software": software(self.git_commit, self.git_dirty),
             "options": config.to_dict(),
             "started_at": self.started,
-            "updated_at": _now(),
+            "updated_at": utc_now(),
             "sessions": self.sessions,
         }
