@@ -279,6 +279,8 @@ def ablation_sentences(by_arm: dict[str, list[RunFigures]]) -> list[str]:
     lines = []
     peak = f"peak loss, steps 1–{PEAK_STEPS}"
     bp = _values(base, lambda r: r.peak_loss)
+    carriers: list[str] = []
+    others: list[str] = []
     for a in ABLATION_ARMS:
         other = by_arm.get(a.name, [])
         if not other:
@@ -290,12 +292,38 @@ def ablation_sentences(by_arm: dict[str, list[RunFigures]]) -> list[str]:
         effect = ("lowers" if diff is not None and diff < 0 else "raises") + (
             " clearly" if clear else ", not clearly,"
         )
+        fail_p = comp["failed"][1]
         lines.append(
             f"- {a.change}: {effect} the peak loss, {_ms(bp)} → {_ms(op)} (p = {_p(p)}); "
             f"initial loss {_ms(_values(base, lambda r: r.initial_loss))} → "
             f"{_ms(_values(other, lambda r: r.initial_loss))}; failed "
-            f"{_count(base, lambda r: r.failed)} → {_count(other, lambda r: r.failed)}."
+            f"{_count(base, lambda r: r.failed)} → {_count(other, lambda r: r.failed)} "
+            f"(Fisher p = {_p(fail_p)})."
         )
+        effects = []
+        if clear:
+            effects.append(f"{'lower' if diff < 0 else 'higher'} peak loss (p = {_p(p)})")
+        fb, fo = _rate(base, lambda r: r.failed), _rate(other, lambda r: r.failed)
+        if fail_p is not None and fail_p < SIGNIFICANT:
+            fewer = fo[0] / fo[1] < fb[0] / fb[1]
+            effects.append(
+                f"{'fewer' if fewer else 'more'} failed runs, {fo[0]}/{fo[1]} against "
+                f"{fb[0]}/{fb[1]} (Fisher p = {_p(fail_p)})"
+            )
+        short = a.label.removeprefix(f"{arm(ABLATION_BASELINE).label}, ")
+        (carriers if effects else others).append(
+            f"{short}: {', '.join(effects)}" if effects else short
+        )
+    if carriers or others:
+        found = "; ".join(carriers)
+        summary = "**Which choices carry the instability.** " + (
+            found[0].upper() + found[1:] + "." if carriers else "None clearly."
+        )
+        if others:
+            summary += (
+                f" No clear change in the peak loss or the failed count: {', '.join(others)}."
+            )
+        lines += ["", summary]
     return lines
 
 
