@@ -168,6 +168,8 @@ def test_figures_of_each_run_follow_the_stated_criteria(tmp_path):
     warm = [r for r in runs if r.arm.name == "resnet110-warmup"]
     assert [r.warmup_steps_taken for r in warm] == [30, 31, 32]
     assert set(probes) == {"resnet110-s0"}
+    (tmp_path / "study" / "runs" / "hbnet20-s0").mkdir()  # just started: no summary.json yet
+    assert len(read_study(tmp_path / "study")[0]) == len(runs)
 
 
 def test_doc_numbers_sentences_and_determinism(tmp_path):
