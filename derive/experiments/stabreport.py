@@ -499,6 +499,7 @@ def build_stability_report(study: str | Path, command: str) -> str:
         by_arm.setdefault(r.arm.name, []).append(r)
     planned = sum(PLANNED[a.group] for a in ALL_ARMS)
     seconds = sum(r.seconds for r in runs)
+    preact_seconds = sum(r.seconds for r in runs if r.arm.group == "preact")
     devices = sorted({r.device for r in runs})
     seeds = sorted({r.seed for r in complete})
     differences = [
@@ -568,7 +569,14 @@ def build_stability_report(study: str | Path, command: str) -> str:
         "to the plan after the other arms had run (judged by the same criteria, unchanged). The "
         "runs' own clocks add up to "
         f"{seconds / 3600:.1f} hours (sum of their metrics.csv seconds), more than the CPU time "
-        "they used: the two cores were shared with other engineers' jobs all along.",
+        "they used: the two cores were shared with other engineers' jobs all along"
+        + (
+            f"; the pre-activation pair's runs alone took {preact_seconds / 3600:.1f} hours, more "
+            "than its estimate from FLOPs: its bottleneck stages, whose tensors between units are 4× "
+            "as wide, run slower per FLOP on this CPU than the basic-block networks."
+            if preact_seconds / 3600 > 1.5 * PREACT_CORE_HOURS
+            else "."
+        ),
         "- Every run is a `derive train` folder under `docs/results/stability/runs/` (metrics.csv, "
         "steps.csv, summary.json; the checkpoints are not committed), e.g. "
         "`derive train resnet110 --dataset cifar10 --data-dir ../shared/data/cifar-10-head --out "
