@@ -168,6 +168,8 @@ def test_figures_of_each_run_follow_the_stated_criteria(tmp_path):
     warm = [r for r in runs if r.arm.name == "resnet110-warmup"]
     assert [r.warmup_steps_taken for r in warm] == [30, 31, 32]
     assert set(probes) == {"resnet110-s0"}
+    (tmp_path / "study" / "runs" / "hbnet20-s0").mkdir()  # just started: no summary.json yet
+    assert len(read_study(tmp_path / "study")[0]) == len(runs)
 
 
 def test_doc_numbers_sentences_and_determinism(tmp_path):
@@ -221,6 +223,32 @@ def test_doc_on_the_preactivation_pair(tmp_path):
         "HBNet-164's largest gradient norm over the first 80 steps is 10 times ResNet-164's" in text
     )
     assert "| pre-act ResNet-164 (bottleneck) → pre-act HBNet-164 (bottleneck) |" in text
+
+
+def test_doc_names_the_choices_that_carry_the_instability(tmp_path):
+    study = tmp_path / "study"
+
+    def arm_runs(name: str, peaks: list[float], epoch2: float) -> None:
+        for seed, peak in enumerate(peaks):
+            losses = [2.3] * 100
+            losses[3] = peak
+            _run(study, name, "resnet56", seed, losses, [3.0, epoch2])
+
+    arm_runs("resnet56", [20.0, 21.0, 22.0, 23.0, 24.0], 2.28)  # all fail (epoch 2 above 2.2)
+    arm_runs("resnet56-projection", [5.0, 6.0, 7.0, 8.0], 2.28)  # lower peaks, still failing
+    arm_runs("resnet56-torchconv", [20.2, 21.2, 22.2, 23.2], 2.0)  # peaks among them, none fails
+    arm_runs("resnet56-torchfc", [20.5, 21.5, 22.5, 23.5], 2.28)  # no change
+    text = build_stability_report(study, "derive stability report X --out Y")
+    # 4 values below all 5 others: only that split of C(9, 4) is as extreme (the mirrored split,
+    # the 4 largest against the rest, differs by less); 5/5 against 0/4 failed: 1 / C(9, 4) too
+    separated = fisher = 1 / math.comb(9, 4)
+    assert (
+        "**Which choices carry the instability.** Projection shortcut: lower peak loss "
+        f"(p = {separated:.2g}); PyTorch conv init: fewer failed runs, 0/4 against 5/5 "
+        f"(Fisher p = {fisher:.2g}). No clear change in the peak loss or the failed count: "
+        "PyTorch classifier init." in text
+    )
+    assert f"failed 5/5 → 0/4 (Fisher p = {fisher:.2g})." in text
 
 
 def test_report_cli_writes_doc_and_figures_and_refuses_bad_input(tmp_path, capsys):

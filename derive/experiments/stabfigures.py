@@ -84,11 +84,14 @@ def parse_name(name: str) -> tuple[Arm, int] | None:
     return None
 
 
-def read_run(folder: Path) -> RunFigures:
+def read_run(folder: Path) -> RunFigures | None:
+    """The figures of one run folder; None for a run that has not written its summary.json yet."""
     parsed = parse_name(folder.name)
     if parsed is None:
         raise UserError(f"{folder}: not a run of the study (expected ARM-sSEED with a known arm)")
     a, seed = parsed
+    if not (folder / "summary.json").exists():
+        return None  # just started: `derive train` writes its summary first thing
     summary = read_summary(folder)
     if summary is None:
         raise UserError(f"{folder}: no readable summary.json")
@@ -138,8 +141,8 @@ def read_study(study: str | Path) -> tuple[list[RunFigures], dict[str, dict]]:
     runs_dir = root / RUNS
     if not runs_dir.is_dir():
         raise UserError(f"{str(study)!r} is not a stability study folder (no {RUNS}/ inside)")
-    runs = [read_run(f) for f in sorted(runs_dir.iterdir()) if f.is_dir()]
-    runs = [r for r in runs if r.complete]  # a run in progress is not a result yet
+    read = [read_run(f) for f in sorted(runs_dir.iterdir()) if f.is_dir()]
+    runs = [r for r in read if r is not None and r.complete]  # in progress: not a result yet
     if not runs:
         raise UserError(f"no finished run in {runs_dir}")
     order = {a.name: i for i, a in enumerate(ALL_ARMS)}

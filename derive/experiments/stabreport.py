@@ -279,6 +279,8 @@ def ablation_sentences(by_arm: dict[str, list[RunFigures]]) -> list[str]:
     lines = []
     peak = f"peak loss, steps 1–{PEAK_STEPS}"
     bp = _values(base, lambda r: r.peak_loss)
+    carriers: list[str] = []
+    others: list[str] = []
     for a in ABLATION_ARMS:
         other = by_arm.get(a.name, [])
         if not other:
@@ -290,12 +292,38 @@ def ablation_sentences(by_arm: dict[str, list[RunFigures]]) -> list[str]:
         effect = ("lowers" if diff is not None and diff < 0 else "raises") + (
             " clearly" if clear else ", not clearly,"
         )
+        fail_p = comp["failed"][1]
         lines.append(
             f"- {a.change}: {effect} the peak loss, {_ms(bp)} → {_ms(op)} (p = {_p(p)}); "
             f"initial loss {_ms(_values(base, lambda r: r.initial_loss))} → "
             f"{_ms(_values(other, lambda r: r.initial_loss))}; failed "
-            f"{_count(base, lambda r: r.failed)} → {_count(other, lambda r: r.failed)}."
+            f"{_count(base, lambda r: r.failed)} → {_count(other, lambda r: r.failed)} "
+            f"(Fisher p = {_p(fail_p)})."
         )
+        effects = []
+        if clear:
+            effects.append(f"{'lower' if diff < 0 else 'higher'} peak loss (p = {_p(p)})")
+        fb, fo = _rate(base, lambda r: r.failed), _rate(other, lambda r: r.failed)
+        if fail_p is not None and fail_p < SIGNIFICANT:
+            fewer = fo[0] / fo[1] < fb[0] / fb[1]
+            effects.append(
+                f"{'fewer' if fewer else 'more'} failed runs, {fo[0]}/{fo[1]} against "
+                f"{fb[0]}/{fb[1]} (Fisher p = {_p(fail_p)})"
+            )
+        short = a.label.removeprefix(f"{arm(ABLATION_BASELINE).label}, ")
+        (carriers if effects else others).append(
+            f"{short}: {', '.join(effects)}" if effects else short
+        )
+    if carriers or others:
+        found = "; ".join(carriers)
+        summary = "**Which choices carry the instability.** " + (
+            found[0].upper() + found[1:] + "." if carriers else "None clearly."
+        )
+        if others:
+            summary += (
+                f" No clear change in the peak loss or the failed count: {', '.join(others)}."
+            )
+        lines += ["", summary]
     return lines
 
 
@@ -471,6 +499,7 @@ def build_stability_report(study: str | Path, command: str) -> str:
         by_arm.setdefault(r.arm.name, []).append(r)
     planned = sum(PLANNED[a.group] for a in ALL_ARMS)
     seconds = sum(r.seconds for r in runs)
+    preact_seconds = sum(r.seconds for r in runs if r.arm.group == "preact")
     devices = sorted({r.device for r in runs})
     seeds = sorted({r.seed for r in complete})
     differences = [
@@ -540,7 +569,14 @@ def build_stability_report(study: str | Path, command: str) -> str:
         "to the plan after the other arms had run (judged by the same criteria, unchanged). The "
         "runs' own clocks add up to "
         f"{seconds / 3600:.1f} hours (sum of their metrics.csv seconds), more than the CPU time "
-        "they used: the two cores were shared with other engineers' jobs all along.",
+        "they used: the two cores were shared with other engineers' jobs all along"
+        + (
+            f"; the pre-activation pair's runs alone took {preact_seconds / 3600:.1f} hours, more "
+            "than its estimate from FLOPs: its bottleneck stages, whose tensors between units are 4× "
+            "as wide, run slower per FLOP on this CPU than the basic-block networks."
+            if preact_seconds / 3600 > 1.5 * PREACT_CORE_HOURS
+            else "."
+        ),
         "- Every run is a `derive train` folder under `docs/results/stability/runs/` (metrics.csv, "
         "steps.csv, summary.json; the checkpoints are not committed), e.g. "
         "`derive train resnet110 --dataset cifar10 --data-dir ../shared/data/cifar-10-head --out "
