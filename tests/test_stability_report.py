@@ -223,6 +223,27 @@ def test_doc_on_the_preactivation_pair(tmp_path):
         "HBNet-164's largest gradient norm over the first 80 steps is 10 times ResNet-164's" in text
     )
     assert "| pre-act ResNet-164 (bottleneck) → pre-act HBNet-164 (bottleneck) |" in text
+    assert "The deeper pre-activation ResNet" not in text  # 1/3 against 2/3: nothing clear
+
+
+def test_doc_says_when_the_preactivation_block_removes_the_failures(tmp_path):
+    study = tmp_path / "study"
+    for seed in range(5):
+        flat = [2.3] * 100
+        _run(study, "resnet110", "resnet110", seed, flat, [2.35, 2.29])  # fails
+        _run(study, "preresnet164", "preresnet164", seed, flat, [2.1, 1.80 + 0.01 * seed])
+        _run(study, "prehbnet164", "prehbnet164", seed, flat, [2.1, 1.90 + 0.01 * seed])
+    text = build_stability_report(study, "derive stability report X --out Y")
+    # 0/5 against 5/5 failed, and five epoch-2 losses all above the other five: both 2 / C(10, 5)
+    p = 2 / math.comb(10, 5)
+    assert (
+        f"The deeper pre-activation ResNet failed clearly less often than the post-activation "
+        f"ResNet-110 (Fisher p = {p:.2g})" in text
+    )
+    assert (
+        f"with pre-activation blocks HBNet learns clearly worse (epoch-2 train loss +0.10 against "
+        f"ResNet-164's, p = {p:.2g})." in text
+    )
 
 
 def test_doc_names_the_choices_that_carry_the_instability(tmp_path):

@@ -170,7 +170,7 @@ def verdict(by_arm: dict[str, list[RunFigures]]) -> list[str]:
             f"- **{title}.** ResNet's loss spiked (above {SPIKE_LOSS:.2f}) in {sr[0]} of {sr[1]} "
             f"runs and HBNet's in {sh[0]} of {sh[1]}; ResNet's peak loss over the first {PEAK_STEPS} "
             f"steps was {_ms(rp)} against HBNet's {_ms(hp)}"
-            + (f", {ratio:.1f} times as high" if ratio is not None else "")
+            + (f", {ratio:.2g} times as high" if ratio is not None else "")
             + f" (exact permutation p = {_p(comp[peak][1])}). ResNet failed to learn in {fr[0]} of "
             f"{fr[1]} runs and HBNet in {fh[0]} of {fh[1]} (Fisher p = {_p(comp['failed'][1])})."
         )
@@ -251,11 +251,30 @@ def _preact_paragraph(by_arm: dict[str, list[RunFigures]]) -> list[str]:
     sr, fr = _rate(res, lambda r: r.spiked), _rate(res, lambda r: r.failed)
     post = by_arm.get("resnet110", [])
     against = ""
+    block_sentence = ""
     if post:
         s110, f110 = _rate(post, lambda r: r.spiked), _rate(post, lambda r: r.failed)
         against = (
             f" (post-activation ResNet-110: spiked {s110[0]}/{s110[1]}, failed {f110[0]}/{f110[1]})"
         )
+        block_p = fisher_p(fr[0], fr[1], f110[0], f110[1]) if fr[1] and f110[1] else None
+        if block_p is not None and block_p < SIGNIFICANT and fr[0] / fr[1] < f110[0] / f110[1]:
+            diff, p2 = comp[f"epoch-{FAILED_EPOCH} train loss"]
+            clear = diff is not None and p2 is not None and p2 < SIGNIFICANT
+            how = (
+                ("learns clearly better" if diff < 0 else "learns clearly worse")
+                if clear
+                else "learns neither clearly better nor worse"
+            )
+            block_sentence = (
+                f" The deeper pre-activation ResNet failed clearly less often than the "
+                f"post-activation ResNet-110 (Fisher p = {_p(block_p)}): within this budget the "
+                "instability belongs to the post-activation block, not to depth alone; and with "
+                "pre-activation blocks HBNet "
+                + how
+                + f" (epoch-{FAILED_EPOCH} train loss {diff:+.2f} against ResNet-164's, "
+                f"p = {_p(p2)})."
+            )
     text = (
         "The depth-164 pair is He et al.'s pre-activation bottleneck design (Identity Mappings, "
         "2016: BN and ReLU before each convolution, nothing after the sum), not the next point of the "
@@ -269,7 +288,7 @@ def _preact_paragraph(by_arm: dict[str, list[RunFigures]]) -> list[str]:
             f"{statistics.fmean(hg) / statistics.fmean(rg):.3g} times ResNet-164's "
             f"(p = {_p(grad_p)})."
         )
-    return ["", text]
+    return ["", text + block_sentence]
 
 
 def ablation_sentences(by_arm: dict[str, list[RunFigures]]) -> list[str]:
