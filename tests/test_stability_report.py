@@ -208,7 +208,9 @@ def test_doc_on_the_preactivation_pair(tmp_path):
     assert "15 of the 126 planned runs are in" in text
     assert (
         "- at depth 164, pre-activation: std of the last block's output at initialisation "
-        "ResNet 6.00, HBNet 0.50; loss of the first batch ResNet 3.50, HBNet 2.40." in text
+        "ResNet 6.00, HBNet 0.50; std of the logits ResNet 1.50, HBNet 1.50 (the pre-activation "
+        "head normalises with BN and ReLU before the pool, so the logits start small whatever the "
+        "features' scale); loss of the first batch ResNet 3.50, HBNet 2.40." in text
     )
     row = next(line for line in text.splitlines() if line.startswith("| pre-act ResNet-164"))
     assert row.endswith("| 3/3 | 1/3 |")  # of the epoch-2 losses 2.25, 2.15, 2.05 only 2.25 > 2.2

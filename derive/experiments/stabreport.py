@@ -479,7 +479,10 @@ def mechanism(probes: dict[str, dict]) -> list[str]:
 
         line = (
             f"- at depth 164, pre-activation: std of the last block's output at initialisation "
-            f"{pair(last_z, '{:.2f}')}; loss of the first batch {pair(lambda p: p['loss'][0], '{:.2f}')}"
+            f"{pair(last_z, '{:.2f}')}; std of the logits {pair(lambda p: p['logit_std'][0], '{:.2f}')} "
+            "(the pre-activation head normalises with BN and ReLU before the pool, so the logits "
+            "start small whatever the features' scale); loss of the first batch "
+            f"{pair(lambda p: p['loss'][0], '{:.2f}')}"
         )
         if has_parts:
             line += (
