@@ -36,12 +36,8 @@ SIGNIFICANT = 0.05  # the doc calls a difference clear when its exact two-sided 
 STUDY_COMMAND = (
     "derive stability run --data-dir ../shared/data/cifar-10-head --out docs/results/stability"
 )
-PLANNED = {
-    "main": 10,
-    "dense": 10,
-    "preact": 10,
-    "ablation": 4,
-}  # seeds per arm of the committed study
+# Seeds per arm of the committed study, by the arm's group.
+PLANNED = {"main": 10, "dense": 10, "preact": 10, "ablation": 4}
 PLANNED_CORE_HOURS = 3.9  # estimated before the study from the per-step costs on this CPU
 PREACT_CORE_HOURS = 1.2  # the pre-activation 164 pair, estimated when it was added (FLOPs ratio)
 FIGURES = ("losses.png", "gradnorms.png", "features.png")
@@ -155,7 +151,7 @@ def verdict(by_arm: dict[str, list[RunFigures]]) -> list[str]:
     """Plain sentences on the claim, chosen by fixed rules from the numbers."""
     lines = []
     series = [(f"Depth {d}", f"resnet{d}", f"hbnet{d}") for d in (20, 56, 110)]
-    series.append(("Depth 164, pre-activation bottleneck", "preresnet164", "prehbnet164"))
+    series.append(("Depth 164, pre-activation bottleneck", *(a.name for a in PREACT_ARMS)))
     for title, res_name, hb_name in series:
         res, hb = by_arm.get(res_name, []), by_arm.get(hb_name, [])
         if not res or not hb:
@@ -242,7 +238,7 @@ def verdict(by_arm: dict[str, list[RunFigures]]) -> list[str]:
 
 def _preact_paragraph(by_arm: dict[str, list[RunFigures]]) -> list[str]:
     """What the pre-activation 164 pair adds: the same comparison on another block design."""
-    res, hb = by_arm.get("preresnet164", []), by_arm.get("prehbnet164", [])
+    res, hb = (by_arm.get(a.name, []) for a in PREACT_ARMS)
     if not res or not hb:
         return []
     comp = _comparison(res, hb)

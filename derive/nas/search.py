@@ -340,7 +340,6 @@ class _RunInfo:
         self.fingerprint = data.data.fingerprint()
 
     def summary(self, status: str, history: list[dict[str, object]]) -> dict[str, object]:
-
         config, model = self.config, self.model
         last = history[-1] if history else None
         best = max(history, key=lambda r: (r["val_acc"], -r["epoch"])) if history else None  # type: ignore[operator]
