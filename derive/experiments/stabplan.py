@@ -134,14 +134,15 @@ PAIRS = (
 
 # Relative cost of one training step (ResNet-56 = 1), measured on this CPU at one thread
 # (docs/results/bench_models.md and bench/bench_stability_parallel.py); only for the time estimate.
-# The pre-activation 164s: their FLOPs per image (torch.utils.flop_counter) are 1.95 × ResNet-56's.
+# The pre-activation 164s: FLOPs only, 0.245 against ResNet-56's 0.125 GMACs per image
+# (docs/results/models.md, from bench/model_stats.py), i.e. 1.96 × ResNet-56.
 STEP_COST = {
     "resnet": 1 / 56,
     "hbnet": 1.05 / 56,
     "densenet": 3.7 / 40,
     "agdnet": 4.0 / 40,
-    "preresnet": 1.95 / 164,
-    "prehbnet": 1.95 * 1.05 / 164,
+    "preresnet": 1.96 / 164,
+    "prehbnet": 1.96 * 1.05 / 164,
 }
 
 
