@@ -114,6 +114,9 @@ def test_dry_run_and_bad_input(tmp_path, capsys):
         assert main([*argv, *bad]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and message in err, err
+    assert main([*argv, "--arms", "x" * 100_000 + ",y,z,u,v,w,q"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and len(err) < 500 and "x…, y, z, u, v and 2 more" in err, err
     assert (
         main(["stability", "run", "--data-dir", str(tmp_path), "--out", str(tmp_path / "s")]) == 2
     )

@@ -63,8 +63,10 @@ def _arms(text: str) -> tuple[str, ...]:
     names = tuple(p.strip() for p in text.split(",") if p.strip())
     unknown = [n for n in names if n not in known]
     if unknown or not names:
+        shown = [n if len(n) <= 40 else f"{n[:40]}…" for n in unknown[:5]]
+        more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
         raise argparse.ArgumentTypeError(
-            f"unknown arm(s) {', '.join(unknown) or '(none given)'}; known: {', '.join(known)}"
+            f"unknown arm(s) {', '.join(shown) or '(none given)'}{more}; known: {', '.join(known)}"
         )
     return names
 
