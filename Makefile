@@ -10,12 +10,19 @@ TORCH_PIN ?= torch==2.14.1 torchvision==0.29.1
 
 .PHONY: demo test test-slow lint format regenerate bench clean
 
+# Set-up prints one line a step; pip's own output goes to $(VENV)/pip.log and is shown only if a step fails.
+PIP_LOG := $(VENV)/pip.log
+QUIET   = > $(PIP_LOG) 2>&1 || { cat $(PIP_LOG); echo "set-up failed (log above, kept in $(PIP_LOG))"; exit 1; }
+
 $(STAMP): pyproject.toml
-	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-	$(PY) -c "import torch, torchvision" 2>/dev/null || $(PY) -m pip install -q $(TORCH_PIN)
-	$(PY) -m pip install -q -e ".[dev,plot,imagenet]"
-	touch $(STAMP)
+	@test -x $(PY) || { echo "creating $(VENV)"; python3 -m venv $(VENV); }
+	@$(PY) -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+	@$(PY) -c "import torch, torchvision" 2>/dev/null || { echo "installing $(TORCH_PIN) into $(VENV)"; \
+		$(PY) -m pip install -q $(TORCH_PIN) $(QUIET); }
+	@echo "installing derive (editable) with its dependencies into $(VENV)"
+	@$(PY) -m pip install -q -e ".[dev,plot,imagenet]" $(QUIET)
+	@touch $(STAMP)
+	@echo "$(VENV) is ready"
 
 demo: $(STAMP)
 	$(PY) -m derive demo
