@@ -5,8 +5,10 @@
 
 The official files are pickles. `pickle.load` on a downloaded file can run arbitrary code, so they are
 read with an unpickler that resolves only what a CIFAR batch needs (a dict of bytes, lists of ints and
-a numpy uint8 array). Batch files may hold any number of rows (the 10 % subset has 1,017 per file):
-what is checked is that rows have 3,072 bytes and that labels and rows agree.
+a numpy uint8 array), builds nothing the file's bytes do not hold, and refuses anything else. Batch
+files may hold any number of rows (the 10 % subset has 1,017 per file): what is checked is that rows
+have 3,072 bytes and that the labels are a flat list of ints (or a 1-D integer array), one per row,
+each a class of the dataset.
 """
 
 from __future__ import annotations
@@ -166,60 +168,101 @@ def channel_stats(images: np.ndarray) -> tuple[list[float], list[float]]:
     return means, stds
 
 
-class _CifarUnpickler(pickle.Unpickler):
-    """Resolves only the globals a pickled CIFAR batch uses; anything else is refused."""
+_NUMPY_RECONSTRUCT = np.zeros(0).__reduce__()[0]  # numpy's own, whatever its module path
 
-    _ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"),
-        ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy", "ndarray"),
-        ("numpy", "dtype"),
-        ("_codecs", "encode"),  # bytes pickled by Python 3 under protocol 2
+
+class _NdarrayType:
+    """What `numpy.ndarray` resolves to: only a name for the reconstructor, never a constructor
+    (calling numpy.ndarray(shape) would allocate memory the file does not hold)."""
+
+
+def _empty_array(subtype: object, shape: object, dtype: object) -> np.ndarray:
+    """numpy's array reconstructor, for the empty placeholder that numpy pickles (filled from bytes next).
+
+    Any other shape would allocate memory that the file does not hold, so it is refused.
+    """
+    if not isinstance(subtype, _NdarrayType) or not isinstance(shape, tuple) or shape != (0,):
+        raise pickle.UnpicklingError(f"refusing an array placeholder of shape {_short(shape)}")
+    return _NUMPY_RECONSTRUCT(np.ndarray, shape, dtype)
+
+
+def _latin1(text: object, encoding: object = "latin1", errors: object = "strict") -> bytes:
+    """`_codecs.encode(str, 'latin1')`, how Python 3 pickles bytes under protocol 2; no other codec."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1") or errors != "strict":
+        raise pickle.UnpicklingError(f"refusing to encode with codec {_short(encoding)}")
+    return text.encode("latin1")
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """Resolves only the globals a pickled CIFAR batch uses, each bounded by the file's own bytes.
+
+    Only what the file holds gets built: an array placeholder is always empty and bytes come only
+    from latin-1 text, so memory stays proportional to the file's size.
+    """
+
+    _ALLOWED: dict[tuple[str, str], object] = {
+        ("numpy.core.multiarray", "_reconstruct"): _empty_array,
+        ("numpy._core.multiarray", "_reconstruct"): _empty_array,
+        ("numpy", "ndarray"): _NdarrayType(),
+        ("numpy", "dtype"): np.dtype,
+        ("_codecs", "encode"): _latin1,
     }
 
     def find_class(self, module: str, name: str) -> object:
-        if (module, name) not in self._ALLOWED:
-            raise pickle.UnpicklingError(f"refusing to load global {module}.{name}")
-        if name == "_reconstruct":
-            return np.zeros(0).__reduce__()[
-                0
-            ]  # numpy's own reconstructor, whatever its module path
-        if module == "_codecs":
-            import codecs
-
-            return codecs.encode
-        return getattr(np, name)
+        try:
+            return self._ALLOWED[(module, name)]
+        except KeyError:
+            raise pickle.UnpicklingError(f"refusing to load global {module}.{name}") from None
 
 
-def _read_batch(path: Path, spec: CifarSpec) -> tuple[np.ndarray, np.ndarray]:
-    """One batch file -> (uint8 images n x 3 x 32 x 32, int64 labels n), checked."""
+def _short(value: object, chars: int = 40) -> str:
+    """repr(value) cut to `chars` characters; an int too long to print is described by its size."""
+    if isinstance(value, int) and value.bit_length() > 64:
+        return f"<{value.bit_length()}-bit integer>"
+    if not isinstance(value, (int, float, str, bytes, tuple)):
+        return f"a {type(value).__name__}"
+    text = repr(value)
+    return text if len(text) <= chars else text[: chars - 3] + "..."
+
+
+def _unpickle(path: Path) -> object:
+    """The unpickled contents of `path`; UserError if unreadable, truncated, foreign or hostile."""
     try:
         raw = path.read_bytes()
     except OSError as exc:
         raise UserError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
     try:
-        batch = _CifarUnpickler(io.BytesIO(raw), encoding="bytes").load()
-    except (
-        EOFError,
-        pickle.UnpicklingError,
-        ValueError,
-        TypeError,
-        AttributeError,
-        IndexError,
-    ) as exc:
+        return _CifarUnpickler(io.BytesIO(raw), encoding="bytes").load()
+    except Exception as exc:  # a hostile pickle can raise nearly any type; all mean "not a batch"
         truncated = isinstance(exc, EOFError) or "truncated" in str(exc)
         kind = "truncated" if truncated else "not a CIFAR batch"
-        raise UserError(f"{str(path)!r} is {kind} ({type(exc).__name__}: {exc})") from None
-    if isinstance(
-        batch, dict
-    ):  # the official files have bytes keys; a re-pickled copy may have str
-        batch = {(k.encode() if isinstance(k, str) else k): v for k, v in batch.items()}
+        detail = str(exc).splitlines()[0][:200] if str(exc).strip() else ""
+        raise UserError(f"{str(path)!r} is {kind} ({type(exc).__name__}: {detail})") from None
+
+
+def _batch_dict(path: Path, batch: object, spec: CifarSpec) -> dict[object, object]:
+    """The batch as a dict with bytes keys (a re-pickled copy may have str keys), holding both keys."""
+    if isinstance(batch, dict):
+        batch = {
+            (k.encode("utf-8", "replace") if isinstance(k, str) else k): v for k, v in batch.items()
+        }
     if not isinstance(batch, dict) or b"data" not in batch or spec.label_key not in batch:
-        keys = sorted(batch) if isinstance(batch, dict) else type(batch).__name__
+        if isinstance(batch, dict):
+            shown = [_short(k, 20) for k in list(batch)[:5]]
+            found = f"keys {', '.join(shown)}" + (
+                f" and {len(batch) - 5} more" if len(batch) > 5 else ""
+            )
+        else:
+            found = f"a {type(batch).__name__}"
         raise UserError(
-            f"{str(path)!r} is not a {spec.name} batch: expected keys b'data' and {spec.label_key!r}, found {keys}"
+            f"{str(path)!r} is not a {spec.name} batch: expected keys b'data' and {spec.label_key!r}, "
+            f"found {found or 'no keys'}"
         )
-    data = batch[b"data"]
+    return batch
+
+
+def _images(path: Path, data: object) -> np.ndarray:
+    """b'data' as n x 3 x 32 x 32 uint8 images; UserError unless it is uint8 rows of 3,072 bytes."""
     if (
         not isinstance(data, np.ndarray)
         or data.dtype != np.uint8
@@ -231,15 +274,40 @@ def _read_batch(path: Path, spec: CifarSpec) -> tuple[np.ndarray, np.ndarray]:
         raise UserError(
             f"{str(path)!r}: b'data' is {dtype} with shape {shape}, expected uint8 rows of {ROW_BYTES} bytes"
         )
-    try:
-        labels = np.asarray(batch[spec.label_key], dtype=np.int64).reshape(-1)
-    except (TypeError, ValueError) as exc:
-        raise UserError(f"{str(path)!r}: labels are not integers ({exc})") from None
-    if len(labels) != len(data):
-        raise UserError(f"{str(path)!r}: {len(data)} image rows but {len(labels)} labels")
-    if len(labels) and (labels.min() < 0 or labels.max() >= spec.num_classes):
-        bad = int(labels.min() if labels.min() < 0 else labels.max())
+    return np.ascontiguousarray(data.reshape(-1, 3, 32, 32))
+
+
+def _labels(path: Path, labels: object, rows: int, spec: CifarSpec) -> np.ndarray:
+    """The labels as int64: a flat list of ints (or a 1-D integer array), one per row, each a class."""
+    where = f"{str(path)!r}: {spec.label_key!r}"
+    if isinstance(labels, np.ndarray):
+        if labels.ndim != 1:
+            raise UserError(f"{where} has shape {labels.shape}, expected one label per image row")
+        if labels.dtype.kind not in "iu":
+            raise UserError(f"{where} holds {labels.dtype} values: a label is not an integer")
+    elif not isinstance(labels, list):
         raise UserError(
-            f"{str(path)!r}: label {bad} outside 0..{spec.num_classes - 1} for {spec.name}"
+            f"{where}: labels are a {type(labels).__name__}, expected a list of integers"
         )
-    return np.ascontiguousarray(data.reshape(-1, 3, 32, 32)), labels
+    if len(labels) != rows:
+        raise UserError(f"{str(path)!r}: {rows} image rows but {len(labels)} labels")
+    if isinstance(labels, list):
+        for i, label in enumerate(labels):
+            if type(label) is not int:  # bool and float are refused, not truncated
+                raise UserError(
+                    f"{where}: the label of image {i} is {_short(label)}, not an integer"
+                )
+    outside = [i for i, v in enumerate(labels) if not 0 <= v < spec.num_classes][:1]
+    if outside:
+        raise UserError(
+            f"{str(path)!r}: label {_short(int(labels[outside[0]]))} outside "
+            f"0..{spec.num_classes - 1} for {spec.name} (image {outside[0]})"
+        )
+    return np.asarray(labels, dtype=np.int64)
+
+
+def _read_batch(path: Path, spec: CifarSpec) -> tuple[np.ndarray, np.ndarray]:
+    """One batch file -> (uint8 images n x 3 x 32 x 32, int64 labels n), checked."""
+    batch = _batch_dict(path, _unpickle(path), spec)
+    images = _images(path, batch[b"data"])
+    return images, _labels(path, batch[spec.label_key], len(images), spec)
