@@ -80,6 +80,12 @@ Expressions are parsed by a whitelist walk over Python's `ast` (numbers, + − *
 evaluated. An iteration that is not linear in Uz, such as `grad(grad(x[k]))`, is refused with one line.
 The fc form works for every iteration; the conv form needs one state with a bounded look-back.
 
+A spec's names cannot clash with the generated code's own: there, coefficient `beta` is the variable
+`c_beta` and schedule `mom` the table `s_mom`, so `z0`, `layer`, `float` or `torch` are fine names.
+`DEFAULTS`, keyword arguments and `--coef` keep the spec's names, so a coefficient may not be named
+like a parameter it is passed beside (`self`, `layers`, `depth`, `dtype`, `weight`, `activation`,
+`dim`, `bias`).
+
 The whole spec is checked before anything is written, so a generated module always imports and runs:
 constants must stay finite, real and below 1e100 as they are folded (`((9**16)**16)**16` is refused
 before it is computed), exponents are at most 16, a look-back at most 16 steps, `title` and

@@ -138,8 +138,9 @@ class Recurrence:
     def coefficient_values(self, overrides: Mapping[str, sp.Expr] | None = None) -> dict:
         """{symbol: value} for every coefficient, defaults replaced by `overrides`."""
         values = {c.sym: c.default for c in self.coefficients}
+        symbols = {c.name: c.sym for c in self.coefficients}
         for name, value in (overrides or {}).items():
-            values[sp.Symbol(name, real=True)] = sp.sympify(value)
+            values[symbols.get(name, sp.Symbol(name, real=True))] = sp.sympify(value)
         for constant in self.algorithm.constants:  # in dependency order
             values[constant.sym] = constant.expr.subs(values)
         return values

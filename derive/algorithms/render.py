@@ -59,7 +59,7 @@ class _Names:
     def __init__(self, algorithm: Algorithm) -> None:
         self.scalars: dict[str, str] = {}
         for c in algorithm.coefficients:
-            self.scalars[c.name] = c.symbol
+            self.scalars[c.variable] = c.symbol
         for c in algorithm.constants:
             self.scalars[c.name] = c.symbol
         self.schedules = {s.name: (s.symbol or s.name) for s in algorithm.resolved_schedules()}

@@ -32,6 +32,14 @@ class Schedule:
     two_index: bool = False
     symbol: str = ""  # how to print it in equations, e.g. "θ_k"
     doc: str = ""
+    code: str = (
+        ""  # its table's variable in generated code when not `name` (user specs: "s_" + name)
+    )
+
+    @property
+    def variable(self) -> str:
+        """The Python name generated code holds the table in (its key stays `name`)."""
+        return self.code or self.name
 
     @property
     def func(self) -> sp.FunctionClass:

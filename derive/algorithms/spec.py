@@ -58,10 +58,17 @@ class Coefficient:
     minimum: float | None = None  # inclusive bounds checked on user values
     maximum: float | None = None
     strict_minimum: bool = False
+    code: str = ""  # its variable in generated code when not `name` (user specs: "c_" + name)
+
+    @property
+    def variable(self) -> str:
+        """The Python name generated code binds the value to (its key stays `name`)."""
+        return self.code or self.name
 
     @property
     def sym(self) -> sp.Symbol:
-        return sp.Symbol(self.name, real=True)
+        """The symbol in equations and in the IR; it prints as `variable` in generated code."""
+        return sp.Symbol(self.variable, real=True)
 
 
 @dataclass(frozen=True)

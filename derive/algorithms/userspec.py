@@ -49,6 +49,16 @@ MAX_TEXT = 2000
 MAX_NODES = 400
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,39}")
 RESERVED = {"k", "j", "grad", "sum", "sqrt", "exp", "log", "pi", "T", "U"}
+# A user's coefficients and schedules live in their own namespace in generated code: the module
+# binds coefficient `beta` to the variable `c_beta` and schedule `mom` to the table `s_mom` (no
+# template names a variable with these prefixes), so `z0`, `self`, `float` or `torch` are fine names.
+# Their keys (DEFAULTS, keyword arguments, --coef) stay the user's names, so a coefficient cannot
+# be a keyword parameter of the generated functions it is passed to.
+COEFFICIENT_PREFIX = "c_"
+SCHEDULE_PREFIX = "s_"
+API_PARAMETERS = frozenset(
+    {"self", "layers", "depth", "dtype", "weight", "activation", "dim", "bias"}
+)
 _SCALAR_FUNCTIONS = {"sqrt": sp.sqrt, "exp": sp.exp, "log": sp.log}
 _ALLOWED_KEYS = {
     "name",
@@ -302,7 +312,16 @@ def spec_from_dict(data: dict, where: str = "spec") -> Algorithm:
         rule = _Parser(f"{where}: [schedules] {key}", set(), scalars, set()).parse(text)
         if not rule.free_symbols <= {k} | set(scalars.values()):
             raise UserError(f"{where}: [schedules] {key} may use k and coefficients only")
-        schedules.append(Schedule(key, rule, start=0, symbol=key, doc=f"{key}_k = {text}"))
+        schedules.append(
+            Schedule(
+                key,
+                rule,
+                start=0,
+                symbol=key,
+                doc=f"{key}_k = {text}",
+                code=SCHEDULE_PREFIX + key,
+            )
+        )
     lets = []
     for key, text in lets_table.items():
         target = _indexed(key, parser("let", key), let_names, where)
@@ -365,6 +384,12 @@ def _coefficients(table: object, where: str) -> list[Coefficient]:
     out = []
     for name, value in table.items():
         _identifier(name, f"{where}: [coefficients]")
+        if name in API_PARAMETERS:
+            raise UserError(
+                f"{where}: [coefficients] {name}: the generated code takes {name!r} as a "
+                f"parameter, so it cannot be a coefficient's keyword; rename it (not one of "
+                f"{sorted(API_PARAMETERS)})"
+            )
         low = high = None
         if isinstance(value, dict):
             extra = sorted(set(value) - {"default", "min", "max", "doc"})
@@ -396,6 +421,7 @@ def _coefficients(table: object, where: str) -> list[Coefficient]:
                 str(doc),
                 minimum=low,
                 maximum=high,
+                code=COEFFICIENT_PREFIX + name,
             )
         )
     return out

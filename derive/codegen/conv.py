@@ -31,6 +31,7 @@ from derive.codegen.printer import (
     constants_code,
     join_signed,
     schedule_code,
+    table_variables,
 )
 from derive.codegen.templates import render
 
@@ -87,11 +88,12 @@ def render_lagged(recurrence: Recurrence) -> str:
     )
 
 
-def _used_tables(recurrence: Recurrence, exprs: list[sp.Expr]) -> list[str]:
+def _used_tables(recurrence: Recurrence, exprs: list[sp.Expr]) -> list[tuple[str, str]]:
+    """(name, variable) of the schedule tables `exprs` read."""
     names = {
         a.func.__name__ for e in exprs for a in sp.sympify(e).atoms(sp.core.function.AppliedUndef)
     }
-    return [s.name for s in recurrence.schedules if s.name in names]
+    return [(s.name, s.variable) for s in recurrence.schedules if s.name in names]
 
 
 def render_conv(recurrence: Recurrence) -> str:
@@ -141,7 +143,7 @@ def _pieces_text(pieces: tuple[Piece, ...], printer: UnicodePrinter) -> str:
 
 def _printers(recurrence: Recurrence) -> tuple[CoefficientPrinter, UnicodePrinter]:
     return (
-        CoefficientPrinter({s.name for s in recurrence.schedules}),
+        CoefficientPrinter(table_variables(recurrence.schedules)),
         UnicodePrinter(names_of(recurrence.algorithm)),
     )
 

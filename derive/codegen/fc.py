@@ -49,7 +49,7 @@ def render_fc(recurrence: Recurrence) -> str:
     """Source of `ALGO_fc.py` (unformatted; derive.codegen.generate formats it)."""
     algorithm = recurrence.algorithm
     coefficients = [
-        {"name": c.name, "default": repr(float(sp.N(c.default, 17)))}
+        {"name": c.name, "variable": c.variable, "default": repr(float(sp.N(c.default, 17)))}
         for c in recurrence.coefficients
     ]
     step = step_code(recurrence)
@@ -57,7 +57,7 @@ def render_fc(recurrence: Recurrence) -> str:
     read = " ".join([*step.assignments, output])
     forward_names = {
         name
-        for name in [c.name for c in recurrence.coefficients]
+        for name in [c.variable for c in recurrence.coefficients]
         + [c.name for c in recurrence.algorithm.constants]
         if re.search(rf"\b{name}\b", read)
     }

@@ -6,7 +6,7 @@ templates never restate an equation, they paste what this printer made of the de
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import sympy as sp
@@ -18,17 +18,19 @@ from derive.algorithms.symbols import j, k
 
 
 class CoefficientPrinter(PythonCodePrinter):
-    """Scalars by name, schedule references as table lookups: h(k + 1, j) → h[k + 1][j]."""
+    """Scalars by name, schedule references as table lookups: h(k + 1, j) → h[k + 1][j].
 
-    def __init__(self, tables: set[str]) -> None:
+    `tables` maps each schedule's name to the variable that holds its table (a set: the same)."""
+
+    def __init__(self, tables: Mapping[str, str] | Iterable[str]) -> None:
         super().__init__({"fully_qualified_modules": True, "standard": "python3"})
-        self.tables = tables
+        self.tables = dict(tables) if isinstance(tables, Mapping) else {t: t for t in tables}
 
     def _print_AppliedUndef(self, expr: sp.Basic) -> str:
         name = expr.func.__name__
         if name not in self.tables:
             raise ValueError(f"no table for {expr}")
-        return name + "".join(f"[{self._print(a)}]" for a in expr.args)
+        return self.tables[name] + "".join(f"[{self._print(a)}]" for a in expr.args)
 
     def _print_Symbol(self, expr: sp.Symbol) -> str:
         return expr.name
@@ -40,7 +42,12 @@ class CoefficientPrinter(PythonCodePrinter):
         return self._print_Rational(expr)
 
 
-def print_scalar(expr: sp.Expr, tables: set[str]) -> str:
+def table_variables(schedules: Iterable[Schedule]) -> dict[str, str]:
+    """{schedule name: the variable generated code holds its table in}."""
+    return {s.name: s.variable for s in schedules}
+
+
+def print_scalar(expr: sp.Expr, tables: Mapping[str, str] | Iterable[str]) -> str:
     """A scalar coefficient as Python; needs `import math` when it has square roots."""
     return CoefficientPrinter(tables).doprint(sp.sympify(expr))
 
@@ -52,24 +59,25 @@ class ScheduleCode:
     name: str
     doc: str
     lines: tuple[str, ...]
+    variable: str = ""  # the list the lines fill (the name unless a user spec's)
 
 
 def schedule_code(schedules: Sequence[Schedule]) -> list[ScheduleCode]:
     """Statements filling list `name` for k = 0 … depth + 1 (2-index tables: row k has j < k)."""
-    tables = {s.name for s in schedules}
-    printer = CoefficientPrinter(tables)
+    printer = CoefficientPrinter(table_variables(schedules))
     out = []
     for schedule in schedules:
-        target = "row" if schedule.two_index else schedule.name
+        variable = schedule.variable
+        target = "row" if schedule.two_index else variable
         body = _assignment_lines(schedule.rule, target, printer)
         if schedule.two_index:
             lines = (
-                f"{schedule.name}: list[list[float]] = [[] for _ in range({schedule.start})]",
+                f"{variable}: list[list[float]] = [[] for _ in range({schedule.start})]",
                 f"for k in range({schedule.start}, depth + 2):",
                 "    row: list[float] = []",
                 "    for j in range(k):",
                 *(f"        {line}" for line in body),
-                f"    {schedule.name}.append(row)",
+                f"    {variable}.append(row)",
             )
         else:
             missing = [i for i in range(schedule.start) if i not in schedule.initial]
@@ -79,11 +87,11 @@ def schedule_code(schedules: Sequence[Schedule]) -> list[ScheduleCode]:
                 repr(float(sp.N(schedule.initial[i], 17))) for i in range(schedule.start)
             )
             lines = (
-                f"{schedule.name}: list[float] = [{first}]",
+                f"{variable}: list[float] = [{first}]",
                 f"for k in range({schedule.start}, depth + 2):",
                 *(f"    {line}" for line in body),
             )
-        out.append(ScheduleCode(schedule.name, schedule.doc, lines))
+        out.append(ScheduleCode(schedule.name, schedule.doc, lines, variable))
     return out
 
 
@@ -108,13 +116,12 @@ class StepCode:
 
     cached_t: list[tuple[str, str]]  # (cache name, stream): t_z[k] = layer(z[k]) for history sums
     assignments: list[str]  # z[k + 1] = ...
-    tables: list[str]  # schedule tables the step reads
+    tables: list[tuple[str, str]]  # (schedule name, variable) of the tables the step reads
 
 
 def step_code(recurrence: Recurrence, layer: str = "layer") -> StepCode:
     """Python statements for one step: each update `stream[k + 1] = ...` in order."""
-    tables = {s.name for s in recurrence.schedules}
-    printer = CoefficientPrinter(tables)
+    printer = CoefficientPrinter(table_variables(recurrence.schedules))
     cached: list[tuple[str, str]] = []
 
     def body(term: Term, index_var: sp.Symbol | None) -> str:
@@ -166,13 +173,13 @@ def step_code(recurrence: Recurrence, layer: str = "layer") -> StepCode:
         for c in [t.coefficient, *(i.coefficient for i in t.t_argument or ())]
         for a in sp.sympify(c).atoms(sp.core.function.AppliedUndef)
     }
-    return StepCode(cached, assignments, [s.name for s in recurrence.schedules if s.name in used])
+    tables = [(s.name, s.variable) for s in recurrence.schedules if s.name in used]
+    return StepCode(cached, assignments, tables)
 
 
 def output_code(recurrence: Recurrence, depth_var: str = "depth") -> str:
     """The returned expression, e.g. `z[depth]` or `(1 + tmm_delta) * z[depth] - ...`."""
-    tables = {s.name for s in recurrence.schedules}
-    printer = CoefficientPrinter(tables)
+    printer = CoefficientPrinter(table_variables(recurrence.schedules))
     parts = []
     for term in recurrence.output:
         if term.state is None:
@@ -202,8 +209,7 @@ def join_signed(parts: Sequence[str]) -> str:
 
 def initial_code(recurrence: Recurrence, input_name: str = "z0") -> list[str]:
     """`z = {-1: z0, 0: z0}`-style history initialisation, one dict per stream."""
-    tables = {s.name for s in recurrence.schedules}
-    printer = CoefficientPrinter(tables)
+    printer = CoefficientPrinter(table_variables(recurrence.schedules))
     entries: dict[str, list[tuple[int, str]]] = {s: [] for s in recurrence.streams}
     entries[recurrence.input_stream].append((0, input_name))
     for condition in recurrence.initial:
@@ -249,9 +255,9 @@ def constants_code(recurrence: Recurrence) -> list[tuple[str, str]]:
 
 @dataclass(frozen=True)
 class Bindings:
-    """The coefficient and constant names a piece of generated code reads, in definition order."""
+    """The coefficients and constants a piece of generated code reads, in definition order."""
 
-    coefficients: tuple[str, ...]
+    coefficients: tuple[tuple[str, str], ...]  # (variable, key in DEFAULTS)
     constants: tuple[tuple[str, str], ...]  # (name, python expression)
 
 
@@ -268,7 +274,7 @@ def bindings(recurrence: Recurrence, code: Sequence[str]) -> Bindings:
         if reads(name, texts):
             kept.insert(0, (name, expr))
             texts.append(expr)
-    names = tuple(c.name for c in recurrence.coefficients if reads(c.name, texts))
+    names = tuple((c.variable, c.name) for c in recurrence.coefficients if reads(c.variable, texts))
     return Bindings(names, tuple(kept))
 
 
