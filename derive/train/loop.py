@@ -30,7 +30,12 @@ from derive.errors import UserError
 from derive.fsutil import ensure_output_dir, remove_file
 from derive.train import distributed
 from derive.train.augment import derive_seed
-from derive.train.checkpoint import check_compatible, load_checkpoint, save_checkpoint
+from derive.train.checkpoint import (
+    check_compatible,
+    check_optimizer_fits,
+    load_checkpoint,
+    save_checkpoint,
+)
 from derive.train.config import TrainConfig, recipe_defaults
 from derive.train.distributed import Dist
 from derive.train.progress import Progress
@@ -276,6 +281,7 @@ def _run_training(
         try:
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
+            check_optimizer_fits(ckpt_path, optimizer)
             scheduler.load_state_dict(state["scheduler"])
         except (RuntimeError, ValueError, KeyError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
