@@ -91,12 +91,10 @@ def check_fields(state: Mapping[str, object]) -> None:
         elif required:
             raise BadField(f"{name} is missing")
     _check_history(state["history"], "history", _search_row() if search else METRICS_HEADER)
+    rows = len(state["history"])  # type: ignore[arg-type]
     _require(
-        state["epoch"] == len(state["history"]),
-        "epoch",
-        "the number of history rows",
-        state["epoch"],
-    )  # type: ignore[arg-type]
+        state["epoch"] == rows, "epoch", f"{rows} (the number of history rows)", state["epoch"]
+    )
     if not search:
         groups = len(state["optimizer"]["param_groups"])  # type: ignore[index]
         lrs = state["scheduler"]["base_lrs"]  # type: ignore[index]
