@@ -88,7 +88,8 @@ like a parameter it is passed beside (`self`, `layers`, `depth`, `dtype`, `weigh
 
 The whole spec is checked before anything is written, so a generated module always imports and runs:
 constants must stay finite, real and below 1e100 as they are folded (`((9**16)**16)**16` is refused
-before it is computed), exponents are at most 16, a look-back at most 16 steps, `title` and
+before it is computed), and so must every number the spec gives (a coefficient's default, `min` and
+`max`; a `--coef` value), exponents are at most 16, a look-back at most 16 steps, `title` and
 `reference` one line of at most 200 characters (any text is escaped where it enters a docstring).
 Then the derived recurrence is run the way the generated code runs it: every state it reads must have
 a value (`x[k-2]` needs `x[-2]` and `x[-1]` under `[initial]`), and every schedule and coefficient must

@@ -21,7 +21,8 @@ names above, grad(·), sqrt/exp/log of scalars, `sum(expr, j, lo, hi)` over the 
 is evaluated. Any error is one line naming the file and the entry.
 
 The whole spec is checked before anything is written: every constant stays finite, real and below
-1e100 as it is folded (so 9**16**16 is refused before SymPy computes it), exponents are at most 16,
+1e100 as it is folded (so 9**16**16 is refused before SymPy computes it), and so does every number
+the spec gives (a coefficient's default, min and max: `spec_number`), exponents are at most 16,
 look-backs at most 16 steps, title and reference are one line of at most 200 characters; then the
 derived recurrence is checked as the generated code will run it (derive.algorithms.validate):
 every state it reads has a value, and every schedule and coefficient is a finite number for every
@@ -371,6 +372,28 @@ def spec_from_dict(data: dict, where: str = "spec") -> Algorithm:
     )
 
 
+def spec_number(value: object, what: str) -> float:
+    """`value` as a float if it is a number of size at most MAX_CONSTANT, else one-line UserError.
+
+    The one bound on every number a spec gives (a coefficient's default, min and max; a --coef
+    value): the bound constants inside expressions keep as they are folded."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not number or not abs(value) <= MAX_CONSTANT:  # type: ignore[operator]  # NaN fails too
+        raise UserError(
+            f"{what} must be a finite number of size at most {MAX_CONSTANT:g}, got {_shown(value)}"
+        )
+    return float(value)  # type: ignore[arg-type]
+
+
+def _shown(value: object) -> str:
+    """A short text for a bad value (a huge integer by its digit count, never all its digits)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 256:
+        return f"an integer of {int(value.bit_length() * math.log10(2)) + 1:,} digits"
+    if isinstance(value, (bool, int, float)):
+        return repr(value)
+    return f"a {type(value).__name__}"
+
+
 def _table(data: dict, key: str, where: str) -> dict:
     value = data.get(key, {})
     if not isinstance(value, dict):
@@ -400,15 +423,14 @@ def _coefficients(table: object, where: str) -> list[Coefficient]:
             value = value.get("default")
         else:
             doc = ""
-        for label, v in (("default", value), ("min", low), ("max", high)):
-            if v is not None and (
-                isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
-            ):
-                raise UserError(
-                    f"{where}: [coefficients] {name}: {label} must be a finite number, got {v!r}"
-                )
         if value is None:
             raise UserError(f"{where}: [coefficients] {name}: a default value is required")
+        value, low, high = (
+            v if v is None else spec_number(v, f"{where}: [coefficients] {name}: {label}")
+            for label, v in (("default", value), ("min", low), ("max", high))
+        )
+        if not isinstance(doc, str):
+            raise UserError(f"{where}: [coefficients] {name}: doc must be a string")
         if (low is not None and value < low) or (high is not None and value > high):
             raise UserError(
                 f"{where}: [coefficients] {name}: default {value} outside [{low}, {high}]"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ import sympy as sp
 
 from derive.algorithms import get_algorithm, recurrence_of
 from derive.algorithms.spec import Algorithm, Coefficient
+from derive.algorithms.userspec import spec_number
 from derive.codegen.conv import render_conv
 from derive.codegen.fc import render_fc
 from derive.errors import UserError
@@ -72,9 +72,9 @@ def with_defaults(algorithm: Algorithm, values: Mapping[str, float]) -> Algorith
 
 
 def check_coefficient(coefficient: Coefficient, value: object) -> None:
-    """UserError unless `value` is a finite number within the coefficient's bounds."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise UserError(f"coefficient {coefficient.name} must be a finite number, got {value!r}")
+    """UserError unless `value` is a finite number within the coefficient's bounds (and within
+    the bound of every number a spec gives, derive.algorithms.userspec.spec_number)."""
+    value = spec_number(value, f"coefficient {coefficient.name}")
     low, high = coefficient.minimum, coefficient.maximum
     if low is not None and (value < low or (coefficient.strict_minimum and value == low)):
         op = ">" if coefficient.strict_minimum else ">="
