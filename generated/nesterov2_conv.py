@@ -18,10 +18,21 @@ Special cases:
     DenseNet: β = 0, α = 1 in (C3)
     AGDNet: learnable α, h from (5), β = 0.1 in (C6) (SCIS C.2)
 
-Σⱼ αʲ·Tₖ(zⱼ) costs what a DenseNet layer costs: T's first convolution runs once over the cached
-concatenation [z₀, …, zₖ], with αʲ folded into the weights of source j's input channels. The block
-input z₀ has other channels than z₁, z₂, …; the state sum never needs it, since sₖ₊₁⁰ = 0 for
-every k (h₁,₀ = 1 cancels z₀ at k = 0 and h_{k+1,0} = 0 after), which the stage checks.
+αʲ scales source j's channels where they enter T's first convolution (folded into its weights), so
+that convolution runs once over the cached concatenation [z₀, …, zₖ] and a block costs what a
+DenseNet layer costs. What the block computes depends on T:
+
+- without the bottleneck (BN-ReLU-conv3×3; BN and ReLU act per channel, the convolution is linear)
+  it is exactly Σⱼ αʲ·Tₖʲ(zⱼ), Tₖʲ the part of Tₖ that reads source j: scaling every α by c scales
+  the T-term by c;
+- with the bottleneck (BN-ReLU-conv1×1-BN-ReLU-conv3×3: DenseNet-BC, AGDNet-121) it is not a sum of
+  T-terms but T′ₖ(Σⱼ αʲ·Cⱼ(zⱼ)): α weighs each source's input to the 1×1 convolution (Cⱼ: its part
+  that reads source j, after BN-ReLU), and the BN after that convolution normalises the weighted sum,
+  so in training mode only the ratios between the αʲ matter: scaling every α by c > 0 leaves the
+  output unchanged up to BN's ε (in eval mode the running statistics keep the scale they saw).
+
+The block input z₀ has other channels than z₁, z₂, …; the state sum never needs it, since sₖ₊₁⁰ = 0
+for every k (h₁,₀ = 1 cancels z₀ at k = 0 and h_{k+1,0} = 0 after), which the stage checks.
 Each dense stage restarts the iteration at its input; the stage returns [z₀, …, z_K] concatenated.
 """
 
@@ -91,6 +102,9 @@ def block_coefficients(k: int, **coefficients: float) -> dict[str, list[float]]:
 
 class Nesterov2Stage(nn.Module):
     """A dense stage: zₖ₊₁ = Σⱼ αₖ₊₁ʲ·Tₖ(zⱼ) + β·Σⱼ sₖ₊₁ʲ·zⱼ; returns [z₀, …, z_K] concatenated.
+
+    The T-term is that sum exactly for a unit without a bottleneck; with one, α weighs the sources
+    inside Tₖ, before a BN (see the module docstring).
 
     `units[k]` is Tₖ, called as `units[k](features, scale)` with one scale per input channel.
     `coefficients[k]` holds "alpha" and "state" for layer k (k + 1 entries each); `modes` sets
