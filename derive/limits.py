@@ -85,6 +85,12 @@ DEPTH = Limit(
     "the deepest network derive checks a user algorithm's schedules for (the papers go to 40)",
 )
 
+# derive activation --expr: one wall-clock budget for the whole derivation
+ACTIVATION_SECONDS_DEFAULT = 60.0
+ACTIVATION_SECONDS = Limit(
+    1, 3600, "an hour; analyses still running then are better reported undecided than awaited"
+)
+
 # user algorithm specs (TOML)
 LOOKBACK = Limit(
     0, 16, "each step of look-back keeps one more feature map per block in the generated network"

@@ -11,9 +11,15 @@ import math
 import re
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from derive.cli.argtypes import number
 from derive.errors import UserError
 from derive.fsutil import atomic_write_text, output_file
+from derive.limits import ACTIVATION_SECONDS, ACTIVATION_SECONDS_DEFAULT
+
+if TYPE_CHECKING:
+    from derive.symbolic.record import ActivationRecord
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +84,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="||U||_2 for the smoothness line of text/markdown (default: sigma^2 = 1/(2M))",
     )
     parser.add_argument(
+        "--time-limit",
+        metavar="SECONDS",
+        type=number(float, "a number of seconds >= 1", limit=ACTIVATION_SECONDS),
+        help="one wall-clock budget for all of --expr: each analysis not finished by then is "
+        f"reported as undecided (time limit) (default: {ACTIVATION_SECONDS_DEFAULT:g})",
+    )
+    parser.add_argument(
         "--format", default="text", choices=FORMATS, help="output format (default: text)"
     )
     parser.add_argument(
@@ -110,6 +123,10 @@ def _validate(args: argparse.Namespace) -> None:
             )
     if args.expr is not None and (args.alpha is not None or args.a is not None):
         raise UserError("activation: --alpha and --a apply to built-in activations, not to --expr")
+    if args.time_limit is not None and args.expr is None:
+        raise UserError(
+            "activation: --time-limit applies to --expr (built-in activations always run to the end)"
+        )
     if args.sigma is not None:
         try:
             sigma = float(args.sigma)
@@ -140,13 +157,29 @@ def run(args: argparse.Namespace) -> int:
     _validate(args)
     if args.list:
         return _emit(_list_text(), args.out)
+    from derive.symbolic import timelimit
+
+    seconds = None
+    if args.expr is not None:
+        seconds = ACTIVATION_SECONDS_DEFAULT if args.time_limit is None else args.time_limit
+    with timelimit.budget(seconds):  # the smoothness analysis of the output counts too
+        text, records = _derive_and_render(args)
+    for record in records:
+        if not record.verified:
+            why = " (time limit: a larger --time-limit may decide it)" if record.timed_out else ""
+            log.warning("%s: NOT verified%s (see the proof sections)", record.name, why)
+    return _emit(text, args.out)
+
+
+def _derive_and_render(args: argparse.Namespace) -> tuple[str, list[ActivationRecord]]:
+    """The output text for the chosen activations, and their records."""
     from derive.symbolic import derivation, docs, formats
 
     params = {k: v for k, v in (("alpha", args.alpha), ("a", args.a)) if v is not None}
     if args.all:
         records = derivation.derive_all(**params)
     elif args.expr is not None:
-        records = [derivation.derive_expression(args.expr, args.name or "custom")]
+        records = [derivation.derive_expression(args.expr, args.name or "custom", seconds=None)]
     else:
         records = [derivation.derive_activation(args.activation, **params)]
     sigma = float(args.sigma) if args.sigma is not None else None
@@ -159,10 +192,7 @@ def run(args: argparse.Namespace) -> int:
         )
     else:
         text = formats.render(records, args.format, as_list=args.all)
-    for record in records:
-        if not record.verified:
-            log.warning("%s: NOT verified (see the proof sections)", record.name)
-    return _emit(text, args.out)
+    return text, records
 
 
 def _emit(text: str, out: str | None) -> int:

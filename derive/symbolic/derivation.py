@@ -11,6 +11,7 @@ import time
 
 import sympy as sp
 
+from derive.limits import ACTIVATION_SECONDS_DEFAULT
 from derive.symbolic import (
     catalog,
     errata,
@@ -20,6 +21,7 @@ from derive.symbolic import (
     proof_symbolic,
     smoothness,
     symbols,
+    timelimit,
 )
 from derive.symbolic.energy import derive_energy
 from derive.symbolic.record import ActivationRecord
@@ -102,12 +104,19 @@ def derive_activation(name: str, **params: object) -> ActivationRecord:
     )
 
 
-def derive_expression(text: str, name: str = "custom") -> ActivationRecord:
-    """Like derive_activation for a user's Φ(x) given as text (never evaluated as code)."""
-    phi = parse_user_phi(text)
-    return _derive(
-        name, f"user expression {text.strip()}", phi, {}, [], activation=None, limit=USER_LIMIT
-    )
+def derive_expression(
+    text: str, name: str = "custom", *, seconds: float | None = ACTIVATION_SECONDS_DEFAULT
+) -> ActivationRecord:
+    """Like derive_activation for a user's Φ(x) given as text (never evaluated as code).
+
+    Everything runs within one wall-clock budget of `seconds` (None: none of its own): Ψ falls
+    back to the numeric energy, and proof steps and the numeric proof that it stops are reported
+    undecided (time limit)."""
+    with timelimit.budget(seconds):
+        phi = parse_user_phi(text)
+        return _derive(
+            name, f"user expression {text.strip()}", phi, {}, [], activation=None, limit=USER_LIMIT
+        )
 
 
 def derive_all(**params: object) -> list[ActivationRecord]:

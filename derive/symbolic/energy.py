@@ -17,6 +17,7 @@ from derive.symbolic.forms import best_form
 from derive.symbolic.integrate import Attempts, branch_antiderivative
 from derive.symbolic.pieces import Branching
 from derive.symbolic.symbols import t, x
+from derive.symbolic.timelimit import budget_spent, time_limit
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,7 @@ class Energy:
     method: str
     branches: tuple[sp.Expr, ...] | None  # Ψ on each cell of Φ's branching (closed form only)
     attempts: tuple[str, ...]
+    timed_out: bool = False  # the time limit ended the search for a closed form
 
 
 def numeric_psi(phi: sp.Expr) -> sp.Expr:
@@ -56,7 +58,19 @@ def _constants(branching: Branching, antiderivatives: list[sp.Expr]) -> list[sp.
 
 
 def derive_energy(phi: sp.Expr, branching: Branching, *, limit: float | None) -> Energy:
-    """Find Ψ for Φ = `phi` (display form) split as `branching`."""
+    """Find Ψ for Φ = `phi` (display form) split as `branching`; within a budget (timelimit),
+    the numeric energy when the budget ends the search."""
+    if budget_spent():
+        return _numeric_energy(phi, Attempts(), timed_out=True)
+    energy = None
+    with time_limit(None) as stopped:
+        energy = _derive_energy(phi, branching, limit)
+    if stopped.expired or energy is None:
+        return _numeric_energy(phi, Attempts(), timed_out=True)
+    return energy
+
+
+def _derive_energy(phi: sp.Expr, branching: Branching, limit: float | None) -> Energy:
     attempts = Attempts()
     found = []
     methods = []
@@ -79,12 +93,12 @@ def derive_energy(phi: sp.Expr, branching: Branching, *, limit: float | None) ->
     return Energy(psi, True, method, tuple(branches), tuple(attempts.log))
 
 
-def _numeric_energy(phi: sp.Expr, attempts: Attempts) -> Energy:
-    """The exact numeric energy ∫₀ˣ Φ, used when no closed form passes the checks."""
+def _numeric_energy(phi: sp.Expr, attempts: Attempts, *, timed_out: bool = False) -> Energy:
+    """The exact numeric energy ∫₀ˣ Φ, used when no closed form passes the checks (or the time
+    limit ended the search)."""
+    why = (
+        "the time limit ended the search for a closed form" if timed_out else "no closed form found"
+    )
     return Energy(
-        numeric_psi(phi),
-        False,
-        "numeric quadrature (no closed form found)",
-        None,
-        tuple(attempts.log),
+        numeric_psi(phi), False, f"numeric quadrature ({why})", None, tuple(attempts.log), timed_out
     )

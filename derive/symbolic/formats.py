@@ -9,9 +9,10 @@ import sympy as sp
 
 from derive.symbolic.printing import latex, latex_for_table, unicode
 from derive.symbolic.proof_numeric import NumericProof
-from derive.symbolic.proof_symbolic import SymbolicProof
+from derive.symbolic.proof_symbolic import Step, SymbolicProof
 from derive.symbolic.record import ActivationRecord
 from derive.symbolic.smoothness import Smoothness
+from derive.symbolic.timelimit import TIME_LIMIT
 
 FORMATS = ("text", "latex", "json", "markdown")
 NORMALISATION = "the constant of integration is chosen so that Psi(0) = 0"
@@ -52,25 +53,41 @@ def _error(value: float) -> str:
 
 def psi_how(record: ActivationRecord) -> str:
     if not record.energy.closed_form:
-        return "numeric (no closed form found): Psi(x) = integral of Phi from 0 to x, by mpmath quadrature"
+        why = (
+            "the time limit ended the search for a closed form"
+            if record.energy.timed_out
+            else "no closed form found"
+        )
+        return f"numeric ({why}): Psi(x) = integral of Phi from 0 to x, by mpmath quadrature"
     return f"closed form, by {record.energy.method}; {NORMALISATION}"
 
 
+def _timed_out(step: Step) -> bool:
+    return step.ok is None and step.detail == TIME_LIMIT
+
+
 def symbolic_summary(proof: SymbolicProof) -> str:
-    status = "passed" if proof.ok else "FAILED"
-    undecided = sum(step.ok is None for step in proof.steps)
+    stopped = sum(_timed_out(step) for step in proof.steps)
+    status = "FAILED" if not proof.ok else TIME_LIMIT if stopped else "passed"
+    undecided = sum(step.ok is None for step in proof.steps) - stopped
     proved = sum(step.ok is True for step in proof.steps)
     extra = f", {undecided} left to the numeric proof" if undecided else ""
+    extra += f", {stopped} not finished within the time limit" if stopped else ""
     return f"{status} ({proved} of {len(proof.steps)} steps proved{extra})"
 
 
 def numeric_summary(proof: NumericProof) -> str:
-    status = "passed" if proof.ok else "FAILED"
+    status = "passed" if proof.ok else TIME_LIMIT if _undecided(proof) else "FAILED"
     samples = f"; parameters {'; '.join(proof.samples)}" if proof.samples else ""
     return (
         f"{status}, max error {_error(proof.max_error)} ({proof.dps} digits, {proof.points} points for Psi' = Phi, "
         f"{proof.gradient_points} for grad f with a random SPD 3x3 U{samples})"
     )
+
+
+def _undecided(proof: NumericProof) -> bool:
+    """Stopped by the time limit before any check failed."""
+    return proof.timed_out and not proof.failures and proof.real and proof.continuous
 
 
 def _parameter_text(record: ActivationRecord) -> str:
@@ -105,7 +122,11 @@ def text_one(record: ActivationRecord, smooth: Smoothness | None) -> str:
     ]
     for step in record.symbolic.steps:
         detail = f"  [{pretty(step.detail)}]" if step.detail else ""
-        undecided = "  (SymPy cannot decide; checked numerically)" if step.ok is None else ""
+        undecided = (
+            "  (SymPy cannot decide; checked numerically)"
+            if step.ok is None and not _timed_out(step)
+            else ""
+        )
         lines.append(f"    {_mark(step.ok)} {pretty(step.claim)}{detail}{undecided}")
     lines.append(f"  numeric proof: {pretty(numeric_summary(record.numeric))}")
     lines += [f"    ✗ {pretty(failure)}" for failure in record.numeric.failures]

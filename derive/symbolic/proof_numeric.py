@@ -17,13 +17,14 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import mpmath
 import sympy as sp
 
 from derive.symbolic.numeric_eval import integral_function, is_finite, is_real, mp_function
 from derive.symbolic.pieces import Branching
+from derive.symbolic.timelimit import budget_spent, time_limit
 
 DPS = 40
 TOLERANCE = mpmath.mpf(10) ** -25
@@ -43,6 +44,7 @@ class NumericProof:
     continuous: bool
     failures: tuple[str, ...]  # first few failing checks, for the report
     dps: int = DPS
+    timed_out: bool = False  # the time budget ran out before every check was done
 
 
 def _spd_matrix(rng: random.Random, n: int = 3) -> mpmath.matrix:
@@ -98,6 +100,18 @@ def _relative(got, expected) -> mpmath.mpf:
     return abs(got - expected) / max(1, abs(expected))
 
 
+@dataclass
+class _Tally:
+    """What the checks have found so far."""
+
+    worst: mpmath.mpf = field(default_factory=lambda: mpmath.mpf(0))
+    failures: list[str] = field(default_factory=list)
+    real: bool = True
+    continuous: bool = True
+    points: int = 0
+    gradient_points: int = 0
+
+
 def check(
     phi: sp.Expr,
     psi: sp.Expr,
@@ -107,69 +121,114 @@ def check(
     per_side: int = 12,
     gradient_count: int = 4,
 ) -> NumericProof:
-    """Run every numeric check of Ψ (closed form or ∫₀ˣ Φ) against Φ, for each parameter sample."""
+    """Run every numeric check of Ψ (closed form or ∫₀ˣ Φ) against Φ, for each parameter sample.
+
+    Within a time budget (derive.symbolic.timelimit.budget) the checks stop when it is spent, at
+    the latest between two points: the proof is then undecided (`timed_out`) unless a check
+    already failed."""
+    tally = _Tally()
     rng = random.Random(SEED)
-    numeric = psi.has(sp.Integral)
-    worst = mpmath.mpf(0)
-    failures: list[str] = []
-    real = continuous = True
-    n_points = n_gradient = 0
-    u = _spd_matrix(rng)
-    breaks = [float(b) for b in branching.breakpoints]
-    with mpmath.workdps(DPS):
-        for values in samples or [{}]:
-            phi_f = mp_function(phi, values)
-            psi_f = integral_function(phi_f, breaks) if numeric else mp_function(psi, values)
-            label = ", ".join(f"{k} = {v}" for k, v in values.items())
-            where = f" ({label})" if label else ""
-            for point in _scalar_points(
-                branching, rng, per_side if not numeric else max(8, per_side * 2 // 3)
-            ):
-                p = mpmath.mpf(point)
-                value = psi_f(p)
-                if not is_finite(value):
-                    failures.append(f"Psi({point:.4g}) is not finite{where}")
-                    worst = mpmath.inf
-                    continue
-                if not is_real(value, value):
-                    real = False
-                    failures.append(
-                        f"Psi({point:.4g}) = {mpmath.nstr(value, 6)} is not real{where}"
-                    )
-                error = _relative(_derivative(psi_f, p, numeric), phi_f(p))
-                if error > TOLERANCE:
-                    failures.append(
-                        f"Psi'({point:.4g}) - Phi({point:.4g}) = {mpmath.nstr(error, 3)}{where}"
-                    )
-                worst = max(worst, error)
-                n_points += 1
-            eps = mpmath.mpf(10) ** (-DPS + 15)
-            for b in breaks:
-                left, right = psi_f(mpmath.mpf(b) - eps), psi_f(mpmath.mpf(b) + eps)
-                expected = eps * (phi_f(mpmath.mpf(b) - eps) + phi_f(mpmath.mpf(b) + eps))
-                jump = abs(right - left - expected)
-                if not is_finite(jump) or jump > TOLERANCE:
-                    continuous = False
-                    failures.append(
-                        f"Psi jumps by {mpmath.nstr(right - left, 6)} at x = {b:g}{where}"
-                    )
-                worst = max(worst, jump)
-            for point in _gradient_points(branching, u, rng, gradient_count if not numeric else 2):
-                error = _gradient_error(phi_f, psi_f, u, point, numeric)
-                if error > TOLERANCE:
-                    failures.append(
-                        f"grad f - (x - U Phi(U^T x)) = {mpmath.nstr(error, 3)} at x = {point}{where}"
-                    )
-                worst = max(worst, error)
-                n_gradient += 1
-    max_error = float(worst) if mpmath.isfinite(worst) else float("inf")
-    ok = not failures and real and continuous
+    u = _spd_matrix(rng)  # before the DPS context, so the reported errors stay reproducible
+    finished = False
+    with time_limit(None) as stopped, mpmath.workdps(DPS):
+        finished = _run_checks(
+            phi, psi, branching, samples, (rng, u), per_side, gradient_count, tally
+        )
+    timed_out = stopped.expired or not finished
+    max_error = float(tally.worst) if mpmath.isfinite(tally.worst) else float("inf")
+    ok = not tally.failures and tally.real and tally.continuous and not timed_out
     sample_text = tuple(
         ", ".join(f"{k} = {v}" for k, v in values.items()) for values in samples if values
     )
     return NumericProof(
-        ok, max_error, n_points, n_gradient, sample_text, real, continuous, tuple(failures[:5])
+        ok,
+        max_error,
+        tally.points,
+        tally.gradient_points,
+        sample_text,
+        tally.real,
+        tally.continuous,
+        tuple(tally.failures[:5]),
+        timed_out=timed_out,
     )
+
+
+def _run_checks(
+    phi: sp.Expr,
+    psi: sp.Expr,
+    branching: Branching,
+    samples: Sequence[dict[sp.Symbol, sp.Expr]],
+    random_state: tuple[random.Random, mpmath.matrix],
+    per_side: int,
+    gradient_count: int,
+    tally: _Tally,
+) -> bool:
+    """All checks, counted into `tally`; False when the time budget ran out before the end.
+
+    `random_state`: the seeded generator and the SPD matrix U drawn from it first."""
+    rng, u = random_state
+    numeric = psi.has(sp.Integral)
+    breaks = [float(b) for b in branching.breakpoints]
+    for values in samples or [{}]:
+        phi_f = mp_function(phi, values)
+        psi_f = integral_function(phi_f, breaks) if numeric else mp_function(psi, values)
+        label = ", ".join(f"{k} = {v}" for k, v in values.items())
+        where = f" ({label})" if label else ""
+        scalar = _scalar_points(
+            branching, rng, per_side if not numeric else max(8, per_side * 2 // 3)
+        )
+        gradient = _gradient_points(branching, u, rng, gradient_count if not numeric else 2)
+        for point in scalar:
+            if budget_spent():
+                return False
+            _check_point(phi_f, psi_f, point, numeric, where, tally)
+        for b in breaks:
+            if budget_spent():
+                return False
+            _check_break(phi_f, psi_f, b, where, tally)
+        for point in gradient:
+            if budget_spent():
+                return False
+            error = _gradient_error(phi_f, psi_f, u, point, numeric)
+            if error > TOLERANCE:
+                tally.failures.append(
+                    f"grad f - (x - U Phi(U^T x)) = {mpmath.nstr(error, 3)} at x = {point}{where}"
+                )
+            tally.worst = max(tally.worst, error)
+            tally.gradient_points += 1
+    return True
+
+
+def _check_point(phi_f, psi_f, point: float, numeric: bool, where: str, tally: _Tally) -> None:
+    """Ψ finite and real at `point`, and Ψ′ = Φ there."""
+    p = mpmath.mpf(point)
+    value = psi_f(p)
+    if not is_finite(value):
+        tally.failures.append(f"Psi({point:.4g}) is not finite{where}")
+        tally.worst = mpmath.inf
+        return
+    if not is_real(value, value):
+        tally.real = False
+        tally.failures.append(f"Psi({point:.4g}) = {mpmath.nstr(value, 6)} is not real{where}")
+    error = _relative(_derivative(psi_f, p, numeric), phi_f(p))
+    if error > TOLERANCE:
+        tally.failures.append(
+            f"Psi'({point:.4g}) - Phi({point:.4g}) = {mpmath.nstr(error, 3)}{where}"
+        )
+    tally.worst = max(tally.worst, error)
+    tally.points += 1
+
+
+def _check_break(phi_f, psi_f, b: float, where: str, tally: _Tally) -> None:
+    """Ψ continuous at the branch point `b`: its jump over ±ε is the trapezoid estimate of ∫Φ."""
+    eps = mpmath.mpf(10) ** (-DPS + 15)
+    left, right = psi_f(mpmath.mpf(b) - eps), psi_f(mpmath.mpf(b) + eps)
+    expected = eps * (phi_f(mpmath.mpf(b) - eps) + phi_f(mpmath.mpf(b) + eps))
+    jump = abs(right - left - expected)
+    if not is_finite(jump) or jump > TOLERANCE:
+        tally.continuous = False
+        tally.failures.append(f"Psi jumps by {mpmath.nstr(right - left, 6)} at x = {b:g}{where}")
+    tally.worst = max(tally.worst, jump)
 
 
 def _gradient_error(

@@ -22,7 +22,7 @@ import sympy as sp
 from derive.symbolic import identity, pieces
 from derive.symbolic.pieces import Branching, Cell
 from derive.symbolic.symbols import x
-from derive.symbolic.timelimit import time_limit
+from derive.symbolic.timelimit import TIME_LIMIT, budget_spent, time_limit
 
 DERIVATIVE, REAL, CONTINUITY, PHI_CONTINUITY, CHAIN_RULE, SYMMETRIC, ASSEMBLED = (
     "derivative",
@@ -33,6 +33,20 @@ DERIVATIVE, REAL, CONTINUITY, PHI_CONTINUITY, CHAIN_RULE, SYMMETRIC, ASSEMBLED =
     "symmetric",
     "assembled",
 )
+
+ASSEMBLED_CLAIM = "assembled f with a symmetric 2x2 U: grad f - (x - U Phi(U x)) = 0"
+FTC_CLAIM = (
+    "Psi' = Phi by the fundamental theorem of calculus (Phi continuous; d/dx of the integral "
+    "from 0 to x)"
+)
+
+
+def chain_rule_text(n: int) -> str:
+    return f"chain rule: grad sum_i Psi(U_i^T x) = U Psi'(U^T x) for undefined Psi and a general {n}x{n} U"
+
+
+def symmetric_text(n: int) -> str:
+    return f"U^T x = U x for a symmetric {n}x{n} U"
 
 
 @dataclass(frozen=True)
@@ -111,7 +125,7 @@ def chain_rule_step(n: int = 3, claim: Claim = chain_rule_claim) -> Step:
     ok = (grad - claim(U, phi, args)).expand() == sp.zeros(n, 1)
     return Step(
         CHAIN_RULE,
-        f"chain rule: grad sum_i Psi(U_i^T x) = U Psi'(U^T x) for undefined Psi and a general {n}x{n} U",
+        chain_rule_text(n),
         ok,
     )
 
@@ -123,7 +137,7 @@ def symmetric_step(n: int = 3, symmetric: bool = True) -> Step:
     if symmetric:
         U = U.subs({U[j, i]: U[i, j] for i in range(n) for j in range(i + 1, n)})
     ok = ((U.T - U) * X).expand() == sp.zeros(n, 1)
-    return Step(SYMMETRIC, f"U^T x = U x for a symmetric {n}x{n} U", ok)
+    return Step(SYMMETRIC, symmetric_text(n), ok)
 
 
 @functools.cache
@@ -203,7 +217,7 @@ def assembled_check(
     difference = (
         (grad - expected).doit().applyfunc(lambda e: _linear_to_symbols(e, (x1, x2), forms))
     )
-    claim = "assembled f with a symmetric 2x2 U: grad f - (x - U Phi(U x)) = 0"
+    claim = ASSEMBLED_CLAIM
     if difference.has(x1, x2):
         return Step(
             ASSEMBLED, claim, None, "U_i^T x could not be separated (the split proof still stands)"
@@ -271,67 +285,127 @@ def _readable(expr: sp.Expr) -> sp.Expr:
     return simpler
 
 
+def _within_budget(
+    kind: str, claim: str, compute: Callable[[], Step], cell: Cell | None = None
+) -> Step:
+    """compute() within what is left of the time budget; a step it stops is undecided (TIME_LIMIT).
+
+    Outside a budget this is compute() itself."""
+    if budget_spent():
+        return Step(kind, claim, None, TIME_LIMIT, cell=cell)
+    step = None
+    with time_limit(None) as stopped:
+        step = compute()
+    if stopped.expired or step is None:
+        return Step(kind, claim, None, TIME_LIMIT, cell=cell)
+    return step
+
+
+def _derivative_step(phi_cell: Cell, psi_cell: Cell, claim: str) -> Step:
+    difference = sp.diff(psi_cell.expr, x) - phi_cell.expr
+    proved = identity.is_zero_on(difference, phi_cell)
+    derivative = None if proved else _readable(sp.expand_func(sp.diff(psi_cell.expr, x)))
+    detail = "" if proved else f"Psi' = {derivative}"
+    return Step(DERIVATIVE, claim, proved, detail, derivative, psi_cell)
+
+
+def _phi_continuity_step(left: Cell, right: Cell, claim: str) -> Step:
+    point = left.hi
+    jump = sp.simplify(
+        identity.one_sided(right.expr, point, "+") - identity.one_sided(left.expr, point, "-")
+    )
+    detail = (
+        "" if jump == 0 else f"Phi jumps by {jump}: f is not differentiable where U_i^T x = {point}"
+    )
+    return Step(PHI_CONTINUITY, claim, jump == 0, detail)
+
+
+def _continuity_step(left: Cell, right: Cell, claim: str) -> Step:
+    point = left.hi
+    left_value = sp.simplify(identity.one_sided(left.expr, point, "-"))
+    right_value = sp.simplify(identity.one_sided(right.expr, point, "+"))
+    jump = sp.simplify(right_value - left_value)
+    detail = "" if jump == 0 else f"left limit {left_value}, right limit {right_value}"
+    return Step(CONTINUITY, claim, jump == 0, detail, sp.Tuple(left_value, right_value))
+
+
 def prove(phi: sp.Expr, psi: sp.Expr, *, var: str = "x", assembled: bool = True) -> SymbolicProof:
-    """All symbolic steps for Φ = `phi` and Ψ = `psi` (closed form, Piecewise allowed, or ∫₀ˣ Φ)."""
+    """All symbolic steps for Φ = `phi` and Ψ = `psi` (closed form, Piecewise allowed, or ∫₀ˣ Φ).
+
+    Within a time budget (derive.symbolic.timelimit.budget) a step that does not finish in what is
+    left of it is undecided, with detail TIME_LIMIT."""
     phi_branching = pieces.split(phi)
     steps: list[Step] = []
     numeric = psi.has(sp.Integral)
     psi_branching = phi_branching if numeric else pieces.split(psi, what="energy Psi")
     refined = pieces.refine(phi_branching, psi_branching)
     if numeric:
-        ftc = sp.diff(psi, x).doit() - phi
-        steps.append(
-            Step(
-                DERIVATIVE,
-                "Psi' = Phi by the fundamental theorem of calculus (Phi continuous; d/dx of the integral from 0 to x)",
-                identity.is_zero(pieces.normalise(ftc)),
-            )
-        )
+
+        def ftc() -> Step:
+            difference = pieces.normalise(sp.diff(psi, x).doit() - phi)
+            return Step(DERIVATIVE, FTC_CLAIM, identity.is_zero(difference))
+
+        steps.append(_within_budget(DERIVATIVE, FTC_CLAIM, ftc))
     for phi_cell, psi_cell in refined:
         where = interval_text(phi_cell, var)
         if not numeric:
-            difference = sp.diff(psi_cell.expr, x) - phi_cell.expr
-            proved = identity.is_zero_on(difference, phi_cell)
-            derivative = None if proved else _readable(sp.expand_func(sp.diff(psi_cell.expr, x)))
-            detail = "" if proved else f"Psi' = {derivative}"
             claim = f"Psi' - Phi = 0 identically on {where}"
-            steps.append(Step(DERIVATIVE, claim, proved, detail, derivative, psi_cell))
-            real = identity.real_on_cell(psi_cell.expr, psi_cell)
-            steps.append(Step(REAL, f"Psi real on {where}", real, cell=psi_cell))
+            steps.append(
+                _within_budget(
+                    DERIVATIVE,
+                    claim,
+                    lambda a=phi_cell, b=psi_cell, c=claim: _derivative_step(a, b, c),
+                    psi_cell,
+                )
+            )
+            claim = f"Psi real on {where}"
+            steps.append(
+                _within_budget(
+                    REAL,
+                    claim,
+                    lambda b=psi_cell, c=claim: Step(
+                        REAL, c, identity.real_on_cell(b.expr, b), cell=b
+                    ),
+                    psi_cell,
+                )
+            )
     for (left_phi, left_psi), (right_phi, right_psi) in pairwise(refined):
         point = left_phi.hi
-        phi_jump = sp.simplify(
-            identity.one_sided(right_phi.expr, point, "+")
-            - identity.one_sided(left_phi.expr, point, "-")
-        )
+        claim = f"Phi continuous at {var} = {point} (so Psi' = Phi there too)"
         steps.append(
-            Step(
+            _within_budget(
                 PHI_CONTINUITY,
-                f"Phi continuous at {var} = {point} (so Psi' = Phi there too)",
-                phi_jump == 0,
-                ""
-                if phi_jump == 0
-                else f"Phi jumps by {phi_jump}: f is not differentiable where U_i^T x = {point}",
+                claim,
+                lambda a=left_phi, b=right_phi, c=claim: _phi_continuity_step(a, b, c),
             )
         )
         if not numeric:
-            left = sp.simplify(identity.one_sided(left_psi.expr, point, "-"))
-            right = sp.simplify(identity.one_sided(right_psi.expr, point, "+"))
-            jump = sp.simplify(right - left)
-            detail = "" if jump == 0 else f"left limit {left}, right limit {right}"
+            claim = f"Psi continuous at {var} = {point}"
             steps.append(
-                Step(
+                _within_budget(
                     CONTINUITY,
-                    f"Psi continuous at {var} = {point}",
-                    jump == 0,
-                    detail,
-                    sp.Tuple(left, right),
+                    claim,
+                    lambda a=left_psi, b=right_psi, c=claim: _continuity_step(a, b, c),
                 )
             )
-    steps.extend(chain_rule_lemma(3))
+    steps.extend(_chain_rule_steps())
     if assembled and any(step.kind == DERIVATIVE and step.ok is False for step in steps):
-        claim = "assembled f with a symmetric 2x2 U: grad f - (x - U Phi(U x)) = 0"
-        steps.append(Step(ASSEMBLED, claim, False, "fails with the scalar identity Psi' = Phi"))
+        steps.append(
+            Step(ASSEMBLED, ASSEMBLED_CLAIM, False, "fails with the scalar identity Psi' = Phi")
+        )
     elif assembled:
-        steps.append(assembled_check(pieces.normalise(phi), psi, phi_branching, psi_branching))
+        steps.append(
+            _within_budget(
+                ASSEMBLED,
+                ASSEMBLED_CLAIM,
+                lambda: assembled_check(pieces.normalise(phi), psi, phi_branching, psi_branching),
+            )
+        )
     return SymbolicProof(tuple(steps))
+
+
+def _chain_rule_steps() -> tuple[Step, Step]:
+    """chain_rule_lemma(3) (exact and fast, computed once per process), within the budget."""
+    chain = _within_budget(CHAIN_RULE, chain_rule_text(3), lambda: chain_rule_lemma(3)[0])
+    symmetric = _within_budget(SYMMETRIC, symmetric_text(3), lambda: chain_rule_lemma(3)[1])
+    return chain, symmetric

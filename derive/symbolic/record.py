@@ -12,6 +12,7 @@ from derive.symbolic.errata import PaperCheck
 from derive.symbolic.proof_numeric import NumericProof
 from derive.symbolic.proof_symbolic import SymbolicProof
 from derive.symbolic.symbols import s, x
+from derive.symbolic.timelimit import TIME_LIMIT
 
 JSON_KEYS = ("name", "phi", "psi", "energy", "gradient", "verified", "numeric_max_error", "paper")
 
@@ -43,6 +44,12 @@ class ActivationRecord:
     def verified(self) -> bool:
         """True only when both the symbolic and the numeric proof pass."""
         return self.symbolic.ok and self.numeric.ok
+
+    @property
+    def timed_out(self) -> bool:
+        """Some analysis was stopped by the time budget (reported as undecided (time limit))."""
+        stopped = any(step.ok is None and step.detail == TIME_LIMIT for step in self.symbolic.steps)
+        return stopped or self.numeric.timed_out or self.energy.timed_out
 
     @property
     def energy_text(self) -> str:

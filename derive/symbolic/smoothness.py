@@ -25,6 +25,7 @@ from derive.symbolic import identity, pieces
 from derive.symbolic.numeric_eval import mp_function
 from derive.symbolic.pieces import Cell
 from derive.symbolic.symbols import x
+from derive.symbolic.timelimit import TIME_LIMIT, budget_spent, time_limit
 
 DPS = 30
 
@@ -35,6 +36,7 @@ class Bound:
 
     value: float
     exact: sp.Expr | None
+    why: str = ""  # why an unknown bound is unknown, when it is not the usual reason
 
     @property
     def known(self) -> bool:
@@ -70,6 +72,8 @@ class Smoothness:
         where = f" at {self.parameters}" if self.parameters else ""
         head = f"Phi' in [{self.m.text()}, {self.M.text()}]{where}"
         if not (self.m.known and self.M.known):
+            if self.m.why or self.M.why:
+                return f"Phi' range {self.m.why or self.M.why}{where}; mu, L and kappa unknown"
             return f"Phi' range unknown{where} (the numeric analysis could not finish); mu, L and kappa unknown"
         if self.kappa is None:
             if not math.isfinite(self.M.value):
@@ -159,6 +163,7 @@ def _critical_value(d: sp.Expr, root, func) -> Bound:
 
 
 UNKNOWN = Bound(math.nan, None)
+STOPPED = Bound(math.nan, None, TIME_LIMIT)  # the time budget ran out first
 ANALYSIS_SECONDS = 60.0
 # What evaluating Φ′ far out can raise (exp(exp(x)) at 10⁴⁰ overflows mpmath and float()).
 _NUMERIC_ERRORS = (ArithmeticError, ValueError, TypeError, MemoryError, RecursionError)
@@ -169,16 +174,17 @@ def derivative_range(phi: sp.Expr) -> tuple[Bound, Bound]:
     the bound on its side infinite (∇f is then not Lipschitz).
 
     Analysis that cannot finish (an overflow or other numeric failure, or more than
-    ANALYSIS_SECONDS) gives (UNKNOWN, UNKNOWN): reported as unknown, never a crash.
+    ANALYSIS_SECONDS) gives (UNKNOWN, UNKNOWN): reported as unknown, never a crash; (STOPPED,
+    STOPPED) when the time budget (derive.symbolic.timelimit.budget) ran out first.
     """
-    from derive.symbolic.timelimit import time_limit
-
+    if budget_spent():
+        return STOPPED, STOPPED
     try:
         with time_limit(ANALYSIS_SECONDS):
             return _derivative_range(phi)
     except _NUMERIC_ERRORS:
         return UNKNOWN, UNKNOWN
-    return UNKNOWN, UNKNOWN  # the time limit stopped it
+    return (STOPPED, STOPPED) if budget_spent() else (UNKNOWN, UNKNOWN)  # the time limit stopped it
 
 
 def _derivative_range(phi: sp.Expr) -> tuple[Bound, Bound]:

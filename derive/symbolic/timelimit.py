@@ -4,6 +4,12 @@ A safety net so a user expression cannot make `integrate` or `simplify` run for 
 the earliest deadline fires, and only the block that owns it stops (`limit.expired` becomes True);
 outer blocks see the exception pass through. The built-in activations never come near their
 limits, so their results never depend on time.
+
+A `budget` is one wall-clock deadline for a whole command (`derive activation --expr`): inside it,
+every `time_limit` block ends by the budget's deadline at the latest, `time_limit(None)` included.
+All blocks cut short by the budget share its deadline, and the outermost of them owns it: an
+analysis wrapped in `time_limit(None)` stops as a whole and reports itself undecided (TIME_LIMIT);
+code that loops over many points also asks `budget_spent()` between them.
 """
 
 from __future__ import annotations
@@ -32,8 +38,42 @@ class Limit:
     expired: bool = False
 
 
+@dataclass(frozen=True)
+class Budget:
+    """The deadline (time.monotonic) of the current wall-clock budget."""
+
+    deadline: float
+
+    def spent(self) -> bool:
+        return time.monotonic() >= self.deadline
+
+
+#: How an analysis that the budget stopped is reported.
+TIME_LIMIT = "undecided (time limit)"
+
 _stack: list[Limit] = []
 _previous_handler = None
+_budget: Budget | None = None
+
+
+@contextlib.contextmanager
+def budget(seconds: float | None) -> Iterator[None]:
+    """One wall-clock budget of `seconds` for everything inside (None: none of its own). Budgets
+    nest: the earlier deadline holds."""
+    global _budget
+    outer = _budget
+    if seconds is not None:
+        deadline = time.monotonic() + seconds
+        _budget = Budget(deadline if outer is None else min(deadline, outer.deadline))
+    try:
+        yield
+    finally:
+        _budget = outer
+
+
+def budget_spent() -> bool:
+    """True once the current budget's deadline has passed (False outside any budget)."""
+    return _budget is not None and _budget.spent()
 
 
 def _usable() -> bool:
@@ -41,6 +81,8 @@ def _usable() -> bool:
 
 
 def _earliest() -> Limit:
+    """The block whose deadline comes first; of blocks that share it (those a budget cut short),
+    the outermost."""
     return min(_stack, key=lambda lim: lim.deadline)
 
 
@@ -59,12 +101,16 @@ def _arm() -> None:
 
 @contextlib.contextmanager
 def time_limit(seconds: float | None) -> Iterator[Limit]:
-    """Stop the block after `seconds` (None: no limit of its own); check `.expired` afterwards."""
-    if seconds is None or not _usable():
+    """Stop the block after `seconds` (None: no limit of its own) or at the end of the current
+    budget, whichever comes first; check `.expired` afterwards."""
+    deadline = math.inf if seconds is None else time.monotonic() + seconds
+    if _budget is not None:
+        deadline = min(deadline, _budget.deadline)
+    if math.isinf(deadline) or not _usable():
         yield Limit(math.inf)
         return
     global _previous_handler
-    limit = Limit(time.monotonic() + seconds)
+    limit = Limit(deadline)
     if not _stack:
         _previous_handler = signal.signal(signal.SIGALRM, _on_alarm)
     _stack.append(limit)

@@ -13,6 +13,7 @@ from derive.symbolic import pieces
 from derive.symbolic.expr_parser import parse_expression
 from derive.symbolic.numeric_eval import is_finite, is_real, mp_function
 from derive.symbolic.symbols import x
+from derive.symbolic.timelimit import time_limit
 
 WHAT = "--expr"
 MAX_PHI = 1e150  # |Φ| allowed on |x| ≤ 60 (the numeric proof goes out to |x| = 50)
@@ -54,11 +55,14 @@ def _check_values(phi: sp.Expr, branching: pieces.Branching) -> None:
 
 
 def _check_continuity(branching: pieces.Branching) -> None:
-    """Singularities inside a branch (1/x, tan x) found by SymPy's continuous_domain."""
+    """Singularities inside a branch (1/x, tan x) found by SymPy's continuous_domain (a search
+    the time budget stops counts as none found: the numeric proof will see trouble)."""
     for cell in branching.cells:
         interval = sp.Interval.open(cell.lo, cell.hi)
+        domain = interval
         try:
-            domain = sp.calculus.util.continuous_domain(cell.expr, x, interval)
+            with time_limit(None):  # within the time budget, if there is one
+                domain = sp.calculus.util.continuous_domain(cell.expr, x, interval)
         except Exception:  # SymPy cannot tell: the numeric proof will see trouble
             continue
         if domain != interval:
