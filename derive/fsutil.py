@@ -241,16 +241,8 @@ def staged_files(out_dir: str | os.PathLike[str]) -> Iterator[Path]:
 
 
 def read_csv_rows(path: str | os.PathLike[str], name: str) -> tuple[Path, Iterator[list[str]]]:
-    """(the file, a csv reader of it): `path` itself, or `path/name` where `path` is a folder (a run
-    directory); UserError if it cannot be read."""
-    import csv
-    import io
+    """(the file, its CSV records): `path` itself, or `path/name` where `path` is a folder (a run
+    directory); UserError if it cannot be read or is malformed (derive.readers.read_csv_rows)."""
+    from derive.readers import read_csv_rows as read
 
-    file = Path(path)
-    if file.is_dir():
-        file = file / name
-    try:
-        text = file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UserError(f"cannot read {str(file)!r}: {exc.strerror or exc}") from None
-    return file, csv.reader(io.StringIO(text))
+    return read(path, name)

@@ -273,8 +273,10 @@ def _indexed(key: str, parser: _Parser, names: set[str], where: str) -> sp.Expr:
 
 def load_spec(path: Path) -> Algorithm:
     """Read and check a TOML iteration spec; UserError (one line) on any problem."""
+    from derive.readers import parse_toml
+
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = parse_toml(path.read_text(encoding="utf-8"), str(path))
     except FileNotFoundError:
         raise UserError(f"algorithm spec {str(path)!r} does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:

@@ -13,16 +13,35 @@ trained S's genotype. `<name>` is the search folder's name, or anything else for
 from __future__ import annotations
 
 import ast
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from derive.errors import UserError
-from derive.nas.genotype import Genotype, from_json
+from derive.nas.genotype import Genotype, genotype_of
+from derive.readers import field, optional_field, parse_json, read_json_object, read_text
 from derive.train.runfiles import METRICS, SUMMARY, read_metrics
 
 COST = "cost.json"
-CONSTANTS = ("NAME", "SPACE", "GENOTYPE_JSON", "CHANNELS", "CELLS")
+CONSTANTS: dict[str, type] = {
+    "NAME": str,
+    "SPACE": str,
+    "GENOTYPE_JSON": str,
+    "CHANNELS": int,
+    "CELLS": int,
+}
+NETWORK_BYTES = 10_000_000  # a generated network file is about 10 KB
+# Entries of summary.json the report reads when they are there and not null, and their types.
+_OPTIONAL_FIELDS: tuple[tuple[str, type | tuple[type, ...]], ...] = (
+    ("options.seed", int),
+    ("options.epochs", int),
+    ("epochs", int),
+    ("status", str),
+    ("model.spec", str),
+    ("model.parameters", int),
+    ("model.parameters_without_auxiliary", int),
+    ("dataset.train_size", int),
+    ("dataset.test_size", int),
+)
 # Options of derive train that define an evaluation's budget (the rest are runtime choices).
 BUDGET = (
     "recipe_name",
@@ -68,9 +87,10 @@ class EvalRun:
 
 def network_constants(path: Path) -> dict[str, object]:
     """CONSTANTS of a generated network file, read as literals (UserError if one is missing)."""
+    text = read_text(path, NETWORK_BYTES)  # UserError naming the file if it is damaged
     try:
-        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    except (OSError, SyntaxError, ValueError) as exc:
+        tree = ast.parse(text, filename=str(path))
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
         raise UserError(f"cannot read the network file {str(path)!r} ({exc})") from None
     found: dict[str, object] = {}
     for node in tree.body:
@@ -79,7 +99,7 @@ def network_constants(path: Path) -> dict[str, object]:
             if isinstance(target, ast.Name) and target.id in CONSTANTS:
                 try:
                     found[target.id] = ast.literal_eval(node.value)
-                except ValueError:
+                except (ValueError, TypeError, RecursionError, MemoryError):
                     pass
     missing = [name for name in CONSTANTS if name not in found]
     if missing:
@@ -87,17 +107,19 @@ def network_constants(path: Path) -> dict[str, object]:
             f"{str(path)!r} is not a network written by `derive nas network` "
             f"(no {', '.join(missing)})"
         )
+    for name, kind in CONSTANTS.items():
+        field(found, name, kind, f"the network file {str(path)!r}")
     return found
 
 
 def read_eval_run(folder: Path) -> EvalRun:
     """One evaluation folder (UserError when a file is missing or not a NAS network's run)."""
-    try:
-        summary = json.loads((folder / SUMMARY).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise UserError(f"{folder}: not a complete evaluation run folder ({exc})") from None
-    if not isinstance(summary, dict) or not isinstance(summary.get("options"), dict):
-        raise UserError(f"{folder}/{SUMMARY} is not a `derive train` summary")
+    where = str(folder / SUMMARY)
+    summary = read_json_object(folder / SUMMARY)  # UserError naming the file if damaged
+    if not isinstance(summary.get("options"), dict):
+        raise UserError(f"{where} is not a `derive train` summary")
+    for path, kind in _OPTIONAL_FIELDS:
+        optional_field(summary, path, kind, where)
     model = summary.get("model") if isinstance(summary.get("model"), dict) else {}
     spec = str(model.get("spec") or "")
     if not spec.endswith(".py"):
@@ -105,21 +127,16 @@ def read_eval_run(folder: Path) -> EvalRun:
             f"{folder}: the run trained {spec!r}, not a network file of derive nas network"
         )
     constants = network_constants(folder / Path(spec).name)
-    try:
-        genotype = from_json(json.loads(str(constants["GENOTYPE_JSON"])))
-    except ValueError as exc:
-        raise UserError(f"{folder}: the network file's GENOTYPE_JSON is not JSON ({exc})") from None
+    source = f"{folder / Path(spec).name} GENOTYPE_JSON"
+    genotype = genotype_of(parse_json(str(constants["GENOTYPE_JSON"]), source), source)
     rows = read_metrics(folder / METRICS)
     if not rows:
         raise UserError(f"{folder}/{METRICS} has no completed epoch")
     cost = None
     if (folder / COST).is_file():
-        try:
-            cost = float(
-                json.loads((folder / COST).read_text(encoding="utf-8"))["process_cpu_seconds"]
-            )
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise UserError(f"{folder}/{COST} is malformed ({exc})") from None
+        path = folder / COST
+        measured = read_json_object(path)
+        cost = float(field(measured, "process_cpu_seconds", (int, float), str(path)))  # type: ignore[arg-type]
     options = summary["options"]
     data = summary.get("dataset") if isinstance(summary.get("dataset"), dict) else {}
     return EvalRun(

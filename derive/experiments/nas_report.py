@@ -26,9 +26,11 @@ from pathlib import Path
 from derive.errors import UserError
 from derive.experiments.nas_eval_runs import EvalRun, collect_evals
 from derive.experiments.report import markdown_table
-from derive.nas.genotype import Gene, Genotype, from_json
+from derive.limits import GENOTYPE_BYTES
+from derive.nas.genotype import Gene, Genotype, genotype_of
 from derive.nas.ops import PARAMETER_FREE
 from derive.nas.searchfiles import GENOTYPE, METRICS, read_metrics
+from derive.readers import field, optional_field, read_json, read_json_object
 from derive.train.runfiles import SUMMARY
 
 SHORT = {
@@ -42,6 +44,30 @@ SHORT = {
     "dil_conv_3x3": "dil3",
     "dil_conv_5x5": "dil5",
 }
+# What the report reads of a search's summary.json, and its types.
+_SUMMARY_FIELDS: tuple[tuple[str, type | tuple[type, ...]], ...] = (
+    ("options", dict),
+    ("options.seed", int),
+    ("space.name", str),
+    ("space.ops", list),
+    ("status", str),
+    ("epochs", int),
+    ("epochs_completed", int),
+    ("search_cost.hours", (int, float)),
+    ("search_cost.unit", str),
+    ("dataset", dict),
+    ("device.name", str),
+    ("options.epochs", int),
+    ("options.batch_size", int),
+    ("options.arch_lr", (int, float)),
+)
+# Entries it reads when they are there and not null.
+_OPTIONAL_FIELDS: tuple[tuple[str, type | tuple[type, ...]], ...] = (
+    ("search_cost.process_cpu_hours", (int, float)),
+    ("options.limit_images", int),
+    ("dataset.weight_half", int),
+    ("dataset.architecture_half", int),
+)
 _NOT_GROUP = {"seed", "data_dir", "out", "device", "resume", "force", "plot", "progress_interval"}
 
 
@@ -92,15 +118,27 @@ def _label(space: str, options: dict) -> str:
     return label
 
 
+def check_search_summary(summary: dict, where: str) -> None:
+    """UserError unless `summary` holds every entry the report reads, each of its type and range."""
+    if "space" not in summary or "options" not in summary:
+        raise UserError(f"{where} is not a `derive nas search` summary")
+    for path, kind in _SUMMARY_FIELDS:
+        field(summary, path, kind, where)
+    for path, kind in _OPTIONAL_FIELDS:
+        optional_field(summary, path, kind, where)
+    options = summary["options"]
+    if options["batch_size"] < 1 or options["epochs"] < 1:
+        raise UserError(f"{where}: options.batch_size and options.epochs must be at least 1")
+    if options.get("hb_init") and not 0 < field(summary, "options.init_weight", float, where) < 1:
+        raise UserError(f"{where}: options.init_weight must lie strictly between 0 and 1")
+
+
 def read_search_run(folder: Path) -> SearchRun:
     """One search folder (UserError when a file is missing or not a search's)."""
-    try:
-        summary = json.loads((folder / SUMMARY).read_text(encoding="utf-8"))
-        genotype = from_json(json.loads((folder / GENOTYPE).read_text(encoding="utf-8")))
-    except (OSError, ValueError, UserError) as exc:
-        raise UserError(f"{folder}: not a complete search run folder ({exc})") from None
-    if not isinstance(summary, dict) or "space" not in summary or "options" not in summary:
-        raise UserError(f"{folder}/{SUMMARY} is not a `derive nas search` summary")
+    where = str(folder / SUMMARY)
+    summary = read_json_object(folder / SUMMARY)  # UserError naming the file if damaged
+    genotype = genotype_of(read_json(folder / GENOTYPE, GENOTYPE_BYTES), str(folder / GENOTYPE))
+    check_search_summary(summary, where)
     rows = read_metrics(folder / METRICS)
     settled = 1
     for i in range(1, len(rows)):

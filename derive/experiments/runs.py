@@ -19,7 +19,7 @@ from pathlib import Path
 
 from derive.errors import UserError
 from derive.fsutil import check_path
-from derive.train.runfiles import METRICS, SUMMARY, read_metrics, read_summary
+from derive.train.runfiles import METRICS, SUMMARY, load_summary, read_metrics
 
 FULL_SIZES = {"cifar10": (50_000, 10_000), "cifar100": (50_000, 10_000)}
 HEAD_SIZES = (5_085, 1_017)  # cifar-10-head: the first 1,017 images of each official batch file
@@ -109,11 +109,9 @@ def read_run(path: str | Path) -> Run:
     folder = check_path(path, "run folder")
     if not folder.is_dir():
         raise UserError(f"run folder {where!r} does not exist or is not a folder")
-    if not (folder / SUMMARY).is_file():
-        raise UserError(f"{where!r} is not a derive train run: no {SUMMARY}")
-    summary = read_summary(folder)
+    summary = load_summary(folder)  # UserError naming the file if it is damaged
     if summary is None:
-        raise UserError(f"{where!r}: {SUMMARY} is not valid JSON")
+        raise UserError(f"{where!r} is not a derive train run: no {SUMMARY}")
     status = _field(summary, "status", str, where)
     if status not in STATUSES:
         raise UserError(f"{where}: unknown run status {status!r} in {SUMMARY}")

@@ -24,7 +24,8 @@ from derive.experiments.stabplan import (
 )
 from derive.experiments.stabprobe import read_probe
 from derive.experiments.stabrun import PROBES, RUNS
-from derive.train.runfiles import read_metrics, read_summary
+from derive.readers import field
+from derive.train.runfiles import load_summary, read_metrics
 from derive.train.steplog import STEPS, read_steps
 
 _NAME = re.compile(r"^(?P<arm>.+)-s(?P<seed>\d+)$")
@@ -90,12 +91,14 @@ def read_run(folder: Path) -> RunFigures | None:
     if parsed is None:
         raise UserError(f"{folder}: not a run of the study (expected ARM-sSEED with a known arm)")
     a, seed = parsed
-    if not (folder / "summary.json").exists():
-        return None  # just started: `derive train` writes its summary first thing
-    summary = read_summary(folder)
+    summary = load_summary(folder)  # UserError naming the file if it is damaged
     if summary is None:
-        raise UserError(f"{folder}: no readable summary.json")
-    options = summary.get("options") if isinstance(summary.get("options"), dict) else {}
+        return None  # just started: `derive train` writes its summary first thing
+    where = str(folder / "summary.json")
+    options = field(summary, "options", dict, where)
+    for key, kind in (("lr", (int, float)), ("warmup_steps", int), ("epochs", int)):
+        if key in options:  # type: ignore[operator]
+            field(summary, f"options.{key}", kind, where)
     if options.get("model") != a.model or options.get("seed") != seed:
         raise UserError(
             f"{folder}: summary.json says model {options.get('model')!r} seed {options.get('seed')!r}, "
@@ -148,9 +151,31 @@ def read_study(study: str | Path) -> tuple[list[RunFigures], dict[str, dict]]:
     order = {a.name: i for i, a in enumerate(ALL_ARMS)}
     runs.sort(key=lambda r: (order[r.arm.name], r.seed))
     probes = {}
-    names = {Path(r.path).name for r in runs}
+    by_name = {Path(r.path).name: r for r in runs}
     if (root / PROBES).is_dir():
         for path in sorted((root / PROBES).glob("*.json")):
-            if path.stem in names:  # the probe of a finished run
+            if path.stem in by_name:  # the probe of a finished run
                 probes[path.stem] = read_probe(path)
+                check_probe_agrees(path, probes[path.stem], by_name[path.stem], probes)
     return runs, probes
+
+
+def check_probe_agrees(path: Path, probe: dict, run: RunFigures, probes: dict[str, dict]) -> None:
+    """UserError unless the probe at `path` is of its run's model and seed, and replays as many
+    steps as the study's other probes, with the blocks and parts of its arm's other probes (the
+    report averages them index by index)."""
+    model = probe.get("model", run.arm.model)
+    if model != run.arm.model or probe["seed"] != run.seed:
+        raise UserError(
+            f"{str(path)!r} is a probe of {model!r} seed {probe['seed']!r}, "
+            f"the file name says {run.arm.model} seed {run.seed}"
+        )
+    for name, other in probes.items():
+        same_arm = name.rsplit("-s", 1)[0] == run.arm.name
+        keys = ("steps", "blocks", "parts") if same_arm else ("steps",)
+        for key in keys:
+            if other.get(key) != probe.get(key):
+                raise UserError(
+                    f"{str(path)!r} disagrees with the probe {name!r} on {key} "
+                    "(the report compares probes step by step and block by block)"
+                )

@@ -14,6 +14,7 @@ a probe that no longer follows `derive train` (another optimizer setting, anothe
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
@@ -24,7 +25,8 @@ from torch import nn
 
 from derive.errors import UserError
 from derive.fsutil import atomic_write_text, ensure_output_dir
-from derive.train.runfiles import json_safe, read_summary
+from derive.readers import field, read_json_object
+from derive.train.runfiles import json_safe, load_summary
 
 FORMAT = "derive-stability-probe/1"
 
@@ -33,7 +35,7 @@ def config_of_run(run_dir: str | Path, data_dir: str | None = None):  # -> Train
     """The TrainConfig a run was made with (from its summary.json); UserError if it has none."""
     from derive.train.config import TrainConfig
 
-    summary = read_summary(run_dir)
+    summary = load_summary(run_dir)  # UserError naming the file if it is damaged
     if summary is None or not isinstance(summary.get("options"), dict):
         raise UserError(f"{str(run_dir)!r} is not a derive train run (no readable summary.json)")
     known = {f.name for f in fields(TrainConfig)}
@@ -232,11 +234,64 @@ def write_probe(out: str | Path, record: dict[str, object]) -> Path:
 
 
 def read_probe(path: str | Path) -> dict[str, object]:
-    """A probe file; UserError if unreadable or not a probe."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise UserError(f"cannot read probe {str(path)!r}: {exc}") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
+    """A probe file, checked against itself (check_probe); UserError naming it otherwise."""
+    data = read_json_object(path)
+    if data.get("format") != FORMAT:
         raise UserError(f"{str(path)!r} is not a stability probe file")
+    check_probe(data, str(path))
     return data
+
+
+_PER_STEP = ("logit_std", "loss", "grad_norm", "lr")
+
+
+def check_probe(data: dict[str, object], where: str) -> None:
+    """UserError unless `data` is a probe the report can use: `steps` rows in every per-step list,
+    a number per block in each z_std row and per part in each part_* row, every number finite."""
+    field(data, "seed", int, where)
+    steps = field(data, "steps", int, where)
+    if steps < 1:  # type: ignore[operator]
+        raise UserError(f"{where}: steps is {steps}, not at least 1")
+    if "model" in data:
+        field(data, "model", str, where)
+    blocks = field(data, "blocks", list, where)
+    for i, block in enumerate(blocks):  # type: ignore[arg-type]
+        if not (isinstance(block, list) and len(block) == 2 and all(_is_int(b) for b in block)):
+            raise UserError(f"{where}: blocks[{i}] is not a pair of integers [stage, block]")
+    if not blocks:
+        raise UserError(f"{where}: blocks is empty")
+    for key in _PER_STEP:
+        _check_rows(data, key, steps, None, where)  # type: ignore[arg-type]
+    _check_rows(data, "z_std", steps, len(blocks), where)  # type: ignore[arg-type]
+    parts = data.get("parts") or []
+    if not (isinstance(parts, list) and all(isinstance(p, str) for p in parts)):
+        raise UserError(f"{where}: parts is not a list of names")
+    if parts:
+        if len(set(parts)) != len(parts) or not {"stem", "head"} <= set(parts):
+            raise UserError(f"{where}: parts {parts!r} are not distinct or lack 'stem' and 'head'")
+        for key in ("part_grad_norm", "part_weight_norm"):
+            _check_rows(data, key, steps, len(parts), where)  # type: ignore[arg-type]
+    difference = data.get("max_loss_difference_to_steps_csv")
+    if difference is not None and not _is_number(difference):
+        raise UserError(f"{where}: max_loss_difference_to_steps_csv is not a number")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)  # type: ignore[arg-type]
+
+
+def _check_rows(data: dict, key: str, steps: int, width: int | None, where: str) -> None:
+    """data[key] holds `steps` numbers (width None) or `steps` rows of `width` numbers."""
+    rows = field(data, key, list, where)
+    if len(rows) != steps:  # type: ignore[arg-type]
+        raise UserError(f"{where}: {key} has {len(rows)} rows, steps says {steps}")  # type: ignore[arg-type]
+    for s, row in enumerate(rows, start=1):  # type: ignore[arg-type]
+        values = [row] if width is None else row
+        if width is not None and not (isinstance(row, list) and len(row) == width):
+            raise UserError(f"{where}: {key} row {s} does not hold {width} numbers")
+        if not all(_is_number(v) for v in values):
+            raise UserError(f"{where}: {key} row {s} holds something other than a finite number")

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from derive.experiments.stabplan import Arm, run_name, step_cost
-from derive.train.runfiles import read_summary
+from derive.train.runfiles import load_summary, read_summary
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class Job:
     def done(self) -> bool:
         if self.kind == "probe":
             return self.output.is_file()
-        summary = read_summary(self.run_dir) or {}
+        summary = load_summary(self.run_dir) or {}  # UserError if damaged
         options = summary.get("options") if isinstance(summary.get("options"), dict) else {}
         if options.get("epochs") != self.epochs:
             return False

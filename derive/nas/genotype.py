@@ -22,6 +22,7 @@ from pathlib import Path
 from derive.errors import UserError
 from derive.limits import GENOTYPE_BYTES, NAS_NODE_INPUTS, NAS_NODES, TITLE_CHARS
 from derive.nas.ops import OP_NAMES, PARAMETER_FREE
+from derive.readers import read_json
 
 Gene = tuple[tuple[tuple[str, int], ...], ...]  # per node: ((op, input), ...)
 KEYS = ("space", "normal", "normal_concat", "reduce", "reduce_concat")
@@ -234,24 +235,31 @@ def load_genotype(spec: str | Path) -> Genotype:
         raise UserError(
             f"{text!r} is neither a built-in genotype ({', '.join(GENOTYPES)}) nor a genotype JSON file"
         )
-    try:
-        size = path.stat().st_size
-        if size > GENOTYPE_BYTES:
-            raise UserError(
-                f"{str(path)!r} has {size:,} bytes, more than a genotype can need "
-                f"({GENOTYPE_BYTES:,}: {NAS_NODES.high:g} nodes of {NAS_NODE_INPUTS.high:g} inputs "
-                "take about 100 KB)"
-            )
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read {str(path)!r}: {exc}") from None
-    except json.JSONDecodeError as exc:
+    size = path.stat().st_size
+    if size > GENOTYPE_BYTES:
         raise UserError(
-            f"{str(path)!r} is not valid JSON: {exc.msg} at line {exc.lineno}"
-        ) from None
-    except RecursionError:
-        raise UserError(f"{str(path)!r} nests too deeply to be a genotype") from None
-    return from_json(data)
+            f"{str(path)!r} has {size:,} bytes, more than a genotype can need "
+            f"({GENOTYPE_BYTES:,}: {NAS_NODES.high:g} nodes of {NAS_NODE_INPUTS.high:g} inputs "
+            "take about 100 KB)"
+        )
+    data = read_json(path, GENOTYPE_BYTES)  # UserError naming the file if it is damaged
+    return genotype_of(data, str(path))
 
 
-__all__ = ["GENOTYPES", "Gene", "Genotype", "check_cell", "from_json", "load_genotype"]
+def genotype_of(data: object, where: str) -> Genotype:
+    """from_json(data), its UserError naming the file `where` the data came from."""
+    try:
+        return from_json(data)
+    except UserError as exc:
+        raise UserError(f"{where!r}: {exc}") from None
+
+
+__all__ = [
+    "GENOTYPES",
+    "Gene",
+    "Genotype",
+    "check_cell",
+    "from_json",
+    "genotype_of",
+    "load_genotype",
+]

@@ -14,12 +14,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from derive.errors import UserError
 from derive.fsutil import atomic_write_text, read_csv_rows
 from derive.nas.genotype import Genotype, from_json
+from derive.readers import parse_json
 from derive.train.runfiles import CHECKPOINT, SUMMARY
 
 METRICS = "metrics.csv"
@@ -80,13 +82,21 @@ def read_metrics(path: str | Path) -> list[dict[str, object]]:
             if len(record) != len(METRICS_HEADER):
                 raise ValueError(f"{len(record)} fields")
             row: dict[str, object] = {
-                k: float(v) for k, v in zip(METRICS_HEADER[:-1], record, strict=False)
+                k: _finite(k, v) for k, v in zip(METRICS_HEADER[:-1], record, strict=False)
             }
-            row["genotype"] = from_json(json.loads(record[-1]))
+            row["genotype"] = from_json(parse_json(record[-1], "the genotype column"))
         except (ValueError, UserError) as exc:
             raise UserError(f"{str(path)!r} line {number} is malformed ({exc})") from None
         rows.append(row)
     return rows
+
+
+def _finite(name: str, text: str) -> float:
+    """float(text); ValueError unless finite (a search stops before it writes a NaN row)."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} is {text}, not a finite number")
+    return value
 
 
 def write_genotype(run_dir: Path, genotype: Genotype) -> None:

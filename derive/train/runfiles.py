@@ -20,6 +20,7 @@ from derive.fsutil import (
     read_csv_rows,
     remove_file,
 )
+from derive.readers import read_json_object
 
 METRICS = "metrics.csv"
 SUMMARY = "summary.json"
@@ -135,10 +136,18 @@ def write_summary(run_dir: Path, summary: Mapping[str, object]) -> None:
     )
 
 
-def read_summary(run_dir: str | Path) -> dict[str, object] | None:
-    """summary.json of a run, or None if absent or unreadable (it is informative only)."""
-    try:
-        data = json.loads((Path(run_dir) / SUMMARY).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+def load_summary(run_dir: str | Path) -> dict[str, object] | None:
+    """summary.json of a run, or None if the run has none yet; UserError (naming the file and
+    what is wrong) if it is damaged: not UTF-8, not a JSON object, out of derive.readers' bounds."""
+    path = Path(run_dir) / SUMMARY
+    if not path.exists() and not path.is_symlink():
         return None
-    return data if isinstance(data, dict) else None
+    return read_json_object(path)
+
+
+def read_summary(run_dir: str | Path) -> dict[str, object] | None:
+    """summary.json of a run, or None if absent or unreadable (where it is informative only)."""
+    try:
+        return load_summary(run_dir)
+    except UserError:
+        return None
