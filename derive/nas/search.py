@@ -24,12 +24,20 @@ import torch.nn.functional as F
 from derive.devices import device_name
 from derive.errors import UserError
 from derive.fsutil import ensure_output_dir
+from derive.memory import FLOAT, check_fits
 from derive.nas.architect import Architect
 from derive.nas.searchconfig import ARCH_BETAS, SearchConfig
 from derive.nas.searchdata import CyclingBatches, SearchData, load_search_data
 from derive.nas.searchfiles import RUN_FILES, compact, write_genotype, write_metrics
 from derive.nas.spaces import SearchSpace, resolve_space
-from derive.nas.supernet import SearchNetwork, build_supernet, with_ops
+from derive.nas.supernet import (
+    SearchNetwork,
+    build_supernet,
+    check_sizes,
+    supernet_activation_count,
+    supernet_weight_count,
+    with_ops,
+)
 from derive.train.augment import BatchMaker, derive_seed
 from derive.train.checkpoint import check_compatible, load_checkpoint, save_checkpoint
 from derive.train.loop import TrainingDiverged
@@ -66,6 +74,30 @@ def build(config: SearchConfig, space: SearchSpace) -> SearchNetwork:
     )
 
 
+def search_bytes(config: SearchConfig, space: SearchSpace) -> int:
+    """A lower bound on a search's memory, from the sizes alone (the supernet is not built): the
+    weights with their gradients and momentum (order 2 also holds the unrolled w' and its
+    gradient instead of w's), and the operation outputs one batch keeps for backward."""
+    weights = supernet_weight_count(space, config.channels, config.cells)
+    per_image = supernet_activation_count(space, config.channels, config.cells, config.image_size)
+    copies = 4 if config.order == 2 else 3
+    return FLOAT * (copies * weights + config.batch_size * per_image)
+
+
+def check_memory(config: SearchConfig, space: SearchSpace, device: torch.device) -> None:
+    """UserError, before anything is built or written, when the search cannot fit in memory."""
+    check_sizes(config.channels, config.cells)  # the bounds' own message comes first
+    weights = supernet_weight_count(space, config.channels, config.cells)
+    check_fits(
+        search_bytes(config, space),
+        device,
+        f"a search with --cells {config.cells} --channels {config.channels} "
+        f"({weights:,} weights) at --batch-size {config.batch_size}, --image-size "
+        f"{config.image_size}",
+        "lower --cells, --channels, --batch-size or --image-size",
+    )
+
+
 def _device(config: SearchConfig) -> torch.device:
     if config.device == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda was asked for but no CUDA device is available")
@@ -91,7 +123,8 @@ def run_search(config: SearchConfig, progress: Progress | None = None) -> dict[s
     _check_run_dir(run_dir, config)
     device = _device(config)
     space = prepare_space(config)
-    model = build(config, space)  # validates sizes and the initialisation before any data is read
+    check_memory(config, space, device)  # before the supernet is allocated or any data is read
+    model = build(config, space)  # validates the initialisation before any data is read
     data = load_search_data(
         config.dataset,
         config.data_dir,
@@ -411,9 +444,11 @@ def _rounded(t: torch.Tensor | None) -> list | None:
 __all__ = [
     "KIND",
     "build",
+    "check_memory",
     "evaluate",
     "prepare_space",
     "run_search",
+    "search_bytes",
     "search_epoch",
     "space_identity",
 ]

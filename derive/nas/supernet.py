@@ -118,24 +118,17 @@ class SearchNetwork(nn.Module):
         check_sizes(channels, cells, num_classes)
         self.space = space
         self.channels, self.cells, self.num_classes = channels, cells, num_classes
-        c_curr = stem_multiplier * channels
+        c_stem = stem_multiplier * channels
         self.stem = nn.Sequential(
-            nn.Conv2d(3, c_curr, 3, padding=1, bias=False), nn.BatchNorm2d(c_curr)
+            nn.Conv2d(3, c_stem, 3, padding=1, bias=False), nn.BatchNorm2d(c_stem)
         )
-        c_prev_prev, c_prev, c_curr = c_curr, c_curr, channels
-        self.cells_ = nn.ModuleList()
-        reduction_prev = False
-        for i in range(cells):
-            reduction = i in reduction_indices(cells)
-            if reduction:
-                c_curr *= 2
-            self.cells_.append(
-                SearchCell(space, c_prev_prev, c_prev, c_curr, reduction, reduction_prev)
-            )
-            reduction_prev = reduction
-            c_prev_prev, c_prev = c_prev, space.steps * c_curr
+        plan = cell_plan(space.steps, channels, cells, stem_multiplier)
+        self.cells_ = nn.ModuleList(
+            SearchCell(space, p.c_prev_prev, p.c_prev, p.channels, p.reduction, p.reduction_prev)
+            for p in plan
+        )
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(c_prev, num_classes)
+        self.classifier = nn.Linear(space.steps * plan[-1].channels, num_classes)
         self.alpha_normal = nn.Parameter(initial_alphas(space, alpha_init, start, init_weight))
         self.alpha_reduce = nn.Parameter(initial_alphas(space, alpha_init, start, init_weight))
         if space.normalised:
@@ -198,6 +191,88 @@ class SearchNetwork(nn.Module):
             )
 
 
+@dataclasses.dataclass(frozen=True)
+class CellShape:
+    """One cell of the supernet: its input and own channel counts, and whether it (or the cell
+    before it) is a reduction cell; `scale` is how many times the resolution was halved by its end."""
+
+    c_prev_prev: int
+    c_prev: int
+    channels: int
+    reduction: bool
+    reduction_prev: bool
+    scale: int
+
+
+def cell_plan(steps: int, channels: int, cells: int, stem_multiplier: int = 3) -> list[CellShape]:
+    """The cells of a supernet, as SearchNetwork builds them (channels double at each reduction)."""
+    c_prev_prev = c_prev = stem_multiplier * channels
+    c_curr, reduction_prev, scale = channels, False, 0
+    plan = []
+    for i in range(cells):
+        reduction = i in reduction_indices(cells)
+        if reduction:
+            c_curr, scale = 2 * c_curr, scale + 1
+        plan.append(CellShape(c_prev_prev, c_prev, c_curr, reduction, reduction_prev, scale))
+        reduction_prev = reduction
+        c_prev_prev, c_prev = c_prev, steps * c_curr
+    return plan
+
+
+def op_weight_count(name: str, channels: int, stride: int) -> int:
+    """The weights of `make_search_op(name, channels, stride)`, counted without building it.
+
+    Search BNs are not affine (no weights); the stride-2 identities are FactorizedReduce, whose two
+    1×1 convolutions of C → C/2 hold C² weights."""
+    kernel = {"sep_conv_3x3": 3, "sep_conv_5x5": 5, "dil_conv_3x3": 3, "dil_conv_5x5": 5}
+    if name in ("skip_connect", "neg_skip_connect"):
+        return 0 if stride == 1 else channels * channels
+    if name.startswith("dil_conv"):
+        return channels * kernel[name] ** 2 + channels * channels  # depthwise k×k + pointwise
+    if name.startswith("sep_conv"):
+        return 2 * (channels * kernel[name] ** 2 + channels * channels)  # two DilConv halves
+    if name in OP_NAMES:
+        return 0  # none, the pools (their BN is not affine)
+    raise UserError(f"unknown operation {name!r}; known: {', '.join(OP_NAMES)}")
+
+
+def supernet_weight_count(
+    space: SearchSpace,
+    channels: int,
+    cells: int,
+    num_classes: int = 10,
+    stem_multiplier: int = 3,
+) -> int:
+    """`len(weights())` of SearchNetwork(space, channels, cells, ...) in numbers, without building it:
+    the memory check of a search runs before the (possibly huge) supernet is allocated."""
+    c_stem = stem_multiplier * channels
+    total = 3 * c_stem * 9 + 2 * c_stem  # stem conv 3×3 and its affine BN
+    plan = cell_plan(space.steps, channels, cells, stem_multiplier)
+    sources = [edge.source for edge in space.cell_edges()]
+    reads0, reads1 = 0 in sources, 1 in sources
+    for cell in plan:
+        c = cell.channels
+        # preprocess0 is FactorizedReduce or a 1×1 ReLUConvBN: c_prev_prev·C weights either way
+        total += c * (cell.c_prev_prev * reads0 + cell.c_prev * reads1)
+        for stride in (1, 2):
+            edges = sum((2 if cell.reduction and s < 2 else 1) == stride for s in sources)
+            total += edges * sum(op_weight_count(op, c, stride) for op in space.ops)
+    return total + (space.steps * plan[-1].channels + 1) * num_classes
+
+
+def supernet_activation_count(
+    space: SearchSpace, channels: int, cells: int, image_size: int
+) -> int:
+    """A lower bound on the numbers backward keeps per image: every weighted operation output
+    w_o·o(x) of every mixed edge (autograd keeps o(x) for the gradient of α), nothing else."""
+    total = 0
+    outputs = sum(op != "none" for op in space.ops)
+    for cell in cell_plan(space.steps, channels, cells):
+        side = image_size // 2**cell.scale
+        total += space.num_edges * outputs * cell.channels * side * side
+    return total
+
+
 def reduction_indices(cells: int) -> tuple[int, int]:
     """The reduction cells of a network of `cells` cells (DARTS: cells//3 and 2·cells//3)."""
     return cells // 3, 2 * cells // 3
@@ -257,11 +332,16 @@ def build_supernet(
 
 __all__ = [
     "ARCH_NAMES",
+    "CellShape",
     "MixedOp",
     "SearchCell",
     "SearchNetwork",
     "build_supernet",
+    "cell_plan",
     "check_sizes",
+    "op_weight_count",
     "reduction_indices",
+    "supernet_activation_count",
+    "supernet_weight_count",
     "with_ops",
 ]
