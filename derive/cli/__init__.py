@@ -8,6 +8,7 @@ Bad input raises UserError: one line on stderr, exit status 2, nothing written.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import os
@@ -16,6 +17,7 @@ from collections.abc import Sequence
 
 from derive import __version__
 from derive.cli.argtypes import show_bounds
+from derive.devices import apply_threads, prefer_passive_wait
 from derive.errors import UserError
 from derive.signals import Terminated, terminate_as_interrupt
 
@@ -92,14 +94,22 @@ def one_line(message: str, limit: int = MAX_MESSAGE) -> str:
     return f"{text[:head]} … [{cut:,} characters cut] … {text[-tail:]}"
 
 
+def _threads(args: argparse.Namespace) -> contextlib.AbstractContextManager[object]:
+    """Torch's thread count for commands with --threads (derive.cli.argtypes.add_threads_option)."""
+    if not hasattr(args, "threads"):
+        return contextlib.nullcontext()
+    return apply_threads(args.threads)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit status (0 ok, 1 internal error, 2 bad input, 130 interrupted
     by Ctrl-C, 143 stopped by SIGTERM; both stop a run the same way, see derive.signals)."""
+    prefer_passive_wait()  # before any command module imports torch
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
         _configure_logging(args.verbose, args.quiet)
-        with terminate_as_interrupt():
+        with terminate_as_interrupt(), _threads(args):
             return int(args.run(args) or 0)
     except UserError as exc:
         print(f"derive: error: {one_line(str(exc))}", file=sys.stderr)

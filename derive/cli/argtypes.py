@@ -65,3 +65,26 @@ def show_bounds(parser: argparse.ArgumentParser) -> None:
         text = limit.help().replace("%", "%%")
         if text not in action.help:
             action.help = f"{action.help}; {text}"
+
+
+THREADS_HELP = (
+    "torch CPU threads (default: OMP_NUM_THREADS if set, else the cores the load average leaves "
+    "free, at least 1; waiting threads sleep: OMP_WAIT_POLICY=PASSIVE unless set)"
+)
+
+
+def add_threads_option(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+    help: str = THREADS_HELP,  # noqa: A002 (argparse's own name)
+    default: int | None = None,
+) -> None:
+    """`--threads N` of a command that runs torch; derive.cli.main applies it (derive.devices)."""
+    from derive.limits import THREADS
+
+    parser.add_argument(
+        "--threads",
+        type=number(int, "a positive integer", limit=THREADS),
+        default=default,
+        metavar="N",
+        help=help,
+    )

@@ -7,6 +7,7 @@ import logging
 import time
 from pathlib import Path
 
+from derive.cli.argtypes import add_threads_option
 from derive.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--skip-simulation", action="store_true", help="stop after generating the code"
     )
+    add_threads_option(parser)
     parser.set_defaults(run=run)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from derive.cli.argtypes import number
+from derive.cli.argtypes import add_threads_option, number
 from derive.cli.nas_sizes import add_size_options
 from derive.errors import UserError
 
@@ -232,6 +232,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="SECONDS",
         help="seconds between progress lines (default: 1 on a terminal, 30 otherwise; 0: none)",
     )
+    add_threads_option(g)
     p.set_defaults(run=run)
 
 

@@ -6,8 +6,8 @@ import argparse
 import logging
 import shlex
 
-from derive.cli.argtypes import number
-from derive.limits import DEPTH, SEED, SIM_DIM, SIM_EPOCHS, SIM_SAMPLES, THREADS
+from derive.cli.argtypes import add_threads_option, number
+from derive.limits import DEPTH, SEED, SIM_DIM, SIM_EPOCHS, SIM_SAMPLES
 
 DESCRIPTION = """\
 Train the fully connected networks inspired by GD (7), HB (10, beta = 0.3), AGD (11), AGD all-history
@@ -187,13 +187,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument(
         "--device", choices=DEVICES, default="auto", help="auto: CUDA if available (default: auto)"
     )
-    g.add_argument(
-        "--threads",
-        type=number(int, "a positive integer", limit=THREADS),
-        default=None,
-        metavar="N",
-        help="torch threads during the run (default: torch's own)",
-    )
+    add_threads_option(g)
     g.add_argument(
         "--compile",
         action="store_true",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import shlex
 
-from derive.cli.argtypes import number
-from derive.limits import PROBE_STEPS, STABILITY_EPOCHS, STUDY_WORKERS, THREADS
+from derive.cli.argtypes import add_threads_option, number
+from derive.limits import PROBE_STEPS, STABILITY_EPOCHS, STUDY_WORKERS
 
 DESCRIPTION = """\
 The papers (SCIS'23 §8 after Table 1; ACML'18 §6) say a deep ResNet (110 layers) "requires multiple
@@ -157,12 +157,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="N",
         help="runs at once, each its own process (at most 64; default: 2)",
     )
-    r.add_argument(
-        "--threads",
-        type=number(int, "an integer >= 1", limit=THREADS),
+    add_threads_option(
+        r,
+        help="torch threads of each worker process, not of the whole study (--workers x N "
+        "threads in all; default: 1)",
         default=1,
-        metavar="N",
-        help="torch threads per worker process (at most 256; default: 1)",
     )
     r.add_argument(
         "--device", choices=("auto", "cpu", "cuda"), default="auto", help="(default: auto)"
@@ -199,6 +198,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     q.add_argument("--data-dir", default=None, metavar="DIR", help="(default: the run's own)")
     q.add_argument("--out", required=True, metavar="FILE", help="JSON file to write")
+    add_threads_option(q)
     q.set_defaults(run=run_probe)
 
     t = sub.add_parser(

@@ -8,7 +8,7 @@ import logging
 import sys
 from typing import TYPE_CHECKING
 
-from derive.cli.argtypes import number
+from derive.cli.argtypes import add_threads_option, number
 from derive.cli.explicit import explicit, track_explicit
 from derive.errors import UserError
 from derive.limits import (
@@ -470,6 +470,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="SECONDS",
         help="seconds between progress lines within an epoch (default: 1 on a terminal, 30 otherwise; 0: none)",
     )
+    add_threads_option(g)
     p.set_defaults(run=run)
     track_explicit(p)  # a --recipe fills in only the options not given
 

@@ -104,6 +104,7 @@ def summary(result: SimulationResult, status: str, command: str | None) -> dict[
     import torch
 
     from derive import __version__
+    from derive.devices import thread_settings
 
     return {
         "status": status,
@@ -121,6 +122,7 @@ def summary(result: SimulationResult, status: str, command: str | None) -> dict[
             "derive": __version__,
             "torch": torch.__version__,
             "python": platform.python_version(),
+            "cpu_threads": thread_settings(),
         },
         "wall_time_seconds": result.wall_seconds,
         "runs": [

@@ -48,13 +48,17 @@ def git_commit() -> tuple[str | None, bool | None]:
 
 
 def software(commit: str | None, dirty: bool | None) -> dict[str, object]:
-    """The summary's "software" record: derive, torch and Python versions and the git checkout."""
+    """The summary's "software" record: derive, torch and Python versions, the git checkout, and
+    torch's CPU threads with the OpenMP wait policy (derive.devices)."""
+    from derive.devices import thread_settings
+
     return {
         "derive": __version__,
         "torch": torch.__version__,
         "python": platform.python_version(),
         "git_commit": commit,
         "git_dirty": dirty,
+        "cpu_threads": thread_settings(),
     }
 
 

@@ -1,0 +1,118 @@
+"""Torch thread defaults: applied by the CLI for every command that runs torch, --threads wins,
+the wait policy is set before torch loads, and a bad --threads is one line, exit 2."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from derive.devices import default_threads, thread_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Replaces the command's run (simulate's, or stability probe's) with one that reports what it sees.
+PROBE = """
+import os, sys
+import derive.cli as cli
+from derive.cli import {module} as command
+
+def report(args):
+    import torch
+    print(torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS"),
+          os.environ.get("OMP_WAIT_POLICY"))
+    return 0
+
+command.{function} = report
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def run_probe(
+    argv: list[str],
+    env: dict[str, str] | None = None,
+    *,
+    module: str = "simulate",
+    function: str = "run",
+) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("OMP_", "MKL_"))}
+    code = PROBE.format(module=module, function=function)
+    return subprocess.run(
+        [sys.executable, "-c", code, *argv],
+        env={**clean, **(env or {})},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_default_applied_with_passive_wait() -> None:
+    out = run_probe(["simulate", "--quick"])
+    assert out.returncode == 0, out.stderr
+    threads, env_threads, policy = out.stdout.split()
+    assert 1 <= int(threads) <= (os.cpu_count() or 1)
+    assert env_threads == threads  # child processes get the same count
+    assert policy == "PASSIVE"
+
+
+@pytest.mark.parametrize("n", ["1", "3"])
+def test_threads_option_wins_over_environment(n: str) -> None:
+    out = run_probe(["simulate", "--threads", n], {"OMP_NUM_THREADS": "2"})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[:2] == [n, n]
+
+
+def test_environment_choices_are_kept() -> None:
+    out = run_probe(["simulate"], {"OMP_NUM_THREADS": "3", "OMP_WAIT_POLICY": "ACTIVE"})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["3", "3", "ACTIVE"]
+
+
+def test_stability_probe_has_threads() -> None:
+    out = run_probe(
+        ["stability", "probe", "somewhere", "--out", "x.json", "--threads", "1"],
+        {"OMP_NUM_THREADS": "2"},
+        module="stability",
+        function="run_probe",
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[:2] == ["1", "1"]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["train", "resnet20"], ["nas", "search"], ["simulate"], ["stability", "run"], ["demo"]],
+)
+@pytest.mark.parametrize("value", ["0", "two"])
+def test_bad_threads_is_one_line_exit_2(command: list[str], value: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "derive", *command, "--threads", value],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr
+    assert "--threads" in lines[0] and "expected a positive integer" in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("cores", "load", "expected"),
+    [(2, 0.1, 2), (2, 0.8, 1), (2, 1.0, 1), (2, 5.0, 1), (8, 3.0, 5), (4, 0.0, 4)],
+)
+def test_default_is_the_free_cores(cores: int, load: float, expected: int) -> None:
+    assert default_threads(cores, load) == expected
+
+
+def test_thread_settings_records_count_and_policy(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
+    settings = thread_settings()
+    assert settings == {"threads": torch.get_num_threads(), "omp_wait_policy": "PASSIVE"}
