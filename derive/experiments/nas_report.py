@@ -28,7 +28,6 @@ from derive.experiments.nas_eval_runs import EvalRun, collect_evals
 from derive.experiments.report import markdown_table
 from derive.limits import GENOTYPE_BYTES
 from derive.nas.genotype import Gene, Genotype, genotype_of
-from derive.nas.ops import PARAMETER_FREE
 from derive.nas.searchfiles import GENOTYPE, METRICS, read_metrics
 from derive.readers import field, optional_field, read_json, read_json_object
 from derive.train.runfiles import SUMMARY
@@ -102,9 +101,8 @@ class SearchRun:
         return ev.test_error if ev is not None and ev.completed else None
 
     def free_share(self, reduction: bool) -> float:
-        gene, _ = self.genotype.cell(reduction)
-        ops = [op for node in gene for op, _ in node]
-        return sum(op in PARAMETER_FREE for op in ops) / len(ops)
+        free = self.genotype.parameter_free(reduction)
+        return sum(free) / len(free)
 
 
 def _label(space: str, options: dict) -> str:
@@ -632,7 +630,8 @@ def build_nas_report(study: str | Path, eval_root: str | Path | None, command: s
         "- **arch-half accuracy**: the supernet's accuracy on the architecture half after the last "
         "epoch (eval mode); a property of the one-shot supernet, not of the derived network.",
         "- **param-free ops**: the share of the derived cells' operations without weights (zero, "
-        "pools, ±identity), mean over seeds; **collapsed**: cells made of parameter-free operations "
+        "pools, ±x; a reduction cell's ±identity on its inputs is ±FactorizedReduce, with weights), "
+        "mean over seeds; **collapsed**: cells made of parameter-free operations "
         "only (the DARTS failure mode, research notes §4.1).",
         "- **distinct normal cells**: how many different normal cells the seeds derived.",
         "- **evaluation test error**: the test error after the last epoch of a `derive train` run "

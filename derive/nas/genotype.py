@@ -25,6 +25,8 @@ from derive.nas.ops import OP_NAMES, PARAMETER_FREE
 from derive.readers import read_json
 
 Gene = tuple[tuple[tuple[str, int], ...], ...]  # per node: ((op, input), ...)
+STRIDED_WEIGHTS = frozenset({"skip_connect", "neg_skip_connect"})
+"""Parameter-free at stride 1, but ±FactorizedReduce (weights) on a reduction edge."""
 KEYS = ("space", "normal", "normal_concat", "reduce", "reduce_concat")
 
 
@@ -67,10 +69,22 @@ class Genotype:
     def cell(self, reduction: bool) -> tuple[Gene, tuple[int, ...]]:
         return (self.reduce, self.reduce_concat) if reduction else (self.normal, self.normal_concat)
 
-    def collapsed(self, reduction: bool = False) -> bool:
-        """True when every operation of the cell is parameter-free by name (the DARTS collapse)."""
+    def parameter_free(self, reduction: bool = False) -> list[bool]:
+        """Per operation of the cell, node by node: True when it holds no weights as built.
+
+        The stride-2 ±identity of a reduction cell (on inputs 0 and 1) is ±FactorizedReduce, with
+        weights; at stride 1 it is ±x, and zero and the pools have no weights at any stride."""
         gene, _ = self.cell(reduction)
-        return all(op in PARAMETER_FREE for node in gene for op, _ in node)
+        return [
+            op in PARAMETER_FREE and not (reduction and source < 2 and op in STRIDED_WEIGHTS)
+            for node in gene
+            for op, source in node
+        ]
+
+    def collapsed(self, reduction: bool = False) -> bool:
+        """True when no operation of the cell holds weights (the DARTS collapse): see
+        `parameter_free`, so a reduction cell of stride-2 identities is not collapsed."""
+        return all(self.parameter_free(reduction))
 
 
 def check_cell(cell: str, gene: Gene, concat: Sequence[int]) -> None:
