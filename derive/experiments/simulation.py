@@ -29,6 +29,7 @@ from derive.codegen.loader import load_generated
 from derive.devices import device_name
 from derive.errors import UserError
 from derive.experiments.simconfig import NETWORKS, SimulationConfig, config_seed
+from derive.timefmt import time_left
 
 log = logging.getLogger("derive.simulate")
 
@@ -235,13 +236,13 @@ def train_run(
                 last_log = time.monotonic()
                 left = seconds / epoch * (config.epochs - epoch)
                 log.info(
-                    "  %s: epoch %d/%d, train MSE %.5f (%.0f s, about %.0f s left)",
+                    "  %s: epoch %d/%d, train MSE %.5f (%.0f s, %s)",
                     label,
                     epoch,
                     config.epochs,
                     curve[-1].train_mse,
                     seconds,
-                    left,
+                    time_left(left),
                 )
     final = curve[-1].train_mse if status == "completed" else None
     result = RunResult(algorithm, depth, status, done, final, parameters, seconds, compile_seconds)
