@@ -112,6 +112,12 @@ EVAL_BATCH = Limit(1, 10_000, "CIFAR has 10,000 test images; a larger batch is t
 PAD = Limit(0, 32, "a 32x32 crop cannot move by more than the image's size")
 CUTOUT = Limit(0, 32, "the side of the image")
 PROGRESS_INTERVAL = Limit(0, 86_400, "a day; 0 turns the progress lines off")
+CHECKPOINT_MINUTES = Limit(
+    0, 1440, "a day; 0 writes checkpoints only after each epoch and when the run is interrupted"
+)
+CHECKPOINT_STEPS = Limit(
+    1, 10_000_000, "the most optimizer steps any recipe has (see --warmup-steps)"
+)
 # derive train --dataset imagenet, and distributed runs (torchrun)
 IMAGE_SIZE = Limit(
     32, 1024, "the ImageNet networks downsample by 32; a 1024-pixel crop is 21x the papers' 224"

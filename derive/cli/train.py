@@ -177,6 +177,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "extends it; the epochs left follow the schedule for the new total)",
     )
     g.add_argument(
+        "--checkpoint-every",
+        default="5",
+        metavar="MINUTES|Nsteps",
+        help="also write checkpoint.pt within an epoch, after this many minutes of wall time "
+        "(default: 5; 0: only after each epoch) or every N optimizer steps (e.g. 200steps); "
+        "Ctrl-C or SIGTERM writes one too, so --resume continues from the exact step",
+    )
+    g.add_argument(
         "--force", action="store_true", help="start over, deleting RUN_DIR's previous run files"
     )
     g.add_argument(
@@ -520,6 +528,7 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
         download=args.download,
         download_url=args.download_url,
         progress_interval=args.progress_interval,
+        checkpoint_every=args.checkpoint_every,
         image_size=args.image_size,
         color_jitter=args.color_jitter,
         lighting=args.lighting,

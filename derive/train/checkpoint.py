@@ -1,24 +1,61 @@
-"""checkpoint.pt: everything a run needs to continue exactly, written atomically after each epoch.
+"""checkpoint.pt: everything a run needs to continue exactly, written atomically after each epoch,
+every --checkpoint-every minutes (or steps) within an epoch, and when the run is interrupted.
 
 Holds the model, optimizer and scheduler states, the RNG states, the number of completed epochs, the
 metrics history (so metrics.csv can be rewritten consistently), the recipe, the model's identity and
-the data's fingerprint (so `--resume` can refuse a checkpoint made for something else).
+the data's fingerprint (so `--resume` can refuse a checkpoint made for something else). A checkpoint
+written within an epoch also holds its `position`: the epoch, the steps done in it, and what each
+process needs to continue that epoch exactly (its RNG state, its sums of the epoch's metrics so far,
+its warm-up state). Checkpoints written before mid-epoch checkpoints existed have no `position`.
 """
 
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from derive import limits
 from derive.errors import UserError
 from derive.fsutil import atomic_write_bytes
 from derive.train.runfiles import EXTRA_COLUMNS, METRICS_HEADER
 from derive.train.steplog import STEPS_HEADER
 
 FORMAT = "derive-train-checkpoint/1"
+
+
+@dataclass(frozen=True)
+class Every:
+    """When to write a checkpoint within an epoch: after `minutes` of wall time, or every `steps`
+    optimizer steps (0: not by that measure)."""
+
+    minutes: float = 0.0
+    steps: int = 0
+
+
+_STEPS = re.compile(r"\s*(\d+)\s*steps?\s*")
+
+
+def parse_every(text: str, option: str = "--checkpoint-every") -> Every:
+    """'5' or '2.5' (minutes; 0: only after each epoch and when interrupted) or '200steps'."""
+    match = _STEPS.fullmatch(text)
+    if match:
+        steps = int(match.group(1))
+        limits.CHECKPOINT_STEPS.check(steps, f"{option} NSTEPS")
+        return Every(steps=steps)
+    try:
+        minutes = float(text)
+    except ValueError:
+        raise UserError(
+            f"{option} takes minutes (e.g. 5 or 0.5) or a number of steps (e.g. 200steps), "
+            f"got {text[:40]!r}"
+        ) from None
+    limits.CHECKPOINT_MINUTES.check(minutes, f"{option} MINUTES")
+    return Every(minutes=minutes)
 
 
 def save_checkpoint(path: Path, state: Mapping[str, object]) -> None:
@@ -96,6 +133,7 @@ def check_fields(state: Mapping[str, object]) -> None:
         state["epoch"] == rows, "epoch", f"{rows} (the number of history rows)", state["epoch"]
     )
     if not search:
+        _check_position_epoch(state)
         groups = len(state["optimizer"]["param_groups"])  # type: ignore[index]
         lrs = state["scheduler"]["base_lrs"]  # type: ignore[index]
         _require(
@@ -296,6 +334,47 @@ def _steps(value: object, field: str) -> None:
     _require(ok, field, f"a float tensor of {len(STEPS_HEADER)} columns", value)
 
 
+def _rank_position(value: object, field: str) -> None:
+    """One process's part of a position within an epoch."""
+    entry = _mapping(value, field)
+    _rng(entry.get("rng"), f"{field}['rng']")
+    _number(entry.get("loss_sum"), f"{field}['loss_sum']")
+    for key in ("correct", "seen"):
+        _integer(0)(entry.get(key), f"{field}[{key!r}]")
+    _warmup(entry.get("warmup"), f"{field}['warmup']")
+
+
+def _position(value: object, field: str) -> None:
+    """Where within an epoch a checkpoint was written (None: at the end of an epoch)."""
+    if value is None:
+        return
+    position = _mapping(value, field)
+    for key in ("epoch", "step", "steps", "world_size"):
+        _integer(1)(position.get(key), f"{field}[{key!r}]")
+    for key in ("seconds", "lr"):
+        _number(position.get(key), f"{field}[{key!r}]")
+    step, steps = position["step"], position["steps"]
+    _require(step < steps, f"{field}['step']", f"fewer than the epoch's {steps} steps", step)
+    ranks = _list(position.get("ranks"), f"{field}['ranks']")
+    world = position["world_size"]
+    _require(len(ranks) == world, f"{field}['ranks']", f"{world} entries (one per process)", ranks)
+    for rank, entry in enumerate(ranks):
+        _rank_position(entry, f"{field}['ranks'][{rank}]")
+
+
+def _check_position_epoch(state: Mapping[str, object]) -> None:
+    """A mid-epoch position lies in the epoch after the completed ones."""
+    position = state.get("position")
+    if isinstance(position, dict):
+        expected = state["epoch"] + 1  # type: ignore[operator]
+        _require(
+            position["epoch"] == expected,
+            "position['epoch']",
+            f"{expected} (the epoch after the completed ones)",
+            position["epoch"],
+        )
+
+
 def _records(value: object, field: str) -> None:
     for i, item in enumerate(_list(value, field)):
         _plain(_mapping(item, f"{field}[{i}]"), f"{field}[{i}]")
@@ -350,6 +429,7 @@ _TRAIN_FIELDS: dict[str, tuple[Check, bool]] = {
     "normalization": (_plain, False),
     "warmup": (_warmup, False),  # older checkpoints have neither a warm-up nor a step log
     "steps": (_steps, False),
+    "position": (_position, False),  # only in checkpoints written within an epoch
 }
 _SEARCH_FIELDS: dict[str, tuple[Check, bool]] = {
     "weight_optimizer": (_optimizer, True),

@@ -14,6 +14,7 @@ from derive.errors import UserError
 from derive.fsutil import check_path
 from derive.models.memory import MEMORY_MODES
 from derive.train.augment import PAD_FILLS, AugmentOptions
+from derive.train.checkpoint import Every, parse_every
 from derive.train.data import DATASETS
 from derive.train.regularize import check_options as check_evaluation_options
 from derive.train.schedule import cosine_factor
@@ -46,6 +47,7 @@ RUNTIME_FIELDS = frozenset(
         "download",
         "download_url",
         "progress_interval",
+        "checkpoint_every",
         "log_steps",
         "workers",
         "decode",
@@ -110,6 +112,8 @@ class TrainConfig:
     download: bool = False
     download_url: str | None = None
     progress_interval: float | None = None  # seconds; None: 1 on a terminal, 30 otherwise; 0: off
+    # checkpoints within an epoch: minutes of wall time ("5"; "0": none) or optimizer steps ("200steps")
+    checkpoint_every: str = "5"
     # ImageNet (--dataset imagenet) only: crop side, fb.resnet.torch colour jitter and PCA lighting
     image_size: int = 224
     color_jitter: float = 0.4
@@ -123,6 +127,10 @@ class TrainConfig:
     def __post_init__(self) -> None:
         self.lr_milestones = tuple(float(m) for m in self.lr_milestones)
         self.validate()
+
+    def checkpoint_interval(self) -> Every:
+        """When to write checkpoints within an epoch (--checkpoint-every); UserError if malformed."""
+        return parse_every(str(self.checkpoint_every))
 
     def validate(self) -> None:
         """Raise UserError for any out-of-range value."""
@@ -143,6 +151,7 @@ class TrainConfig:
         limits.SEED.check(self.seed, "--seed")
         if self.progress_interval is not None:
             limits.PROGRESS_INTERVAL.check(self.progress_interval, "--progress-interval")
+        self.checkpoint_interval()
         check_path(self.data_dir, "--data-dir")
         check_path(self.out, "--out")
         if self.model.endswith(".py"):

@@ -158,6 +158,14 @@ class Dist:
         dist.all_reduce(total, op=dist.ReduceOp.SUM)
         return total
 
+    def gather(self, value: T) -> list[T]:
+        """Every rank's `value`, in rank order, on every rank ([value] when single)."""
+        if not self.distributed:
+            return [value]
+        values: list[T] = [value] * self.world_size
+        dist.all_gather_object(values, value)
+        return values
+
     def barrier(self) -> None:
         if self.distributed:
             dist.barrier()

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from derive.devices import device_name
 from derive.errors import UserError
 from derive.fsutil import ensure_output_dir, remove_file
+from derive.timefmt import time_left
 from derive.train import distributed
 from derive.train.augment import derive_seed
 from derive.train.checkpoint import (
@@ -38,6 +39,8 @@ from derive.train.checkpoint import (
 )
 from derive.train.config import TrainConfig, recipe_defaults
 from derive.train.distributed import Dist
+from derive.train.interrupts import deferred_interrupts
+from derive.train.midepoch import EpochSums, Flags, MidEpoch, rank_entry
 from derive.train.progress import Progress
 from derive.train.provenance import git_commit, rng_state, set_rng_state, software, utc_now
 from derive.train.regularize import (
@@ -204,9 +207,12 @@ def run_training(config: TrainConfig, progress: Progress | None = None) -> dict[
     distributed.check_launch(launch, config.batch_size, config.sync_bn, rt.device.type)
     d = distributed.start(launch, rt.device, config.dist_timeout)
     rt.device = d.device
+    created = _missing_folders(Path(config.out).expanduser()) if d.is_main else []
     try:
         result = _run_training(config, progress, rt, d)
     except BaseException as exc:
+        if isinstance(exc, UserError):  # bad input leaves no half-made run folder behind
+            _remove_new_run_dir(created)
         lost = distributed.rank_lost(exc, d, config.out)
         if lost is not None:
             raise lost from None
@@ -277,6 +283,7 @@ def _run_training(
     sessions: list[dict[str, object]] = []
     warmup = Warmup(config.warmup_steps, config.warmup_factor, config.warmup_until_error)
     steplog = StepLog()
+    position: dict[str, object] | None = None
     if state is not None:
         try:
             model.load_state_dict(state["model"])
@@ -292,6 +299,7 @@ def _run_training(
         history = [dict(row) for row in state["history"]]
         sessions = [dict(s) for s in state.get("sessions", [])]
         _restore_steps(state, warmup, steplog, history, data, config)
+        position = _resume_position(ckpt_path, state, d)
         started = str(state.get("started_at", started))
         recorded = state.get("recipe") or {}
         assert isinstance(recorded, dict)
@@ -329,6 +337,42 @@ def _run_training(
     def summary(status: str) -> dict[str, object]:
         return ctx.summary(status, history)
 
+    def checkpoint(position: dict[str, object] | None = None) -> None:
+        """Write checkpoint.pt (rank 0) and steps.csv, which agrees with it."""
+        d.on_main(
+            save_checkpoint,
+            ckpt_path,
+            {
+                "epoch": len(history),
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "rng": rng_state(),
+                "history": history,
+                "sessions": sessions,
+                "started_at": started,
+                "recipe": config.recipe(),
+                "model_id": model_id,
+                "data_id": data_id,
+                "normalization": data.normalization,
+                "warmup": warmup.state_dict(),
+                "steps": steplog.state(),
+                "position": position,
+            },
+        )
+        if len(steplog):
+            d.on_main(write_steps, run_dir, steplog.rows)
+
+    def save_position(
+        epoch: int, step: int, steps: int, seconds: float, sums: EpochSums, warm: Warmup
+    ) -> None:
+        """A checkpoint after `step` of `epoch` (every rank calls it: each one's state is gathered)."""
+        ranks = d.gather(rank_entry(sums, warm))
+        where = {"epoch": epoch, "step": step, "steps": steps, "world_size": d.world_size}
+        checkpoint({**where, "seconds": seconds, "lr": lr, "ranks": ranks})
+        mid.written()
+        log.info("checkpoint written after step %d/%d of epoch %d", step, steps, epoch)
+
     if len(history) >= config.epochs:
         log.info("%s already holds all %d epochs; nothing to do", run_dir, config.epochs)
         result = summary("completed")
@@ -361,80 +405,57 @@ def _run_training(
         }
     )
     d.on_main(write_summary, run_dir, summary("running"))
+    mid = MidEpoch(config.checkpoint_interval(), resume=position, is_main=d.is_main)
+    mid.save = save_position
+    lr = optimizer.param_groups[0]["lr"]
     try:
-        for epoch in range(len(history) + 1, config.epochs + 1):
-            t0 = time.perf_counter()
-            lr = optimizer.param_groups[0]["lr"]
-            set_drop_path(model, config, epoch)
-            train_loss, train_acc = train_epoch(
-                net,
-                train_set,
-                optimizer,
-                config,
-                epoch,
-                rt,
-                progress,
-                d,
-                warmup=warmup,
-                steplog=steplog if config.log_steps else None,
-            )
-            d.broadcast_buffers(model)  # every rank evaluates rank 0's model, the one saved
-            test = eval_metrics(eval_net, test_set, config.eval_batch_size, rt, d)
-            test_loss, test_acc = test["loss"], test["acc"]
-            seconds = time.perf_counter() - t0
-            row = {
-                "epoch": epoch,
-                "train_loss": train_loss,
-                "train_acc": train_acc,
-                "test_loss": test_loss,
-                "test_acc": test_acc,
-                "lr": lr,
-                "seconds": seconds,
-            }
-            if data.report_top5:
-                row["test_top5_acc"] = test["top5_acc"]
-            history.append(row)
-            scheduler.step()
-            d.on_main(
-                save_checkpoint,
-                ckpt_path,
-                {
+        with deferred_interrupts() as mid.interrupts:
+            for epoch in range(len(history) + 1, config.epochs + 1):
+                resumed = (
+                    float(position["seconds"]) if position and len(history) + 1 == epoch else 0.0
+                )  # type: ignore[arg-type]
+                t0 = time.perf_counter() - resumed
+                lr = optimizer.param_groups[0]["lr"]
+                set_drop_path(model, config, epoch)
+                train_loss, train_acc = train_epoch(
+                    net,
+                    train_set,
+                    optimizer,
+                    config,
+                    epoch,
+                    rt,
+                    progress,
+                    d,
+                    warmup=warmup,
+                    steplog=steplog if config.log_steps else None,
+                    mid=mid,
+                )
+                d.broadcast_buffers(model)  # every rank evaluates rank 0's model, the one saved
+                test = eval_metrics(eval_net, test_set, config.eval_batch_size, rt, d)
+                seconds = time.perf_counter() - t0
+                row = {
                     "epoch": epoch,
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "rng": rng_state(),
-                    "history": history,
-                    "sessions": sessions,
-                    "started_at": started,
-                    "recipe": config.recipe(),
-                    "model_id": model_id,
-                    "data_id": data_id,
-                    "normalization": data.normalization,
-                    "warmup": warmup.state_dict(),
-                    "steps": steplog.state(),
-                },
-            )
-            d.on_main(write_metrics, run_dir, history)
-            if len(steplog):
-                d.on_main(write_steps, run_dir, steplog.rows)
-            result = summary("completed" if epoch == config.epochs else "running")
-            d.on_main(write_summary, run_dir, result)
-            progress.clear()
-            best = min(history, key=lambda r: (-r["test_acc"], r["epoch"]))
-            log.info(
-                "epoch %d/%d  train loss %.4f acc %.2f%%  test loss %.4f err %.2f%%  lr %.4g  %.1f s  (best err %.2f%% @ %d)",
-                epoch,
-                config.epochs,
-                train_loss,
-                100 * train_acc,
-                test_loss,
-                100 * (1 - test_acc),
-                lr,
-                seconds,
-                100 * (1 - best["test_acc"]),
-                best["epoch"],
-            )
+                    "train_loss": train_loss,
+                    "train_acc": train_acc,
+                    "test_loss": test["loss"],
+                    "test_acc": test["acc"],
+                    "lr": lr,
+                    "seconds": seconds,
+                }
+                if data.report_top5:
+                    row["test_top5_acc"] = test["top5_acc"]
+                history.append(row)
+                scheduler.step()
+                checkpoint()
+                mid.written()
+                d.on_main(write_metrics, run_dir, history)
+                result = summary("completed" if epoch == config.epochs else "running")
+                d.on_main(write_summary, run_dir, result)
+                progress.clear()
+                progress.end_epoch(seconds)
+                _log_epoch(history, config.epochs, progress.run_left(epoch, config.epochs))
+                if _stop_requested(d, mid):  # a signal during the evaluation: stop after the epoch
+                    mid.interrupts.raise_requested()
     except TrainingDiverged:  # every rank sees the same summed loss, so all stop here together
         progress.clear()
         if config.log_steps:  # the steps up to the non-finite loss, to see how it diverged
@@ -465,29 +486,34 @@ def train_epoch(
     d: Dist = SINGLE,
     warmup: Warmup | None = None,
     steplog: StepLog | None = None,
+    mid: MidEpoch | None = None,
 ) -> tuple[float, float]:
     """One pass over the training set; returns (mean loss, accuracy) on the augmented batches.
 
     Distributed: this rank trains on its share of each global step; loss and accuracy are summed
     over all ranks, so they are those of the whole epoch. `warmup` scales the lr of its warm-up
-    steps; `steplog` records every step (--log-steps; this rank's batch).
+    steps; `steplog` records every step (--log-steps; this rank's batch). `mid` writes checkpoints
+    within the epoch, stops after a step when interrupted, and resumes the epoch at a saved step.
     """
     warmup = warmup or Warmup()
+    mid = mid or MidEpoch()
     torch.manual_seed(
         d.rank_seed(derive_seed(config.seed, epoch, "model"))
     )  # dropout and the like replay on resume
     model.train()
     shares = epoch_shares(len(batches), config.batch_size, d.rank, d.world_size)
     n_batches = len(shares)
-    loss_sum = torch.zeros((), dtype=torch.float64, device=rt.device)
-    correct = torch.zeros((), dtype=torch.int64, device=rt.device)
-    seen, last_seen = 0, 0
+    start, before, sums = mid.start(epoch, d.rank, d.world_size, warmup, rt.device)
+    saved = start  # the step of this epoch checkpoint.pt holds (0: the epoch's start)
+    t_start = time.perf_counter()
+    last_seen = 0
     progress.start_epoch()
-    last_time = time.perf_counter()
+    last_time = t_start
     batch_iter = batches.train_batches(
-        config.batch_size, config.seed, epoch, rows=[s.rows for s in shares]
+        config.batch_size, config.seed, epoch, rows=[s.rows for s in shares[start:]]
     )
-    for i, ((x, y), share) in enumerate(zip(batch_iter, shares, strict=True), start=1):
+    steps = zip(batch_iter, shares[start:], strict=True)
+    for i, ((x, y), share) in enumerate(steps, start=start + 1):
         with rt.autocast():
             logits, loss = training_loss(model(x), y, config.auxiliary_weight)
         optimizer.zero_grad(set_to_none=True)
@@ -503,21 +529,15 @@ def train_epoch(
         counts = warmup.needs_counts and share.count
         warmup.after_step(*((y.shape[0] - hits.item(), y.shape[0]) if counts else ()))
         if share.count:
-            loss_sum += loss.detach().double() * share.count
-            correct += hits
-            seen += share.count
-        if i % rt.sync_every == 0 or i == n_batches:
-            total, total_correct, total_seen = _epoch_sums(d, loss_sum, correct, seen)
+            sums.loss_sum += loss.detach().double() * share.count
+            sums.correct += hits
+            sums.seen += share.count
+        flags = mid.local_flags()
+        synced = i % rt.sync_every == 0 or i == n_batches
+        if synced:
+            total, total_correct, total_seen, flags = _epoch_sums(d, sums, flags)
             if not math.isfinite(total):
-                kept = (
-                    f"{config.out}/checkpoint.pt still holds the last good epoch ({epoch - 1})"
-                    if epoch > 1
-                    else "no checkpoint was written"
-                )
-                raise TrainingDiverged(
-                    f"training loss became {total} in epoch {epoch} (detected at batch {i}/{n_batches}); "
-                    f"stopped, and {kept}. Try a lower --lr"
-                )
+                raise _diverged(config, epoch, total, i, n_batches, saved)
             if progress.due():
                 now = time.perf_counter()
                 rate = (total_seen - last_seen) / max(now - last_time, 1e-9)
@@ -530,10 +550,96 @@ def train_epoch(
                     total / total_seen,
                     total_correct / total_seen,
                     rate,
+                    step_seconds=(now - t_start) / (i - start),
                 )
+        elif d.distributed:  # the ranks agree on a checkpoint only where they sum anyway
+            flags = Flags()
+        if i < n_batches and mid.due(flags, warmup.step):
+            if not synced:  # never save a diverged state: the ranks agree on due, so all sum here
+                total = _epoch_sums(d, sums, Flags())[0]
+                if not math.isfinite(total):
+                    raise _diverged(config, epoch, total, i, n_batches, saved)
+            if flags.stop:
+                mid.interrupts.hold()  # writing the checkpoint may take longer than the grace
+            if steplog is not None:
+                steplog.flush()
+            progress.clear()
+            mid.save(epoch, i, n_batches, before + time.perf_counter() - t_start, sums, warmup)
+            saved = i
+            if flags.stop:
+                mid.interrupts.raise_requested()
     if steplog is not None:
         steplog.flush()
     return total / total_seen, total_correct / total_seen
+
+
+def _diverged(
+    config: TrainConfig, epoch: int, total: float, i: int, n: int, saved: int
+) -> TrainingDiverged:
+    if saved:
+        kept = (
+            f"{config.out}/checkpoint.pt still holds the last good step ({saved} of epoch {epoch})"
+        )
+    elif epoch > 1:
+        kept = f"{config.out}/checkpoint.pt still holds the last good epoch ({epoch - 1})"
+    else:
+        kept = "no checkpoint was written"
+    return TrainingDiverged(
+        f"training loss became {total} in epoch {epoch} (detected at batch {i}/{n}); "
+        f"stopped, and {kept}. Try a lower --lr"
+    )
+
+
+def _log_epoch(history: list[dict[str, float]], epochs: int, left: float) -> None:
+    """The permanent line of a finished epoch, with the time the run has left."""
+    row = history[-1]
+    best = min(history, key=lambda r: (-r["test_acc"], r["epoch"]))
+    log.info(
+        "epoch %d/%d  train loss %.4f acc %.2f%%  test loss %.4f err %.2f%%  lr %.4g  %.1f s  "
+        "(best err %.2f%% @ %d)%s",
+        row["epoch"],
+        epochs,
+        row["train_loss"],
+        100 * row["train_acc"],
+        row["test_loss"],
+        100 * (1 - row["test_acc"]),
+        row["lr"],
+        row["seconds"],
+        100 * (1 - best["test_acc"]),
+        best["epoch"],
+        f"  run: {time_left(left)}" if row["epoch"] < epochs else "",
+    )
+
+
+def _stop_requested(d: Dist, mid: MidEpoch) -> bool:
+    """Whether any rank was asked to stop (one all-reduce when distributed)."""
+    flags = mid.local_flags()
+    if d.distributed:
+        flags = Flags.from_sums(*d.sum(torch.tensor(flags.values(), device=d.device)).tolist())
+    return flags.stop
+
+
+def _resume_position(path: Path, state: dict[str, object], d: Dist) -> dict[str, object] | None:
+    """The checkpoint's position within an epoch (None: written at an epoch's end, or older)."""
+    position = state.get("position")
+    if not isinstance(position, dict):
+        return None
+    epoch, step, steps = position["epoch"], position["step"], position["steps"]
+    log.info("resuming epoch %d after step %d of %d", epoch, step, steps)
+    if position["world_size"] != d.world_size:
+        log.warning(
+            "%s was written within epoch %d by %d process(es), this run has %d: the rest of epoch %d "
+            "continues, but its dropout draws and metric sums are not those of an uninterrupted run "
+            "(from epoch %d on, every epoch is as on %d processes)",
+            path,
+            epoch,
+            position["world_size"],
+            d.world_size,
+            epoch,
+            epoch + 1,
+            d.world_size,
+        )
+    return position
 
 
 def _probe_labels(output: object) -> torch.Tensor:
@@ -543,15 +649,16 @@ def _probe_labels(output: object) -> torch.Tensor:
     return torch.zeros(logits.shape[0], dtype=torch.int64, device=logits.device)
 
 
-def _epoch_sums(
-    d: Dist, loss_sum: torch.Tensor, correct: torch.Tensor, seen: int
-) -> tuple[float, int, int]:
-    """(loss sum, correct, seen) over all ranks (this rank's own when single); one host sync."""
+def _epoch_sums(d: Dist, sums: EpochSums, flags: Flags) -> tuple[float, int, int, Flags]:
+    """(loss sum, correct, seen, checkpoint flags) over all ranks (this rank's own when single);
+    one host sync, one all-reduce."""
     if not d.distributed:
-        return loss_sum.item(), int(correct.item()), seen
-    sums = d.sum(torch.stack([loss_sum, correct.double(), loss_sum.new_tensor(float(seen))]))
-    total, total_correct, total_seen = sums.tolist()
-    return total, int(total_correct), int(total_seen)
+        return sums.loss_sum.item(), int(sums.correct.item()), sums.seen, flags
+    values = [sums.correct.double(), *map(sums.loss_sum.new_tensor, [sums.seen, *flags.values()])]
+    total, total_correct, total_seen, *agreed = d.sum(
+        torch.stack([sums.loss_sum, *values])
+    ).tolist()
+    return total, int(total_correct), int(total_seen), Flags.from_sums(*agreed)
 
 
 @torch.no_grad()
@@ -629,6 +736,28 @@ def _restore_steps(
     steps = state.get("steps")
     if isinstance(steps, torch.Tensor):
         steplog.rows = steps.to(torch.float64)
+
+
+def _missing_folders(run_dir: Path) -> list[Path]:
+    """`run_dir` and those of its parents that do not exist yet, deepest first: what a run creates."""
+    missing: list[Path] = []
+    for folder in (run_dir, *run_dir.parents):
+        if os.path.lexists(folder):
+            break
+        missing.append(folder)
+    return missing
+
+
+def _remove_new_run_dir(created: list[Path]) -> None:
+    """Remove the folders a run created if it stopped before saving an epoch: only the files a run
+    writes are deleted, and a folder that holds anything else is kept."""
+    with contextlib.suppress(OSError, UserError):
+        if not created or (created[0] / CHECKPOINT).exists():
+            return
+        clean_run_dir(created[0], force=True)
+        remove_file(created[0] / STEPS, "run file")
+        for folder in created:
+            folder.rmdir()
 
 
 def _check_run_dir(run_dir: Path, config: TrainConfig) -> None:
