@@ -53,6 +53,14 @@ Notes:
   bottleneck means (52 − 4)/3 = 16 layers per stage, which has 1,785,466 parameters (1.0M for L = 40
   checks out the same way, see tests/test_zoo.py). We build the described architecture and do not
   invent a variant to hit the printed number.
+- **HBNet's first block of every stage is a plain block.** Each stage restarts heavy ball at its
+  input with z₋₁ = z₀, so β₁z₀ + β₂z₋₁ = z₀ − z₀ cancels the shortcut: z₁ = ReLU(T(x)) (`hbnet*`;
+  T(x) for the pre-activation `prehbnet*`), the first step of heavy ball from rest; only the later
+  blocks are z_{k+1} = ρ(T(z_k) + z_k − z_{k−1}) (docs/algorithms.md, "Stages"; tests/test_zoo.py
+  checks it on the built networks).
+- `admmnet56`: (C5) adds one history sum Σₜ αᵗz′ₜ + βᵗzₜ to both paths. Its α, β are those of the
+  first (z′) path of (13), α = −½ on z′₁…z′ₖ and β = ½ on z₁…zₖ plus ½ on zₖ; (13)'s z path weighs
+  the history otherwise (+½ on z′₁…z′ₖ₊₁, −½ on z₁…zₖ), and (C5) does not use those weights.
 - HBNet adds no parameters; AGDNet adds one learnable α per (layer, source): 234 on CIFAR L = 40, 535 on
   ImageNet. Their FLOPs here equal their baselines' because the counter skips element-wise work; the
   papers' HBNet/AGDNet FLOPs are 0.01–0.04 G above the baselines, which is that element-wise work.

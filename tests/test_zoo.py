@@ -1,4 +1,4 @@
-"""Contract 5: the zoo's names, the papers' parameter counts, and baselines equal to plain twins.
+"""The zoo: its names, the papers' parameter counts, and baselines equal to plain twins.
 
 The plain networks here are written independently (ResNet v1 with shortcut A, DenseNet, DMRNet,
 and HBNet/AGDNet from the papers' equations); the zoo builds its networks from generated code.
@@ -16,6 +16,7 @@ from torch import nn
 
 from derive.errors import UserError
 from derive.models import create_model, list_models
+from derive.models.registry import model_entry
 from derive.models.stats import count_parameters
 
 CIFAR = [
@@ -96,7 +97,7 @@ def test_cifar_counts_match_the_closed_forms(name: str, num_classes: int) -> Non
 def test_densenet52_is_built_as_described_not_as_printed() -> None:
     """SCIS Table 1 prints 1.4M; DenseNet (k = 12, L = 52) has 16 layers per stage and 1.79M.
 
-    We build the described architecture (docs/models.md records the discrepancy).
+    We build the described architecture (docs/results/models.md records the discrepancy).
     """
     count = count_parameters(create_model("densenet52"))
     assert 1.78e6 < count < 1.80e6
@@ -424,3 +425,63 @@ def test_gpu_ready_features_work_on_cpu() -> None:
             assert model(x).shape == (2, 10)
         compiled = torch.compile(model, backend="eager", fullgraph=True)
         torch.testing.assert_close(compiled(x), model(x))
+
+
+def _stage_inputs(model: nn.Module, kind: str, size: int) -> dict[nn.Module, torch.Tensor]:
+    """The input each stage of class `kind` sees in one forward pass of random images."""
+    stages = [m for m in model.modules() if type(m).__name__ == kind]
+    seen: dict[nn.Module, torch.Tensor] = {}
+    hooks = [s.register_forward_pre_hook(lambda m, a: seen.__setitem__(m, a[0])) for s in stages]
+    with torch.no_grad():
+        model(torch.randn(2, 3, size, size))
+    for hook in hooks:
+        hook.remove()
+    assert len(seen) == len(stages) >= 3
+    return seen
+
+
+@pytest.mark.parametrize("name", ["hbnet20", "prehbnet20", "prehbnet164", "hbnet34", "resnet20"])
+def test_hbnet_first_block_of_each_stage_is_plain_as_described(name: str) -> None:
+    """HBNet restarts every stage at z₋₁ = z₀, so its first block is ρ(T(x)) whatever z₀ is; the
+    zoo says so. ResNet's first block adds z₀ (the check fails there, so it can fail)."""
+    from derive.codegen.loader import load_generated
+
+    torch.manual_seed(0)
+    model = create_model(name).eval()
+    size = 64 if model_entry(name).dataset == "imagenet" else 32
+    lags = load_generated("heavyball_conv").LAGS  # z_k and z_{k−1}
+    for stage, x in _stage_inputs(model, "HeavyballStage", size).items():
+        block = stage.blocks[0]
+        with torch.no_grad():
+            t = block.transform([stage.shortcut(x)] * lags, x)
+            plain = t if block.post_activation is None else block.post_activation(t)
+            outputs = [block([z] * lags, x) for z in (stage.shortcut(x), torch.randn_like(t))]
+        for out in outputs:
+            if name.startswith("resnet"):
+                assert not torch.allclose(out, plain, atol=1e-3)
+            else:
+                torch.testing.assert_close(out, plain, rtol=1e-3, atol=1e-3)  # (T + z) − z
+    description = model_entry(name).description
+    if not name.startswith("resnet"):
+        relu = block.post_activation is not None
+        z1 = "ReLU(T(x))" if relu else "T(x)"
+        assert f"the first block of each stage is a plain block, z₁ = {z1} " in description
+
+
+def test_admmnet_shares_the_first_path_of_13_between_both_paths() -> None:
+    """(13) unrolled, z′ path: z′ₖ₊₁ = ½T(z′ₖ) + ½zₖ − ½Σ_{t=1}^{k} z′ₜ + ½Σ_{t=1}^{k} zₜ; its z path
+    weighs the history otherwise (+½ on z′ₜ, −½ on zₜ). Both paths of every block add the first."""
+    model = create_model("admmnet56")
+    stages = [m for m in model.modules() if type(m).__name__ == "AdmmStage"]
+    assert len(stages) == 3
+    for stage in stages:
+        for k, block in enumerate(stage.blocks):
+            first_alpha = {t: -0.5 for t in range(1, k + 1)}
+            first_beta = {t: 0.5 * (t >= 1) + 0.5 * (t == k) for t in range(k + 1)}
+            first_beta = {t: w for t, w in first_beta.items() if w}  # zeros cost nothing
+            z_path_beta = {t: -0.5 for t in range(1, k + 1)}
+            assert dict(block.alpha.fixed) == first_alpha
+            assert dict(block.beta.fixed) == first_beta
+            assert k == 0 or dict(block.beta.fixed) != z_path_beta
+    description = model_entry("admmnet56").description
+    assert "the first (z′) path of (13)" in description and "shared by both paths" in description

@@ -27,6 +27,11 @@ RESNET = {"coefficients": {"beta1": 1.0, "beta2": 0.0}, "modes": {"beta2": "prun
 HBNET = {"coefficients": {"beta1": 1.0, "beta2": -1.0}}
 """HBNet (SCIS C.1): β₁ = 1, β₂ = −1 in (C1)."""
 
+PLAIN_FIRST = (
+    "the first block of each stage is a plain block, z₁ = {z1} (z₋₁ = z₀ cancels the shortcut)"
+)
+"""What HBNet's restart at z₋₁ = z₀ makes of each stage's first block (docs/algorithms.md, Stages)."""
+
 DENSENET = {"alpha": "ones", "modes": {"beta": "pruned"}}
 """DenseNet: α = 1, β = 0 (pruned) in (C3)."""
 
@@ -62,7 +67,7 @@ def _register_cifar_resnets() -> None:
             f"hbnet{depth}",
             "cifar",
             f"HBNet-{depth} (SCIS C.1): (C1) with β₁ = 1, β₂ = −1, ReLU after the sum "
-            "(not invertible)",
+            f"(not invertible); {PLAIN_FIRST.format(z1='ReLU(T(x))')}",
             lambda num_classes, d=depth: cifar_resnet(
                 _heavyball(), depth=d, num_classes=num_classes, **HBNET
             ),
@@ -86,7 +91,9 @@ def _register_cifar_resnets() -> None:
     _register(
         "admmnet56",
         "cifar",
-        "ADMM net-56 (two paths of 27 blocks): (C5) with ADMM's own α, β from (13)",
+        "ADMM net-56 (two paths of 27 blocks): (C5) with the α, β of the first (z′) path of (13), "
+        "α = −½ on z′₁…z′ₖ, β = ½ on z₁…zₖ plus ½ on zₖ, shared by both paths as (C5) prints them "
+        "((13)'s z path has other weights)",
         lambda num_classes: cifar_resnet(
             load_generated("admm_conv"), depth=56, num_classes=num_classes
         ),
@@ -113,7 +120,7 @@ def _register_cifar_preact() -> None:
             f"prehbnet{depth}",
             "cifar",
             f"Pre-activation HBNet-{depth} ({unit} units): (C1) with β₁ = 1, β₂ = −1, no ρ; "
-            "invertible (memory='reversible')",
+            f"{PLAIN_FIRST.format(z1='T(x)')}; invertible (memory='reversible')",
             lambda num_classes, d=depth, b=bottleneck: cifar_preact_resnet(
                 _heavyball(), depth=d, bottleneck=b, num_classes=num_classes, **HBNET
             ),
@@ -153,7 +160,8 @@ def _register_imagenet() -> None:
         _register(
             f"hbnet{depth}",
             "imagenet",
-            f"HBNet-{depth} for ImageNet: (C1) with β₁ = 1, β₂ = −1",
+            f"HBNet-{depth} for ImageNet: (C1) with β₁ = 1, β₂ = −1; "
+            + PLAIN_FIRST.format(z1="ReLU(T(x))"),
             lambda num_classes, d=depth: imagenet_resnet(
                 _heavyball(), depth=d, num_classes=num_classes, **HBNET
             ),
