@@ -25,6 +25,10 @@ is never used), weights by SGD lr 0.025 cosine-annealed to 0 (DARTS used 0.001: 
 momentum 0.9, weight decay 3e-4, gradient clipping 5; α and β by Adam lr 3e-4, betas (0.5, 0.999),
 weight decay 1e-3, zero init; 8 cells, 16 channels, batch 64, 50 epochs, first order.
 
+Memory is checked before the supernet is built or any data is read: a lower bound (the weights with
+their gradients and momentum, and one batch's operation outputs, from --cells, --channels,
+--batch-size, --image-size and --order) above the device's free memory is refused (exit 2).
+
 RUN_DIR receives after every epoch, each atomically: checkpoint.pt, metrics.csv (epoch, train_loss,
 train_acc, val_loss, val_acc, arch_loss, lr, seconds, genotype as JSON), genotype.json and
 summary.json (every option, device, versions, search cost in CPU- or GPU-hours); at the end
