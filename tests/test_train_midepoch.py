@@ -370,3 +370,58 @@ def test_two_processes_interrupted_inside_an_epoch_resume_to_the_uninterrupted_r
     one, two = (read_metrics(files / r) for r in ("ddp-cut-one", "ddp-whole"))
     assert one[0]["train_loss"] == two[0]["train_loss"] and len(one) == 2
     assert one[1]["train_loss"] == pytest.approx(two[1]["train_loss"], rel=0.2)
+
+
+def test_a_second_signal_or_a_step_that_never_ends_stops_at_once(monkeypatch):
+    import os
+    import time
+
+    from derive.train import interrupts
+
+    with interrupts.deferred_interrupts() as caught:
+        os.kill(os.getpid(), signal.SIGINT)
+        assert caught.requested  # the first one only asks
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
+    monkeypatch.setattr(interrupts, "GRACE_SECONDS", 0.1)
+    started = time.monotonic()
+    with pytest.raises(Terminated), interrupts.deferred_interrupts():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # a hanging step
+    assert time.monotonic() - started < 3
+    time.sleep(0.2)  # the deadline was cancelled with the block: no late alarm
+
+
+def test_no_checkpoint_after_a_non_finite_loss_between_host_syncs(tmp_path, monkeypatch):
+    """On CUDA the host looks at the loss every 32 steps; a checkpoint between looks first."""
+    from train_fixtures import write_model
+
+    from derive.train import loop
+
+    def every_fourth(config):
+        runtime = resolve(config)
+        runtime.sync_every = 4
+        return runtime
+
+    resolve = loop.resolve_runtime
+    monkeypatch.setattr(loop, "resolve_runtime", every_fourth)
+    monkeypatch.setenv("DERIVE_TEST_NAN_AT", "3")
+    write_cifar10(tmp_path / "data", per_file=40, n_test=60)
+    config = TrainConfig(
+        model=str(write_model(tmp_path / "nan.py", "nan")),
+        data_dir=str(tmp_path / "data"),
+        out=str(tmp_path / "run"),
+        epochs=1,
+        batch_size=32,
+        eval_batch_size=25,
+        progress_interval=0,
+        checkpoint_every="1steps",
+    )
+    with pytest.raises(loop.TrainingDiverged, match="holds the last good step \\(2 of epoch 1\\)"):
+        run_training(config)
+    position = load_checkpoint(tmp_path / "run" / "checkpoint.pt")["position"]
+    assert (
+        position["step"] == 2
+        and position["ranks"][0]["loss_sum"] == position["ranks"][0]["loss_sum"]
+    )

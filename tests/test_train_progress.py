@@ -52,3 +52,29 @@ def test_every_progress_line_says_the_time_left_in_the_epoch_and_the_run():
     assert line.endswith("epoch: about 60 s left, run: about 5 min left")
     progress.end_epoch(150.0)
     assert progress.run_left(1, 3) == 300.0
+
+
+def test_a_training_run_shows_the_time_left_on_every_line(tmp_path, caplog):
+    from train_fixtures import write_cifar10, write_model
+
+    from derive.train.config import TrainConfig
+    from derive.train.loop import run_training
+
+    write_cifar10(tmp_path / "data", per_file=40, n_test=60)
+    model = write_model(tmp_path / "tiny.py", "plain")
+    config = TrainConfig(
+        model=str(model),
+        data_dir=str(tmp_path / "data"),
+        out=str(tmp_path / "run"),
+        epochs=2,
+        batch_size=32,
+        eval_batch_size=25,
+    )
+    stream = io.StringIO()
+    caplog.set_level("INFO", logger="derive.train.loop")
+    run_training(config, Progress(interval=1e-9, stream=stream))
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 2 * 7  # a line after every step of both epochs
+    assert all(", run: about " in line and "  epoch: about " in line for line in lines)
+    ends = [r.getMessage() for r in caplog.records if r.getMessage().startswith("epoch ")]
+    assert "run: about" in ends[0] and "run:" not in ends[1]  # nothing left after the last
