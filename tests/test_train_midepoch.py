@@ -425,3 +425,48 @@ def test_no_checkpoint_after_a_non_finite_loss_between_host_syncs(tmp_path, monk
         position["step"] == 2
         and position["ranks"][0]["loss_sum"] == position["ranks"][0]["loss_sum"]
     )
+
+
+def test_imagenet_runs_resume_inside_an_epoch_exactly(tmp_path, monkeypatch):
+    """The ImageFolder loader: crops and flips are keyed by image and epoch, so skipping steps is exact."""
+    pytest.importorskip("torchvision")
+    from ddp_fixtures import write_imagefolder
+
+    from derive.cli import main
+
+    write_imagefolder(tmp_path / "data")  # 18 training images: 5 steps of 4 per epoch
+    (tmp_path / "model.py").write_text(MODEL)
+
+    def argv(out: str, *extra: str) -> list[str]:
+        return [
+            "train",
+            str(tmp_path / "model.py"),
+            "--dataset",
+            "imagenet",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--out",
+            str(tmp_path / out),
+            "--image-size",
+            "32",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "4",
+            "--workers",
+            "0",
+            "--progress-interval",
+            "0",
+            "--log-steps",
+            *extra,
+        ]
+
+    assert main(argv("whole")) == 0
+    monkeypatch.setenv("DERIVE_TEST_SIGNAL", str(int(signal.SIGTERM)))
+    monkeypatch.setenv("DERIVE_TEST_SIGNAL_AT", "7")  # step 2 of epoch 2
+    assert main(argv("cut")) == 143
+    position = load_checkpoint(tmp_path / "cut" / "checkpoint.pt")["position"]
+    assert (position["epoch"], position["step"], position["steps"]) == (2, 2, 5)
+    monkeypatch.delenv("DERIVE_TEST_SIGNAL_AT")
+    assert main(argv("cut", "--resume")) == 0
+    _assert_same_run(tmp_path / "cut", tmp_path / "whole")

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import logging
 import math
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,7 +64,7 @@ from derive.train.runfiles import (
 from derive.train.schedule import describe as describe_schedule
 from derive.train.schedule import make_scheduler, retarget
 from derive.train.sharding import epoch_shares
-from derive.train.sources import EvalSource, TrainData, TrainSource, dataset_shape, open_data
+from derive.train.sources import Batch, EvalSource, TrainData, TrainSource, dataset_shape, open_data
 from derive.train.steplog import STEPS, StepLog, grad_norm, write_steps
 from derive.train.warmup import Warmup
 
@@ -503,15 +505,18 @@ def train_epoch(
     model.train()
     shares = epoch_shares(len(batches), config.batch_size, d.rank, d.world_size)
     n_batches = len(shares)
+    start = mid.resume_step(epoch)
+    batch_iter = _started(
+        batches.train_batches(
+            config.batch_size, config.seed, epoch, rows=[s.rows for s in shares[start:]]
+        )
+    )  # a DataLoader draws its seed from torch's RNG as it starts: before the RNG is restored
     start, before, sums = mid.start(epoch, d.rank, d.world_size, warmup, rt.device)
     saved = start  # the step of this epoch checkpoint.pt holds (0: the epoch's start)
     t_start = time.perf_counter()
     last_seen = 0
     progress.start_epoch()
     last_time = t_start
-    batch_iter = batches.train_batches(
-        config.batch_size, config.seed, epoch, rows=[s.rows for s in shares[start:]]
-    )
     steps = zip(batch_iter, shares[start:], strict=True)
     for i, ((x, y), share) in enumerate(steps, start=start + 1):
         with rt.autocast():
@@ -571,6 +576,12 @@ def train_epoch(
     if steplog is not None:
         steplog.flush()
     return total / total_seen, total_correct / total_seen
+
+
+def _started(batches: Iterator[Batch]) -> Iterator[Batch]:
+    """`batches` with its first item already drawn (so whatever starting it does has happened)."""
+    first = next(batches, None)
+    return batches if first is None else itertools.chain([first], batches)
 
 
 def _diverged(

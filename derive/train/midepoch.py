@@ -116,6 +116,11 @@ class MidEpoch:
         """Restart the clock after a checkpoint (mid-epoch or at an epoch's end)."""
         self._last = time.monotonic()
 
+    def resume_step(self, epoch: int) -> int:
+        """The steps of `epoch` the checkpoint already holds (0 unless written within it)."""
+        position = self.resume
+        return int(position["step"]) if position and position["epoch"] == epoch else 0  # type: ignore[call-overload]
+
     def start(
         self, epoch: int, rank: int, world_size: int, warmup: Warmup, device: torch.device
     ) -> tuple[int, float, EpochSums]:
