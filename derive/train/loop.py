@@ -5,6 +5,10 @@ set, then write checkpoint.pt, metrics.csv and summary.json (each atomically, in
 non-finite training loss stops the run with TrainingDiverged (exit status 3 from the CLI) before
 anything of that epoch is written, so the checkpoint on disk is the last good one.
 
+Within an epoch, checkpoint.pt is also written every --checkpoint-every (minutes or steps) and after
+the step under way when SIGINT/SIGTERM arrives (derive.train.midepoch, derive.train.interrupts);
+`--resume` then continues that epoch from the step after it, exactly.
+
 Under torchrun the same loop runs on every rank (derive.train.distributed): each rank trains on its
 part of every global step (derive.train.sharding), DDP averages the gradients, metrics are summed
 across ranks, and only rank 0 writes RUN_DIR.
