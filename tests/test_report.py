@@ -208,6 +208,24 @@ def test_simulation_section(runs, tmp_path):
     assert "| 40 | not run | 1.00653 |" in section
 
 
+@pytest.mark.parametrize(
+    "content",
+    ["[" * 100_000 + "]" * 100_000, '{"x": ' + "9" * 5_000 + "}", "\xe9t\xe9"],
+    ids=["deep", "huge-integer", "latin-1"],
+)
+def test_damaged_simulation_json_is_one_line(content, runs, tmp_path, capsys):
+    root, made = runs
+    sim = tmp_path / "sim"
+    sim.mkdir()
+    (sim / "simulation.json").write_bytes(content.encode("latin-1"))
+    (sim / "curves.csv").write_text("")
+    out = tmp_path / "cifar.md"
+    assert main(["report", str(made["s0"]), "--simulation", str(sim), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "simulation.json" in err and "internal error" not in err
+    assert not out.exists()
+
+
 def _broken(tmp_path: Path, made: dict[str, Path]) -> dict[str, Path]:
     cases = {}
     cases["missing"] = tmp_path / "nope"

@@ -30,6 +30,7 @@ from derive.fsutil import (
     output_file,
     remove_file,
 )
+from derive.readers import read_json_object
 
 if TYPE_CHECKING:
     from derive.experiments.simulation import SimulationResult
@@ -223,16 +224,16 @@ def read_simulation(folder: str | Path) -> tuple[dict[str, object], list[dict[st
     folder = check_path(folder, "simulation folder")
     if not folder.is_dir():
         raise UserError(f"simulation folder {str(folder)!r} does not exist")
+    if not (folder / JSON).is_file():
+        raise UserError(f"{str(folder)!r} is not a derive simulation folder (no {JSON})")
+    data = read_json_object(folder / JSON)
     try:
-        data = json.loads((folder / JSON).read_text(encoding="utf-8"))
         curves_text = (folder / CURVES).read_text(encoding="utf-8")
     except OSError as exc:
         raise UserError(
             f"{str(folder)!r} is not a derive simulation folder ({exc.strerror or exc}: "
             f"{Path(exc.filename or '').name})"
         ) from None
-    except ValueError:
-        raise UserError(f"{str(folder / JSON)!r} is not valid JSON") from None
     check_summary(data, str(folder / JSON))
     return data, read_curves_text(curves_text, str(folder / CURVES))
 

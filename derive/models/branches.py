@@ -147,7 +147,10 @@ class DenseUnit(nn.Module):
 
     `scale` (one factor per input channel) multiplies the input of the first convolution; it is
     folded into that convolution's weight, so per-source coefficients α^j cost a weight-sized
-    multiply instead of an activation-sized one, and Σ_j α^j T_j(z_j) is still one convolution.
+    multiply instead of an activation-sized one. Without a bottleneck the unit computes
+    Σ_j α^j T_j(z_j) exactly (one convolution over the scaled sources); with one, the BN after the
+    1×1 convolution normalises the overall size of α away in training mode, so only the ratios
+    between the α^j matter there (docs/architecture.md).
     """
 
     def __init__(self, in_channels: int, growth: int, bottleneck_width: int | None = None) -> None:
