@@ -21,19 +21,25 @@ choice for an image comes from a generator seeded by (seed, epoch, image index).
 colours therefore do not depend on the number of workers or ranks, and resume replays them.
 
 Bad data: the layout (train/ and val/, no class folders, an empty class folder, a val class unknown
-to train/) and every file's signature (not JPEG/PNG/GIF/WebP, or empty) are checked before anything
-is written: one line, exit 2. A file that passes that check but fails to decode during an epoch is
-logged as a warning and replaced by the next image of the training set (skipped in validation); it
-never stops the run with a traceback, and summary.json lists it.
+to train/, a class folder that is a link to the data folder or to another class) and every file's
+signature (not JPEG/PNG/GIF/WebP, or empty) are checked before anything is written: one line, exit 2.
+So is a split none of whose sampled images (up to PROBE, spread over it) decodes: the bodies are
+damaged. The scan keeps regular files only (derive.train.imagescan): symlink loops, links into other
+class folders, dangling links, FIFOs and devices are skipped, and one warning says how many. A file
+that passes those checks but fails to decode during an epoch is logged as a warning and replaced by
+the next image of the training set (skipped in validation); it never stops the run with a traceback
+(what libjpeg prints about it is silenced), and summary.json lists it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import math
 import os
 import random
+import sys
 import warnings
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -47,6 +53,15 @@ from derive.errors import UserError
 from derive.train.augment import derive_seed
 from derive.train.config import TrainConfig
 from derive.train.distributed import Dist
+from derive.train.imagescan import (
+    Skipped,
+    Walk,
+    ancestor_keys,
+    folder_key,
+    folder_keys,
+    read_all,
+    read_head,
+)
 from derive.train.sharding import epoch_order, eval_range
 from derive.train.sources import TrainData
 
@@ -66,6 +81,8 @@ CROP_SCALE = (0.08, 1.0)
 CROP_RATIO = (3 / 4, 4 / 3)
 VAL_CROP_FRACTION = 0.875  # 224 / 256
 SUBSTITUTE_TRIES = 8  # a training image that fails to decode is replaced by one of the next 8
+PROBE = 8  # images of each split decoded before the run starts: if none does, the data is damaged
+DECODE_ERRORS = (RuntimeError, OSError, ValueError)  # what reading or decoding a bad file raises
 MAX_LISTED = 100  # unreadable files listed in summary.json
 # The first bytes of the formats torchvision.io.decode_image reads.
 SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a")
@@ -113,6 +130,7 @@ class ImageIndex:
     paths: list[str]
     labels: list[int]
     sizes: list[int] = field(default_factory=list)
+    skipped: Skipped = field(default_factory=Skipped)  # entries that are not regular image files
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -120,9 +138,11 @@ class ImageIndex:
 
 def scan_split(root: Path, split: str, classes: list[str], check: bool = True) -> ImageIndex:
     """Every image file of root/split/<class>/ (torchvision's extensions), checked: no empty class
-    folder, no class outside `classes`, and (`check`) every file starts with an image signature."""
+    folder, no class outside `classes`, no class folder that is a link to the data or to another
+    class, and (`check`) every file starts with an image signature. Entries that are not regular
+    files (FIFOs, dangling links, symlink loops...) are skipped and counted in `skipped`."""
     require_torchvision()
-    from torchvision.datasets.folder import IMG_EXTENSIONS, make_dataset
+    from torchvision.datasets.folder import IMG_EXTENSIONS
 
     folder = root / split
     present = sorted(e.name for e in os.scandir(folder) if e.is_dir())
@@ -133,24 +153,55 @@ def scan_split(root: Path, split: str, classes: list[str], check: bool = True) -
             + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
         )
     index = {c: i for i, c in enumerate(classes) if c in present}
-    try:
-        samples = make_dataset(str(folder), index, extensions=IMG_EXTENSIONS, allow_empty=False)
-    except FileNotFoundError as exc:  # torchvision: "Found no valid file for the classes ..."
-        empty = [
-            c
-            for c in index
-            if not any(n.lower().endswith(IMG_EXTENSIONS) for n in os.listdir(folder / c))
-        ]
-        detail = f"{', '.join(empty[:5])}" if empty else str(exc).splitlines()[0]
+    _check_class_folders(root, folder, list(index))
+    walk = Walk(root, IMG_EXTENSIONS, _data_folders(root))
+    paths: list[str] = []
+    labels: list[int] = []
+    empty: list[str] = []
+    for name, label in index.items():
+        found = walk.images(folder / name)
+        if not found:
+            empty.append(name)
+        paths += [os.path.relpath(p, root) for p in found]
+        labels += [label] * len(found)
+    if empty:
         raise UserError(
-            f"empty class folder in {str(folder)!r}: {detail} (no {'/'.join(IMG_EXTENSIONS[:3])}... files)"
-        ) from None
+            f"empty class folder in {str(folder)!r}: {', '.join(empty[:5])} "
+            f"(no {'/'.join(IMG_EXTENSIONS[:3])}... files)"
+        )
     missing = len(classes) - len(index)
     if split == "val" and missing:
         log.warning("%s has no folder for %d of the %d classes", folder, missing, len(classes))
-    paths = [os.path.relpath(p, root) for p, _ in samples]
     sizes = check_signatures(root, paths) if check else [0] * len(paths)
-    return ImageIndex(paths, [label for _, label in samples], sizes)
+    return ImageIndex(paths, labels, sizes, walk.skipped)
+
+
+def _data_folders(root: Path) -> frozenset[tuple[int, int]]:
+    """The identities of the data folder, its two splits and every class folder in them."""
+    splits = [root / "train", root / "val"]
+    classes = [Path(e.path) for s in splits for e in os.scandir(s) if e.is_dir()]
+    return folder_keys([root, *splits, *classes])
+
+
+def _check_class_folders(root: Path, folder: Path, names: Sequence[str]) -> None:
+    """UserError if a class folder is (a link to) the data folder, a split, a folder above them,
+    or the same folder as another class: its images would be counted under the wrong label."""
+    holders = folder_keys([root, root / "train", root / "val"]) | ancestor_keys(root)
+    seen: dict[tuple[int, int], str] = {}
+    for name in names:
+        key = folder_key(folder / name)
+        shown = str(folder / name)
+        if key in holders:
+            raise UserError(
+                f"class folder {shown!r} is a link to a folder that holds the data itself "
+                "(a symlink loop); remove it"
+            )
+        if key in seen:
+            raise UserError(
+                f"class folders {str(folder / seen[key])!r} and {shown!r} are the same folder "
+                "(a link): each class needs a folder of its own"
+            )
+        seen[key] = name
 
 
 def check_signatures(root: Path, paths: Sequence[str], threads: int = 16) -> list[int]:
@@ -160,8 +211,10 @@ def check_signatures(root: Path, paths: Sequence[str], threads: int = 16) -> lis
     """
 
     def head(rel: str) -> tuple[int, bytes]:
-        with open(root / rel, "rb") as handle:
-            return os.fstat(handle.fileno()).st_size, handle.read(12)
+        try:
+            return read_head(root / rel, 12)  # a regular file: never blocks on a FIFO
+        except OSError as exc:  # gone or replaced since the scan
+            raise UserError(f"{str(root / rel)!r} cannot be read: {exc.strerror or exc}") from None
 
     with ThreadPoolExecutor(max_workers=threads) as pool:
         heads = list(pool.map(head, paths, chunksize=256))
@@ -248,7 +301,32 @@ def decode(data: torch.Tensor, device: str | torch.device = "cpu") -> torch.Tens
             return decode_jpeg(data, mode=ImageReadMode.RGB, device=device)
         except RuntimeError:
             pass  # e.g. a CMYK JPEG nvJPEG does not take: the CPU decoder below does
-    return decode_image(data, mode=ImageReadMode.RGB).to(device)
+    with quiet_stderr():
+        image = decode_image(data, mode=ImageReadMode.RGB)
+    return image.to(device)
+
+
+@contextlib.contextmanager
+def quiet_stderr() -> Iterator[None]:
+    """Inside the block, what C code prints on file descriptor 2 is dropped: libjpeg's "Corrupt JPEG
+    data: ..." lines, one per damaged file (a failure still arrives as an exception)."""
+    with contextlib.suppress(ValueError, OSError):
+        sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr at all: nothing to silence
+        yield
+        return
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, 2)
+        finally:
+            os.close(devnull)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def train_view(
@@ -349,7 +427,7 @@ class ImageFiles(torch.utils.data.Dataset):
             i = (index + attempt) % len(self)
             try:
                 item = self._load(i, index, epoch)
-            except (RuntimeError, OSError, ValueError) as exc:
+            except DECODE_ERRORS as exc:
                 bad.append(f"{self.paths[i].decode()} ({_reason(exc)})")
                 continue
             item["bad"] = bad
@@ -358,8 +436,7 @@ class ImageFiles(torch.utils.data.Dataset):
 
     def _load(self, i: int, key_index: int, epoch: int) -> dict[str, object]:
         """Image i, with the random choices of key_index (so a substitute keeps the plan's draws)."""
-        with open(self.root / self.paths[i].decode(), "rb") as handle:
-            raw = handle.read()
+        raw = read_all(self.root / self.paths[i].decode())  # never opens a FIFO
         label = int(self.labels[i])
         if self.decode_here:
             image = decode(_as_tensor(raw))
@@ -398,8 +475,14 @@ def _header_size(raw: bytes) -> tuple[int, int]:
 
     from PIL import Image
 
-    with Image.open(io.BytesIO(raw)) as img:
-        width, height = img.size
+    try:
+        with Image.open(io.BytesIO(raw)) as img:
+            width, height = img.size
+    except (
+        SyntaxError,
+        Image.DecompressionBombError,
+    ) as exc:  # what else Pillow raises on bad data
+        raise ValueError(str(exc) or type(exc).__name__) from None
     return height, width
 
 
@@ -512,17 +595,17 @@ class ImageNetSource:
                 self._note(batch, train=False)
 
     def _note(self, batch: dict[str, object], train: bool) -> None:
+        if batch["failed"] and train:  # the one line that stops the run, without the noise before
+            raise UserError(
+                f"{SUBSTITUTE_TRIES} images in a row could not be decoded (last: "
+                f"{batch['bad'][-1]}): the training data is damaged"  # type: ignore[index]
+            )
         for name in batch["bad"]:  # type: ignore[union-attr]
             log.warning(
                 "unreadable image %s: %s", name, "replaced by the next one" if train else "skipped"
             )
             if len(self.unreadable) < MAX_LISTED:
                 self.unreadable.append(name)
-        if batch["failed"] and train:
-            raise UserError(
-                f"{SUBSTITUTE_TRIES} images in a row could not be decoded (last: "
-                f"{batch['bad'][-1]}): the training data is damaged"  # type: ignore[index]
-            )
 
     def _on_device(
         self, batch: dict[str, object], train: bool
@@ -553,6 +636,37 @@ class ImageNetSource:
         return torch.stack(views)
 
 
+def probe_decode(root: Path, index: ImageIndex, split: str) -> None:
+    """UserError unless one of PROBE images spread over the split decodes: files whose header is
+    right but whose body is garbage would otherwise fail only during the first epoch."""
+    n = len(index)
+    count = min(PROBE, n)
+    picks = sorted({round(k * (n - 1) / max(count - 1, 1)) for k in range(count)})
+    failures: list[str] = []
+    for i in picks:
+        try:
+            decode(_as_tensor(read_all(root / index.paths[i])))
+            return
+        except DECODE_ERRORS as exc:
+            failures.append(f"{index.paths[i]} ({_reason(exc)})")
+    if failures:
+        raise UserError(
+            f"none of the {len(failures)} {split}/ images tried could be decoded (first: "
+            f"{failures[0]}): the data is damaged; replace the files"
+        )
+
+
+def _warn_skipped(*skipped: Skipped) -> None:
+    """One warning for all the entries the scan left out, if any."""
+    total = Skipped()
+    for part in skipped:
+        total.counts.update(part.counts)
+        total.first = total.first or part.first
+    line = total.summary()
+    if line:
+        log.warning("ImageNet data: %s", line)
+
+
 def default_workers(local_world_size: int) -> int:
     """DataLoader processes per rank: this node's CPUs shared by its ranks, at most 8."""
     return max(1, min(8, (os.cpu_count() or 1) // max(1, local_world_size)))
@@ -572,6 +686,10 @@ def open_imagenet(
     val_index = scan_split(root, "val", classes, check=d.is_main)
     if len(val_index) == 0:
         raise UserError(f"{str(root / 'val')!r} holds no images")
+    if d.is_main:
+        probe_decode(root, train_index, "train")
+        probe_decode(root, val_index, "val")
+        _warn_skipped(train_index.skipped, val_index.skipped)
     aug = Augment(
         image_size=config.image_size,
         enabled=config.augment,
