@@ -164,7 +164,7 @@ def algorithms_markdown() -> str:
         "| AGD (4) | DenseNet | β = 0, α = 1 in (C3) | `densenet40`, `densenet52`, `densenet121` |\n"
         "| AGD (4) | AGDNet | learnable α, h from (5), β = 0.1 in (C6) | `agdnet40`, `agdnet52`, `agdnet121` |\n"
         "| ADMM (6) | DMRNet | α_k = β_k = ½ in (C5) | `dmrnet56` |\n"
-        "| ADMM (6) | ADMM net | α, β from (13) in (C5) | `admmnet56` |\n"
+        "| ADMM (6) | ADMM net | α, β of (13)'s first (z′) path, shared by both paths as (C5) prints them | `admmnet56` |\n"
     )
     return (
         HEADER + "\n".join(rows) + "\n\n" + table_c1 + "\n" + RESTART + "\n" + "\n".join(sections)
