@@ -139,7 +139,7 @@ def _percent(text: str) -> float:
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `derive train` and its options."""
     from derive.train.config import AUGMENT_PER, INITS, SHORTCUTS
-    from derive.train.warmup import ERROR_WINDOW
+    from derive.train.options import ERROR_WINDOW
 
     p = subparsers.add_parser(
         "train",

@@ -48,8 +48,8 @@ from torch.autograd.function import once_differentiable
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from derive.errors import UserError
+from derive.train.options import MEMORY_MODES
 
-MEMORY_MODES = ("standard", "checkpoint", "reversible")
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 _HINT = (
     "the pre-activation HBNets (prehbnet20/56/110/164/1001) are invertible; "

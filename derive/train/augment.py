@@ -13,9 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
+from derive.train.options import AugmentOptions
 from derive.train.regularize import apply_cutout, cutout_centres
-
-PAD_FILLS = ("mean", "black")
 
 
 def derive_seed(*parts: object) -> int:
@@ -131,20 +130,6 @@ class Normalizer:
     def black(self) -> torch.Tensor:
         """A black pixel (value 0) after normalization, per channel (1 x C x 1 x 1)."""
         return self.shift
-
-
-@dataclass(frozen=True)
-class AugmentOptions:
-    """The papers' "+" augmentation: pad, random crop, horizontal flip."""
-
-    enabled: bool = True
-    pad: int = 4
-    flip: bool = True
-    # "mean": zero after normalization (fb.resnet.torch); "black": zero pixels (torchvision)
-    pad_fill: str = "mean"
-    # "image": each image its own crop and flip; "batch": one crop offset and flip for a whole batch
-    per: str = "image"
-    cutout: int = 0  # side of the square zeroed after normalization (DARTS Cutout; 0: off)
 
 
 class BatchMaker:

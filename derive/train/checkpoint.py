@@ -12,50 +12,19 @@ its warm-up state). Checkpoints written before mid-epoch checkpoints existed hav
 from __future__ import annotations
 
 import io
-import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from derive import limits
 from derive.errors import UserError
 from derive.fsutil import atomic_write_bytes
+from derive.train.options import Every as Every  # re-exported: defined without torch
+from derive.train.options import parse_every as parse_every
 from derive.train.runfiles import EXTRA_COLUMNS, METRICS_HEADER
 from derive.train.steplog import STEPS_HEADER
 
 FORMAT = "derive-train-checkpoint/1"
-
-
-@dataclass(frozen=True)
-class Every:
-    """When to write a checkpoint within an epoch: after `minutes` of wall time, or every `steps`
-    optimizer steps (0: not by that measure)."""
-
-    minutes: float = 0.0
-    steps: int = 0
-
-
-_STEPS = re.compile(r"\s*(\d+)\s*steps?\s*")
-
-
-def parse_every(text: str, option: str = "--checkpoint-every") -> Every:
-    """'5' or '2.5' (minutes; 0: only after each epoch and when interrupted) or '200steps'."""
-    match = _STEPS.fullmatch(text)
-    if match:
-        steps = int(match.group(1))
-        limits.CHECKPOINT_STEPS.check(steps, f"{option} NSTEPS")
-        return Every(steps=steps)
-    try:
-        minutes = float(text)
-    except ValueError:
-        raise UserError(
-            f"{option} takes minutes (e.g. 5 or 0.5) or a number of steps (e.g. 200steps), "
-            f"got {text[:40]!r}"
-        ) from None
-    limits.CHECKPOINT_MINUTES.check(minutes, f"{option} MINUTES")
-    return Every(minutes=minutes)
 
 
 def save_checkpoint(path: Path, state: Mapping[str, object]) -> None:

@@ -12,12 +12,16 @@ from dataclasses import asdict, dataclass, fields
 from derive import limits
 from derive.errors import UserError
 from derive.fsutil import check_path
-from derive.models.memory import MEMORY_MODES
-from derive.train.augment import PAD_FILLS, AugmentOptions
-from derive.train.checkpoint import Every, parse_every
 from derive.train.data import DATASETS
-from derive.train.regularize import check_options as check_evaluation_options
-from derive.train.schedule import cosine_factor
+from derive.train.options import (
+    MEMORY_MODES,
+    PAD_FILLS,
+    AugmentOptions,
+    Every,
+    check_evaluation_options,
+    cosine_factor,
+    parse_every,
+)
 
 DEVICES = ("auto", "cpu", "cuda")
 IMAGENET = "imagenet"  # an ImageFolder tree (derive.train.imagenet); the CIFARs are in DATASETS

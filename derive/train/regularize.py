@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import copy
 import inspect
-import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -23,48 +22,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from derive.errors import UserError
+from derive.train.options import MAX_AUXILIARY_WEIGHT, MAX_CUTOUT, check_evaluation_options
 
 if TYPE_CHECKING:
     from derive.train.config import TrainConfig
 
-MAX_CUTOUT = 32
-"""A square of side 32 centred anywhere already covers at least a quarter of a 32×32 image."""
-MAX_AUXILIARY_WEIGHT = 1.0
-"""The auxiliary loss helps the main one (DARTS: 0.4); above 1 it would outweigh it."""
 AUXILIARY_MARKER = "auxiliary"
 """Parameters whose name contains this belong to the auxiliary head (DARTS count_parameters_in_MB)."""
 
-
-def check_options(config: TrainConfig) -> None:
-    """UserError for an out-of-range evaluation option (called by TrainConfig.validate)."""
-    from derive.train.recipes import RECIPES
-    from derive.train.schedule import SCHEDULES
-
-    if config.recipe_name not in RECIPES:
-        raise UserError(f"--recipe must be one of {', '.join(RECIPES)}, got {config.recipe_name!r}")
-    if config.lr_schedule not in SCHEDULES:
-        raise UserError(
-            f"--lr-schedule must be one of {', '.join(SCHEDULES)}, got {config.lr_schedule!r}"
-        )
-    if isinstance(config.cutout, bool) or not isinstance(config.cutout, int):
-        raise UserError(f"--cutout must be an integer, got {config.cutout!r}")
-    if not 0 <= config.cutout <= MAX_CUTOUT:
-        raise UserError(
-            f"--cutout must be between 0 (off) and {MAX_CUTOUT} (the image side), got {config.cutout}"
-        )
-    w = config.auxiliary_weight
-    if not (math.isfinite(w) and 0 <= w <= MAX_AUXILIARY_WEIGHT):
-        raise UserError(
-            f"--auxiliary-weight must be between 0 (off) and {MAX_AUXILIARY_WEIGHT:g}, got {w}"
-        )
-    if not (math.isfinite(config.drop_path) and 0 <= config.drop_path < 1):
-        raise UserError(
-            f"--drop-path must be >= 0 and < 1 (kept paths are scaled by 1/(1 - P)), got {config.drop_path}"
-        )
-    if not (math.isfinite(config.grad_clip) and config.grad_clip >= 0):
-        raise UserError(
-            f"--grad-clip must be a finite number >= 0 (0: off), got {config.grad_clip}"
-        )
+check_options = check_evaluation_options
 
 
 # --- cutout -------------------------------------------------------------------------------------

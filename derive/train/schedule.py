@@ -11,22 +11,16 @@ the scheduled lr within an epoch (a warm-up) composes with it.
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from typing import TYPE_CHECKING
 
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR, LRScheduler, MultiStepLR
 
+from derive.train.options import SCHEDULES, cosine_factor
+
 if TYPE_CHECKING:
     from derive.train.config import TrainConfig
-
-SCHEDULES = ("step", "cosine")
-
-
-def cosine_factor(completed: int, epochs: int) -> float:
-    """(1 + cos(π·completed/epochs))/2: 1 before the first epoch, 0 after the last."""
-    return 0.5 * (1.0 + math.cos(math.pi * completed / epochs))
 
 
 def make_scheduler(optimizer: Optimizer, config: TrainConfig) -> LRScheduler:

@@ -25,9 +25,7 @@ from collections.abc import Iterator
 
 import torch
 
-ERROR_WINDOW = (
-    20  # steps whose batches the --warmup-until-error rule looks at (1,280 images at batch 64)
-)
+from derive.train.options import ERROR_WINDOW
 
 
 class Warmup:

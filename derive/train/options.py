@@ -1,0 +1,113 @@
+"""The option definitions of a training run, without torch: choices, small value types and checks.
+
+`derive train --help` and TrainConfig read these, so building the parser or validating a
+configuration never loads torch; the modules that act on an option (augment, checkpoint, schedule,
+regularize, warmup, models.memory) import their definitions from here.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from derive import limits
+from derive.errors import UserError
+
+if TYPE_CHECKING:
+    from derive.train.config import TrainConfig
+
+MEMORY_MODES = ("standard", "checkpoint", "reversible")
+"""How a model keeps its activations for the backward pass (derive.models.memory)."""
+
+PAD_FILLS = ("mean", "black")
+SCHEDULES = ("step", "cosine")
+
+ERROR_WINDOW = 20
+"""Steps whose batches the --warmup-until-error rule looks at (1,280 images at batch 64)."""
+
+MAX_CUTOUT = 32
+"""A square of side 32 centred anywhere already covers at least a quarter of a 32×32 image."""
+MAX_AUXILIARY_WEIGHT = 1.0
+"""The auxiliary loss helps the main one (DARTS: 0.4); above 1 it would outweigh it."""
+
+
+@dataclass(frozen=True)
+class AugmentOptions:
+    """The papers' "+" augmentation: pad, random crop, horizontal flip."""
+
+    enabled: bool = True
+    pad: int = 4
+    flip: bool = True
+    # "mean": zero after normalization (fb.resnet.torch); "black": zero pixels (torchvision)
+    pad_fill: str = "mean"
+    # "image": each image its own crop and flip; "batch": one crop offset and flip for a whole batch
+    per: str = "image"
+    cutout: int = 0  # side of the square zeroed after normalization (DARTS Cutout; 0: off)
+
+
+@dataclass(frozen=True)
+class Every:
+    """When to write a checkpoint within an epoch: after `minutes` of wall time, or every `steps`
+    optimizer steps (0: not by that measure)."""
+
+    minutes: float = 0.0
+    steps: int = 0
+
+
+_STEPS = re.compile(r"\s*(\d+)\s*steps?\s*")
+
+
+def parse_every(text: str, option: str = "--checkpoint-every") -> Every:
+    """'5' or '2.5' (minutes; 0: only after each epoch and when interrupted) or '200steps'."""
+    match = _STEPS.fullmatch(text)
+    if match:
+        steps = int(match.group(1))
+        limits.CHECKPOINT_STEPS.check(steps, f"{option} NSTEPS")
+        return Every(steps=steps)
+    try:
+        minutes = float(text)
+    except ValueError:
+        raise UserError(
+            f"{option} takes minutes (e.g. 5 or 0.5) or a number of steps (e.g. 200steps), "
+            f"got {text[:40]!r}"
+        ) from None
+    limits.CHECKPOINT_MINUTES.check(minutes, f"{option} MINUTES")
+    return Every(minutes=minutes)
+
+
+def cosine_factor(completed: int, epochs: int) -> float:
+    """(1 + cos(π·completed/epochs))/2: 1 before the first epoch, 0 after the last."""
+    return 0.5 * (1.0 + math.cos(math.pi * completed / epochs))
+
+
+def check_evaluation_options(config: TrainConfig) -> None:
+    """UserError for an out-of-range evaluation option (called by TrainConfig.validate)."""
+    from derive.train.recipes import RECIPES
+
+    if config.recipe_name not in RECIPES:
+        raise UserError(f"--recipe must be one of {', '.join(RECIPES)}, got {config.recipe_name!r}")
+    if config.lr_schedule not in SCHEDULES:
+        raise UserError(
+            f"--lr-schedule must be one of {', '.join(SCHEDULES)}, got {config.lr_schedule!r}"
+        )
+    if isinstance(config.cutout, bool) or not isinstance(config.cutout, int):
+        raise UserError(f"--cutout must be an integer, got {config.cutout!r}")
+    if not 0 <= config.cutout <= MAX_CUTOUT:
+        raise UserError(
+            f"--cutout must be between 0 (off) and {MAX_CUTOUT} (the image side), got {config.cutout}"
+        )
+    w = config.auxiliary_weight
+    if not (math.isfinite(w) and 0 <= w <= MAX_AUXILIARY_WEIGHT):
+        raise UserError(
+            f"--auxiliary-weight must be between 0 (off) and {MAX_AUXILIARY_WEIGHT:g}, got {w}"
+        )
+    if not (math.isfinite(config.drop_path) and 0 <= config.drop_path < 1):
+        raise UserError(
+            f"--drop-path must be >= 0 and < 1 (kept paths are scaled by 1/(1 - P)), got {config.drop_path}"
+        )
+    if not (math.isfinite(config.grad_clip) and config.grad_clip >= 0):
+        raise UserError(
+            f"--grad-clip must be a finite number >= 0 (0: off), got {config.grad_clip}"
+        )
