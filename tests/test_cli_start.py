@@ -6,6 +6,7 @@ Each case runs `derive ...` in a fresh interpreter and reports which heavy modul
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -42,3 +43,14 @@ def test_help_imports_neither_torch_nor_sympy(command: str) -> None:
 
 def test_activation_runs_without_torch() -> None:
     assert "torch" not in loaded("activation", "swish")
+
+
+@pytest.mark.parametrize("command", ["", *COMMANDS, *NAS_COMMANDS])
+def test_help_cites_nothing_outside_the_repository(command: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "derive", *command.split(), "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert not re.search(r"issue \d|contract \d|DESIGN\.md", result.stdout), result.stdout

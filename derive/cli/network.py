@@ -36,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--form",
         default="conv",
-        help="fc: the fully connected network of contract 4 (build_tied/build_untied); "
+        help="fc: the fully connected network, one layer per iteration (build_tied/build_untied); "
         "conv: the engineering form of appendix C (default)",
     )
     parser.add_argument("--out", metavar="DIR", help="directory to write ALGO_FORM.py into")

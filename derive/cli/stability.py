@@ -1,4 +1,4 @@
-"""`derive stability run|probe|report`: does HBNet train where a deep ResNet needs warm-up? (issue 12)"""
+"""`derive stability run|probe|report`: does HBNet train where a deep ResNet needs warm-up?"""
 
 from __future__ import annotations
 
@@ -75,7 +75,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `derive stability` and its subcommands."""
     p = subparsers.add_parser(
         "stability",
-        help="the papers' depth-stability claim, measured over many seeds (issue 12)",
+        help="the papers' depth-stability claim, measured over many seeds",
         description=DESCRIPTION,
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
