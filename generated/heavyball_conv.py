@@ -35,6 +35,22 @@ gives it back from its output and the newer states (`Block.inverse`),
 as long as the block has no ρ and β₂ is neither pruned nor 0
 (`Block.not_invertible_because`). Reversible backpropagation (`derive train --memory reversible`)
 recomputes each block's input this way instead of storing it.
+
+Building networks: `create_model` puts these blocks in He et al.'s CIFAR ResNet shape (depth 6n + 2,
+56 by default), with the algorithm's own coefficients (beta = 0.3) unless told otherwise; its
+keyword arguments (see its docstring) change the depth and set (`coefficients`), prune or make
+learnable (`modes`) any coefficient of every block. `derive train FILE.py --model-arg NAME=VALUE`
+passes the same arguments (NAME.KEY=VALUE sets one entry of a mapping such as `modes`).
+
+The papers' networks from this module (each the same network as the zoo name in brackets):
+
+    ResNet-56 (resnet56):
+        create_model(depth=56, coefficients={'beta1': 1.0, 'beta2': 0.0}, modes={'beta2': 'pruned'})
+        derive train heavyball_conv.py --model-arg depth=56 --model-arg coefficients.beta1=1.0 --model-arg coefficients.beta2=0.0 --model-arg modes.beta2=pruned
+
+    HBNet-56 (hbnet56):
+        create_model(depth=56, coefficients={'beta1': 1.0, 'beta2': -1.0})
+        derive train heavyball_conv.py --model-arg depth=56 --model-arg coefficients.beta1=1.0 --model-arg coefficients.beta2=-1.0
 """
 
 from __future__ import annotations
@@ -197,8 +213,35 @@ Block = HeavyballBlock
 Stage = HeavyballStage
 
 
-def create_model(num_classes: int = 10, **options: object) -> nn.Module:
-    """A CIFAR network of these blocks (see derive.models.assembly for the options)."""
+def create_model(
+    num_classes: int = 10,
+    *,
+    depth: int = 56,
+    post_activation: bool = True,
+    coefficients: Mapping[str, float] | Callable[[int], Mapping[str, float]] | None = None,
+    modes: Mapping[str, str] | None = None,
+    algorithm_coefficients: Mapping[str, float] | None = None,
+    widths: Sequence[int] = (16, 32, 64),
+    memory: str = "standard",
+) -> nn.Module:
+    """A CIFAR network of these blocks in He et al.'s ResNet shape (derive.models.assembly.cifar_resnet).
+
+    `depth`: 6n + 2 layers, n blocks per stage; `post_activation`: ReLU after each block's sum;
+    `coefficients`: engineering coefficients for every block (or a function of k giving them), in
+    place of the algorithm's; `modes`: "fixed", "learnable" or "pruned" for each coefficient;
+    `algorithm_coefficients`: values of the algorithm's own coefficients (DEFAULTS); `widths`: the
+    three stages' channels; `memory`: how training keeps activations (derive.models.memory).
+    """
     from derive.models.assembly import network_from_module
 
-    return network_from_module(sys.modules[__name__], num_classes=num_classes, **options)
+    return network_from_module(
+        sys.modules[__name__],
+        num_classes=num_classes,
+        memory=memory,
+        depth=depth,
+        post_activation=post_activation,
+        coefficients=coefficients,
+        modes=modes,
+        algorithm_coefficients=algorithm_coefficients,
+        widths=widths,
+    )

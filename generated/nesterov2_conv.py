@@ -34,6 +34,22 @@ DenseNet layer costs. What the block computes depends on T:
 The block input z₀ has other channels than z₁, z₂, …; the state sum never needs it, since sₖ₊₁⁰ = 0
 for every k (h₁,₀ = 1 cancels z₀ at k = 0 and h_{k+1,0} = 0 after), which the stage checks.
 Each dense stage restarts the iteration at its input; the stage returns [z₀, …, z_K] concatenated.
+
+Building networks: `create_model` puts these blocks in DenseNet's CIFAR shape (depth 3n + 4, 40 by
+default; growth 12), with the algorithm's own coefficients unless told otherwise; its keyword
+arguments (see its docstring) change the depth and the growth, fix, prune or make learnable
+(`modes`) α and β, or set α to the algorithm's (`alpha`). `derive train FILE.py --model-arg
+NAME=VALUE` passes the same arguments (NAME.KEY=VALUE sets one entry of a mapping such as `modes`).
+
+The papers' networks from this module (each the same network as the zoo name in brackets):
+
+    DenseNet-40 (k = 12) (densenet40):
+        create_model(depth=40, alpha='ones', modes={'beta': 'pruned'})
+        derive train nesterov2_conv.py --model-arg depth=40 --model-arg alpha=ones --model-arg modes.beta=pruned
+
+    AGDNet-40 (k = 12) (agdnet40):
+        create_model(depth=40, alpha='ones', modes={'alpha': 'learnable'}, beta=0.1)
+        derive train nesterov2_conv.py --model-arg depth=40 --model-arg alpha=ones --model-arg modes.alpha=learnable --model-arg beta=0.1
 """
 
 from __future__ import annotations
@@ -178,8 +194,40 @@ class Nesterov2Stage(nn.Module):
 Stage = Nesterov2Stage
 
 
-def create_model(num_classes: int = 10, **options: object) -> nn.Module:
-    """A CIFAR DenseNet-shaped network of these stages (see derive.models.assembly)."""
+def create_model(
+    num_classes: int = 10,
+    *,
+    depth: int = 40,
+    growth: int = 12,
+    bottleneck: bool = False,
+    compression: float = 1.0,
+    alpha: str = "ones",
+    modes: Mapping[str, str] | None = None,
+    beta: float = 1.0,
+    algorithm_coefficients: Mapping[str, float] | None = None,
+    memory: str = "standard",
+) -> nn.Module:
+    """A CIFAR network of these stages in DenseNet's shape (derive.models.assembly.cifar_densenet).
+
+    `depth`: 3n + 4 layers (6n + 4 with the bottleneck), n per stage; `growth`: channels each layer
+    adds; `bottleneck`, `compression`: DenseNet-BC's 1×1 bottleneck and transition compression;
+    `alpha`: "ones" (α = 1, DenseNet) or "derived" (the algorithm's α); `modes`: "fixed",
+    "learnable" or "pruned" for each coefficient; `beta`: the state term's β;
+    `algorithm_coefficients`: values of the algorithm's own coefficients (DEFAULTS); `memory`: how
+    training keeps activations (derive.models.memory).
+    """
     from derive.models.assembly import network_from_module
 
-    return network_from_module(sys.modules[__name__], num_classes=num_classes, **options)
+    return network_from_module(
+        sys.modules[__name__],
+        num_classes=num_classes,
+        memory=memory,
+        depth=depth,
+        growth=growth,
+        bottleneck=bottleneck,
+        compression=compression,
+        alpha=alpha,
+        modes=modes,
+        beta=beta,
+        algorithm_coefficients=algorithm_coefficients,
+    )

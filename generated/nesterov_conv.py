@@ -29,6 +29,12 @@ T of the first block reads the stage input itself (its first convolution carries
 
 The recurrence cannot be run backwards: zₖ₋₁ enters through T (zₖ₊₁ = ρ(T_k(β₁·zₖ + β₂·zₖ₋₁))),
 which cannot be undone.
+
+Building networks: `create_model` puts these blocks in He et al.'s CIFAR ResNet shape (depth 6n + 2,
+56 by default), with the algorithm's own coefficients unless told otherwise; its keyword arguments
+(see its docstring) change the depth and set (`coefficients`), prune or make learnable (`modes`) any
+coefficient of every block. `derive train FILE.py --model-arg NAME=VALUE` passes the same arguments
+(NAME.KEY=VALUE sets one entry of a mapping such as `modes`).
 """
 
 from __future__ import annotations
@@ -193,8 +199,35 @@ Block = NesterovBlock
 Stage = NesterovStage
 
 
-def create_model(num_classes: int = 10, **options: object) -> nn.Module:
-    """A CIFAR network of these blocks (see derive.models.assembly for the options)."""
+def create_model(
+    num_classes: int = 10,
+    *,
+    depth: int = 56,
+    post_activation: bool = True,
+    coefficients: Mapping[str, float] | Callable[[int], Mapping[str, float]] | None = None,
+    modes: Mapping[str, str] | None = None,
+    algorithm_coefficients: Mapping[str, float] | None = None,
+    widths: Sequence[int] = (16, 32, 64),
+    memory: str = "standard",
+) -> nn.Module:
+    """A CIFAR network of these blocks in He et al.'s ResNet shape (derive.models.assembly.cifar_resnet).
+
+    `depth`: 6n + 2 layers, n blocks per stage; `post_activation`: ReLU after each block's sum;
+    `coefficients`: engineering coefficients for every block (or a function of k giving them), in
+    place of the algorithm's; `modes`: "fixed", "learnable" or "pruned" for each coefficient;
+    `algorithm_coefficients`: values of the algorithm's own coefficients (DEFAULTS); `widths`: the
+    three stages' channels; `memory`: how training keeps activations (derive.models.memory).
+    """
     from derive.models.assembly import network_from_module
 
-    return network_from_module(sys.modules[__name__], num_classes=num_classes, **options)
+    return network_from_module(
+        sys.modules[__name__],
+        num_classes=num_classes,
+        memory=memory,
+        depth=depth,
+        post_activation=post_activation,
+        coefficients=coefficients,
+        modes=modes,
+        algorithm_coefficients=algorithm_coefficients,
+        widths=widths,
+    )

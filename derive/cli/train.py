@@ -56,7 +56,8 @@ auxiliary loss weight 0.4, drop-path 0.2 rising linearly over the epochs, gradie
 PyTorch's default init, black padding. Options given explicitly override the recipe's values.
 
 MODEL is a zoo name (resnet56, hbnet56, densenet40, agdnet40, ...) or a .py file that defines
-create_model(num_classes), such as the conv code written by `derive network`.
+create_model(num_classes), such as the conv code written by `derive network`; --model-arg passes
+its other keyword arguments (a generated file's docstring shows those of the papers' networks).
 
 The images stay on the device as uint8; each batch is normalized, cropped and flipped there.
 On CUDA: bf16 autocast, channels_last, cudnn.benchmark (each an option), --compile for torch.compile.
@@ -73,6 +74,7 @@ examples:
   derive train hbnet56 --dataset cifar10 --data-dir ~/data --out runs/hbnet56-c10 --resume
   derive train resnet56 --dataset cifar100 --data-dir ~/data --download --out runs/r56-c100
   derive train generated/heavyball_conv.py --dataset cifar10 --data-dir ~/data --out runs/hb --epochs 30
+  derive train generated/heavyball_conv.py --model-arg depth=110 --model-arg coefficients.beta1=1 --model-arg coefficients.beta2=-1 --data-dir ~/data --out runs/hbnet110   (HBNet-110)
   derive train agdnet40 --dataset cifar10 --data-dir ~/data --out runs/agd40 --no-augment   (non-"+" column)
   derive train hbnet50 --dataset imagenet --data-dir /data/imagenet --out runs/hbnet50-in
   torchrun --standalone --nproc_per_node=4 -m derive train hbnet50 --dataset imagenet --data-dir /data/imagenet --out runs/hbnet50-in
@@ -136,6 +138,130 @@ def _percent(text: str) -> float:
     return value
 
 
+HELP_GROUPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    (
+        "data",
+        "which images, and how each training image is augmented (ImageNet: from --image-size on)",
+        (
+            "--dataset",
+            "--data-dir",
+            "--download",
+            "--download-url",
+            "--augment",
+            "--pad",
+            "--pad-fill",
+            "--flip",
+            "--augment-per",
+            "--cutout",
+            "--image-size",
+            "--color-jitter",
+            "--lighting",
+        ),
+    ),
+    (
+        "run folder",
+        "what RUN_DIR receives and when (a resumed run may change these)",
+        (
+            "--out",
+            "--resume",
+            "--force",
+            "--checkpoint-every",
+            "--log-steps",
+            "--progress-interval",
+        ),
+    ),
+    (
+        "model",
+        "how MODEL is built; the options after --model-arg are variants for the stability study\n"
+        "(not in the papers' recipe; see docs/training.md)",
+        ("--model-arg", "--paper-init", "--shortcut", "--conv-init", "--classifier-init"),
+    ),
+    (
+        "recipe",
+        "defaults: SCIS'23 appendix D (ImageNet: the papers' ImageNet recipe); --recipe darts-eval\n"
+        "sets the values in the description, and options given explicitly override it",
+        (
+            "--recipe",
+            "--epochs",
+            "--batch-size",
+            "--momentum",
+            "--nesterov",
+            "--weight-decay",
+            "--seed",
+            "--auxiliary-weight",
+            "--drop-path",
+            "--grad-clip",
+        ),
+    ),
+    (
+        "schedule",
+        "the learning rate over the run; the warm-up is not in the papers' recipe (off by default)",
+        (
+            "--lr",
+            "--lr-schedule",
+            "--lr-milestones",
+            "--lr-gamma",
+            "--warmup-steps",
+            "--warmup-factor",
+            "--warmup-until-error",
+        ),
+    ),
+    (
+        "hardware",
+        "how to compute (a resumed run may change these)",
+        (
+            "--device",
+            "--precision",
+            "--memory-format",
+            "--memory",
+            "--compile",
+            "--deterministic",
+            "--eval-batch-size",
+            "--workers",
+            "--decode",
+            "--sync-bn",
+            "--dist-timeout",
+            "--threads",
+        ),
+    ),
+)
+"""`derive train --help`'s groups, in order, each with its options in order (common ones first)."""
+
+
+def arrange_help(
+    parser: argparse.ArgumentParser, groups: tuple[tuple[str, str, tuple[str, ...]], ...]
+) -> None:
+    """Show `parser`'s options in `groups` (title, description, option names) in that order.
+
+    Only --help changes (argparse prints each group's list of actions, and the usage line in the
+    order of the parser's actions, reordered the same way); an option not named stays in the group
+    it was added to, which is dropped once it has no option left.
+    """
+    actions = {a.option_strings[0]: a for a in parser._actions if a.option_strings}  # noqa: SLF001
+    moved = {actions[name] for _, _, names in groups for name in names if name in actions}
+    for group in parser._action_groups:  # noqa: SLF001 (argparse keeps no public list)
+        group._group_actions[:] = [a for a in group._group_actions if a not in moved]  # noqa: SLF001
+    parser._action_groups[2:] = [g for g in parser._action_groups[2:] if g._group_actions]  # noqa: SLF001
+    for title, description, names in groups:
+        group = parser.add_argument_group(title, description)
+        group._group_actions.extend(actions[n] for n in names if n in actions)  # noqa: SLF001
+    order = {
+        id(a): i for i, a in enumerate(a for _, _, names in groups for a in map(actions.get, names))
+    }
+    parser._actions.sort(key=lambda a: order.get(id(a), -1))  # noqa: SLF001 (stable: -h first)
+
+
+def _model_arg(text: str) -> str:
+    """--model-arg NAME=VALUE, checked as text (derive.modelargs parses it the same way later)."""
+    from derive.modelargs import parse_model_arg
+
+    try:
+        parse_model_arg(text)
+    except UserError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--model-arg: ")) from None
+    return text
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `derive train` and its options."""
     from derive.train.config import AUGMENT_PER, INITS, SHORTCUTS
@@ -153,6 +279,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "model",
         metavar="MODEL",
         help="zoo model name or path to a .py file defining create_model(num_classes)",
+    )
+    p.add_argument(
+        "--model-arg",
+        action="append",
+        type=_model_arg,
+        default=None,
+        metavar="NAME=VALUE",
+        help="keyword argument for MODEL's create_model, repeatable: a bool (true/false), int, "
+        "float or string, checked against its signature; NAME.KEY=VALUE sets one entry of a "
+        "mapping argument (e.g. --model-arg depth=110 --model-arg coefficients.beta2=-1 for "
+        "generated/heavyball_conv.py; its docstring lists the papers' networks). A zoo name takes "
+        "none (num_classes comes from --dataset). Recorded in summary.json; --resume checks it",
     )
     g = p.add_argument_group("data and run directory")
     g.add_argument(
@@ -479,6 +617,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="seconds between progress lines within an epoch (default: 1 on a terminal, 30 otherwise; 0: none)",
     )
     add_threads_option(g)
+    arrange_help(p, HELP_GROUPS)
     p.set_defaults(run=run)
     track_explicit(p)  # a --recipe fills in only the options not given
 
@@ -486,11 +625,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def build_config(args: argparse.Namespace) -> TrainConfig:
     """The TrainConfig of the parsed arguments: the --recipe preset (for ImageNet under appendix-d:
     the papers' ImageNet recipe), overridden by the options given explicitly."""
+    from derive.modelargs import collect
     from derive.train.config import IMAGENET, IMAGENET_RECIPE, imagenet_lr
     from derive.train.recipes import RECIPE_FIELDS, recipe_config
 
     options = dict(
         model=args.model,
+        model_args=collect(args.model_arg or ()),
         data_dir=args.data_dir,
         out=args.out,
         dataset=args.dataset,

@@ -25,6 +25,7 @@ from derive.algorithms.forms import (
 from derive.algorithms.ir import Recurrence
 from derive.algorithms.render import UnicodePrinter, algorithm_lines, names_of, recurrence_lines
 from derive.codegen.fc import class_name
+from derive.codegen.papers import paper_networks
 from derive.codegen.printer import (
     CoefficientPrinter,
     bindings,
@@ -58,6 +59,7 @@ def _common_context(recurrence: Recurrence) -> dict[str, object]:
         "invertibility": inverse,
         "invertibility_text": repr(inverse.summary()),
         "oldest_state": state_text(inverse.divisor.lag) if inverse.divisor else "",
+        "networks": paper_networks(algorithm.name, f"{algorithm.name}_conv.py"),
     }
 
 

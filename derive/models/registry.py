@@ -9,6 +9,12 @@ from dataclasses import dataclass
 import torch.nn as nn
 
 from derive.errors import UserError
+from derive.modelargs import check_factory_arguments
+
+ZOO_HINT = (
+    "; a zoo network is fixed by its name: for another depth or other coefficients, train a "
+    "generated file such as generated/heavyball_conv.py with --model-arg"
+)
 
 
 @dataclass(frozen=True)
@@ -78,6 +84,7 @@ def create_model(
         num_classes = entry.default_num_classes
     if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
         raise UserError(f"num_classes must be a positive integer, got {num_classes!r}")
+    kwargs = check_factory_arguments(entry.factory, kwargs, name, hint=ZOO_HINT)
     return set_memory(entry.factory(num_classes=num_classes, **kwargs), memory, name=name)
 
 
@@ -88,7 +95,8 @@ def resolve_model(
 
     Files written by `derive network` (conv form) define `create_model` too, so
     `derive train path/to/ALGO_conv.py` trains the network that ALGO inspires. `memory` is set
-    on the built model (the file's `create_model` is not asked for it).
+    on the built model (the file's `create_model` is not asked for it). `kwargs` go to the factory,
+    checked against its signature first (derive.modelargs; UserError when they do not fit).
     """
     if spec.endswith(".py"):
         from derive.models.memory import check_mode, set_memory
@@ -98,6 +106,7 @@ def resolve_model(
         factory = getattr(module, "create_model", None)
         if not callable(factory):
             raise UserError(f"{spec}: defines no create_model(num_classes=...) function")
+        kwargs = check_factory_arguments(factory, kwargs, spec)
         model = factory(num_classes=10 if num_classes is None else num_classes, **kwargs)
         if memory == "standard" or not isinstance(model, nn.Module):
             return model  # a non-module is reported by the caller

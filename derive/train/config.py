@@ -7,11 +7,12 @@ He init for convolutions, Xavier for the classifier.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 
 from derive import limits
 from derive.errors import UserError
 from derive.fsutil import check_path
+from derive.modelargs import check_model_args
 from derive.train.data import DATASETS
 from derive.train.options import (
     MEMORY_MODES,
@@ -71,6 +72,8 @@ class TrainConfig:
     model: str  # zoo name or path to a .py file defining create_model(num_classes)
     data_dir: str
     out: str
+    # keyword arguments for the model's create_model (--model-arg NAME=VALUE; derive.modelargs)
+    model_args: dict[str, object] = field(default_factory=dict)
     dataset: str = "cifar10"
     epochs: int = 300
     batch_size: int = 64
@@ -130,6 +133,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         self.lr_milestones = tuple(float(m) for m in self.lr_milestones)
+        self.model_args = dict(self.model_args)
         self.validate()
 
     def checkpoint_interval(self) -> Every:
@@ -160,6 +164,7 @@ class TrainConfig:
         check_path(self.out, "--out")
         if self.model.endswith(".py"):
             check_path(self.model, "MODEL")
+        check_model_args(self.model_args)
         for name in ("lr", "momentum", "weight_decay", "lr_gamma"):
             value = getattr(self, name)
             need(
@@ -322,12 +327,14 @@ def imagenet_lr(batch_size: int) -> float:
 
 
 def recipe_defaults() -> dict[str, object]:
-    """The default of every scalar recipe option: what a checkpoint older than the option did."""
-    return {
-        f.name: f.default
+    """The default of every scalar recipe option (and model_args, {}): what a checkpoint older than
+    the option did."""
+    defaults = {
+        f.name: f.default if f.default_factory is MISSING else f.default_factory()
         for f in fields(TrainConfig)
-        if f.name not in RUNTIME_FIELDS and isinstance(f.default, (bool, int, float, str))
+        if f.name not in RUNTIME_FIELDS
     }
+    return {k: v for k, v in defaults.items() if isinstance(v, (bool, int, float, str, dict))}
 
 
 def config_fields() -> list[str]:

@@ -78,16 +78,17 @@ def set_drop_path(model: nn.Module, config: TrainConfig, epoch: int) -> None:
 
 
 def model_options(config: TrainConfig) -> dict[str, object]:
-    """Keyword arguments for the model's factory: auxiliary=True when the auxiliary loss is on."""
+    """Keyword arguments for the model's factory: the --model-arg settings, and auxiliary=True when
+    the auxiliary loss is on."""
     if config.auxiliary_weight <= 0:
-        return {}
+        return dict(config.model_args)
     factory = _factory(config.model)
     if not _accepts(factory, "auxiliary"):
         raise UserError(
             f"--auxiliary-weight {config.auxiliary_weight:g}: {config.model} has no auxiliary head "
             "(its create_model takes no auxiliary=...; use --auxiliary-weight 0)"
         )
-    return {"auxiliary": True}
+    return {**config.model_args, "auxiliary": True}
 
 
 def _factory(spec: str) -> Callable[..., object]:
