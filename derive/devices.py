@@ -81,11 +81,13 @@ def apply_threads(requested: int | None) -> Iterator[int]:
     the environment and torch's setting are restored after."""
     threads = chosen_threads(requested)
     saved = {name: os.environ.get(name) for name in THREAD_VARIABLES}
-    torch = sys.modules.get("torch")
-    before = torch.get_num_threads() if torch is not None else None
     os.environ.update({name: str(threads) for name in THREAD_VARIABLES})
-    if torch is not None:
-        torch.set_num_threads(threads)
+    # Only torch-running commands come here, after the wait policy is set: loading torch now lets
+    # set_num_threads apply the count exactly (torch alone would cap OMP_NUM_THREADS at the cores).
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
     try:
         yield threads
     finally:
@@ -94,9 +96,7 @@ def apply_threads(requested: int | None) -> Iterator[int]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-        torch = sys.modules.get("torch")
-        if torch is not None:
-            torch.set_num_threads(before if before is not None else threads)
+        torch.set_num_threads(before)
 
 
 def thread_settings() -> dict[str, object]:

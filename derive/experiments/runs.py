@@ -14,7 +14,7 @@ import math
 import os
 import shlex
 import statistics
-from dataclasses import dataclass, field
+from dataclasses import MISSING, Field, dataclass, field, fields
 from pathlib import Path
 
 from derive.errors import UserError
@@ -296,8 +296,6 @@ def _order(run: Run) -> tuple[object, ...]:
 
 def train_command(run: Run) -> str:
     """A `derive train` command line with the run's data, folder and every option that is not the default."""
-    from dataclasses import MISSING, fields
-
     from derive.train.config import TrainConfig
 
     options = run.options
@@ -318,14 +316,16 @@ def train_command(run: Run) -> str:
     for f in fields(TrainConfig):
         if f.name in skip or f.name not in options:
             continue
-        default = f.default if f.default is not MISSING else None
+        default = _default(f)
         value = options[f.name]
         if f.name == "lr_milestones":
             default, value = list(default or ()), list(value or ())
         if value == default:
             continue
         flag = "--" + f.name.replace("_", "-")
-        if f.name in negatable:
+        if f.name == "model_args" and isinstance(value, dict):
+            parts += _model_arg_words(value)
+        elif f.name in negatable:
             parts.append(flag if value else f"--no-{f.name.replace('_', '-')}")
         elif isinstance(value, bool):
             if value:
@@ -337,6 +337,26 @@ def train_command(run: Run) -> str:
     return shlex.join(parts)
 
 
+def _default(f: Field[object]) -> object:
+    """A TrainConfig field's default (a default_factory's value too), None if it has none."""
+    if f.default is not MISSING:
+        return f.default
+    if f.default_factory is not MISSING:
+        return f.default_factory()
+    return None
+
+
+def _model_arg_words(args: dict[str, object]) -> list[str]:
+    """`--model-arg NAME=VALUE` words (NAME.KEY=VALUE for a mapping's entries)."""
+    words: list[str] = []
+    for name, value in args.items():
+        items = value.items() if isinstance(value, dict) else [(None, value)]
+        for key, item in items:
+            target = name if key is None else f"{name}.{key}"
+            words += ["--model-arg", f"{target}={_exact(item)}"]
+    return words
+
+
 def _exact(value: object) -> str:
     """A value as a command-line word that parses back to the same value (floats unrounded)."""
     return repr(value) if isinstance(value, float) else str(value)
@@ -344,8 +364,6 @@ def _exact(value: object) -> str:
 
 def recipe_differences(run: Run) -> list[str]:
     """'name=value' for each recipe option (but epochs) that differs from derive train's default."""
-    from dataclasses import MISSING, fields
-
     from derive.train.config import TrainConfig
 
     out = []
@@ -353,7 +371,7 @@ def recipe_differences(run: Run) -> list[str]:
         key = f.name
         if key in {"epochs", "augment", "dataset"} or key not in dict(run.recipe):
             continue
-        default = f.default if f.default is not MISSING else None
+        default = _default(f)
         if key == "lr_milestones":
             default = list(default or ())
         if json.dumps(default, sort_keys=True) != dict(run.recipe)[key]:
