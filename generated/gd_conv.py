@@ -31,6 +31,10 @@ Building networks: `create_model` puts these blocks in He et al.'s CIFAR ResNet 
 coefficient of every block. `derive train FILE.py --model-arg NAME=VALUE` passes the same arguments
 (NAME.KEY=VALUE sets one entry of a mapping such as `modes`).
 
+The module is the whole network and needs only torch: copy it into a project and call a factory at
+its end (`cnn56()`); each builds the network of the same name in derive's zoo as a short call of a
+builder (`cifar_resnet`, `cifar_preact_resnet`, `imagenet_resnet`) with its plan in the arguments.
+
 The papers' networks from this module (each the same network as the zoo name in brackets):
 
     plain CNN-56 (cnn56):
@@ -40,10 +44,10 @@ The papers' networks from this module (each the same network as the zoo name in 
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Mapping, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 ALGORITHM = "gd"
@@ -160,6 +164,419 @@ Block = GdBlock
 Stage = GdStage
 
 
+# ---------------------------------------------------------------- T branches and shortcuts
+# T as in ResNet (SCIS appendix C): the block above decides how T's output and the history combine.
+
+
+def conv3x3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
+    """A 3×3 convolution, padding 1, no bias (BN follows or precedes it)."""
+    return nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
+
+
+def conv1x1(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
+    """A 1×1 convolution, no bias."""
+    return nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False)
+
+
+class BasicBranch(nn.Module):
+    """T(z) = BN(conv(ReLU(BN(conv(z))))): the residual branch of ResNet-18/34/56/110."""
+
+    expansion = 1
+
+    def __init__(self, in_channels: int, channels: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv1 = conv3x3(in_channels, channels, stride)
+        self.bn1 = nn.BatchNorm2d(channels)
+        self.conv2 = conv3x3(channels, channels)
+        self.bn2 = nn.BatchNorm2d(channels)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.bn2(self.conv2(F.relu(self.bn1(self.conv1(z)))))
+
+
+class Bottleneck(nn.Module):
+    """T(z) = BN(1×1(ReLU(BN(3×3(ReLU(BN(1×1(z)))))))), 4× expansion (ResNet-50/101).
+
+    `stride_in_1x1=True` puts the stride on the first 1×1 convolution as in the original ResNet
+    (He et al. 2016; 3.86 GFLOPs for ResNet-50, the figure SCIS Table 2 reports); False puts it on
+    the 3×3 convolution (torchvision's "v1.5", 4.1 GFLOPs). Parameters are the same either way.
+    """
+
+    expansion = 4
+
+    def __init__(
+        self, in_channels: int, channels: int, stride: int = 1, stride_in_1x1: bool = True
+    ) -> None:
+        super().__init__()
+        s1, s3 = (stride, 1) if stride_in_1x1 else (1, stride)
+        self.conv1 = conv1x1(in_channels, channels, s1)
+        self.bn1 = nn.BatchNorm2d(channels)
+        self.conv2 = conv3x3(channels, channels, s3)
+        self.bn2 = nn.BatchNorm2d(channels)
+        self.conv3 = conv1x1(channels, channels * self.expansion)
+        self.bn3 = nn.BatchNorm2d(channels * self.expansion)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(z)))
+        out = F.relu(self.bn2(self.conv2(out)))
+        return self.bn3(self.conv3(out))
+
+
+class PreActBasicBranch(nn.Module):
+    """T(z) = conv(ReLU(BN(conv(ReLU(BN(z)))))): the full pre-activation unit (He et al., Identity
+    Mappings in Deep Residual Networks, 2016, Fig. 4(e)); `preact=False` leaves out the leading
+    BN-ReLU when the stage applies it once for the branch and the shortcut together."""
+
+    expansion = 1
+
+    def __init__(
+        self, in_channels: int, channels: int, stride: int = 1, preact: bool = True
+    ) -> None:
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(in_channels) if preact else None
+        self.conv1 = conv3x3(in_channels, channels, stride)
+        self.bn2 = nn.BatchNorm2d(channels)
+        self.conv2 = conv3x3(channels, channels)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        if self.bn1 is not None:
+            z = F.relu(self.bn1(z))
+        return self.conv2(F.relu(self.bn2(self.conv1(z))))
+
+
+class PreActBottleneck(nn.Module):
+    """T(z) = 1×1(ReLU(BN(3×3(ReLU(BN(1×1(ReLU(BN(z))))))))), 4× expansion, the stride on the
+    first 1×1: the pre-activation bottleneck of ResNet-164/1001 (He et al. 2016, Identity Mappings;
+    KaimingHe/resnet-1k-layers). `preact=False` leaves out the leading BN-ReLU (see above)."""
+
+    expansion = 4
+
+    def __init__(
+        self, in_channels: int, channels: int, stride: int = 1, preact: bool = True
+    ) -> None:
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(in_channels) if preact else None
+        self.conv1 = conv1x1(in_channels, channels, stride)
+        self.bn2 = nn.BatchNorm2d(channels)
+        self.conv2 = conv3x3(channels, channels)
+        self.bn3 = nn.BatchNorm2d(channels)
+        self.conv3 = conv1x1(channels, channels * self.expansion)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        if self.bn1 is not None:
+            z = F.relu(self.bn1(z))
+        out = self.conv2(F.relu(self.bn2(self.conv1(z))))
+        return self.conv3(F.relu(self.bn3(out)))
+
+
+class PreActivation(nn.Sequential):
+    """BN-ReLU applied once to a stage's input, shared by its first branch and its projection
+    shortcut (the units that increase dimensions in He et al.'s pre-activation ResNet-164/1001)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__(nn.BatchNorm2d(channels), nn.ReLU())
+
+
+class PadShortcut(nn.Module):
+    """ResNet's parameter-free shortcut "A": subsample by `stride`, zero-pad the new channels."""
+
+    zero_pad_shortcut = True  # what tools that swap shortcut "A" for "B" look for
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
+        super().__init__()
+        self.stride = stride
+        self.in_channels = in_channels
+        self.extra = out_channels - in_channels
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        z = z[:, :, :: self.stride, :: self.stride]
+        half = self.extra // 2
+        return F.pad(z, (0, 0, 0, 0, half, self.extra - half))
+
+
+class ProjectionShortcut(nn.Sequential):
+    """ResNet's shortcut "B": 1×1 convolution with stride, then BN."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
+        super().__init__(conv1x1(in_channels, out_channels, stride), nn.BatchNorm2d(out_channels))
+
+
+# ---------------------------------------------------------------- networks
+
+
+class Network(nn.Module):
+    """stem → stages → head, the shape of every network this module builds."""
+
+    def __init__(self, stem: nn.Module, stages: Sequence[nn.Module], head: nn.Module) -> None:
+        super().__init__()
+        self.stem = stem
+        self.stages = nn.Sequential(*stages)
+        self.head = head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.stages(self.stem(x)))
+
+
+def classifier(channels: int, num_classes: int, pre: Sequence[nn.Module] = ()) -> nn.Sequential:
+    """(BN-ReLU for pre-activation and dense networks) → global average pool → linear."""
+    return nn.Sequential(
+        *pre, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, num_classes)
+    )
+
+
+def paper_init(model: nn.Module) -> nn.Module:
+    """The papers' initialisation (SCIS appendix D), in place: He-normal (fan_out, ReLU)
+    convolutions, Xavier-uniform linear layers, BN weights 1 and biases 0."""
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Linear):
+            nn.init.xavier_uniform_(module.weight)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, (nn.BatchNorm2d, nn.BatchNorm1d, nn.GroupNorm)):
+            if module.weight is not None:
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+    return model
+
+
+Coefficients = Mapping[str, object] | Callable[[int], Mapping[str, object]]
+"""Engineering coefficients for every block, or a function of the block index k giving them."""
+
+
+def _block_coefficients(
+    k: int, algorithm_coefficients: Mapping[str, float], coefficients: Coefficients
+) -> dict[str, object]:
+    """The algorithm's coefficients for block k, overridden by `coefficients` (a dict or k → dict)."""
+    if callable(coefficients):
+        coefficients = coefficients(k)
+    try:
+        derived = block_coefficients(k, **algorithm_coefficients)
+    except TypeError as exc:
+        raise ValueError(str(exc)) from None
+    unknown = sorted(set(coefficients) - set(derived))
+    if unknown:
+        raise ValueError(f"unknown engineering coefficient(s) {unknown}; known: {sorted(derived)}")
+    return {**derived, **coefficients}
+
+
+def residual_stage(
+    make_branch: Callable[[int, int], nn.Module],
+    blocks: int,
+    shortcut: nn.Module | None,
+    *,
+    coefficients: Coefficients,
+    modes: Mapping[str, str],
+    algorithm_coefficients: Mapping[str, float],
+    post_activation: Callable[[torch.Tensor], torch.Tensor] | None,
+) -> Stage:
+    """A stage of `blocks` blocks; block k gets T = make_branch(k, path) for each of its paths."""
+    return Stage(
+        [
+            Block(
+                make_branch(k, 0),
+                _block_coefficients(k, algorithm_coefficients, coefficients),
+                modes,
+                post_activation,
+            )
+            for k in range(blocks)
+        ],
+        shortcut,
+    )
+
+
+def cifar_resnet(
+    *,
+    depth: int = 56,
+    num_classes: int = 10,
+    coefficients: Coefficients | None = None,
+    modes: Mapping[str, str] | None = None,
+    algorithm_coefficients: Mapping[str, float] | None = None,
+    post_activation: bool = True,
+    widths: Sequence[int] = (16, 32, 64),
+) -> Network:
+    """He et al.'s CIFAR ResNet shape (6n + 2 layers, shortcut "A") around these blocks."""
+    if depth < 8 or (depth - 2) % 6:
+        raise ValueError(
+            f"CIFAR ResNet depth must be 6n + 2 with n >= 1 (56, 110, ...), got {depth}"
+        )
+    n = (depth - 2) // 6
+    stem = nn.Sequential(conv3x3(3, widths[0]), nn.BatchNorm2d(widths[0]), nn.ReLU())
+    stages = []
+    in_channels = widths[0]
+    for i, channels in enumerate(widths):
+        stride = 1 if i == 0 else 2
+        shortcut = (
+            None
+            if stride == 1 and in_channels == channels
+            else PadShortcut(in_channels, channels, stride)
+        )
+
+        def make_branch(
+            k: int, path: int, c_in: int = in_channels, c: int = channels, s: int = stride
+        ) -> nn.Module:
+            return BasicBranch(c_in if k == 0 else c, c, s if k == 0 else 1)
+
+        stages.append(
+            residual_stage(
+                make_branch,
+                n,
+                shortcut,
+                coefficients=coefficients or {},
+                modes=modes or {},
+                algorithm_coefficients=algorithm_coefficients or {},
+                post_activation=F.relu if post_activation else None,
+            )
+        )
+        in_channels = channels
+    return paper_init(Network(stem, stages, classifier(widths[-1], num_classes)))
+
+
+def cifar_preact_resnet(
+    *,
+    depth: int = 56,
+    num_classes: int = 10,
+    bottleneck: bool = False,
+    coefficients: Coefficients | None = None,
+    modes: Mapping[str, str] | None = None,
+    algorithm_coefficients: Mapping[str, float] | None = None,
+    widths: Sequence[int] = (16, 32, 64),
+) -> Network:
+    """He et al.'s pre-activation CIFAR ResNet (Identity Mappings, 2016) around these blocks.
+
+    No activation after the sum (ρ absent), so a stage of these blocks can be run backwards where
+    the recurrence allows it. The stem is one 3×3 convolution; the head is BN-ReLU, global average
+    pool, linear.
+
+    - Basic units (`bottleneck=False`, depth 6n + 2: 20, 56, 110): T = BN-ReLU-conv-BN-ReLU-conv;
+      where the resolution halves, the parameter-free shortcut "A" on the raw stage input, as in
+      the post-activation CIFAR ResNets.
+    - Bottleneck units (depth 9n + 2: 164, 1001), as KaimingHe/resnet-1k-layers: stage outputs 4×
+      the widths; where the dimensions increase, one BN-ReLU on the stage input is shared by the
+      first branch and the 1×1 projection shortcut (a convolution without BN).
+    """
+    per_block = 9 if bottleneck else 6
+    if depth < per_block + 2 or (depth - 2) % per_block:
+        shape = (
+            "9n + 2 with n >= 1 (164, 1001, ...)"
+            if bottleneck
+            else "6n + 2 with n >= 1 (20, 56, 110, ...)"
+        )
+        raise ValueError(f"pre-activation CIFAR ResNet depth must be {shape}, got {depth}")
+    n = (depth - 2) // per_block
+    branch_type = PreActBottleneck if bottleneck else PreActBasicBranch
+    expansion = branch_type.expansion
+    stages: list[nn.Module] = []
+    in_channels = widths[0]
+    for i, channels in enumerate(widths):
+        stride = 1 if i == 0 else 2
+        out_channels = channels * expansion
+        increases = stride != 1 or in_channels != out_channels
+        shared = bottleneck and increases
+        shortcut: nn.Module | None = None
+        if shared:
+            shortcut = conv1x1(in_channels, out_channels, stride)
+        elif increases:
+            shortcut = PadShortcut(in_channels, out_channels, stride)
+
+        def make_branch(
+            k: int,
+            path: int,
+            c_in: int = in_channels,
+            c: int = channels,
+            s: int = stride,
+            own_preact: bool = not shared,
+        ) -> nn.Module:
+            if k == 0:
+                return branch_type(c_in, c, s, preact=own_preact)
+            return branch_type(c * expansion, c, 1)
+
+        if shared:
+            stages.append(PreActivation(in_channels))
+        stages.append(
+            residual_stage(
+                make_branch,
+                n,
+                shortcut,
+                coefficients=coefficients or {},
+                modes=modes or {},
+                algorithm_coefficients=algorithm_coefficients or {},
+                post_activation=None,
+            )
+        )
+        in_channels = out_channels
+    head = classifier(in_channels, num_classes, pre=(nn.BatchNorm2d(in_channels), nn.ReLU()))
+    return paper_init(Network(conv3x3(3, widths[0]), stages, head))
+
+
+IMAGENET_RESNETS: dict[int, tuple[type[nn.Module], tuple[int, ...]]] = {
+    18: (BasicBranch, (2, 2, 2, 2)),
+    34: (BasicBranch, (3, 4, 6, 3)),
+    50: (Bottleneck, (3, 4, 6, 3)),
+    101: (Bottleneck, (3, 4, 23, 3)),
+    152: (Bottleneck, (3, 8, 36, 3)),
+}
+"""The ImageNet ResNets' branch and blocks per stage, by depth (He et al. 2016, Table 1)."""
+
+
+def imagenet_resnet(
+    *,
+    depth: int = 50,
+    num_classes: int = 1000,
+    coefficients: Coefficients | None = None,
+    modes: Mapping[str, str] | None = None,
+    algorithm_coefficients: Mapping[str, float] | None = None,
+    post_activation: bool = True,
+    stride_in_1x1: bool = True,
+) -> Network:
+    """He et al.'s ImageNet ResNet shape (7×7 stem, 4 stages, shortcut "B") around these blocks."""
+    if depth not in IMAGENET_RESNETS:
+        raise ValueError(
+            f"ImageNet ResNet depth must be one of {sorted(IMAGENET_RESNETS)}, got {depth}"
+        )
+    branch_type, counts = IMAGENET_RESNETS[depth]
+    expansion = branch_type.expansion
+    stem = nn.Sequential(
+        nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False),
+        nn.BatchNorm2d(64),
+        nn.ReLU(),
+        nn.MaxPool2d(3, stride=2, padding=1),
+    )
+    stages = []
+    in_channels = 64
+    for i, (channels, blocks) in enumerate(zip((64, 128, 256, 512), counts, strict=True)):
+        stride = 1 if i == 0 else 2
+        out_channels = channels * expansion
+        shortcut = None
+        if stride != 1 or in_channels != out_channels:
+            shortcut = ProjectionShortcut(in_channels, out_channels, stride)
+
+        def make_branch(
+            k: int, path: int, c_in: int = in_channels, c: int = channels, s: int = stride
+        ) -> nn.Module:
+            first_in = c_in if k == 0 else c * expansion
+            if branch_type is Bottleneck:
+                return Bottleneck(first_in, c, s if k == 0 else 1, stride_in_1x1=stride_in_1x1)
+            return BasicBranch(first_in, c, s if k == 0 else 1)
+
+        stages.append(
+            residual_stage(
+                make_branch,
+                blocks,
+                shortcut,
+                coefficients=coefficients or {},
+                modes=modes or {},
+                algorithm_coefficients=algorithm_coefficients or {},
+                post_activation=F.relu if post_activation else None,
+            )
+        )
+        in_channels = out_channels
+    return paper_init(Network(stem, stages, classifier(in_channels, num_classes)))
+
+
 def create_model(
     num_classes: int = 10,
     *,
@@ -169,26 +586,30 @@ def create_model(
     modes: Mapping[str, str] | None = None,
     algorithm_coefficients: Mapping[str, float] | None = None,
     widths: Sequence[int] = (16, 32, 64),
-    memory: str = "standard",
 ) -> nn.Module:
-    """A CIFAR network of these blocks in He et al.'s ResNet shape (derive.models.assembly.cifar_resnet).
+    """A CIFAR network of these blocks in He et al.'s ResNet shape (`cifar_resnet`).
 
     `depth`: 6n + 2 layers, n blocks per stage; `post_activation`: ReLU after each block's sum;
     `coefficients`: engineering coefficients for every block (or a function of k giving them), in
     place of the algorithm's; `modes`: "fixed", "learnable" or "pruned" for each coefficient;
     `algorithm_coefficients`: values of the algorithm's own coefficients (DEFAULTS); `widths`: the
-    three stages' channels; `memory`: how training keeps activations (derive.models.memory).
+    three stages' channels. (`derive train --memory` sets how training keeps activations.)
     """
-    from derive.models.assembly import network_from_module
-
-    return network_from_module(
-        sys.modules[__name__],
-        num_classes=num_classes,
-        memory=memory,
+    return cifar_resnet(
         depth=depth,
-        post_activation=post_activation,
+        num_classes=num_classes,
         coefficients=coefficients,
         modes=modes,
         algorithm_coefficients=algorithm_coefficients,
+        post_activation=post_activation,
         widths=widths,
     )
+
+
+# ---------------------------------------------------------------- factories
+# The papers' networks and their baselines, each the network of the same name in derive's zoo.
+
+
+def cnn56(num_classes: int = 10) -> Network:
+    """Plain 56-layer CNN: gradient descent's z_{k+1} = ρ(T(z_k))."""
+    return cifar_resnet(depth=56, num_classes=num_classes)

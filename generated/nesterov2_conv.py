@@ -41,6 +41,11 @@ arguments (see its docstring) change the depth and the growth, fix, prune or mak
 (`modes`) α and β, or set α to the algorithm's (`alpha`). `derive train FILE.py --model-arg
 NAME=VALUE` passes the same arguments (NAME.KEY=VALUE sets one entry of a mapping such as `modes`).
 
+The module is the whole network and needs only torch: copy it into a project and call a factory at
+its end (`densenet40()`, `agdnet40()`, `densenet52()`, `agdnet52()`, `densenet121()`,
+`agdnet121()`); each builds the network of the same name in derive's zoo as a short call of a
+builder (`cifar_densenet`, `imagenet_densenet`) with its plan in the arguments.
+
 The papers' networks from this module (each the same network as the zoo name in brackets):
 
     DenseNet-40 (k = 12) (densenet40):
@@ -55,10 +60,10 @@ The papers' networks from this module (each the same network as the zoo name in 
 from __future__ import annotations
 
 import math
-import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 ALGORITHM = "nesterov2"
@@ -194,6 +199,268 @@ class Nesterov2Stage(nn.Module):
 Stage = Nesterov2Stage
 
 
+# ---------------------------------------------------------------- T units and transitions
+# T as in DenseNet (SCIS appendix C): the stage above decides how T's outputs and the history combine.
+
+
+def conv3x3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
+    """A 3×3 convolution, padding 1, no bias (BN follows or precedes it)."""
+    return nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
+
+
+def conv1x1(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
+    """A 1×1 convolution, no bias."""
+    return nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False)
+
+
+class DenseUnit(nn.Module):
+    """T of DenseNet: BN-ReLU-conv3×3 over the concatenated sources (BN-ReLU-1×1 first if bottleneck).
+
+    `scale` (one factor per input channel) multiplies the input of the first convolution; it is
+    folded into that convolution's weight, so per-source coefficients αʲ cost a weight-sized
+    multiply instead of an activation-sized one. Without a bottleneck the unit computes
+    Σⱼ αʲ·Tⱼ(zⱼ) exactly (one convolution over the scaled sources); with one, the BN after the
+    1×1 convolution normalises the overall size of α away in training mode, so only the ratios
+    between the αʲ matter there (see the module docstring).
+    """
+
+    def __init__(self, in_channels: int, growth: int, bottleneck_width: int | None = None) -> None:
+        super().__init__()
+        self.norm1 = nn.BatchNorm2d(in_channels)
+        if bottleneck_width is None:
+            self.conv1 = conv3x3(in_channels, growth)
+            self.norm2 = None
+            self.conv2 = None
+        else:
+            self.conv1 = conv1x1(in_channels, bottleneck_width)
+            self.norm2 = nn.BatchNorm2d(bottleneck_width)
+            self.conv2 = conv3x3(bottleneck_width, growth)
+
+    def forward(self, features: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
+        out = F.relu(self.norm1(features))
+        weight = self.conv1.weight if scale is None else self.conv1.weight * scale.view(1, -1, 1, 1)
+        out = F.conv2d(out, weight, None, self.conv1.stride, self.conv1.padding)
+        if self.conv2 is not None:
+            out = self.conv2(F.relu(self.norm2(out)))
+        return out
+
+
+class Transition(nn.Sequential):
+    """Between dense stages: BN-ReLU-conv1×1-avgpool2×2 (DenseNet)."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__(
+            nn.BatchNorm2d(in_channels),
+            nn.ReLU(),
+            conv1x1(in_channels, out_channels),
+            nn.AvgPool2d(2, 2),
+        )
+
+
+# ---------------------------------------------------------------- networks
+
+
+class Network(nn.Module):
+    """stem → stages → head, the shape of every network this module builds."""
+
+    def __init__(self, stem: nn.Module, stages: Sequence[nn.Module], head: nn.Module) -> None:
+        super().__init__()
+        self.stem = stem
+        self.stages = nn.Sequential(*stages)
+        self.head = head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.stages(self.stem(x)))
+
+
+def classifier(channels: int, num_classes: int, pre: Sequence[nn.Module] = ()) -> nn.Sequential:
+    """(BN-ReLU for pre-activation and dense networks) → global average pool → linear."""
+    return nn.Sequential(
+        *pre, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, num_classes)
+    )
+
+
+def paper_init(model: nn.Module) -> nn.Module:
+    """The papers' initialisation (SCIS appendix D), in place: He-normal (fan_out, ReLU)
+    convolutions, Xavier-uniform linear layers, BN weights 1 and biases 0."""
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Linear):
+            nn.init.xavier_uniform_(module.weight)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, (nn.BatchNorm2d, nn.BatchNorm1d, nn.GroupNorm)):
+            if module.weight is not None:
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+    return model
+
+
+Coefficients = Mapping[str, object] | Callable[[int], Mapping[str, object]]
+"""Engineering coefficients for every block, or a function of the block index k giving them."""
+
+
+def _block_coefficients(
+    k: int, algorithm_coefficients: Mapping[str, float], coefficients: Coefficients
+) -> dict[str, object]:
+    """The algorithm's coefficients for block k, overridden by `coefficients` (a dict or k → dict)."""
+    if callable(coefficients):
+        coefficients = coefficients(k)
+    try:
+        derived = block_coefficients(k, **algorithm_coefficients)
+    except TypeError as exc:
+        raise ValueError(str(exc)) from None
+    unknown = sorted(set(coefficients) - set(derived))
+    if unknown:
+        raise ValueError(f"unknown engineering coefficient(s) {unknown}; known: {sorted(derived)}")
+    return {**derived, **coefficients}
+
+
+def dense_stage(
+    in_channels: int,
+    layers: int,
+    growth: int,
+    *,
+    bottleneck_width: int | None,
+    alpha: str,
+    modes: Mapping[str, str],
+    beta: float,
+    algorithm_coefficients: Mapping[str, float],
+) -> Stage:
+    """A dense stage of DenseNet units; `alpha` is "derived" (the algorithm's) or "ones"."""
+    coefficients = []
+    for k in range(layers):
+        values = _block_coefficients(k, algorithm_coefficients, {})
+        if alpha == "ones":
+            values = {**values, "alpha": [1.0] * (k + 1)}
+        elif alpha != "derived":
+            raise ValueError(f"alpha must be 'derived' or 'ones', got {alpha!r}")
+        coefficients.append(values)
+    units = [DenseUnit(in_channels + k * growth, growth, bottleneck_width) for k in range(layers)]
+    return Stage(units, in_channels, growth, coefficients, modes, beta)
+
+
+def densenet(
+    *,
+    stem: nn.Module,
+    stem_channels: int,
+    layers: Sequence[int],
+    growth: int,
+    num_classes: int,
+    bottleneck: bool,
+    compression: float,
+    alpha: str,
+    modes: Mapping[str, str] | None,
+    beta: float,
+    algorithm_coefficients: Mapping[str, float] | None,
+) -> Network:
+    """DenseNet's shape (Huang et al. 2017) around these dense stages."""
+    stages: list[nn.Module] = []
+    channels = stem_channels
+    for i, count in enumerate(layers):
+        stages.append(
+            dense_stage(
+                channels,
+                count,
+                growth,
+                bottleneck_width=4 * growth if bottleneck else None,
+                alpha=alpha,
+                modes=modes or {},
+                beta=beta,
+                algorithm_coefficients=algorithm_coefficients or {},
+            )
+        )
+        channels += count * growth
+        if i < len(layers) - 1:
+            out_channels = int(channels * compression)
+            stages.append(Transition(channels, out_channels))
+            channels = out_channels
+    head = classifier(channels, num_classes, pre=(nn.BatchNorm2d(channels), nn.ReLU()))
+    return paper_init(Network(stem, stages, head))
+
+
+def cifar_densenet(
+    *,
+    depth: int = 40,
+    growth: int = 12,
+    num_classes: int = 10,
+    bottleneck: bool = False,
+    compression: float = 1.0,
+    alpha: str = "ones",
+    modes: Mapping[str, str] | None = None,
+    beta: float = 1.0,
+    algorithm_coefficients: Mapping[str, float] | None = None,
+) -> Network:
+    """DenseNet for CIFAR: 3 dense stages of (depth − 4)/3 layers (halved with the bottleneck)."""
+    per_stage = (depth - 4) // (6 if bottleneck else 3)
+    if depth < 7 or (depth - 4) % (6 if bottleneck else 3):
+        raise ValueError(
+            f"CIFAR DenseNet depth must be 3n + 4 (6n + 4 with bottleneck), got {depth}"
+        )
+    stem_channels = 2 * growth if bottleneck or compression < 1 else 16
+    stem = nn.Conv2d(3, stem_channels, 3, padding=1, bias=False)
+    return densenet(
+        stem=stem,
+        stem_channels=stem_channels,
+        layers=(per_stage,) * 3,
+        growth=growth,
+        num_classes=num_classes,
+        bottleneck=bottleneck,
+        compression=compression,
+        alpha=alpha,
+        modes=modes,
+        beta=beta,
+        algorithm_coefficients=algorithm_coefficients,
+    )
+
+
+IMAGENET_DENSENETS: dict[int, tuple[int, tuple[int, ...]]] = {
+    121: (32, (6, 12, 24, 16)),
+    169: (32, (6, 12, 32, 32)),
+    201: (32, (6, 12, 48, 32)),
+}
+"""The ImageNet DenseNet-BCs' growth and layers per stage, by depth (Huang et al. 2017, Table 1)."""
+
+
+def imagenet_densenet(
+    *,
+    depth: int = 121,
+    num_classes: int = 1000,
+    alpha: str = "ones",
+    modes: Mapping[str, str] | None = None,
+    beta: float = 1.0,
+    algorithm_coefficients: Mapping[str, float] | None = None,
+) -> Network:
+    """DenseNet-BC for ImageNet (7×7 stem, bottleneck 4k, compression ½)."""
+    if depth not in IMAGENET_DENSENETS:
+        raise ValueError(
+            f"ImageNet DenseNet depth must be one of {sorted(IMAGENET_DENSENETS)}, got {depth}"
+        )
+    growth, layers = IMAGENET_DENSENETS[depth]
+    stem = nn.Sequential(
+        nn.Conv2d(3, 2 * growth, 7, stride=2, padding=3, bias=False),
+        nn.BatchNorm2d(2 * growth),
+        nn.ReLU(),
+        nn.MaxPool2d(3, stride=2, padding=1),
+    )
+    return densenet(
+        stem=stem,
+        stem_channels=2 * growth,
+        layers=layers,
+        growth=growth,
+        num_classes=num_classes,
+        bottleneck=True,
+        compression=0.5,
+        alpha=alpha,
+        modes=modes,
+        beta=beta,
+        algorithm_coefficients=algorithm_coefficients,
+    )
+
+
 def create_model(
     num_classes: int = 10,
     *,
@@ -205,29 +472,66 @@ def create_model(
     modes: Mapping[str, str] | None = None,
     beta: float = 1.0,
     algorithm_coefficients: Mapping[str, float] | None = None,
-    memory: str = "standard",
 ) -> nn.Module:
-    """A CIFAR network of these stages in DenseNet's shape (derive.models.assembly.cifar_densenet).
+    """A CIFAR network of these stages in DenseNet's shape (`cifar_densenet`).
 
     `depth`: 3n + 4 layers (6n + 4 with the bottleneck), n per stage; `growth`: channels each layer
     adds; `bottleneck`, `compression`: DenseNet-BC's 1×1 bottleneck and transition compression;
     `alpha`: "ones" (α = 1, DenseNet) or "derived" (the algorithm's α); `modes`: "fixed",
     "learnable" or "pruned" for each coefficient; `beta`: the state term's β;
-    `algorithm_coefficients`: values of the algorithm's own coefficients (DEFAULTS); `memory`: how
-    training keeps activations (derive.models.memory).
+    `algorithm_coefficients`: values of the algorithm's own coefficients (DEFAULTS).
+    (`derive train --memory` sets how training keeps activations.)
     """
-    from derive.models.assembly import network_from_module
-
-    return network_from_module(
-        sys.modules[__name__],
-        num_classes=num_classes,
-        memory=memory,
+    return cifar_densenet(
         depth=depth,
         growth=growth,
+        num_classes=num_classes,
         bottleneck=bottleneck,
         compression=compression,
         alpha=alpha,
         modes=modes,
         beta=beta,
         algorithm_coefficients=algorithm_coefficients,
+    )
+
+
+# ---------------------------------------------------------------- factories
+# The papers' networks and their baselines, each the network of the same name in derive's zoo.
+
+
+def densenet40(num_classes: int = 10) -> Network:
+    """DenseNet (k = 12, L = 40): (C3) with α = 1, β = 0."""
+    return cifar_densenet(depth=40, num_classes=num_classes, alpha="ones", modes={"beta": "pruned"})
+
+
+def agdnet40(num_classes: int = 10) -> Network:
+    """AGDNet (k = 12, L = 40): (C6), learnable α, β = 0.1."""
+    return cifar_densenet(
+        depth=40, num_classes=num_classes, alpha="ones", modes={"alpha": "learnable"}, beta=0.1
+    )
+
+
+def densenet52(num_classes: int = 10) -> Network:
+    """DenseNet (k = 12, L = 52): (C3) with α = 1, β = 0."""
+    return cifar_densenet(depth=52, num_classes=num_classes, alpha="ones", modes={"beta": "pruned"})
+
+
+def agdnet52(num_classes: int = 10) -> Network:
+    """AGDNet (k = 12, L = 52): (C6), learnable α, β = 0.1."""
+    return cifar_densenet(
+        depth=52, num_classes=num_classes, alpha="ones", modes={"alpha": "learnable"}, beta=0.1
+    )
+
+
+def densenet121(num_classes: int = 1000) -> Network:
+    """DenseNet-121 (DenseNet-BC, k = 32): (C3) with α = 1, β = 0."""
+    return imagenet_densenet(
+        depth=121, num_classes=num_classes, alpha="ones", modes={"beta": "pruned"}
+    )
+
+
+def agdnet121(num_classes: int = 1000) -> Network:
+    """AGDNet-121: (C6) on DenseNet-121, learnable α, β = 0.1."""
+    return imagenet_densenet(
+        depth=121, num_classes=num_classes, alpha="ones", modes={"alpha": "learnable"}, beta=0.1
     )

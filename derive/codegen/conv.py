@@ -6,10 +6,18 @@ prints that shape as Python and Unicode and renders the templates:
 - lagged (`conv_lagged.py.j2`): z_{k+1} = ρ(α T_k(Σ_l γ_l z_{k−l}) + Σ_l β_l z_{k−l}), (C1)/(C2);
 - dense (`conv_dense.py.j2`): z_{k+1} = Σ_j α^j T(z_j) + β(z_k − Σ_j h_{k+1,j} z_j), (C3)/(C6);
 - twopath (`conv_twopath.py.j2`): ADMM's (C5).
+
+Each module is a whole network on its own (it imports only torch and the standard library): the
+block and stage of the recurrence, then T's branches and the shortcuts, the stems, heads and the
+papers' initialisation, the builders (`cifar_resnet`, `cifar_densenet`, ...), `create_model`, and
+one factory per zoo network the algorithm gives (derive.codegen.papers.ZOO; `hbnet56()`), or the
+generic `cifar()` and `imagenet()`. The shared pieces are the templates conv_layers.j2,
+conv_resnet_branches.j2, conv_network.j2, conv_resnet_builders.j2 and conv_factories.j2.
 """
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 
 import sympy as sp
@@ -25,7 +33,7 @@ from derive.algorithms.forms import (
 from derive.algorithms.ir import Recurrence
 from derive.algorithms.render import UnicodePrinter, algorithm_lines, names_of, recurrence_lines
 from derive.codegen.fc import class_name
-from derive.codegen.papers import paper_networks
+from derive.codegen.papers import factories, paper_networks, zoo_networks
 from derive.codegen.printer import (
     CoefficientPrinter,
     bindings,
@@ -37,12 +45,15 @@ from derive.codegen.printer import (
 from derive.codegen.templates import render
 
 
-def _common_context(recurrence: Recurrence) -> dict[str, object]:
+def _common_context(recurrence: Recurrence, invoked: str | None) -> dict[str, object]:
+    """What every conv template reads; `invoked` is the --algo argument as typed (None: the name)."""
     algorithm = recurrence.algorithm
+    family = "dense" if algorithm.engineering == "dense" else "resnet"
     schedules = schedule_code(recurrence.schedules)
     inverse = invertibility(recurrence)
     return {
         "name": algorithm.name,
+        "invoked": shlex.quote(invoked) if invoked else algorithm.name,
         "title": algorithm.title,
         "reference": algorithm.reference,
         "equation": algorithm.equation,
@@ -60,10 +71,12 @@ def _common_context(recurrence: Recurrence) -> dict[str, object]:
         "invertibility_text": repr(inverse.summary()),
         "oldest_state": state_text(inverse.divisor.lag) if inverse.divisor else "",
         "networks": paper_networks(algorithm.name, f"{algorithm.name}_conv.py"),
+        "factories": factories(algorithm.name, family),
+        "zoo_factories": bool(zoo_networks(algorithm.name)),
     }
 
 
-def render_lagged(recurrence: Recurrence) -> str:
+def render_lagged(recurrence: Recurrence, invoked: str | None = None) -> str:
     """Source of `ALGO_conv.py` for a lagged (C1)/(C2)-type recurrence."""
     form = lagged_form(recurrence)
     printer, text = _printers(recurrence)
@@ -71,12 +84,13 @@ def render_lagged(recurrence: Recurrence) -> str:
     texts = {c.name: text.doprint(c.expr) for c in form.coefficients}
     output_code = [(lag, printer.doprint(expr)) for lag, expr in form.output]
     used = _used_tables(recurrence, [c.expr for c in form.coefficients])
-    context = _common_context(recurrence)
+    context = _common_context(recurrence, invoked)
     printed = list(code.values()) + [e for _, e in context["constants"]]
     printed += [line for s in context["schedules"] for line in s.lines]
     return render(
         "conv_lagged.py.j2",
         **context,
+        form_name="lagged",
         uses_math=any("math." in t for t in printed),
         form=form,
         code=code,
@@ -98,14 +112,16 @@ def _used_tables(recurrence: Recurrence, exprs: list[sp.Expr]) -> list[tuple[str
     return [(s.name, s.variable) for s in recurrence.schedules if s.name in names]
 
 
-def render_conv(recurrence: Recurrence) -> str:
-    """Source of `ALGO_conv.py`: the engineering form the algorithm's recurrence calls for."""
+def render_conv(recurrence: Recurrence, invoked: str | None = None) -> str:
+    """Source of `ALGO_conv.py`: the engineering form the algorithm's recurrence calls for.
+
+    `invoked` is the --algo argument as typed (a spec's path), shown in the Generated-by line."""
     engineering = recurrence.algorithm.engineering
     if engineering == "dense":
-        return render_dense(recurrence)
+        return render_dense(recurrence, invoked)
     if engineering == "twopath":
-        return render_twopath(recurrence)
-    return render_lagged(recurrence)
+        return render_twopath(recurrence, invoked)
+    return render_lagged(recurrence, invoked)
 
 
 @dataclass(frozen=True)
@@ -174,23 +190,26 @@ def printed_twopath(recurrence: Recurrence) -> HistoryForm:
     )
 
 
-def render_dense(recurrence: Recurrence) -> str:
+def render_dense(recurrence: Recurrence, invoked: str | None = None) -> str:
     """Source of `ALGO_conv.py` for an all-history recurrence: the dense form (C3)/(C6)."""
-    return _render_history("conv_dense.py.j2", recurrence, printed_dense(recurrence))
+    return _render_history("conv_dense.py.j2", recurrence, printed_dense(recurrence), invoked)
 
 
-def render_twopath(recurrence: Recurrence) -> str:
+def render_twopath(recurrence: Recurrence, invoked: str | None = None) -> str:
     """Source of `ALGO_conv.py` for a two-stream recurrence: the two-path form (C5)."""
-    return _render_history("conv_twopath.py.j2", recurrence, printed_twopath(recurrence))
+    return _render_history("conv_twopath.py.j2", recurrence, printed_twopath(recurrence), invoked)
 
 
-def _render_history(template: str, recurrence: Recurrence, form: HistoryForm) -> str:
-    context = _common_context(recurrence)
+def _render_history(
+    template: str, recurrence: Recurrence, form: HistoryForm, invoked: str | None
+) -> str:
+    context = _common_context(recurrence, invoked)
     printed = [form.alpha, form.state] + [line for s in context["schedules"] for line in s.lines]
     return render(
         template,
         **context,
         form=form,
+        form_name=recurrence.algorithm.engineering,
         uses_math=any("math." in t for t in printed),
         used_tables=_used_tables(recurrence, _atoms_of(recurrence)),
         class_prefix=class_name(recurrence.name, ""),

@@ -49,7 +49,8 @@ def generate(
         raise UserError(f"unknown form {form!r}; choose one of {', '.join(FORMS)}")
     spec = with_defaults(get_algorithm(algorithm), coefficients or {})
     recurrence = recurrence_of(spec)
-    source = render_fc(recurrence) if form == "fc" else render_conv(recurrence)
+    invoked = algorithm if algorithm.endswith(".toml") else None  # a spec: its path as typed
+    source = render_fc(recurrence) if form == "fc" else render_conv(recurrence, invoked)
     return GeneratedFile(f"{spec.name}_{form}.py", format_source(source))
 
 

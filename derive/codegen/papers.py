@@ -1,15 +1,245 @@
-"""The papers' networks as arguments of a generated conv module's `create_model`.
+"""The papers' networks: the zoo table, which generated conv module builds each, and how.
 
-Each entry builds the same network as the zoo name it lists (tests/test_model_args.py checks the
-parameters against the zoo); the generated module's docstring shows the call and the equivalent
-`derive train ALGO_conv.py --model-arg ...` command. DMRNet is missing: its coefficients differ
-per block (a function of k), which only Python can pass (derive.models.zoo).
+`ZOO` is the one list of the built-in networks (derive.models.zoo registers it): each entry names
+the algorithm whose generated module `ALGO_conv.py` builds it, the builder of that module
+(`cifar_resnet`, `cifar_preact_resnet`, `imagenet_resnet`, `cifar_densenet`, `imagenet_densenet`)
+and the builder's keyword arguments. The generated module gets one factory function per entry
+(`hbnet56()`, as torchvision's `resnet50()`), a short call of the builder; a module whose algorithm
+has no entry gets the generic factories `cifar(depth=...)` and `imagenet(depth=...)`.
+
+Entries with a title are also listed in the module's docstring as `create_model` calls and the
+equivalent `derive train ALGO_conv.py --model-arg ...` command (tests/test_model_args.py checks
+they build the zoo's network). DMRNet is not: its coefficients differ per block (a function of k,
+`dmrnet_coefficients` in the two-path modules), which only Python can pass.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+
+class PythonName(str):
+    """A name in the generated module (a function), printed bare where arguments are printed."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+@dataclass(frozen=True)
+class ZooNetwork:
+    """A built-in network: its zoo name, the generated module and builder, and the arguments."""
+
+    name: str
+    algorithm: str  # built by generated/ALGORITHM_conv.py
+    builder: str
+    arguments: Mapping[str, object]  # the builder's keyword arguments besides num_classes
+    description: str
+    title: str = ""  # set: listed in the module docstring as a create_model call
+
+    @property
+    def dataset(self) -> str:
+        """ "cifar" or "imagenet", from the builder."""
+        return "imagenet" if self.builder.startswith("imagenet") else "cifar"
+
+    @property
+    def num_classes(self) -> int:
+        """The factory's default number of classes (CIFAR-10's or ImageNet's)."""
+        return 1000 if self.dataset == "imagenet" else 10
+
+    def call(self) -> str:
+        """The factory's body: 'cifar_resnet(depth=56, num_classes=num_classes, ...)'."""
+        items = list(self.arguments.items())
+        first, rest = items[:1], items[1:]
+        parts = [f"{k}={v!r}" for k, v in first] + ["num_classes=num_classes"]
+        parts += [f"{k}={v!r}" for k, v in rest]
+        return f"{self.builder}({', '.join(parts)})"
+
+
+RESNET = {"coefficients": {"beta1": 1.0, "beta2": 0.0}, "modes": {"beta2": "pruned"}}
+"""ResNet: β₁ = 1, β₂ = 0 (pruned) in (C1)."""
+
+HBNET = {"coefficients": {"beta1": 1.0, "beta2": -1.0}}
+"""HBNet (SCIS C.1): β₁ = 1, β₂ = −1 in (C1)."""
+
+DENSENET = {"alpha": "ones", "modes": {"beta": "pruned"}}
+"""DenseNet: α = 1, β = 0 (pruned) in (C3)."""
+
+AGDNET = {"alpha": "ones", "modes": {"alpha": "learnable"}, "beta": 0.1}
+"""AGDNet (SCIS C.2, (C6)): learnable α (initialised at 1, i.e. DenseNet), h from (5), β = 0.1."""
+
+PLAIN_FIRST = (
+    "the first block of each stage is a plain block, z₁ = {z1} (z₋₁ = z₀ cancels the shortcut)"
+)
+"""What HBNet's restart at z₋₁ = z₀ makes of each stage's first block (docs/algorithms.md, Stages)."""
+
+PREACT_DEPTHS = {20: False, 56: False, 110: False, 164: True, 1001: True}
+"""Pre-activation CIFAR depths and whether they use the bottleneck (He et al. 2016, Identity Mappings)."""
+
+
+def _cifar_resnets() -> list[ZooNetwork]:
+    networks = []
+    for depth in (20, 56, 110):
+        networks.append(
+            ZooNetwork(
+                f"resnet{depth}",
+                "heavyball",
+                "cifar_resnet",
+                {"depth": depth, **RESNET},
+                f"ResNet-{depth} (He et al. 2016): (C1) with β₁ = 1, β₂ = 0",
+                "ResNet-56" if depth == 56 else "",
+            )
+        )
+        networks.append(
+            ZooNetwork(
+                f"hbnet{depth}",
+                "heavyball",
+                "cifar_resnet",
+                {"depth": depth, **HBNET},
+                f"HBNet-{depth} (SCIS C.1): (C1) with β₁ = 1, β₂ = −1, ReLU after the sum "
+                f"(not invertible); {PLAIN_FIRST.format(z1='ReLU(T(x))')}",
+                "HBNet-56" if depth == 56 else "",
+            )
+        )
+    return networks
+
+
+def _other_cifar_resnets() -> list[ZooNetwork]:
+    return [
+        ZooNetwork(
+            "cnn56",
+            "gd",
+            "cifar_resnet",
+            {"depth": 56},
+            "Plain 56-layer CNN: gradient descent's z_{k+1} = ρ(T(z_k))",
+            "plain CNN-56",
+        ),
+        ZooNetwork(
+            "dmrnet56",
+            "admm",
+            "cifar_resnet",
+            {"depth": 56, "coefficients": PythonName("dmrnet_coefficients")},
+            "DMRNet-56 (two paths of 27 blocks): (C5) with α = β = ½ on the last iterate",
+        ),
+        ZooNetwork(
+            "admmnet56",
+            "admm",
+            "cifar_resnet",
+            {"depth": 56},
+            "ADMM net-56 (two paths of 27 blocks): (C5) with the α, β of the first (z′) path of "
+            "(13), α = −½ on z′₁…z′ₖ, β = ½ on z₁…zₖ plus ½ on zₖ, shared by both paths as (C5) "
+            "prints them ((13)'s z path has other weights)",
+            "ADMM net-56",
+        ),
+    ]
+
+
+def _cifar_preact() -> list[ZooNetwork]:
+    networks = []
+    for depth, bottleneck in PREACT_DEPTHS.items():
+        unit = "bottleneck" if bottleneck else "basic"
+        arguments = {"depth": depth, "bottleneck": bottleneck}
+        networks.append(
+            ZooNetwork(
+                f"preresnet{depth}",
+                "heavyball",
+                "cifar_preact_resnet",
+                {**arguments, **RESNET},
+                f"Pre-activation ResNet-{depth} ({unit} units; He et al., Identity Mappings "
+                "2016): (C1) with β₁ = 1, β₂ = 0, no ρ",
+            )
+        )
+        networks.append(
+            ZooNetwork(
+                f"prehbnet{depth}",
+                "heavyball",
+                "cifar_preact_resnet",
+                {**arguments, **HBNET},
+                f"Pre-activation HBNet-{depth} ({unit} units): (C1) with β₁ = 1, β₂ = −1, no ρ; "
+                f"{PLAIN_FIRST.format(z1='T(x)')}; invertible (memory='reversible')",
+            )
+        )
+    return networks
+
+
+def _cifar_densenets() -> list[ZooNetwork]:
+    networks = []
+    for depth in (40, 52):
+        networks.append(
+            ZooNetwork(
+                f"densenet{depth}",
+                "nesterov2",
+                "cifar_densenet",
+                {"depth": depth, **DENSENET},
+                f"DenseNet (k = 12, L = {depth}): (C3) with α = 1, β = 0",
+                "DenseNet-40 (k = 12)" if depth == 40 else "",
+            )
+        )
+        networks.append(
+            ZooNetwork(
+                f"agdnet{depth}",
+                "nesterov2",
+                "cifar_densenet",
+                {"depth": depth, **AGDNET},
+                f"AGDNet (k = 12, L = {depth}): (C6), learnable α, β = 0.1",
+                "AGDNet-40 (k = 12)" if depth == 40 else "",
+            )
+        )
+    return networks
+
+
+def _imagenet() -> list[ZooNetwork]:
+    networks = []
+    for depth in (34, 50, 101):
+        networks.append(
+            ZooNetwork(
+                f"resnet{depth}",
+                "heavyball",
+                "imagenet_resnet",
+                {"depth": depth, **RESNET},
+                f"ResNet-{depth} for ImageNet: (C1) with β₁ = 1, β₂ = 0",
+            )
+        )
+        networks.append(
+            ZooNetwork(
+                f"hbnet{depth}",
+                "heavyball",
+                "imagenet_resnet",
+                {"depth": depth, **HBNET},
+                f"HBNet-{depth} for ImageNet: (C1) with β₁ = 1, β₂ = −1; "
+                + PLAIN_FIRST.format(z1="ReLU(T(x))"),
+            )
+        )
+    networks.append(
+        ZooNetwork(
+            "densenet121",
+            "nesterov2",
+            "imagenet_densenet",
+            {"depth": 121, **DENSENET},
+            "DenseNet-121 (DenseNet-BC, k = 32): (C3) with α = 1, β = 0",
+        )
+    )
+    networks.append(
+        ZooNetwork(
+            "agdnet121",
+            "nesterov2",
+            "imagenet_densenet",
+            {"depth": 121, **AGDNET},
+            "AGDNet-121: (C6) on DenseNet-121, learnable α, β = 0.1",
+        )
+    )
+    return networks
+
+
+ZOO: tuple[ZooNetwork, ...] = tuple(
+    _cifar_resnets() + _other_cifar_resnets() + _cifar_preact() + _cifar_densenets() + _imagenet()
+)
+"""The built-in networks, each a factory of a generated conv module (derive.models.zoo)."""
+
+
+def zoo_networks(algorithm: str) -> list[ZooNetwork]:
+    """The zoo's networks built by `ALGORITHM_conv.py`, in the table's order."""
+    return [n for n in ZOO if n.algorithm == algorithm]
 
 
 @dataclass(frozen=True)
@@ -42,29 +272,16 @@ def _text(value: object) -> str:
     return str(value)
 
 
-_RESNET = {"coefficients": {"beta1": 1.0, "beta2": 0.0}, "modes": {"beta2": "pruned"}}
-_HBNET = {"coefficients": {"beta1": 1.0, "beta2": -1.0}}
+def _paper_networks() -> dict[str, tuple[PaperNetwork, ...]]:
+    """The titled zoo entries of create_model's builders (cifar_resnet, cifar_densenet)."""
+    found: dict[str, list[PaperNetwork]] = {}
+    for n in ZOO:
+        if n.title and n.builder in ("cifar_resnet", "cifar_densenet"):
+            found.setdefault(n.algorithm, []).append(PaperNetwork(n.title, n.name, n.arguments))
+    return {algorithm: tuple(networks) for algorithm, networks in found.items()}
 
-PAPER_NETWORKS: dict[str, tuple[PaperNetwork, ...]] = {
-    "heavyball": (
-        PaperNetwork("ResNet-56", "resnet56", {"depth": 56, **_RESNET}),
-        PaperNetwork("HBNet-56", "hbnet56", {"depth": 56, **_HBNET}),
-    ),
-    "nesterov2": (
-        PaperNetwork(
-            "DenseNet-40 (k = 12)",
-            "densenet40",
-            {"depth": 40, "alpha": "ones", "modes": {"beta": "pruned"}},
-        ),
-        PaperNetwork(
-            "AGDNet-40 (k = 12)",
-            "agdnet40",
-            {"depth": 40, "alpha": "ones", "modes": {"alpha": "learnable"}, "beta": 0.1},
-        ),
-    ),
-    "gd": (PaperNetwork("plain CNN-56", "cnn56", {"depth": 56}),),
-    "admm": (PaperNetwork("ADMM net-56", "admmnet56", {"depth": 56}),),
-}
+
+PAPER_NETWORKS: dict[str, tuple[PaperNetwork, ...]] = _paper_networks()
 """Per algorithm, its networks in the papers (other depths: change `depth`, as the zoo does)."""
 
 
@@ -73,4 +290,61 @@ def paper_networks(algorithm: str, filename: str) -> list[dict[str, str]]:
     return [
         {"title": n.title, "zoo": n.zoo, "call": n.call(), "command": n.command(filename)}
         for n in PAPER_NETWORKS.get(algorithm, ())
+    ]
+
+
+GENERIC_FACTORIES: dict[str, tuple[tuple[str, str, str, str], ...]] = {
+    "resnet": (
+        (
+            "cifar",
+            "cifar_resnet",
+            "56",
+            "A CIFAR ResNet-shaped network of these blocks (depth 6n + 2).",
+        ),
+        (
+            "imagenet",
+            "imagenet_resnet",
+            "50",
+            "An ImageNet ResNet-shaped network of these blocks (depth 18, 34, 50, 101 or 152).",
+        ),
+    ),
+    "dense": (
+        (
+            "cifar",
+            "cifar_densenet",
+            "40",
+            "A CIFAR DenseNet-shaped network of these stages (depth 3n + 4).",
+        ),
+        (
+            "imagenet",
+            "imagenet_densenet",
+            "121",
+            "An ImageNet DenseNet-BC-shaped network of these stages (depth 121, 169 or 201).",
+        ),
+    ),
+}
+"""(factory, builder, default depth, docstring) of a module whose algorithm has no zoo network."""
+
+
+def factories(algorithm: str, family: str) -> list[dict[str, str]]:
+    """The factory functions a generated conv module defines: name, parameters, doc, body."""
+    zoo = zoo_networks(algorithm)
+    if zoo:
+        return [
+            {
+                "name": n.name,
+                "parameters": f"num_classes: int = {n.num_classes}",
+                "doc": n.description + ".",
+                "call": n.call(),
+            }
+            for n in zoo
+        ]
+    return [
+        {
+            "name": name,
+            "parameters": f"depth: int = {depth}, num_classes: int = {1000 if name == 'imagenet' else 10}",
+            "doc": doc,
+            "call": f"{builder}(depth=depth, num_classes=num_classes)",
+        }
+        for name, builder, depth, doc in GENERIC_FACTORIES[family]
     ]
