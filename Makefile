@@ -27,13 +27,17 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(PY) -m derive demo
 
+# Tests run in parallel, one pytest-xdist worker per core, one torch thread per worker (more threads
+# than cores make OpenMP threads wait on each other). `pytest tests/test_x.py` alone stays serial.
+TEST_PARALLEL ?= -n auto --dist worksteal
+
 test: $(STAMP)
-	$(PY) -m pytest -q -m "not slow"
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -m "not slow" $(TEST_PARALLEL)
 
 # The long checks (tests marked @pytest.mark.slow, a few minutes): built-in recurrences checked at
 # depth 1000, `derive simulate --quick` end to end, twice. `make test` leaves them out.
 test-slow: $(STAMP)
-	$(PY) -m pytest -q -m slow
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -m slow $(TEST_PARALLEL)
 
 lint: $(STAMP)
 	$(PY) -m ruff check derive tests bench generated
