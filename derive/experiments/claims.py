@@ -156,6 +156,14 @@ def row_where(rows: list[dict[str, str]], column: str, value: str) -> dict[str, 
     raise LookupError(f"no row with {column} = {value!r}")
 
 
+def number_in(relative: str, pattern: str) -> str:
+    """The first group of `pattern` in a committed doc (a figure its prose states)."""
+    found = re.search(pattern, " ".join(read(relative).split()))
+    if found is None:
+        raise LookupError(f"{relative} no longer says {pattern!r}")
+    return found.group(1)
+
+
 def first_command(relative: str) -> str:
     """The command a results doc records in its first fenced block."""
     return read(relative).split("```", 2)[1].strip()
@@ -574,6 +582,8 @@ def stability_claims() -> tuple[Claim, ...]:
     calmer = _count(hbnet["spiked"])[0] < _count(resnet["spiked"])[0] and spike_p < 0.05
     gradient = "largest gradient norm, steps 1–80"
     gradient_ratio = _mean(hbnet[gradient]) / _mean(resnet[gradient])
+    epochs = number_in(STABILITY_DOC, r"(\d+) epochs at lr 0\.1")
+    steps = number_in(STABILITY_DOC, r"\((\d+) SGD steps")
     command = first_command(STABILITY_DOC)
     run = (
         "derive stability run --data-dir ../shared/data/cifar-10-head --out docs/results/stability"
@@ -595,7 +605,7 @@ def stability_claims() -> tuple[Claim, ...]:
             "(hence warm-up); HBNet (n = 18) is more stable",
             REPRODUCED if calmer else UNDECIDED,
             f"early loss spike in ResNet-110 {resnet['spiked']}, HBNet-110 {hbnet['spiked']} "
-            f"(Fisher p = {spike_p:g}), 2 epochs of CIFAR-10-head; but HBNet-110's largest "
+            f"(Fisher p = {spike_p:g}), {epochs} epochs of CIFAR-10-head; but HBNet-110's largest "
             f"gradient norm is {gradient_ratio:.3g} times ResNet-110's",
             (claim_section,),
             f"{run}; {command}",
@@ -604,7 +614,7 @@ def stability_claims() -> tuple[Claim, ...]:
             "SCIS §8, Table 1 note: HBNet (n = 18) gives a converged result from one training run, "
             "ResNet (n = 18) needs several",
             UNDECIDED,
-            f"160 steps measured, not 300 epochs: within them HBNet-110 failed to learn in "
+            f"{steps} steps measured, not 300 epochs: within them HBNet-110 failed to learn in "
             f"{hbnet['failed to learn']} runs, ResNet-110 in {resnet['failed to learn']}",
             (left_open,),
             f"derive stability run --epochs 150 --data-dir DIR --out STUDY; {command}",
@@ -659,10 +669,11 @@ def accuracy_claims() -> tuple[Claim, ...]:
             f"{CIFAR_DOC} now holds full-data runs: decide the accuracy rows from them"
         )
     full_data = Evidence(CIFAR_DOC, anchor="Full CIFAR, beside the papers", quote=NO_FULL_RUN)
-    difference = row_where(table_rows(cifar, "Pair"), "Pair", "hbnet56 − resnet56")["mean ± std"]
+    pair = row_where(table_rows(cifar, "Pair"), "Pair", "hbnet56 − resnet56")
     arms = table_rows(read(STABILITY_DOC), "Arm", "test accuracy % at the end")
     dense = row_where(arms, "Arm", "DenseNet-40 (k = 12)")["test accuracy % at the end"]
     agd = row_where(arms, "Arm", "AGDNet-40 (k = 12)")["test accuracy % at the end"]
+    dense_epochs = number_in(STABILITY_DOC, r"the DenseNet pair (\d+) epoch")
     head = Evidence(
         README,
         anchor="CIFAR-10-head on the CPU: a smoke test of the pipeline, not a comparison",
@@ -679,7 +690,8 @@ def accuracy_claims() -> tuple[Claim, ...]:
             f"SCIS §8: HBNet performs better than ResNet on CIFAR (Table 1, n = 9 and 18; "
             f"{printed_lead(hb)})",
             UNDECIDED,
-            f"no full-data run; CIFAR-10-head, 8 epochs: HBNet-56 − ResNet-56 {difference} "
+            f"no full-data run; CIFAR-10-head, {pair['Epochs']} epochs: HBNet-56 − ResNet-56 "
+            f"{pair['mean ± std']} "
             "points of test error, far inside the seed spread",
             (full_data, head, subset),
             f"{train}; the same for resnet56; derive report --runs-root runs",
@@ -688,7 +700,7 @@ def accuracy_claims() -> tuple[Claim, ...]:
             f"SCIS §8: AGDNet performs better than DenseNet on CIFAR (Table 1, k = 12, L = 40 and "
             f"52; {printed_lead(dense_pairs)})",
             UNDECIDED,
-            f"no full-data run; after 1 epoch of CIFAR-10-head, test accuracy DenseNet-40 {dense} %, "
+            f"no full-data run; after {dense_epochs} epoch{'' if dense_epochs == '1' else 's'} of CIFAR-10-head, test accuracy DenseNet-40 {dense} %, "
             f"AGDNet-40 {agd} %",
             (full_data, Evidence(STABILITY_DOC, anchor="Results")),
             "derive train agdnet40 --dataset cifar10 --data-dir DIR --out runs/agdnet40-s0; "
@@ -732,6 +744,12 @@ def nas_claims() -> tuple[Claim, ...]:
         anchor="What this does and does not show",
         quote="It does not show which space finds better architectures.",
     )
+    search_epochs = number_in(NAS_DOC, r"(\d+) epochs; order")
+    images = number_in(NAS_DOC, r"the first ([\d,]+) training images")
+    eval_epochs = number_in(NAS_DOC, r"shortened to \*\*(\d+)\*\* \(DARTS: 600\)")
+    budget = (
+        f"{search_epochs} search epochs on {images} images, {eval_epochs} of 600 evaluation epochs"
+    )
     search = "bash bench/nas_study.sh 0 1 2; bash bench/nas_eval_study.sh; " + first_command(
         NAS_DOC
     )
@@ -751,6 +769,20 @@ def nas_claims() -> tuple[Claim, ...]:
             "OMP_NUM_THREADS=1 .venv/bin/python bench/bench_nas.py --rounds 5",
         ),
         _by_test(
+            "SCIS §9.1, (15): the HB search space, xₜ = ō₁(xₜ₋₁) + ō₂(xₜ₋₁) + ō(xₜ₋₂), nine "
+            "operations (Table 3)",
+            "the space is derived from heavy ball; its edges and operations are those of (15)",
+            "tests/test_nas_spaces.py",
+            "test_heavy_ball_gives_scis_15",
+        ),
+        _by_test(
+            "SCIS §9.2, (20)–(21): the AGD search space, every predecessor weighted by a softmax "
+            "over paths (edge normalisation)",
+            "the space is derived from the all-history AGD (12), with edge normalisation",
+            "tests/test_nas_spaces.py",
+            "test_agd_is_the_all_history_agd_with_edge_normalisation",
+        ),
+        _by_test(
             "SCIS §9.1, (18): HB initialisation starts the search at xₜ = F(xₜ₋₁) + xₜ₋₁ − xₜ₋₂",
             "the initialised supernet computes (18)",
             "tests/test_nas_supernet.py",
@@ -759,15 +791,22 @@ def nas_claims() -> tuple[Claim, ...]:
         Claim(
             "SCIS Table 4: search space-HB finds a better cell than DARTS (2.82 % vs 3.00 %)",
             UNDECIDED,
-            "CPU study: 6 search epochs on 2,000 images, 4 of 600 evaluation epochs",
+            f"CPU study: {budget}",
             (study,),
             search,
         ),
         Claim(
             "SCIS Table 4: HB initialisation finds a better cell (2.68 %)",
             UNDECIDED,
-            "at this budget the initialisation itself fixes the ±identity edges; 4 evaluation epochs",
-            (study,),
+            f"at this budget ({budget}) the initialisation itself fixes the ±identity edges",
+            (
+                study,
+                Evidence(
+                    NAS_DOC,
+                    anchor="What this does and does not show",
+                    quote="so their choice is the initialisation itself, not a search result",
+                ),
+            ),
             search,
         ),
         Claim(
@@ -794,13 +833,14 @@ def nas_claims() -> tuple[Claim, ...]:
 
 def conjecture_claims() -> tuple[Claim, ...]:
     data = json.loads(read(f"{SIM_DIR}/simulation.json"))["data"]
+    epochs = row_where(table_rows(read(CIFAR_DOC), "Pair"), "Pair", "hbnet56 − resnet56")["Epochs"]
     return (
         Claim(
             "SCIS §6, appendix B (ACML §5): a faster optimization algorithm inspires a better network",
             UNDECIDED,
             f"the simulation's targets are drawn independently of its inputs, so no network can "
             f"predict them (best constant {data['best_constant_mse']:.5f}, predicting 0 "
-            f"{data['mean_f_squared']:.5f}); the CIFAR runs are 8 epochs on a tenth of the data",
+            f"{data['mean_f_squared']:.5f}); the CIFAR runs are {epochs} epochs on a tenth of the data",
             (
                 Evidence(
                     README,
@@ -872,8 +912,8 @@ def topics() -> tuple[Topic, ...]:
         ),
         Topic(
             "Neural architecture search (SCIS §9, Tables 4–5)",
-            "The cost row is computed from bench_nas.md; the others are judgements from "
-            "nas_study.md, quoted.",
+            "The cost row is computed from bench_nas.md, the search spaces are checked by the tests "
+            "named, and the results are judgements from nas_study.md, quoted.",
             nas_claims(),
         ),
     )
@@ -894,6 +934,11 @@ def link(evidence: Evidence) -> str:
     if evidence.anchor:
         return f"[{label} § {evidence.anchor}]({target}#{slug(evidence.anchor)})"
     return f"[{label}]({target})"
+
+
+def links(claim: Claim) -> str:
+    """The links of a row's evidence, each once, one per line of the cell."""
+    return "<br>".join(dict.fromkeys(link(e) for e in claim.evidence))
 
 
 def cell(text: str) -> str:
@@ -920,7 +965,7 @@ def build_markdown() -> str:
         statuses=STATUSES,
         cell=cell,
         why_cell=why_cell,
-        link=link,
+        links=links,
     )
 
 
