@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_models.py [--rounds 5] [--batch 64] [--threads 1]
 
-Goals (issue 3): HBNet-56 / ResNet-56 ≤ 1.05, AGDNet-40 / DenseNet-40 ≤ 1.10, and the project's
+Goals: HBNet-56 / ResNet-56 ≤ 1.05, AGDNet-40 / DenseNet-40 ≤ 1.10, and the project's
 ResNet-56 no slower than a plain hand-written ResNet-56. Models are timed in interleaved rounds
 (one step of each per round, after warm-up) and the median per model is compared, so drift of a
 shared machine hits every model alike. Prints a table; nothing is asserted.

@@ -1,4 +1,4 @@
-"""Contract 4: the tied fc network of ALGO equals ALGO run directly in x-space (float64, ≤ 1e-9).
+"""The fc form: the tied fc network of ALGO equals ALGO run directly in x-space (float64, ≤ 1e-9).
 
 The reference optimizers are written here from the papers' x-space equations with numpy; they
 share nothing with the derivation or the templates. x_k = U z_k, U = √W, ∇f(x) = x − UΦ(Ux).

@@ -165,7 +165,7 @@ def test_cli_bounds_agree_with_the_library() -> None:
 
 
 def test_search_then_network_then_train_end_to_end(data: Path, tmp_path: Path) -> None:
-    """Contract 7's pipeline: genotype.json → `derive nas network` → `derive train` (skipped until the
+    """The NAS pipeline: genotype.json → `derive nas network` → `derive train` (skipped until the
     evaluation half, `derive nas network`, is on this branch)."""
     import importlib.util
 

@@ -1,4 +1,4 @@
-"""The fc form (contract 4): `ALGO_fc.py` with build_tied / build_untied, from the IR."""
+"""The fc form: `ALGO_fc.py` with build_tied / build_untied, from the IR."""
 
 from __future__ import annotations
 

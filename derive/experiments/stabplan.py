@@ -1,4 +1,4 @@
-"""The stability study (issue 12): which runs it makes, and the criteria it judges them by.
+"""The stability study: which runs it makes, and the criteria it judges them by.
 
 The claim tested (SCIS'23 §8 after Table 1; ACML'18 §6): with the same recipe, a deep ResNet
 (n = 18, 110 layers) "requires multiple trials to achieve a converged result" and needs a warm-up

@@ -589,7 +589,7 @@ def build_stability_report(study: str | Path, command: str) -> str:
         "to the plan after the other arms had run (judged by the same criteria, unchanged). The "
         "runs' own clocks add up to "
         f"{seconds / 3600:.1f} hours (sum of their metrics.csv seconds), more than the CPU time "
-        "they used: the two cores were shared with other engineers' jobs all along"
+        "they used: the two cores were shared with other jobs all along"
         + (
             f"; the pre-activation pair's runs alone took {preact_seconds / 3600:.1f} hours, more "
             "than its estimate from FLOPs: its bottleneck stages, whose tensors between units are 4× "

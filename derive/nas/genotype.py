@@ -1,6 +1,6 @@
 """A searched architecture (genotype): which operation on which input for every node of the two cells.
 
-JSON form (DESIGN.md contract 7)::
+JSON form (genotype.json, written by `derive nas search`, read by `derive nas network`)::
 
     {"space": "darts",
      "normal": [[["sep_conv_3x3", 0], ["sep_conv_3x3", 1]], ...],   one list of [op, input] per node

@@ -59,7 +59,7 @@ def build_network(
     auxiliary: bool = False,
     drop_path: float = 0.0,
 ) -> nn.Module:
-    """DARTS's NetworkCIFAR of `genotype` (contract 7), from the code `derive nas network` writes."""
+    """DARTS's NetworkCIFAR of `genotype` (a Genotype or its genotype.json), from the code `derive nas network` writes."""
     check_sizes(channels, cells)
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise UserError(f"num_classes must be a positive integer, got {num_classes!r}")

@@ -1,4 +1,4 @@
-"""CIFAR-10/100 from the official python layout, read safely and checked (contract 6).
+"""CIFAR-10/100 from the official python layout, read safely and checked.
 
     data = load_cifar("cifar10", "~/data")   # or the cifar-10-batches-py folder itself
     data.train_images  # uint8, N x 3 x 32 x 32 (channel-planar R, G, B as stored)

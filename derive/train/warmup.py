@@ -1,4 +1,4 @@
-"""Learning-rate warm-up (`--warmup-steps N --warmup-factor F [--warmup-until-error E]`), contract 10.
+"""Learning-rate warm-up (`--warmup-steps N --warmup-factor F [--warmup-until-error E]`).
 
 During the first N optimizer steps of a run every parameter group trains at F × the rate the epoch
 schedule gives it; after them the schedule alone decides. The factor is applied around each
