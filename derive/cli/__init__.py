@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from derive import __version__
 from derive.cli.argtypes import show_bounds
+from derive.cli.options_parser import record_given
 from derive.devices import apply_threads, prefer_passive_wait
 from derive.errors import UserError
 from derive.signals import Terminated, terminate_as_interrupt
@@ -52,6 +53,11 @@ class ArgumentParser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         command = self.prog.removeprefix("derive").strip()
         raise UserError(f"{command}: {message}" if command else message)
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[no-untyped-def]
+        """argparse's, plus which declared options were typed (derive.cli.options_parser)."""
+        namespace, extras = super().parse_known_args(args, namespace)
+        return record_given(self, args, namespace), extras
 
 
 def build_parser() -> ArgumentParser:

@@ -111,3 +111,54 @@ def check_evaluation_options(config: TrainConfig) -> None:
         raise UserError(
             f"--grad-clip must be a finite number >= 0 (0: off), got {config.grad_clip}"
         )
+
+
+# --- values of options given as text (ValueError: the message the command line shows) -------------
+
+
+def parse_lr_fractions(text: str) -> tuple[float, ...]:
+    """--lr-milestones F,F: increasing fractions strictly between 0 and 1."""
+    try:
+        values = tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise ValueError(
+            f"expected comma-separated fractions like 0.5,0.75, got {text!r}"
+        ) from None
+    if not values or not all(0 < v < 1 for v in values) or list(values) != sorted(values):
+        raise ValueError(f"expected increasing fractions between 0 and 1, got {text!r}")
+    return values
+
+
+def _finite(text: str) -> float:
+    """float(text), or NaN where it is no number (so every range check refuses it)."""
+    try:
+        return float(text)
+    except ValueError:
+        return math.nan
+
+
+def parse_warmup_factor(text: str) -> float:
+    """--warmup-factor F: a number in (0, 1] (a warm-up scales the lr down)."""
+    value = _finite(text)
+    if not (math.isfinite(value) and 0 < value <= 1):
+        raise ValueError(f"expected a number in (0, 1], got {text!r}")
+    return value
+
+
+def parse_error_percent(text: str) -> float:
+    """--warmup-until-error PERCENT: strictly between 0 and 100."""
+    value = _finite(text)
+    if not (math.isfinite(value) and 0 < value < 100):
+        raise ValueError(f"expected a percentage strictly between 0 and 100, got {text!r}")
+    return value
+
+
+def parse_model_arg_text(text: str) -> str:
+    """--model-arg NAME=VALUE, checked as text (derive.modelargs.collect parses it the same way)."""
+    from derive.modelargs import parse_model_arg
+
+    try:
+        parse_model_arg(text)
+    except UserError as exc:
+        raise ValueError(str(exc).removeprefix("--model-arg: ")) from None
+    return text
