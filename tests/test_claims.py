@@ -242,3 +242,18 @@ def test_the_doc_speaks_only_of_the_work_itself() -> None:
 def test_the_results_index_points_to_this_page_first() -> None:
     first = (RESULTS / "README.md").read_text(encoding="utf-8").splitlines()[:3]
     assert any("(claims.md)" in line for line in first)
+
+
+def test_rerun_commands_of_derive_parse(topics) -> None:
+    """Each `derive ...` command of the doc is accepted by the CLI's own parser (DIR, OUT: yours)."""
+    import shlex
+
+    from derive.cli import build_parser
+
+    parser = build_parser()
+    parts = [p for c in topics for row in c.claims for p in row.command.split("; ")]
+    derive_parts = sorted({p for p in parts if p.startswith("derive ")})
+    assert len(derive_parts) >= 8
+    for part in derive_parts:
+        args = parser.parse_args(shlex.split(part)[1:])
+        assert args.command == part.split()[1], part
