@@ -43,8 +43,9 @@ eval_one() {
   fi
   echo "$(date -u +%FT%TZ) start $name: $genotype, seed $seed -> $out (log $log)"
   mkdir -p "$out"
-  if net=$(.venv/bin/derive -q nas network "$genotype" --out "$out" --channels "$CHANNELS" \
-        --cells "$CELLS" 2>>"$log") \
+  if .venv/bin/derive nas network "$genotype" --out "$out" --channels "$CHANNELS" \
+        --cells "$CELLS" 2>>"$log" \
+    && net=$(sed -n 's/^wrote //p' "$log" | tail -n 1) && [ -n "$net" ] \
     && OMP_NUM_THREADS=1 nice -n 10 /usr/bin/time -f "%U %S" -a -o "$out/cpu_seconds.txt" \
         .venv/bin/derive train "$net" --recipe darts-eval --dataset cifar10 --data-dir "$DATA" \
         --out "$out" --epochs "$EPOCHS" --seed "$seed" --device cpu --progress-interval 300 \

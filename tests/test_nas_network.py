@@ -1,12 +1,15 @@
-"""The evaluation network of a genotype (issue 10 item 6): generated code, DARTS's parameter counts,
-forward shapes, the auxiliary head, drop-path, and `derive nas network` with its bad inputs."""
+"""The evaluation network of a genotype: generated code that needs only torch, DARTS's parameter
+counts, forward shapes, the auxiliary head, drop-path, and `derive nas network` with its bad inputs."""
 
 from __future__ import annotations
 
 import ast
 import json
 import linecache
+import os
+import subprocess
 import sys
+from pathlib import Path
 
 import black
 import pytest
@@ -18,7 +21,7 @@ from derive.codegen.generate import LINE_LENGTH
 from derive.codegen.nas import generate_nas_network, network_name, render_nas_network
 from derive.errors import UserError
 from derive.models.stats import count_parameters
-from derive.nas import GENOTYPES, build_network, build_supernet, from_json
+from derive.nas import GENOTYPES, build_network, build_supernet, from_json, ops
 from derive.nas.network import network_module
 from derive.nas.ops import OP_NAMES, FactorizedReduce, ReLUConvBN, is_identity, make_op
 
@@ -44,7 +47,7 @@ HB = from_json(
 )
 
 
-# --- DARTS's numbers (research/nas.md §2: quark0/darts logs, pdarts #7) ---------------------------
+# --- DARTS's numbers (the logs of quark0/darts and of P-DARTS) ------------------------------------
 
 
 def test_darts_parameter_counts_are_exact() -> None:
@@ -65,7 +68,9 @@ def test_darts_network_shape() -> None:
     assert [i for i, k in enumerate(kinds) if k == "ReductionCell"] == [6, 13]
     for i, cell in enumerate(net.cells):  # c_{k−2} is at twice the resolution after a reduction
         after_reduction = i - 1 in (6, 13)
-        assert isinstance(cell.preprocess0, FactorizedReduce if after_reduction else ReLUConvBN)
+        # the file defines its own copies of derive.nas.ops's classes: compare by name
+        expected = FactorizedReduce if after_reduction else ReLUConvBN
+        assert type(cell.preprocess0).__name__ == expected.__name__
     assert net.stem[0].out_channels == 108
     assert net.auxiliary_head.features[2].in_channels == 576  # C_prev after cell 13
     assert net.classifier.in_features == 576
@@ -89,7 +94,7 @@ def test_generated_source_is_deterministic_formatted_and_cites_the_papers() -> N
     assert "x₃ = skip_connect(c_{k−2}) + dil_conv_3x3(x₀)" in docstring
     assert "x3 = x_m2 + drop_path(self.x3_op1(x0), p)" in first.source
     module = network_module("darts_v2", 36, 20)
-    assert from_json(json.loads(module.GENOTYPE_JSON)) == GENOTYPES["darts_v2"]
+    assert from_json(module.GENOTYPE) == GENOTYPES["darts_v2"]
     assert (module.NAME, module.SPACE, module.CHANNELS, module.CELLS) == (
         "darts_v2",
         "darts",
@@ -122,7 +127,7 @@ def test_a_hostile_space_name_stays_a_string() -> None:
     )
     module = network_module(from_json(data), 4, 3, name="hostile")
     assert module.SPACE == data["space"]
-    assert json.loads(module.GENOTYPE_JSON)["space"] == data["space"]
+    assert module.GENOTYPE["space"] == data["space"]
 
 
 def test_every_operation_is_built_as_make_op_builds_it() -> None:
@@ -203,8 +208,85 @@ def test_odd_channels_are_refused_as_in_the_search() -> None:
     with pytest.raises(ValueError, match="even channels"):
         module.create_model(10, channels=5)
     net = build_network("darts_v2", channels=6, cells=6)
-    reduces = [m for m in net.modules() if isinstance(m, FactorizedReduce)]
+    reduces = [m for m in net.modules() if type(m).__name__ == FactorizedReduce.__name__]
     assert reduces and all(m.bn.num_features % 2 == 0 for m in reduces)
+
+
+# --- a file that needs only torch ---------------------------------------------------------------
+
+TORCH_ONLY = """
+import importlib, sys
+sys.path += [sys.argv[1], sys.argv[2]]  # torch's site-packages, the file's folder: nothing else
+try:
+    import derive
+except ImportError:
+    pass
+else:
+    raise SystemExit("derive is importable: the check proves nothing")
+import torch
+net = importlib.import_module(sys.argv[3]).create_model(5, channels=4, cells=3).eval()
+with torch.no_grad():
+    print(tuple(net(torch.randn(2, 3, 16, 16)).shape), sorted(m for m in sys.modules if "derive" in m))
+"""
+
+
+def test_a_written_file_runs_with_torch_alone(tmp_path) -> None:
+    written = generate_nas_network(hb_genotype_file(tmp_path), 4, 3)
+    source = written.source
+    tree = ast.parse(source)
+    imported = {
+        alias.name.split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Import, ast.ImportFrom))
+        for alias in (node.names if isinstance(node, ast.Import) else [ast.alias(node.module)])
+    }
+    assert imported <= {"__future__", "torch"}, imported
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    (alone / written.filename).write_text(source, encoding="utf-8")
+    site_packages = str(Path(torch.__file__).parents[1])
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-I", "-S", "-c", TORCH_ONLY, site_packages, str(alone), "hb"]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["(2,", "5)", "[]"]
+
+
+def hb_genotype_file(folder: Path) -> Path:
+    """HB as a genotype.json named hb.json (so the written file is hb.py)."""
+    path = folder / "hb.json"
+    path.write_text(HB.dumps(), encoding="utf-8")
+    return path
+
+
+def _with_derive_ops(module):
+    """A copy of the generated module's namespace whose operation classes are derive.nas.ops's."""
+    names = ("ReLUConvBN", "DilConv", "SepConv", "Negate", "Zero", "FactorizedReduce")
+    return {name: getattr(ops, name) for name in names if hasattr(module, name)}
+
+
+@pytest.mark.parametrize("genotype", ["darts_v2", "darts_v1", "hb"])
+def test_copied_operations_build_what_derive_nas_ops_builds(genotype, monkeypatch) -> None:
+    """The same module tree, state_dict keys, parameters and initial weights for a seed, and the
+    same outputs, as the network built with derive.nas.ops's own classes."""
+    spec = HB if genotype == "hb" else genotype
+    module = network_module(spec, 6, 4)
+    assert all(getattr(module, name) is not getattr(ops, name) for name in _with_derive_ops(module))
+    torch.manual_seed(11)
+    generated = module.create_model(7, auxiliary=True).eval()
+    for name, cls in _with_derive_ops(module).items():
+        monkeypatch.setattr(module, name, cls)
+    torch.manual_seed(11)
+    reference = module.create_model(7, auxiliary=True).eval()
+    assert any(isinstance(m, ops.ReLUConvBN) for m in reference.modules())
+    assert repr(generated) == repr(reference)
+    ours, theirs = generated.state_dict(), reference.state_dict()
+    assert list(ours) == list(theirs)
+    assert all(torch.equal(ours[key], theirs[key]) for key in ours)
+    assert count_parameters(generated) == count_parameters(reference)
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        assert torch.equal(generated(x), reference(x))
 
 
 # --- drop-path ----------------------------------------------------------------------------------
@@ -308,14 +390,15 @@ def test_network_names(tmp_path) -> None:
     assert network_name(tmp_path / "class.json") == "class_"
 
 
-def test_cli_writes_the_module_and_prints_its_path(tmp_path, capsys) -> None:
+def test_cli_writes_the_module_and_logs_its_path(tmp_path, capsys, caplog) -> None:
     out = tmp_path / "nets"
     assert (
         main(["nas", "network", "darts_v2", "--out", str(out), "--channels", "8", "--cells", "5"])
         == 0
     )
     path = out / "darts_v2.py"
-    assert capsys.readouterr().out.strip() == str(path)
+    assert capsys.readouterr().out == ""
+    assert f"wrote {path}" in caplog.messages  # as `derive network` logs it (stderr, INFO)
     assert path.read_text() == generate_nas_network("darts_v2", 8, 5).source
     assert sorted(p.name for p in out.iterdir()) == ["darts_v2.py"]
     run = tmp_path / "my run"

@@ -281,7 +281,7 @@ def test_nas_network_trains_with_the_darts_recipe_and_resumes_exactly(root, caps
         == 0
     )
     model = nets / "darts_v2.py"
-    assert capsys.readouterr().out.strip() == str(model)
+    assert capsys.readouterr().out == "" and model.is_file()  # the path is logged, not printed
 
     def train(out: str, epochs: int, *extra: str) -> int:
         return main(

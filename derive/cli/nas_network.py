@@ -7,10 +7,11 @@ import argparse
 from derive.cli.nas_sizes import add_size_options
 
 DESCRIPTION = """\
-Write DIR/<name>.py: readable PyTorch code of the genotype's normal and reduction cells and of
+Write DIR/<name>.py (and log "wrote DIR/<name>.py"): readable PyTorch code of the genotype's normal and reduction cells and of
 DARTS's evaluation network (NetworkCIFAR: stem, cells with reductions at cells//3 and 2·cells//3,
 auxiliary head at 2·cells//3, drop-path that leaves the identities ±x alone, global pool, linear),
-generated through the Jinja template templates/nas_network.py.j2. The file defines
+generated through the Jinja template templates/nas_network.py.j2. The file needs only torch and
+the standard library (the operations its cells use are defined in it). It defines
 create_model(num_classes=10, *, channels, cells, auxiliary, drop_path), so `derive train DIR/<name>.py`
 trains it (SCIS §9.3's evaluation: `--recipe darts-eval`).
 
@@ -48,5 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from derive.codegen.nas import write_nas_network
 
-    print(write_nas_network(args.genotype, args.out, channels=args.channels, cells=args.cells))
+    write_nas_network(
+        args.genotype, args.out, channels=args.channels, cells=args.cells
+    )  # logs "wrote PATH"
     return 0

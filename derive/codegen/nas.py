@@ -3,19 +3,24 @@
 The template `nas_network.py.j2` holds the network (stem, cell stack, auxiliary head, drop-path);
 this module prints what depends on the genotype: for each cell its nodes xₜ = Σ op(input) over the
 node's genes, the constructor of each operation (the DARTS definitions of `derive.nas.ops`, with
-the stride of its edge), and which outputs drop-path leaves alone (the stride-1 identities ±x).
+the stride of its edge, in keyword arguments), and which outputs drop-path leaves alone (the
+stride-1 identities ±x). The operation classes the cells use are copied from derive/nas/ops.py
+into the file, so it needs only torch and the standard library.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import keyword
 import logging
 import os
 import re
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
+import derive.nas.ops
 from derive.codegen.generate import GeneratedFile, format_source
 from derive.codegen.templates import render
 from derive.errors import UserError
@@ -30,12 +35,17 @@ CONSTRUCTORS: dict[str, str] = {
     "none": "Zero({stride})",
     "max_pool_3x3": "nn.MaxPool2d(3, stride={stride}, padding=1)",
     "avg_pool_3x3": "nn.AvgPool2d(3, stride={stride}, padding=1, count_include_pad=False)",
-    "skip_connect": "FactorizedReduce(c, c, affine=True)",  # stride 2 only; stride 1 is x itself
-    "neg_skip_connect": "Negate(FactorizedReduce(c, c, affine=True))",  # stride 2 only; else −x
-    "sep_conv_3x3": "SepConv(c, c, 3, {stride}, 1, affine=True)",
-    "sep_conv_5x5": "SepConv(c, c, 5, {stride}, 2, affine=True)",
-    "dil_conv_3x3": "DilConv(c, c, 3, {stride}, 2, 2, affine=True)",
-    "dil_conv_5x5": "DilConv(c, c, 5, {stride}, 4, 2, affine=True)",
+    # skip_connect and neg_skip_connect: stride 2 only; at stride 1 they are x and −x themselves
+    "skip_connect": "FactorizedReduce(c_in=c, c_out=c, affine=True)",
+    "neg_skip_connect": "Negate(FactorizedReduce(c_in=c, c_out=c, affine=True))",
+    "sep_conv_3x3": "SepConv(c_in=c, c_out=c, kernel_size=3, stride={stride}, padding=1, affine=True)",
+    "sep_conv_5x5": "SepConv(c_in=c, c_out=c, kernel_size=5, stride={stride}, padding=2, affine=True)",
+    "dil_conv_3x3": (
+        "DilConv(c_in=c, c_out=c, kernel_size=3, stride={stride}, padding=2, dilation=2, affine=True)"
+    ),
+    "dil_conv_5x5": (
+        "DilConv(c_in=c, c_out=c, kernel_size=5, stride={stride}, padding=4, dilation=2, affine=True)"
+    ),
 }
 """Each operation as derive.nas.ops.make_op(name, c, stride, affine=True) builds it (a test checks)."""
 IDENTITIES = ("skip_connect", "neg_skip_connect")
@@ -156,13 +166,33 @@ def cell_code(genotype: Genotype, reduction: bool) -> CellCode:
     return CellCode("NormalCell", "normal cell", False, nodes, concat)
 
 
-def _imports(cells: tuple[CellCode, ...]) -> list[str]:
-    names = {"FactorizedReduce", "ReLUConvBN"}
+OPERATION_CLASSES = ("ReLUConvBN", "DilConv", "SepConv", "Negate", "Zero", "FactorizedReduce")
+"""The classes of derive/nas/ops.py a generated file may hold, in the order it defines them."""
+NEEDS = {"SepConv": "DilConv"}  # SepConv is built from two DilConv halves
+
+
+def used_operation_classes(cells: tuple[CellCode, ...]) -> list[str]:
+    """The operation classes the cells construct (with those they are built from), in file order."""
+    names = {"FactorizedReduce", "ReLUConvBN"}  # the cells' preprocessing
     for cell in cells:
         for node in cell.nodes:
             for gene in node.genes:
-                names.update(re.findall(r"\b(Zero|SepConv|DilConv|Negate)\(", gene.constructor))
-    return sorted(names)
+                names.update(re.findall(r"\b(\w+)\(", gene.constructor))
+    names.update(NEEDS[name] for name in list(names) if name in NEEDS)
+    return [name for name in OPERATION_CLASSES if name in names]
+
+
+@cache
+def operation_sources() -> dict[str, str]:
+    """The source of each class of OPERATION_CLASSES, as derive/nas/ops.py writes it."""
+    path = Path(derive.nas.ops.__file__)
+    text = path.read_text(encoding="utf-8")
+    classes = {
+        node.name: ast.get_source_segment(text, node)
+        for node in ast.parse(text).body
+        if isinstance(node, ast.ClassDef)
+    }
+    return {name: str(classes[name]) for name in OPERATION_CLASSES}
 
 
 def render_nas_network(genotype: Genotype, name: str, channels: int = 36, cells: int = 20) -> str:
@@ -176,14 +206,16 @@ def render_nas_network(genotype: Genotype, name: str, channels: int = 36, cells:
         name=name,
         space_doc=json.dumps(genotype.space, ensure_ascii=False),
         space_literal=repr(genotype.space),
-        genotype_lines=[repr(line) for line in genotype.dumps().splitlines(keepends=True)],
+        genotype_literal=repr(genotype.to_json()),
         channels=channels,
         cells=cells,
         reductions=(cells // 3, 2 * cells // 3),
         normal=normal,
         reduction=reduction,
         cell_kinds=(normal, reduction),
-        imports=_imports((normal, reduction)),
+        operations=[
+            operation_sources()[name] for name in used_operation_classes((normal, reduction))
+        ],
     )
     return format_source(source)
 
@@ -226,7 +258,7 @@ def write_nas_network(
     with staged_files(out_dir) as stage:
         atomic_write_text(stage / generated.filename, generated.source)
     path = Path(out_dir) / generated.filename
-    log.debug("wrote %s", path)
+    log.info("wrote %s", path)
     return path
 
 

@@ -4,7 +4,7 @@ An evaluation folder (`EVAL/<name>/`, e.g. docs/results/nas-eval/darts-s0) holds
 bench/nas_eval_study.sh keeps of a finished run: metrics.csv and summary.json (derive train's), the
 network file it trained (`<module>.py`, named by summary.json's model spec) and, optionally,
 cost.json (the CPU time of its sessions). The network file is read, never imported: its module
-constants NAME, SPACE, GENOTYPE_JSON, CHANNELS and CELLS (derive's template writes them) say which
+constants NAME, SPACE, GENOTYPE, CHANNELS and CELLS (derive's template writes them) say which
 genotype was trained at which size, so the report can check that the evaluation of search run S
 trained S's genotype. `<name>` is the search folder's name, or anything else for a reference network
 (a built-in genotype such as darts_v2, trained at the same budget).
@@ -18,14 +18,14 @@ from pathlib import Path
 
 from derive.errors import UserError
 from derive.nas.genotype import Genotype, genotype_of
-from derive.readers import field, optional_field, parse_json, read_json_object, read_text
+from derive.readers import field, optional_field, read_json_object, read_text
 from derive.train.runfiles import METRICS, SUMMARY, read_metrics
 
 COST = "cost.json"
 CONSTANTS: dict[str, type] = {
     "NAME": str,
     "SPACE": str,
-    "GENOTYPE_JSON": str,
+    "GENOTYPE": dict,
     "CHANNELS": int,
     "CELLS": int,
 }
@@ -127,8 +127,8 @@ def read_eval_run(folder: Path) -> EvalRun:
             f"{folder}: the run trained {spec!r}, not a network file of derive nas network"
         )
     constants = network_constants(folder / Path(spec).name)
-    source = f"{folder / Path(spec).name} GENOTYPE_JSON"
-    genotype = genotype_of(parse_json(str(constants["GENOTYPE_JSON"]), source), source)
+    source = f"{folder / Path(spec).name} GENOTYPE"
+    genotype = genotype_of(constants["GENOTYPE"], source)
     rows = read_metrics(folder / METRICS)
     if not rows:
         raise UserError(f"{folder}/{METRICS} has no completed epoch")

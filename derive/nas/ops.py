@@ -8,6 +8,8 @@ the search supernet, True in the evaluation network). SCIS adds one operation to
   reduction edge it is the negation of DARTS's stride-2 identity, −FactorizedReduce.
 
 The order of `OP_NAMES` fixes the column of each operation in the architecture weights α.
+The module classes need only torch: `derive nas network` copies the ones a genotype uses into the
+file it writes, which then imports nothing of derive.
 """
 
 from __future__ import annotations
@@ -42,12 +44,12 @@ class ReLUConvBN(nn.Module):
     """ReLU → k×k convolution → BN (DARTS's preprocessing of a cell's inputs)."""
 
     def __init__(
-        self, c_in: int, c_out: int, kernel: int, stride: int, padding: int, affine: bool
+        self, c_in: int, c_out: int, kernel_size: int, stride: int, padding: int, affine: bool
     ) -> None:
         super().__init__()
         self.op = nn.Sequential(
             nn.ReLU(inplace=False),
-            nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=padding, bias=False),
+            nn.Conv2d(c_in, c_out, kernel_size, stride=stride, padding=padding, bias=False),
             nn.BatchNorm2d(c_out, affine=affine),
         )
 
@@ -62,7 +64,7 @@ class DilConv(nn.Module):
         self,
         c_in: int,
         c_out: int,
-        kernel: int,
+        kernel_size: int,
         stride: int,
         padding: int,
         dilation: int,
@@ -74,7 +76,7 @@ class DilConv(nn.Module):
             nn.Conv2d(
                 c_in,
                 c_in,
-                kernel,
+                kernel_size,
                 stride=stride,
                 padding=padding,
                 dilation=dilation,
@@ -93,12 +95,28 @@ class SepConv(nn.Module):
     """Two DilConv halves with dilation 1; only the first depthwise convolution carries the stride."""
 
     def __init__(
-        self, c_in: int, c_out: int, kernel: int, stride: int, padding: int, affine: bool
+        self, c_in: int, c_out: int, kernel_size: int, stride: int, padding: int, affine: bool
     ) -> None:
         super().__init__()
         self.op = nn.Sequential(
-            DilConv(c_in, c_in, kernel, stride, padding, 1, affine),
-            DilConv(c_in, c_out, kernel, 1, padding, 1, affine),
+            DilConv(
+                c_in=c_in,
+                c_out=c_in,
+                kernel_size=kernel_size,
+                stride=stride,
+                padding=padding,
+                dilation=1,
+                affine=affine,
+            ),
+            DilConv(
+                c_in=c_in,
+                c_out=c_out,
+                kernel_size=kernel_size,
+                stride=1,
+                padding=padding,
+                dilation=1,
+                affine=affine,
+            ),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -153,10 +171,7 @@ class FactorizedReduce(nn.Module):
     def __init__(self, c_in: int, c_out: int, affine: bool) -> None:
         super().__init__()
         if c_out % 2:
-            raise UserError(
-                f"factorized reduce needs an even channel count, got {c_out} "
-                "(use an even --channels)"
-            )
+            raise ValueError(f"factorized reduce needs an even channel count, got {c_out}")
         self.relu = nn.ReLU(inplace=False)
         self.conv_1 = nn.Conv2d(c_in, c_out // 2, 1, stride=2, padding=0, bias=False)
         self.conv_2 = nn.Conv2d(c_in, c_out // 2, 1, stride=2, padding=0, bias=False)
@@ -175,6 +190,15 @@ def _neg_skip(c: int, stride: int, affine: bool) -> nn.Module:
     return NegIdentity() if stride == 1 else Negate(FactorizedReduce(c, c, affine))
 
 
+def _check_even(channels: int, stride: int) -> None:
+    """UserError when a reduction edge's factorized reduce could not split `channels` in halves."""
+    if stride != 1 and channels % 2:
+        raise UserError(
+            f"factorized reduce needs an even channel count, got {channels} "
+            "(use an even --channels)"
+        )
+
+
 OPS: dict[str, Callable[[int, int, bool], nn.Module]] = {
     "none": lambda c, stride, affine: Zero(stride),
     "max_pool_3x3": lambda c, stride, affine: nn.MaxPool2d(3, stride=stride, padding=1),
@@ -183,10 +207,18 @@ OPS: dict[str, Callable[[int, int, bool], nn.Module]] = {
     ),
     "skip_connect": _skip,
     "neg_skip_connect": _neg_skip,
-    "sep_conv_3x3": lambda c, stride, affine: SepConv(c, c, 3, stride, 1, affine),
-    "sep_conv_5x5": lambda c, stride, affine: SepConv(c, c, 5, stride, 2, affine),
-    "dil_conv_3x3": lambda c, stride, affine: DilConv(c, c, 3, stride, 2, 2, affine),
-    "dil_conv_5x5": lambda c, stride, affine: DilConv(c, c, 5, stride, 4, 2, affine),
+    "sep_conv_3x3": lambda c, stride, affine: SepConv(
+        c_in=c, c_out=c, kernel_size=3, stride=stride, padding=1, affine=affine
+    ),
+    "sep_conv_5x5": lambda c, stride, affine: SepConv(
+        c_in=c, c_out=c, kernel_size=5, stride=stride, padding=2, affine=affine
+    ),
+    "dil_conv_3x3": lambda c, stride, affine: DilConv(
+        c_in=c, c_out=c, kernel_size=3, stride=stride, padding=2, dilation=2, affine=affine
+    ),
+    "dil_conv_5x5": lambda c, stride, affine: DilConv(
+        c_in=c, c_out=c, kernel_size=5, stride=stride, padding=4, dilation=2, affine=affine
+    ),
 }
 assert tuple(OPS) == OP_NAMES
 
@@ -197,6 +229,8 @@ def make_op(name: str, channels: int, stride: int, affine: bool) -> nn.Module:
         factory = OPS[name]
     except KeyError:
         raise UserError(f"unknown operation {name!r}; known: {', '.join(OP_NAMES)}") from None
+    if name in ("skip_connect", "neg_skip_connect"):
+        _check_even(channels, stride)
     return factory(channels, stride, affine)
 
 
