@@ -37,10 +37,18 @@ def activation_docs() -> dict[str, str]:
     return {"docs/activations.md": activations_markdown()}
 
 
+def claims_doc() -> dict[str, str]:
+    """docs/results/claims.md, from the committed results and the docs above (so it runs last)."""
+    from derive.experiments.claims import DOC, build_markdown
+
+    return {DOC: build_markdown()}
+
+
 GROUPS: dict[str, Callable[[], dict[str, str]]] = {
     "code": generated_code,
     "algorithms": algorithm_docs,
     "activations": activation_docs,
+    "claims": claims_doc,
 }
 
 

@@ -13,7 +13,7 @@ log = logging.getLogger(__name__)
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "regenerate",
-        help="rewrite generated/ and docs/{algorithms,activations}.md in this checkout",
+        help="rewrite generated/, docs/{algorithms,activations}.md and docs/results/claims.md here",
         description="Regenerate the committed generated code and docs. --check only reports stale files.",
         epilog="examples:\n  derive regenerate\n  derive regenerate --check --only code",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -22,7 +22,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--check", action="store_true", help="write nothing; exit 1 if a file is stale"
     )
     parser.add_argument(
-        "--only", action="append", default=[], help="code, algorithms or activations (repeatable)"
+        "--only",
+        action="append",
+        default=[],
+        help="code, algorithms, activations or claims (repeatable)",
     )
     parser.set_defaults(run=run)
 

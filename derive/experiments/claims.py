@@ -1,6 +1,7 @@
 """The papers' claims this repository can test, one row each, built from the committed results.
 
-    .venv/bin/python -m derive.experiments.claims [--out docs/results/claims.md]
+    derive regenerate --only claims      (with the other generated docs: derive regenerate)
+    .venv/bin/python -m derive.experiments.claims [--out FILE]
 
 Every row says what SCIS'23 (and ACML'18, its conference version) claim, where, the status the
 committed evidence gives it, why in a few words, a link to that evidence and the command that reruns
@@ -31,7 +32,7 @@ from derive.experiments.printed import (
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = "docs/results/claims.md"
-COMMAND = ".venv/bin/python -m derive.experiments.claims"
+COMMAND = "derive regenerate --only claims"
 
 REPRODUCED = "reproduced"
 CORRECTED = "corrected"
