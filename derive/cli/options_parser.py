@@ -18,8 +18,9 @@ from typing import Any
 from derive.cli.argtypes import number
 from derive.optionspec import Option, declared, default_of, flag_of
 
-HelpLayout = tuple[tuple[str, str, tuple[str, ...]], ...]
-"""Help groups in order: (title, description, option strings in order)."""
+HelpLayout = tuple[tuple[str | None, str | None, tuple[str, ...]], ...]
+"""Help groups in order: (title, description, option strings in order); title None: the
+parser's own "options" group."""
 
 GIVEN = "given_options"
 """The namespace attribute that holds the dests of the options typed."""
@@ -53,7 +54,7 @@ def add_declared(
         elif flag_of(item) not in placed:
             raise ValueError(f"{flag_of(item)} is in no help group of {parser.prog}")
     for title, description, names in layout:
-        group = parser.add_argument_group(title, description)
+        group = parser if title is None else parser.add_argument_group(title, description or None)
         for name in names:
             if name in options:
                 _add(group, *options[name])

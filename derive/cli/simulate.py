@@ -6,8 +6,8 @@ import argparse
 import logging
 import shlex
 
-from derive.cli.argtypes import add_threads_option, number
-from derive.limits import DEPTH, SEED, SIM_DIM, SIM_EPOCHS, SIM_SAMPLES
+from derive.cli.argtypes import add_threads_option
+from derive.cli.options_parser import HelpLayout, add_declared, given_values
 
 DESCRIPTION = """\
 Train the fully connected networks inspired by GD (7), HB (10, beta = 0.3), AGD (11), AGD all-history
@@ -34,50 +34,57 @@ exit status: 0 done, 2 bad input (one line on stderr, nothing written), 130 inte
 record "interrupted" and keep what was done; continue with --resume)."""
 
 
-def _int_list(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated integers like 10,20, got {text!r}"
-        ) from None
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
-    if max(values) > DEPTH.high:
-        raise argparse.ArgumentTypeError(
-            f"expected depths of at most {DEPTH.high:,} ({DEPTH.reason}), got {text!r}"
-        )
-    return values
+HELP_GROUPS: HelpLayout = (
+    (None, None, ("--quick", "--out", "--resume", "--force")),
+    (
+        "what the papers fix (defaults: theirs)",
+        None,
+        ("--algorithms", "--depths", "--samples", "--dim", "--epochs", "--activation"),
+    ),
+    (
+        "what the papers do not say (defaults: ours)",
+        None,
+        ("--optimizer", "--lr", "--momentum", "--batch-size", "--bias", "--init", "--seed"),
+    ),
+    (
+        "how to compute (results may differ in the last digits)",
+        None,
+        ("--device", "--threads", "--compile", "--eval-every"),
+    ),
+)
+"""`derive simulate --help`'s groups in order; the options are declared on SimulationConfig's
+fields (derive.experiments.simconfig), except these, which only say where the files go."""
 
 
-def _names(text: str) -> tuple[str, ...]:
-    values = tuple(part.strip() for part in text.split(",") if part.strip())
-    if not values:
-        raise argparse.ArgumentTypeError("expected comma-separated algorithm names")
-    return values
+def _add_out(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    parser.add_argument(
+        "--out",
+        metavar="DIR",
+        default=None,
+        help="output folder (default: runs/simulation, or runs/simulation-quick with --quick)",
+    )
 
 
-def _batch(text: str) -> int | None:
-    if text.strip().lower() == "full":
-        return None
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a positive integer or 'full', got {text!r}"
-        ) from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer or 'full', got {text!r}")
-    if value > SIM_SAMPLES.high:
-        raise argparse.ArgumentTypeError(
-            f"expected a batch of at most {SIM_SAMPLES.high:,} (the most --samples), got {text!r}"
-        )
-    return value
+def _add_resume(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue a stopped run in OUT: keep its finished runs, train the rest "
+        "(the other options must be the ones it was started with)",
+    )
+
+
+def _add_force(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="start over in an OUT that already holds a simulation, deleting its files",
+    )
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add `derive simulate` and its options."""
-    from derive.experiments.simconfig import ACTIVATIONS, DEVICES, INITS, OPTIMIZERS
+    """Add `derive simulate`, its options built from SimulationConfig's declarations."""
+    from derive.experiments.simconfig import SimulationConfig
 
     p = subparsers.add_parser(
         "simulate",
@@ -86,148 +93,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    epochs = number(int, "a positive integer", limit=SIM_EPOCHS)
-    p.add_argument(
-        "--quick",
-        action="store_true",
-        help="reduced run, about a minute: 1,000 samples, 100 epochs, depths 10,20 "
-        "(explicit options still override)",
-    )
-    p.add_argument(
-        "--out",
-        metavar="DIR",
-        default=None,
-        help="output folder (default: runs/simulation, or runs/simulation-quick with --quick)",
-    )
-    p.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue a stopped run in OUT: keep its finished runs, train the rest "
-        "(the other options must be the ones it was started with)",
-    )
-    p.add_argument(
-        "--force",
-        action="store_true",
-        help="start over in an OUT that already holds a simulation, deleting its files",
-    )
-    g = p.add_argument_group("what the papers fix (defaults: theirs)")
-    g.add_argument(
-        "--algorithms",
-        type=_names,
-        default=None,
-        metavar="A,B",
-        help="gd, heavyball (hb), nesterov (agd), nesterov2 (agd2), admm (default: all five)",
-    )
-    g.add_argument(
-        "--depths",
-        type=_int_list,
-        default=None,
-        metavar="D,D",
-        help=f"network depths (default: 10,20,30,40); each {DEPTH.help()}",
-    )
-    g.add_argument(
-        "--samples",
-        type=number(int, "a positive integer", limit=SIM_SAMPLES),
-        default=None,
-        metavar="N",
-        help="training pairs (default: 10000)",
-    )
-    g.add_argument(
-        "--dim",
-        type=number(int, "a positive integer", limit=SIM_DIM),
-        default=None,
-        metavar="N",
-        help="dimension of z0 and f (default: 100)",
-    )
-    g.add_argument("--epochs", type=epochs, default=None, metavar="N", help="(default: 1000)")
-    g.add_argument(
-        "--activation", choices=ACTIVATIONS, default="sigmoid", help="Φ (default: sigmoid)"
-    )
-    g = p.add_argument_group("what the papers do not say (defaults: ours)")
-    g.add_argument("--optimizer", choices=OPTIMIZERS, default="adam", help="(default: adam)")
-    g.add_argument(
-        "--lr",
-        type=number(float, "a positive number"),
-        default=1e-3,
-        help="learning rate (default: 0.001)",
-    )
-    g.add_argument(
-        "--momentum",
-        type=number(float, "a number in [0, 1)"),
-        default=0.9,
-        help="SGD momentum (default: 0.9; ignored by adam)",
-    )
-    g.add_argument(
-        "--batch-size",
-        type=_batch,
-        default=None,
-        metavar="B|full",
-        help="mini-batch size, or 'full' for the whole training set (default: full)",
-    )
-    g.add_argument(
-        "--bias",
-        action=argparse.BooleanOptionalAction,
-        default=False,
-        help="a bias in each layer's linear map (default: no, as in T(z) = Φ(Wz))",
-    )
-    g.add_argument(
-        "--init",
-        choices=INITS,
-        default="default",
-        help="weight init: PyTorch's nn.Linear default U(±1/√dim), xavier, orthogonal "
-        "(default: default)",
-    )
-    g.add_argument(
-        "--seed",
-        type=number(int, "an integer >= 0", limit=SEED),
-        default=0,
-        help="seed of the data, of each run's init and batch order (default: 0)",
-    )
-    g = p.add_argument_group("how to compute (results may differ in the last digits)")
-    g.add_argument(
-        "--device", choices=DEVICES, default="auto", help="auto: CUDA if available (default: auto)"
-    )
-    add_threads_option(g)
-    g.add_argument(
-        "--compile",
-        action="store_true",
-        help="torch.compile each network (minutes of compiling; then AGD2 runs about 10x, "
-        "ADMM 1.7x faster on the CPU)",
-    )
-    g.add_argument(
-        "--eval-every",
-        type=epochs,
-        default=None,
-        metavar="N",
-        help="epochs between evaluations of the whole training set (default: epochs/50)",
-    )
+    extras = {
+        "--out": _add_out,
+        "--resume": _add_resume,
+        "--force": _add_force,
+        "--threads": add_threads_option,
+    }
+    add_declared(p, SimulationConfig, HELP_GROUPS, extras)
     p.set_defaults(run=run)
 
 
 def build_config(args: argparse.Namespace):  # -> SimulationConfig (import kept lazy)
-    """The SimulationConfig of parsed `args`: --quick values first, explicit options over them."""
+    """The SimulationConfig of parsed `args`: --quick values first, the options typed over them."""
     from derive.experiments.simconfig import QUICK, SimulationConfig
 
     values: dict[str, object] = dict(QUICK) if args.quick else {}
-    for name in ("algorithms", "depths", "samples", "dim", "epochs"):
-        if getattr(args, name) is not None:
-            values[name] = getattr(args, name)
-    return SimulationConfig(
-        **values,
-        batch_size=args.batch_size,
-        optimizer=args.optimizer,
-        lr=args.lr,
-        momentum=args.momentum,
-        bias=args.bias,
-        init=args.init,
-        activation=args.activation,
-        seed=args.seed,
-        device=args.device,
-        compile=args.compile,
-        threads=args.threads,
-        eval_every=args.eval_every,
-        quick=args.quick,
-    )
+    values.update(given_values(args, SimulationConfig))
+    return SimulationConfig(**values, threads=args.threads)  # type: ignore[arg-type]
 
 
 def command_for(config, out: str) -> str:

@@ -15,7 +15,8 @@ import math
 from dataclasses import asdict, dataclass, field, replace
 
 from derive import limits
-from derive.errors import UserError
+from derive.errors import UserError, need
+from derive.optionspec import check_option, option
 
 
 @dataclass(frozen=True)
@@ -71,28 +72,144 @@ def network(name: str) -> Network:
     return NETWORKS[key]
 
 
+def parse_names(text: str) -> tuple[str, ...]:
+    """--algorithms A,B: comma-separated names (checked by `network` in the config)."""
+    values = tuple(part.strip() for part in text.split(",") if part.strip())
+    if not values:
+        raise ValueError("expected comma-separated algorithm names")
+    return values
+
+
+def parse_depths(text: str) -> tuple[int, ...]:
+    """--depths D,D: comma-separated positive integers within limits.DEPTH."""
+    try:
+        values = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise ValueError(f"expected comma-separated integers like 10,20, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise ValueError(f"expected positive integers, got {text!r}")
+    if max(values) > limits.DEPTH.high:
+        raise ValueError(
+            f"expected depths of at most {limits.DEPTH.high:,} ({limits.DEPTH.reason}), got {text!r}"
+        )
+    return values
+
+
+def parse_batch(text: str) -> int | None:
+    """--batch-size B|full: a positive integer up to the most --samples, or None for 'full'."""
+    if text.strip().lower() == "full":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"expected a positive integer or 'full', got {text!r}") from None
+    if value < 1:
+        raise ValueError(f"expected a positive integer or 'full', got {text!r}")
+    if value > limits.SIM_SAMPLES.high:
+        raise ValueError(
+            f"expected a batch of at most {limits.SIM_SAMPLES.high:,} (the most --samples), got {text!r}"
+        )
+    return value
+
+
+POSITIVE = {"kind": int, "what": "a positive integer"}
+
+
 @dataclass(frozen=True)
 class SimulationConfig:
-    """Every choice of a simulation run; the outputs record all of them."""
+    """Every choice of a simulation run; the outputs record all of them.
 
-    algorithms: tuple[str, ...] = tuple(NETWORKS)
-    depths: tuple[int, ...] = (10, 20, 30, 40)
-    samples: int = 10_000
-    dim: int = 100
-    epochs: int = 1000
-    batch_size: int | None = None  # None: the whole training set (full-batch gradient steps)
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    momentum: float = 0.9  # SGD only
-    bias: bool = False
-    init: str = "default"
-    activation: str = "sigmoid"
-    seed: int = 0
-    device: str = "auto"
-    compile: bool = False
-    threads: int | None = None  # torch threads during the run; None: leave torch's setting
-    eval_every: int | None = None  # epochs between full-set MSE evaluations; None: epochs // 50
-    quick: bool = False
+    Each field that is a `derive simulate` option declares it here (derive.optionspec); the
+    parser is built from these declarations in the help groups of derive.cli.simulate.
+    """
+
+    algorithms: tuple[str, ...] = option(
+        tuple(NETWORKS),
+        parse=parse_names,
+        metavar="A,B",
+        help="gd, heavyball (hb), nesterov (agd), nesterov2 (agd2), admm (default: all five)",
+    )
+    depths: tuple[int, ...] = option(
+        (10, 20, 30, 40),
+        parse=parse_depths,
+        metavar="D,D",
+        help=f"network depths (default: 10,20,30,40); each {limits.DEPTH.help()}",
+    )
+    samples: int = option(
+        10_000,
+        **POSITIVE,
+        limit=limits.SIM_SAMPLES,
+        metavar="N",
+        help="training pairs (default: 10000)",
+    )
+    dim: int = option(
+        100,
+        **POSITIVE,
+        limit=limits.SIM_DIM,
+        metavar="N",
+        help="dimension of z0 and f (default: 100)",
+    )
+    epochs: int = option(
+        1000, **POSITIVE, limit=limits.SIM_EPOCHS, metavar="N", help="(default: 1000)"
+    )
+    # None: the whole training set (full-batch gradient steps)
+    batch_size: int | None = option(
+        None,
+        parse=parse_batch,
+        metavar="B|full",
+        help="mini-batch size, or 'full' for the whole training set (default: full)",
+    )
+    optimizer: str = option("adam", choices=OPTIMIZERS, help="(default: adam)")
+    lr: float = option(
+        1e-3, kind=float, what="a positive number", help="learning rate (default: 0.001)"
+    )
+    momentum: float = option(  # SGD only
+        0.9,
+        kind=float,
+        what="a number in [0, 1)",
+        help="SGD momentum (default: 0.9; ignored by adam)",
+    )
+    bias: bool = option(
+        False,
+        switch="either",
+        help="a bias in each layer's linear map (default: no, as in T(z) = Φ(Wz))",
+    )
+    init: str = option(
+        "default",
+        choices=INITS,
+        help="weight init: PyTorch's nn.Linear default U(±1/√dim), xavier, orthogonal "
+        "(default: default)",
+    )
+    activation: str = option("sigmoid", choices=ACTIVATIONS, help="Φ (default: sigmoid)")
+    seed: int = option(
+        0,
+        kind=int,
+        what="an integer >= 0",
+        limit=limits.SEED,
+        help="seed of the data, of each run's init and batch order (default: 0)",
+    )
+    device: str = option("auto", choices=DEVICES, help="auto: CUDA if available (default: auto)")
+    compile: bool = option(
+        False,
+        switch="on",
+        help="torch.compile each network (minutes of compiling; then AGD2 runs about 10x, "
+        "ADMM 1.7x faster on the CPU)",
+    )
+    threads: int | None = None  # torch threads during the run (--threads); None: leave torch's
+    # epochs between full-set MSE evaluations; None: epochs // 50
+    eval_every: int | None = option(
+        None,
+        **POSITIVE,
+        limit=limits.SIM_EPOCHS,
+        metavar="N",
+        help="epochs between evaluations of the whole training set (default: epochs/50)",
+    )
+    quick: bool = option(
+        False,
+        switch="on",
+        help="reduced run, about a minute: 1,000 samples, 100 epochs, depths 10,20 "
+        "(explicit options still override)",
+    )
     notes: tuple[str, ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
@@ -102,10 +219,6 @@ class SimulationConfig:
 
     def validate(self) -> None:
         """Raise UserError for any out-of-range value."""
-
-        def need(ok: bool, message: str) -> None:
-            if not ok:
-                raise UserError(message)
 
         need(len(self.algorithms) > 0, "--algorithms needs at least one algorithm")
         need(
@@ -118,22 +231,19 @@ class SimulationConfig:
             f"--depths must be integers between 1 and {limits.DEPTH.high:,}, got {list(self.depths)}",
         )
         need(len(set(self.depths)) == len(self.depths), f"--depths lists one twice: {self.depths}")
-        for option, value, limit in (
+        for flag, value, limit in (
             ("--samples", self.samples, limits.SIM_SAMPLES),
             ("--dim", self.dim, limits.SIM_DIM),
             ("--epochs", self.epochs, limits.SIM_EPOCHS),
             ("--seed", self.seed, limits.SEED),
         ):
-            need(_is_int(value), f"{option} must be an integer, got {value!r}")
-            limit.check(value, option)
+            need(_is_int(value), f"{flag} must be an integer, got {value!r}")
+            limit.check(value, flag)
         need(
             self.batch_size is None or (_is_int(self.batch_size) and self.batch_size >= 1),
             f"--batch-size must be a positive integer or 'full', got {self.batch_size}",
         )
-        need(
-            self.optimizer in OPTIMIZERS,
-            f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}",
-        )
+        check_option(self, "optimizer")
         need(
             math.isfinite(self.lr) and self.lr > 0, f"--lr must be a positive number, got {self.lr}"
         )
@@ -141,15 +251,8 @@ class SimulationConfig:
             math.isfinite(self.momentum) and 0 <= self.momentum < 1,
             f"--momentum must be in [0, 1), got {self.momentum}",
         )
-        need(
-            self.activation in ACTIVATIONS,
-            f"--activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}",
-        )
-        need(self.init in INITS, f"--init must be one of {', '.join(INITS)}, got {self.init!r}")
-        need(
-            self.device in DEVICES,
-            f"--device must be one of {', '.join(DEVICES)}, got {self.device!r}",
-        )
+        for name in ("activation", "init", "device"):
+            check_option(self, name)
         need(
             self.threads is None or (_is_int(self.threads) and limits.THREADS.holds(self.threads)),
             f"--threads must be between 1 and {limits.THREADS.high:,}, got {self.threads}",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
-from derive.errors import UserError
+from derive.errors import need
 from derive.limits import check_nas_sizes
 from derive.nas.archinit import ALPHA_INITS, start_name
 from derive.nas.searchdata import IMAGE_SIZES
@@ -72,10 +72,6 @@ class SearchConfig:
 
     def validate(self) -> None:
         """UserError naming the first out-of-range option."""
-
-        def need(ok: bool, message: str) -> None:
-            if not ok:
-                raise UserError(message)
 
         need(
             self.dataset == "cifar10",
