@@ -1,4 +1,4 @@
-"""`derive report RUN_DIR... [--runs-root DIR] [--simulation DIR] [--out FILE]`: the CIFAR results doc."""
+"""`derive report RUN_DIR... [--runs-root DIR] [--simulation DIR] [--paired-tests] [--out FILE]`: the CIFAR results doc."""
 
 from __future__ import annotations
 
@@ -12,12 +12,15 @@ by model, dataset and augmentation ("+"), with the epochs, seeds, recipe and dev
 table of every run (diverged ones included) and the command that made it. Runs on cifar-10-head (the
 10 % subset) or other subsets get their own tables, never beside the papers' full-data numbers.
 --simulation adds the table of a `derive simulate` output folder. The file is written atomically and
-depends only on its inputs (sorted; no dates)."""
+depends only on its inputs (sorted; no dates). --paired-tests adds to each paired table the exact
+two-sided p-values of the sign-flip permutation test (all 2^n sign assignments of the n per-seed
+differences) and of the sign test."""
 
 EPILOG = """\
 examples:
   derive report runs/hbnet56-c10 runs/resnet56-c10
   derive report --runs-root runs --simulation docs/results/simulation --out docs/results/cifar.md
+  derive report --runs-root docs/results/runs/cifar10-head-converged --paired-tests --out study.md
 exit status: 0 done, 2 bad input (a missing or malformed run folder, ...): one line, nothing written."""
 
 
@@ -47,6 +50,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="a `derive simulate` output folder to include",
     )
     p.add_argument(
+        "--paired-tests",
+        action="store_true",
+        help="add exact paired tests (sign-flip permutation, sign test) to the paired tables",
+    )
+    p.add_argument(
         "--out",
         metavar="FILE",
         default="docs/results/cifar.md",
@@ -62,6 +70,8 @@ def command_for(args: argparse.Namespace) -> str:
         parts += ["--runs-root", root]
     if args.simulation:
         parts += ["--simulation", args.simulation]
+    if args.paired_tests:
+        parts.append("--paired-tests")
     parts += ["--out", args.out]
     return shlex.join(parts)
 
@@ -70,6 +80,12 @@ def run(args: argparse.Namespace) -> int:
     """Read and check every input, then write the doc; print its path."""
     from derive.experiments.report import build_report, write_report
 
-    text = build_report(args.runs, args.runs_root, args.simulation, command=command_for(args))
+    text = build_report(
+        args.runs,
+        args.runs_root,
+        args.simulation,
+        command=command_for(args),
+        paired_tests=args.paired_tests,
+    )
     print(write_report(args.out, text))
     return 0

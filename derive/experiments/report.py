@@ -8,6 +8,7 @@ The text depends on the inputs alone (sorted, no clock), so the same runs give t
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Sequence
 from pathlib import Path
@@ -168,6 +169,8 @@ def subset_table(groups: Sequence[Group]) -> list[str]:
 
 # The papers' comparisons: each optimization-inspired network beside the baseline of its depth.
 PAIRS = {
+    "hbnet20": "resnet20",
+    "hbnet32": "resnet32",
     "hbnet56": "resnet56",
     "hbnet110": "resnet110",
     "agdnet40": "densenet40",
@@ -180,27 +183,100 @@ def _signed(value: float) -> str:
     return f"{'−' if value < 0 else '+'}{abs(value):.2f}"
 
 
-def paired_rows(groups: Sequence[Group]) -> list[list[str]]:
+# The papers' ResNet and HBNet as `create_model` arguments of a generated heavy-ball conv file
+# (its docstring lists them): the same networks as the zoo's resnetD / hbnetD at any depth D.
+HEAVYBALL_FILE = "heavyball_conv.py"
+FILE_NETWORKS = {
+    "resnet": {"coefficients": {"beta1": 1.0, "beta2": 0.0}, "modes": {"beta2": "pruned"}},
+    "hbnet": {"coefficients": {"beta1": 1.0, "beta2": -1.0}},
+}
+
+
+def network_name(run: Run) -> str:
+    """The zoo-style name of the run's network: the zoo name itself, or 'resnet32' / 'hbnet32' for a
+    generated heavy-ball conv file given the papers' ResNet / HBNet coefficients and a depth; else
+    the model as given."""
+    args = run.options.get("model_args") or {}
+    if Path(run.model).name != HEAVYBALL_FILE or not isinstance(args, dict):
+        return run.model
+    depth = args.get("depth")
+    rest = {k: v for k, v in args.items() if k != "depth"}
+    for family, settings in FILE_NETWORKS.items():
+        if isinstance(depth, int) and _same_numbers(rest, settings):
+            return f"{family}{depth}"
+    return run.model
+
+
+def _same_numbers(a: object, b: object) -> bool:
+    """Equal mappings, numbers compared by value (1 == 1.0), bools never equal to numbers."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same_numbers(a[k], b[k]) for k in a)
+    numbers = (int, float)
+    if isinstance(a, numbers) and isinstance(b, numbers):
+        return not isinstance(a, bool) and not isinstance(b, bool) and float(a) == float(b)
+    return a == b
+
+
+def _pair_key(run: Run, name: str) -> tuple[object, ...]:
+    """What two runs must share to be paired: the data, augmentation and recipe (a model file's
+    network arguments aside, which name the network), and the model file itself when there is one."""
+    recipe = tuple(kv for kv in run.recipe if kv[0] != "model_args")
+    source = run.model if run.model.endswith(".py") else ""
+    return (name, source, run.dataset, run.variant, run.train_size, run.augment, recipe)
+
+
+MAX_EXACT_PAIRS = 20
+"""The sign-flip test enumerates 2^n sign assignments; 20 pairs are about a million."""
+
+
+def sign_flip_p_value(diffs: Sequence[float]) -> float:
+    """Exact two-sided p-value of the paired sign-flip permutation test (Fisher 1935): under the null
+    hypothesis each paired difference is as likely negative as positive, so all 2^n assignments of
+    signs to |d_i| are equally likely; p is the share of them whose |Σ ± |d_i|| is at least the
+    observed |Σ d_i| (sums within 1e-9 · Σ |d_i| of it count as ties: rounding). ValueError beyond
+    MAX_EXACT_PAIRS pairs or with none."""
+    n = len(diffs)
+    if not 0 < n <= MAX_EXACT_PAIRS:
+        raise ValueError(f"the exact sign-flip test takes 1 to {MAX_EXACT_PAIRS} pairs, got {n}")
+    sizes = [abs(d) for d in diffs]
+    observed = abs(sum(diffs))
+    tolerance = 1e-9 * max(sum(sizes), 1.0)
+    extreme = 0
+    for mask in range(1 << n):
+        total = sum(-s if mask >> i & 1 else s for i, s in enumerate(sizes))
+        extreme += abs(total) >= observed - tolerance
+    return extreme / (1 << n)
+
+
+def sign_test_p_value(diffs: Sequence[float]) -> float:
+    """Exact two-sided p-value of the sign test: zero differences dropped, the count of negative ones
+    is Binomial(m, ½) under the null hypothesis, p = min(1, 2·P(X ≤ min(k, m − k))); 1 when all are 0."""
+    negative = sum(d < 0 for d in diffs)
+    m = negative + sum(d > 0 for d in diffs)
+    if m == 0:
+        return 1.0
+    tail = sum(math.comb(m, i) for i in range(min(negative, m - negative) + 1))
+    return min(1.0, 2 * tail / 2**m)
+
+
+def _p(value: float) -> str:
+    """A p-value with three significant digits ('0.00195', '0.754', '1')."""
+    return f"{value:.3g}"
+
+
+def paired_rows(groups: Sequence[Group], tests: bool = False) -> list[list[str]]:
     """For each PAIRS model and its baseline in the same data, augmentation, epochs and recipe:
     the difference of their final test errors seed by seed (only seeds both completed), and the
-    mean ± sample std of those differences. Pairing removes the seed's share of the spread."""
-    by_key = {
-        (
-            g.first.model,
-            g.first.dataset,
-            g.first.variant,
-            g.first.train_size,
-            g.first.augment,
-            g.first.recipe,
-        ): g
-        for g in groups
-    }
+    mean ± sample std of those differences. Pairing removes the seed's share of the spread.
+    `tests` adds how many seeds the first model erred less in and the exact two-sided p-values of
+    the sign-flip permutation test and of the sign test on those differences."""
+    by_key = {_pair_key(g.first, network_name(g.first)): g for g in groups}
     rows = []
     for g in groups:
         r = g.first
-        base = by_key.get(
-            (PAIRS.get(r.model), r.dataset, r.variant, r.train_size, r.augment, r.recipe)
-        )
+        name = network_name(r)
+        base_name = PAIRS.get(name)
+        base = by_key.get(_pair_key(r, base_name)) if base_name else None
         if base is None:
             continue
         ours = {run.seed: run.final_error for run in g.counted}
@@ -211,24 +287,31 @@ def paired_rows(groups: Sequence[Group]) -> list[list[str]]:
         diffs = [ours[s] - theirs[s] for s in seeds]  # type: ignore[operator]
         mean = statistics.fmean(diffs)
         spread = f" ± {statistics.stdev(diffs):.2f}" if len(diffs) > 1 else ""
-        rows.append(
-            [
-                f"{r.model} − {base.first.model}",
-                r.data_label,
-                "on" if r.augment else "off",
-                _epochs(g),
-                _recipe(g),
-                ", ".join(map(str, seeds)),
-                " / ".join(_signed(d) for d in diffs),
-                f"{_signed(mean)}{spread} (n = {len(diffs)})",
+        row = [
+            f"{name} − {base_name}",
+            r.data_label,
+            "on" if r.augment else "off",
+            _epochs(g),
+            _recipe(g),
+            ", ".join(map(str, seeds)),
+            " / ".join(_signed(d) for d in diffs),
+            f"{_signed(mean)}{spread} (n = {len(diffs)})",
+        ]
+        if tests:
+            flip = _p(sign_flip_p_value(diffs)) if len(diffs) <= MAX_EXACT_PAIRS else "—"
+            row += [
+                f"{sum(d < 0 for d in diffs)} of {len(diffs)}",
+                flip,
+                _p(sign_test_p_value(diffs)),
             ]
-        )
+        rows.append(row)
     return rows
 
 
-def paired_table(groups: Sequence[Group]) -> list[str]:
-    """The paired differences as a markdown table (no lines when no pair shares a seed)."""
-    rows = paired_rows(groups)
+def paired_table(groups: Sequence[Group], tests: bool = False) -> list[str]:
+    """The paired differences as a markdown table (no lines when no pair shares a seed); `tests`
+    adds the exact tests' columns (paired_rows)."""
+    rows = paired_rows(groups, tests)
     if not rows:
         return []
     head = [
@@ -241,16 +324,24 @@ def paired_table(groups: Sequence[Group]) -> list[str]:
         "Test error difference per seed, points",
         "mean ± std",
     ]
-    return (
-        [
-            "Paired by seed (a seed gives both models the same data order, crops and flips): the "
-            "difference of their final test errors, seed by seed; negative means the first model "
-            "erred less.",
-            "",
-        ]
-        + markdown_table(head, rows)
-        + [""]
+    intro = (
+        "Paired by seed (a seed gives both models the same data order, crops and flips): the "
+        "difference of their final test errors, seed by seed; negative means the first model "
+        "erred less."
     )
+    if tests:
+        head += [
+            "first model erred less in",
+            "p, sign-flip permutation test (exact, two-sided)",
+            "p, sign test (exact, two-sided)",
+        ]
+        intro += (
+            " The sign-flip test counts, among all 2^n assignments of signs to the n differences' "
+            "sizes, those whose sum is at least as far from 0 as the observed one; the sign test "
+            "counts the negative differences against Binomial(m, ½) over the m non-zero ones. "
+            "Both are exact: no normal approximation."
+        )
+    return [intro, ""] + markdown_table(head, rows) + [""]
 
 
 def runs_table(runs: Sequence[Run]) -> list[str]:
@@ -322,8 +413,10 @@ def build_report(
     runs_roots: Sequence[str | Path] = (),
     simulation: str | Path | None = None,
     command: str | None = None,
+    paired_tests: bool = False,
 ) -> str:
-    """The markdown results doc of the given run folders (and simulation folder); UserError on bad input."""
+    """The markdown results doc of the given run folders (and simulation folder); UserError on bad input.
+    `paired_tests` adds the exact paired tests to each paired table (paired_rows)."""
     runs = collect_runs(list(run_dirs), list(runs_roots))
     sim = None
     if simulation is not None:
@@ -359,7 +452,7 @@ def build_report(
         lines += ["```", command, "```", ""]
     lines += ["## Full CIFAR, beside the papers", ""]
     if full:
-        lines += full_table(full) + [""] + paired_table(full)
+        lines += full_table(full) + [""] + paired_table(full, paired_tests)
     else:
         lines += [
             "No run on the full CIFAR-10/100 data among the inputs, so there is nothing of ours to set "
@@ -376,10 +469,10 @@ def build_report(
             "come from the full data: no printed column here on purpose.",
             "",
         ]
-        lines += subset_table(head) + [""] + paired_table(head)
+        lines += subset_table(head) + [""] + paired_table(head, paired_tests)
     if other:
         lines += ["## Other data (subsets; not comparable with the papers)", ""]
-        lines += subset_table(other) + [""] + paired_table(other)
+        lines += subset_table(other) + [""] + paired_table(other, paired_tests)
     lines += ["## Runs", ""] + runs_table(runs) + [""]
     lines += [
         "Commands (the run's data, folder and every option that differs from the default):",
