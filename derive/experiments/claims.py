@@ -416,7 +416,7 @@ def size_claims() -> tuple[Claim, ...]:
         why = f"ours {ours:.3f} G multiply-adds"
         if not agree:
             why += (
-                f", {float(size.flops) - ours:+.3f} G from the printed value: our counter counts "
+                f"; printed − ours = {float(size.flops) - ours:+.3f} G: our counter counts "
                 "convolutions and linear layers only, not the element-wise work"
             )
         claims.append(
