@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 
-from derive.cli.argtypes import add_threads_option, number
+from derive.cli.argtypes import add_threads_option
 from derive.cli.nas_sizes import add_size_options
+from derive.cli.options_parser import HelpLayout, add_declared, all_values
 from derive.errors import UserError
+from derive.nas.searchconfig import IMAGE_SIZES, SearchConfig
 
 DESCRIPTION = """\
 Search a cell with DARTS (Liu et al. 2019) in a search space derived from an optimization algorithm's
@@ -50,9 +52,7 @@ exit status: 0 done, 2 bad input (one line on stderr, nothing written), 3 the lo
 """
 
 
-# The image sizes of derive.nas.searchdata, restated so `derive --help` need not import torch
-# (tests/test_nas_search_cli.py checks that they agree).
-IMAGE_SIZES = (8, 12, 16, 20, 24, 28, 32)
+__all__ = ["IMAGE_SIZES", "register"]  # IMAGE_SIZES: the sizes --image-size takes (--help)
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter):
@@ -67,21 +67,83 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
         return text
 
 
-def _order(text: str) -> int:
-    if text not in ("1", "2"):
-        raise argparse.ArgumentTypeError(f"expected 1 or 2, got {text!r}")
-    return int(text)
+HELP_GROUPS: HelpLayout = (
+    ("space", None, ("--space", "--show", "--format", "--coef", "--ops")),
+    (
+        "architecture initialisation",
+        None,
+        ("--hb-init", "--algo-init", "--alpha-init", "--init-weight"),
+    ),
+    (
+        "data and run directory",
+        None,
+        (
+            "--dataset",
+            "--data-dir",
+            "--out",
+            "--resume",
+            "--force",
+            "--train-portion",
+            "--limit-images",
+            "--image-size",
+            "--augment",
+        ),
+    ),
+    (
+        "recipe (defaults: SCIS §9.3)",
+        None,
+        (
+            "--epochs",
+            "--cells",  # and --channels (derive.cli.nas_sizes)
+            "--batch-size",
+            "--seed",
+            "--order",
+            "--lr",
+            "--lr-min",
+            "--momentum",
+            "--weight-decay",
+            "--grad-clip",
+            "--arch-lr",
+            "--arch-weight-decay",
+        ),
+    ),
+    (
+        "how to compute (a resumed run may change these)",
+        None,
+        ("--device", "--eval-batch-size", "--plot", "--progress-interval", "--threads"),
+    ),
+)
+"""`derive nas search --help`'s groups in order; the options are declared on SearchConfig's
+fields (derive.nas.searchconfig), except those that only ask to show the space (--show,
+--format), the coefficients (--coef), the sizes shared with `derive nas network` and --threads."""
 
 
-def _ops(text: str) -> tuple[str, ...]:
-    names = tuple(part.strip() for part in text.split(",") if part.strip())
-    if not names:
-        raise argparse.ArgumentTypeError(f"expected comma-separated operation names, got {text!r}")
-    return names
+def _add_show(group: argparse._ArgumentGroup) -> None:
+    group.add_argument("--show", action="store_true", help="print the derived cell and exit")
+
+
+def _add_format(group: argparse._ArgumentGroup) -> None:
+    group.add_argument("--format", choices=("text", "json"), default="text", help="for --show")
+
+
+def _add_coef(group: argparse._ArgumentGroup) -> None:
+    group.add_argument(
+        "--coef",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="set an algorithm coefficient (e.g. beta=0.5, within its bounds); repeatable",
+    )
+
+
+def _add_sizes(group: argparse._ArgumentGroup) -> None:
+    defaults = SearchConfig.__dataclass_fields__
+    cells, channels = defaults["cells"].default, defaults["channels"].default
+    add_size_options(group, cells=cells, channels=channels, what="the supernet")  # type: ignore[arg-type]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add `derive nas search`."""
+    """Add `derive nas search`, its options built from SearchConfig's declarations."""
     p = subparsers.add_parser(
         "search",
         help="search a cell with DARTS in a space derived from an algorithm",
@@ -89,154 +151,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=_Formatter,
     )
-    pos_int = number(int, "a positive integer", 1)
-    nonneg_int = number(int, "an integer >= 0", 0)
-    nonneg = number(float, "a number >= 0", 0.0)
-    g = p.add_argument_group("space")
-    g.add_argument(
-        "--space",
-        required=True,
-        metavar="SPACE",
-        help="darts, heavyball (hb), agd (the paper's AGD space, from nesterov2), or any "
-        "`derive network --algo` value incl. a .toml spec",
-    )
-    g.add_argument("--show", action="store_true", help="print the derived cell and exit")
-    g.add_argument("--format", choices=("text", "json"), default="text", help="for --show")
-    g.add_argument(
-        "--coef",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="set an algorithm coefficient (e.g. beta=0.5, within its bounds); repeatable",
-    )
-    g.add_argument(
-        "--ops",
-        type=_ops,
-        default=None,
-        metavar="OP,OP",
-        help="the candidate operations (a subset of SCIS Table 3; default: the space's own, DARTS's 8 "
-        "for darts and all 9 otherwise)",
-    )
-    g = p.add_argument_group("architecture initialisation")
-    g.add_argument(
-        "--hb-init",
-        action="store_true",
-        help="SCIS §9.1 on the heavy-ball space: ō₂ on identity, the x_{t−2} edge on negative "
-        "identity, ō₁ random, so the initial cell is x_t = F(x_{t−1}) + x_{t−1} − x_{t−2} (18)",
-    )
-    g.add_argument(
-        "--algo-init",
-        action="store_true",
-        help="start every state edge at the algorithm's own fixed coefficient c (|c| <= 1, as "
-        "w_skip − w_neg = c); refused where no fixed coefficient exists",
-    )
-    g.add_argument(
-        "--alpha-init",
-        choices=("zero", "randn"),
-        default="zero",
-        help="α and β otherwise: zero (SCIS) or 1e-3·randn (DARTS)",
-    )
-    g.add_argument(
-        "--init-weight",
-        type=nonneg,
-        default=0.99,
-        metavar="W",
-        help="softmax weight of the chosen ops under --hb-init/--algo-init, in [0.5, 1): a softmax of "
-        "finite logits is never one-hot; 0.99 is a margin of ~6.7 logits, which a full 50-epoch search "
-        "can undo",
-    )
-    g = p.add_argument_group("data and run directory")
-    g.add_argument("--dataset", choices=("cifar10",), default="cifar10", help="the dataset")
-    g.add_argument("--data-dir", metavar="DIR", help="folder holding the official python layout")
-    g.add_argument("--out", metavar="RUN_DIR", help="run directory (created if missing)")
-    g.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue the search in RUN_DIR after its last epoch (bit-exact; a larger --epochs "
-        "extends it, the epochs left following the cosine of the new total)",
-    )
-    g.add_argument("--force", action="store_true", help="start over, deleting RUN_DIR's run files")
-    g.add_argument(
-        "--train-portion",
-        type=nonneg,
-        default=0.5,
-        metavar="F",
-        help="fraction of the training images that train the weights; the rest train α/β",
-    )
-    g.add_argument(
-        "--limit-images",
-        type=pos_int,
-        default=None,
-        metavar="N",
-        help="use only the first N training images (>= 4) before the split (small budgets)",
-    )
-    g.add_argument(
-        "--image-size",
-        type=pos_int,
-        default=32,
-        metavar="S",
-        help=f"resample the images to SxS, S in {{{','.join(map(str, IMAGE_SIZES))}}} (multiples of 4: "
-        "both reductions halve it; CPU budgets)",
-    )
-    g.add_argument(
-        "--augment",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="pad + random crop + flip on both halves (DARTS)",
-    )
-    g = p.add_argument_group("recipe (defaults: SCIS §9.3)")
-    g.add_argument("--epochs", type=pos_int, default=50, metavar="N", help="search epochs")
-    add_size_options(g, cells=8, channels=16, what="the supernet")
-    g.add_argument(
-        "--batch-size",
-        type=pos_int,
-        default=64,
-        metavar="B",
-        help="batch of each half, >= 2 (BatchNorm)",
-    )
-    g.add_argument(
-        "--seed", type=nonneg_int, default=0, metavar="S", help="init and batch-order seed"
-    )
-    g.add_argument(
-        "--order",
-        type=_order,
-        default=1,
-        metavar="{1,2}",
-        help="1: first order (SCIS); 2: unrolled",
-    )
-    g.add_argument("--lr", type=nonneg, default=0.025, help="initial weight learning rate")
-    g.add_argument(
-        "--lr-min", type=nonneg, default=0.0, help="cosine floor (SCIS: 0; DARTS: 0.001)"
-    )
-    g.add_argument("--momentum", type=nonneg, default=0.9, help="weight SGD momentum, < 1")
-    g.add_argument("--weight-decay", type=nonneg, default=3e-4, help="weight L2 decay")
-    g.add_argument("--grad-clip", type=nonneg, default=5.0, help="weight gradient norm clip")
-    g.add_argument("--arch-lr", type=nonneg, default=3e-4, help="Adam lr of α and β")
-    g.add_argument(
-        "--arch-weight-decay", type=nonneg, default=1e-3, help="Adam L2 decay of α and β"
-    )
-    g = p.add_argument_group("how to compute (a resumed run may change these)")
-    g.add_argument(
-        "--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: CUDA if available"
-    )
-    g.add_argument(
-        "--eval-batch-size",
-        type=pos_int,
-        default=500,
-        metavar="B",
-        help="batch size of the per-epoch evaluation on the architecture half",
-    )
-    g.add_argument(
-        "--plot", action=argparse.BooleanOptionalAction, default=True, help="write cells.dot/.png"
-    )
-    g.add_argument(
-        "--progress-interval",
-        type=nonneg,
-        default=None,
-        metavar="SECONDS",
-        help="seconds between progress lines (default: 1 on a terminal, 30 otherwise; 0: none)",
-    )
-    add_threads_option(g)
+    extras = {
+        "--show": _add_show,
+        "--format": _add_format,
+        "--coef": _add_coef,
+        "--cells": _add_sizes,
+        "--threads": add_threads_option,
+    }
+    add_declared(p, SearchConfig, HELP_GROUPS, extras)
     p.set_defaults(run=run)
 
 
@@ -281,44 +203,14 @@ def run(args: argparse.Namespace) -> int:
     if missing:
         raise UserError(f"nas search: {' and '.join(missing)} required (or --show)")
     from derive.nas.search import run_search
-    from derive.nas.searchconfig import SearchConfig
     from derive.train.loop import TrainingDiverged
     from derive.train.progress import Progress
 
     config = SearchConfig(
-        space=args.space,
-        data_dir=args.data_dir,
-        out=args.out,
-        dataset=args.dataset,
-        hb_init=args.hb_init,
-        algo_init=args.algo_init,
-        order=args.order,
-        epochs=args.epochs,
+        **all_values(args, SearchConfig),  # type: ignore[arg-type]
         cells=args.cells,
         channels=args.channels,
-        batch_size=args.batch_size,
-        seed=args.seed,
-        lr=args.lr,
-        lr_min=args.lr_min,
-        momentum=args.momentum,
-        weight_decay=args.weight_decay,
-        grad_clip=args.grad_clip,
-        arch_lr=args.arch_lr,
-        arch_weight_decay=args.arch_weight_decay,
-        alpha_init=args.alpha_init,
-        init_weight=args.init_weight,
-        train_portion=args.train_portion,
-        image_size=args.image_size,
-        limit_images=args.limit_images,
-        augment=args.augment,
-        ops=args.ops,
         coefficients=coefficients,
-        eval_batch_size=args.eval_batch_size,
-        device=args.device,
-        resume=args.resume,
-        force=args.force,
-        plot=args.plot,
-        progress_interval=args.progress_interval,
     )
     progress = Progress(args.progress_interval, enabled=not args.quiet)
     try:

@@ -7,8 +7,27 @@ derived from an algorithm's recurrence, HB initialisation, edge normalisation.
 
 from __future__ import annotations
 
-from derive.nas.genotype import GENOTYPES, Genotype, from_json, load_genotype
-from derive.nas.ops import OP_NAMES
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from derive.nas.genotype import Genotype
+
+_LAZY = {
+    "GENOTYPES": "derive.nas.genotype",
+    "Genotype": "derive.nas.genotype",
+    "from_json": "derive.nas.genotype",
+    "load_genotype": "derive.nas.genotype",
+    "OP_NAMES": "derive.nas.ops",
+}
+"""Names loaded on first use, so that derive.nas.searchconfig (read by `derive --help`) needs no torch."""
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'derive.nas' has no attribute {name!r}")
+
 
 __all__ = [
     "GENOTYPES",
