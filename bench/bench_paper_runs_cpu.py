@@ -60,7 +60,7 @@ RECIPES = {  # epochs, train images, test images, side, timing batch, classes
 
 def measure(name: str, steps: int) -> dict[str, float]:
     from derive.models import create_model, model_entry
-    from derive.models.init import paper_init
+    from derive.models.variants import paper_init
 
     kind = model_entry(name).dataset
     _, _, _, side, batch, classes = RECIPES[kind]

@@ -416,9 +416,9 @@ def cifar_resnet(
         )
 
         def make_branch(
-            k: int, path: int, c_in: int = in_channels, c: int = channels, s: int = stride
+            k: int, path: int, stage_in: int = in_channels, c: int = channels, s: int = stride
         ) -> nn.Module:
-            return BasicBranch(c_in if k == 0 else c, c, s if k == 0 else 1)
+            return BasicBranch(stage_in if k == 0 else c, c, s if k == 0 else 1)
 
         stages.append(
             residual_stage(
@@ -485,13 +485,13 @@ def cifar_preact_resnet(
         def make_branch(
             k: int,
             path: int,
-            c_in: int = in_channels,
+            stage_in: int = in_channels,
             c: int = channels,
             s: int = stride,
             own_preact: bool = not shared,
         ) -> nn.Module:
             if k == 0:
-                return branch_type(c_in, c, s, preact=own_preact)
+                return branch_type(stage_in, c, s, preact=own_preact)
             return branch_type(c * expansion, c, 1)
 
         if shared:
@@ -555,9 +555,9 @@ def imagenet_resnet(
             shortcut = ProjectionShortcut(in_channels, out_channels, stride)
 
         def make_branch(
-            k: int, path: int, c_in: int = in_channels, c: int = channels, s: int = stride
+            k: int, path: int, stage_in: int = in_channels, c: int = channels, s: int = stride
         ) -> nn.Module:
-            first_in = c_in if k == 0 else c * expansion
+            first_in = stage_in if k == 0 else c * expansion
             if branch_type is Bottleneck:
                 return Bottleneck(first_in, c, s if k == 0 else 1, stride_in_1x1=stride_in_1x1)
             return BasicBranch(first_in, c, s if k == 0 else 1)

@@ -14,7 +14,6 @@ import pytest
 import torch
 
 from derive.codegen.loader import load_generated
-from derive.models.branches import DenseUnit
 
 IN, GROWTH, LAYERS = 16, 8, 4
 
@@ -24,7 +23,7 @@ def _new_features(bottleneck: bool, alpha: list[torch.Tensor] | float) -> torch.
     module = load_generated("nesterov2_conv")
     torch.manual_seed(0)
     width = 4 * GROWTH if bottleneck else None
-    units = [DenseUnit(IN + k * GROWTH, GROWTH, width) for k in range(LAYERS)]
+    units = [module.DenseUnit(IN + k * GROWTH, GROWTH, width) for k in range(LAYERS)]
     coefficients = []
     for k in range(LAYERS):
         values = module.block_coefficients(k)

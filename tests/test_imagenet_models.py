@@ -61,12 +61,11 @@ def test_imagenet_model_runs_and_has_the_printed_multiply_adds(name):
 def test_the_flops_check_tells_resnet50_v1_from_v1_5():
     """The stride on the 3×3 (torchvision's v1.5) counts 4.09 G: outside the printed 3.86's band."""
     from derive.codegen.loader import load_generated
-    from derive.models.assembly import imagenet_resnet
-    from derive.models.zoo import RESNET
+    from derive.codegen.papers import RESNET
 
     with torch.device("meta"):
-        v15 = imagenet_resnet(
-            load_generated("heavyball_conv"), depth=50, stride_in_1x1=False, **RESNET
+        v15 = load_generated("heavyball_conv").imagenet_resnet(
+            depth=50, stride_in_1x1=False, **RESNET
         )
     gmacs = count_flops(v15, (1, 3, 224, 224)) / 2 / 1e9
     assert 4.05 < gmacs < 4.15 and gmacs > PRINTED_GFLOPS["resnet50"] + 0.005

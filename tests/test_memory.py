@@ -17,13 +17,11 @@ from torch import nn
 from train_fixtures import single_thread  # noqa: F401
 
 from derive.codegen.loader import load_generated
+from derive.codegen.papers import HBNET
 from derive.errors import UserError
 from derive.models import create_model
 from derive.models import memory as memory_module
-from derive.models.assembly import cifar_densenet, cifar_preact_resnet, cifar_resnet
-from derive.models.branches import PreActBasicBranch
 from derive.models.memory import memory_mode, reconstruct, set_memory
-from derive.models.zoo import HBNET
 
 HB = load_generated("heavyball_conv")
 
@@ -32,7 +30,7 @@ def tiny_hbnet(
     depth: int = 20, bottleneck: bool = False, widths=(3, 4, 5), dtype=torch.float64
 ) -> nn.Module:
     torch.manual_seed(0)
-    net = cifar_preact_resnet(HB, depth=depth, bottleneck=bottleneck, widths=widths, **HBNET)
+    net = HB.cifar_preact_resnet(depth=depth, bottleneck=bottleneck, widths=widths, **HBNET)
     for m in net.modules():  # BN with non-trivial affine parameters
         if isinstance(m, nn.BatchNorm2d):
             m.weight.data.uniform_(0.5, 1.5)
@@ -95,7 +93,7 @@ def test_float32_gradients_within_the_stated_tolerance():
 def test_gradcheck_on_a_tiny_reversible_stage():
     """Numerical against analytical derivatives with respect to the input and every parameter."""
     torch.manual_seed(0)
-    blocks = [HB.Block(PreActBasicBranch(2, 2), HBNET["coefficients"]) for _ in range(4)]
+    blocks = [HB.Block(HB.PreActBasicBranch(2, 2), HBNET["coefficients"]) for _ in range(4)]
     stage = set_memory(HB.Stage(blocks).double(), "reversible").train()
     names = [n for n, _ in stage.named_parameters()]
     params = tuple(p.detach().clone().requires_grad_() for p in stage.parameters())
@@ -247,11 +245,11 @@ def test_reconstruction_recovers_the_first_states():
         (lambda: create_model("densenet40", memory="reversible"), "all-history form"),
         (lambda: create_model("dmrnet56", memory="reversible"), "two-path form"),
         (
-            lambda: load_generated("nesterov_conv").create_model(memory="reversible"),
+            lambda: set_memory(load_generated("nesterov_conv").create_model(), "reversible"),
             "zₖ₋₁ enters through T",
         ),
         (
-            lambda: load_generated("triple_momentum_conv").create_model(memory="reversible"),
+            lambda: set_memory(load_generated("triple_momentum_conv").create_model(), "reversible"),
             "identically 0",
         ),
         (lambda: set_memory(nn.Sequential(nn.Conv2d(3, 3, 1)), "reversible"), "no stages"),
@@ -267,10 +265,10 @@ def test_reversible_is_refused_where_the_network_is_not_invertible(build, reason
 def test_checkpoint_works_for_every_form_and_equals_standard_exactly():
     torch.manual_seed(0)
     nets = [
-        cifar_resnet(HB, depth=14, widths=(2, 3, 4), coefficients={"beta1": 1.0, "beta2": -1.0}),
-        cifar_resnet(load_generated("admm_conv"), depth=14, widths=(2, 3, 4)),
-        cifar_densenet(load_generated("nesterov2_conv"), depth=10, growth=2),
-        cifar_resnet(load_generated("triple_momentum_conv"), depth=14, widths=(2, 3, 4)),
+        HB.cifar_resnet(depth=14, widths=(2, 3, 4), coefficients={"beta1": 1.0, "beta2": -1.0}),
+        load_generated("admm_conv").cifar_resnet(depth=14, widths=(2, 3, 4)),
+        load_generated("nesterov2_conv").cifar_densenet(depth=10, growth=2),
+        load_generated("triple_momentum_conv").cifar_resnet(depth=14, widths=(2, 3, 4)),
     ]
     x, y = batch(size=8)
     for net in nets:
@@ -324,7 +322,7 @@ def test_reversible_under_bf16_autocast_keeps_the_z_stream_in_float32():
 def test_reversible_under_torch_compile():
     """torch.compile: blocks 1 … K−1 of a stage run eagerly (one graph break), the rest compiled."""
     torch.manual_seed(0)
-    blocks = [HB.Block(PreActBasicBranch(2, 2), HBNET["coefficients"]) for _ in range(3)]
+    blocks = [HB.Block(HB.PreActBasicBranch(2, 2), HBNET["coefficients"]) for _ in range(3)]
     stage = HB.Stage(blocks).double().train()
     x = torch.randn(2, 2, 4, 4, dtype=torch.float64)
     ref = set_memory(copy.deepcopy(stage), "standard")
@@ -363,7 +361,7 @@ def test_a_users_three_lag_recurrence_runs_backwards(tmp_path):
     assert module.INVERTIBILITY == "zₖ₋₂ = (zₖ₊₁ − T_k(zₖ) − β₁·zₖ − β₂·zₖ₋₁)/β₃"
     torch.manual_seed(0)
     coefficients = {"beta1": 1.0, "beta2": -0.5, "beta3": -1.0}
-    net = cifar_preact_resnet(module, depth=20, widths=(3, 4, 5), coefficients=coefficients)
+    net = module.cifar_preact_resnet(depth=20, widths=(3, 4, 5), coefficients=coefficients)
     x, y = batch()
     ref, ref_x, _ = step(net.double(), "standard", x, y)
     rev, rev_x, _ = step(net.double(), "reversible", x, y)

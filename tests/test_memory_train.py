@@ -14,12 +14,11 @@ from derive.train.runfiles import read_metrics
 TINY_HBNET = textwrap.dedent(
     """
     from derive.codegen.loader import load_generated
-    from derive.models.assembly import cifar_preact_resnet
 
 
     def create_model(num_classes=10):
-        return cifar_preact_resnet(
-            load_generated("heavyball_conv"), depth=14, widths=(4, 4, 4), num_classes=num_classes,
+        return load_generated("heavyball_conv").cifar_preact_resnet(
+            depth=14, widths=(4, 4, 4), num_classes=num_classes,
             coefficients={"beta1": 1.0, "beta2": -1.0},
         )
     """

@@ -14,11 +14,9 @@ from torch import nn
 from train_fixtures import single_thread  # noqa: F401
 
 from derive.codegen.loader import load_generated
-from derive.errors import UserError
+from derive.codegen.papers import HBNET, RESNET
 from derive.models import create_model, list_models
-from derive.models.assembly import cifar_preact_resnet
 from derive.models.stats import count_parameters
-from derive.models.zoo import HBNET, RESNET
 
 PREACT = [f"{kind}{d}" for kind in ("preresnet", "prehbnet") for d in (20, 56, 110, 164, 1001)]
 
@@ -61,11 +59,12 @@ def test_bottleneck_count_matches_a_closed_form() -> None:
     assert count_parameters(create_model("preresnet164")) == total
 
 
-def test_wrong_depth_is_a_user_error() -> None:
-    with pytest.raises(UserError, match="9n \\+ 2"):
-        cifar_preact_resnet(load_generated("heavyball_conv"), depth=58, bottleneck=True)
-    with pytest.raises(UserError, match="6n \\+ 2"):
-        cifar_preact_resnet(load_generated("heavyball_conv"), depth=21)
+def test_wrong_depth_is_a_clear_error() -> None:
+    """The standalone file raises ValueError; derive train reports it as one line (exit 2)."""
+    with pytest.raises(ValueError, match="9n \\+ 2"):
+        load_generated("heavyball_conv").cifar_preact_resnet(depth=58, bottleneck=True)
+    with pytest.raises(ValueError, match="6n \\+ 2"):
+        load_generated("heavyball_conv").cifar_preact_resnet(depth=21)
 
 
 # ----------------------------------------------------------------- independent twins
@@ -167,8 +166,7 @@ def _copy(source: nn.Module, target: nn.Module) -> None:
 def test_preact_networks_equal_their_twins(bottleneck: bool, depth: int, momentum: bool) -> None:
     torch.manual_seed(0)
     widths = (4, 6, 8)
-    zoo = cifar_preact_resnet(
-        load_generated("heavyball_conv"),
+    zoo = load_generated("heavyball_conv").cifar_preact_resnet(
         depth=depth,
         bottleneck=bottleneck,
         widths=widths,

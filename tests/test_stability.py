@@ -24,22 +24,20 @@ from derive.train.steplog import read_steps
 
 TINY_RESNET = """
 from derive.codegen.loader import load_generated
-from derive.models.assembly import cifar_resnet
 
 
 def create_model(num_classes=10):
     beta = {{"beta1": 1.0, "beta2": {beta2}}}
-    return cifar_resnet(load_generated("heavyball_conv"), depth=14, num_classes=num_classes,
+    return load_generated("heavyball_conv").cifar_resnet(depth=14, num_classes=num_classes,
                         coefficients=beta, widths=(4, 8, 8))
 """
 
 TINY_DENSENET = """
 from derive.codegen.loader import load_generated
-from derive.models.assembly import cifar_densenet
 
 
 def create_model(num_classes=10):
-    return cifar_densenet(load_generated("nesterov2_conv"), depth=10, growth=4,
+    return load_generated("nesterov2_conv").cifar_densenet(depth=10, growth=4,
                           num_classes=num_classes, modes={"beta": "pruned"})
 """
 

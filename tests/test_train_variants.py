@@ -8,9 +8,9 @@ import pytest
 import torch
 from train_fixtures import single_thread, write_cifar10, write_model  # noqa: F401
 
+from derive.codegen.loader import load_generated
 from derive.errors import UserError
 from derive.models import create_model
-from derive.models.branches import PadShortcut, ProjectionShortcut
 from derive.models.variants import torch_default_init, use_projection_shortcuts
 from derive.train.augment import epoch_plan
 from derive.train.config import TrainConfig
@@ -23,6 +23,8 @@ def _config(tmp_path, model="resnet20", **options):
 
 
 def test_projection_shortcuts_replace_both_zero_pad_shortcuts_of_resnet20(tmp_path):
+    heavyball = load_generated("heavyball_conv")
+    PadShortcut, ProjectionShortcut = heavyball.PadShortcut, heavyball.ProjectionShortcut
     plain = build_model(_config(tmp_path))
     projected = build_model(_config(tmp_path, shortcut="projection"))
     assert sum(isinstance(m, PadShortcut) for m in plain.modules()) == 2

@@ -7,6 +7,7 @@ Weights are copied in registration order, so a mismatch in structure fails the c
 
 from __future__ import annotations
 
+import hashlib
 import math
 
 import pytest
@@ -14,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from derive.codegen.loader import load_generated
+from derive.codegen.papers import ZOO
 from derive.errors import UserError
 from derive.models import create_model, list_models
 from derive.models.registry import model_entry
@@ -317,15 +320,14 @@ def randomise_bn(model: nn.Module) -> None:
 def small(name: str) -> nn.Module:
     """A 20-layer member of a zoo family, built exactly as the zoo builds the 56-layer one."""
     from derive.codegen.loader import load_generated
-    from derive.models.assembly import cifar_resnet
-    from derive.models.zoo import _dmrnet
 
     if name == "dmrnet20":
-        return cifar_resnet(load_generated("admm_conv"), depth=20, coefficients=_dmrnet)
+        admm = load_generated("admm_conv")
+        return admm.cifar_resnet(depth=20, coefficients=admm.dmrnet_coefficients)
     if name == "admmnet20":
-        return cifar_resnet(load_generated("admm_conv"), depth=20)
+        return load_generated("admm_conv").cifar_resnet(depth=20)
     if name == "cnn20":
-        return cifar_resnet(load_generated("gd_conv"), depth=20)
+        return load_generated("gd_conv").cifar_resnet(depth=20)
     return create_model(name)
 
 
@@ -374,7 +376,9 @@ def test_dense_family_equals_plain_implementation(agd: bool) -> None:
 
 def test_one_convolution_over_the_concatenation_equals_a_sum_of_convolutions() -> None:
     """Σ_j α^j conv_j(ReLU(BN_j(z_j))) = one conv over the concatenation with α folded into the weight."""
-    from derive.models.branches import DenseUnit
+    from derive.codegen.loader import load_generated
+
+    DenseUnit = load_generated("nesterov2_conv").DenseUnit
 
     torch.manual_seed(1)
     unit = DenseUnit(16 + 2 * 12, 12).eval()
@@ -485,3 +489,72 @@ def test_admmnet_shares_the_first_path_of_13_between_both_paths() -> None:
             assert k == 0 or dict(block.beta.fixed) != z_path_beta
     description = model_entry("admmnet56").description
     assert "the first (z′) path of (13)" in description and "shared by both paths" in description
+
+
+# ------------------------------------------------------------ the zoo is the generated factories
+
+STATE_DICT_DIGESTS = {
+    "admmnet56": "e55b81f6ffb76326",
+    "agdnet121": "c114894e923b2706",
+    "agdnet40": "bbe446cf135da95f",
+    "agdnet52": "57cd7578ba7f95d4",
+    "cnn56": "338268299d59e0ad",
+    "densenet121": "c344533e10d77fd7",
+    "densenet40": "88d17aeeb3c55361",
+    "densenet52": "82470cd998cd7747",
+    "dmrnet56": "e55b81f6ffb76326",
+    "hbnet101": "fe7f799f1b5fd408",
+    "hbnet110": "08d61e669126eae1",
+    "hbnet20": "6c69fe44c491b134",
+    "hbnet34": "aec8d7fb724b2515",
+    "hbnet50": "11a17ec63e12ee0f",
+    "hbnet56": "338268299d59e0ad",
+    "prehbnet1001": "3469a077f8c16686",
+    "prehbnet110": "f8ad38cb447404cd",
+    "prehbnet164": "cbc02fca0f6e25b0",
+    "prehbnet20": "268e7edfe79a4861",
+    "prehbnet56": "9eb2aad2f22f6885",
+    "preresnet1001": "3469a077f8c16686",
+    "preresnet110": "f8ad38cb447404cd",
+    "preresnet164": "cbc02fca0f6e25b0",
+    "preresnet20": "268e7edfe79a4861",
+    "preresnet56": "9eb2aad2f22f6885",
+    "resnet101": "fe7f799f1b5fd408",
+    "resnet110": "08d61e669126eae1",
+    "resnet20": "6c69fe44c491b134",
+    "resnet34": "aec8d7fb724b2515",
+    "resnet50": "11a17ec63e12ee0f",
+    "resnet56": "338268299d59e0ad",
+}
+"""sha256 (16 hex digits) of each network's state_dict "key:shape" lines, as written before the zoo
+became the generated files' factories: run folders saved then still load (--resume) unchanged."""
+
+
+def state_dict_digest(model: nn.Module) -> str:
+    text = "\n".join(f"{k}:{tuple(v.shape)}" for k, v in model.state_dict().items())
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def test_every_zoo_network_keeps_its_state_dict_keys_and_shapes() -> None:
+    assert sorted(STATE_DICT_DIGESTS) == list_models()
+    for name, digest in STATE_DICT_DIGESTS.items():
+        with torch.device("meta"):
+            model = create_model(name)
+        assert state_dict_digest(model) == digest, name
+
+
+FACTORY_CHECKED = [n for n in ZOO if n.name not in ("preresnet1001", "prehbnet1001", "hbnet101")]
+
+
+@pytest.mark.parametrize("network", FACTORY_CHECKED, ids=lambda n: n.name)
+def test_the_zoo_network_is_the_generated_factory(network) -> None:
+    """create_model(name) and ALGO_conv.name() from the same seed: same tree, every tensor equal."""
+    torch.manual_seed(7)
+    zoo = create_model(network.name)
+    torch.manual_seed(7)
+    built = getattr(load_generated(f"{network.algorithm}_conv"), network.name)()
+    assert [type(m).__name__ for m in zoo.modules()] == [type(m).__name__ for m in built.modules()]
+    ours, theirs = zoo.state_dict(), built.state_dict()
+    assert list(ours) == list(theirs)
+    assert all(torch.equal(ours[k], theirs[k]) for k in ours)
+    assert type(built).__module__ == load_generated(f"{network.algorithm}_conv").__name__

@@ -1,4 +1,4 @@
-"""The model zoo: networks built from the generated code (contract 5).
+"""The model zoo: the factories of the generated conv modules (generated/ALGO_conv.py).
 
 from derive.models import create_model, list_models
 net = create_model("hbnet56", num_classes=10)

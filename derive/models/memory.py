@@ -211,6 +211,14 @@ class RngState:
         devices, states = torch.utils.checkpoint.get_device_states(*tensors)
         return cls(torch.get_rng_state(), devices, states)
 
+    def same_as(self, other: RngState) -> bool:
+        """Whether the two states are equal (no random numbers were drawn in between)."""
+        return (
+            self.devices == other.devices
+            and torch.equal(self.cpu, other.cpu)
+            and all(map(torch.equal, self.device_states, other.device_states))
+        )
+
     @contextlib.contextmanager
     def replayed(self) -> Iterator[None]:
         """Inside: the saved states; after: the RNG as it was before (torch.random.fork_rng)."""
@@ -282,8 +290,8 @@ Binding = tuple[nn.Module, str, str, torch.Tensor]
 
 @dataclass
 class _Plan:
-    """The blocks one reversible Function runs, the tensors they ran with, and where the
-    parameters sit among the Function's inputs."""
+    """The blocks one reversible Function runs, the tensors they ran with, where the parameters
+    sit among the Function's inputs, and how each block combines T with its history."""
 
     blocks: list[nn.Module]
     lags: int
@@ -291,6 +299,7 @@ class _Plan:
     slots: list[list[int]] = field(default_factory=list)  # per block: indices into params
     bindings: list[list[Binding]] = field(default_factory=list)  # per block
     versions: list[int] = field(default_factory=list)  # of params, at forward
+    weights: list[list[float] | None] = field(default_factory=list)  # per block: combine_weights
 
     def __post_init__(self) -> None:
         index: dict[int, int] = {}
@@ -313,6 +322,7 @@ class _Plan:
                     self.versions.append(t._version)
                 slots.append(index[id(t)])
             self.slots.append(slots)
+            self.weights.append(combine_weights(block, self.lags))
 
     @contextlib.contextmanager
     def bound(self, index: int) -> Iterator[None]:
@@ -327,6 +337,11 @@ class _Plan:
         current = [
             (m, kind, name, getattr(m, kind)[name]) for m, kind, name, _ in self.bindings[index]
         ]
+        if all(
+            now is then for (*_, now), (*_, then) in zip(current, self.bindings[index], strict=True)
+        ):
+            yield  # the usual case: nothing was swapped since forward
+            return
         for m, kind, name, t in self.bindings[index]:
             getattr(m, kind)[name] = t
         try:
@@ -334,6 +349,33 @@ class _Plan:
         finally:
             for m, kind, name, t in current:
                 getattr(m, kind)[name] = t
+
+
+def combine_weights(block: nn.Module, lags: int) -> list[float] | None:
+    """[c_T, c_0, …, c_(L−1)] when `block.combine(t, history)` is Σ c·z with constant c; else None.
+
+    Found by running `combine` on Python floats (unit vectors, then one mixed probe that checks
+    linearity). None where the block has parameters of its own (learnable coefficients, whose
+    gradients need autograd) or `combine` does not take plain numbers.
+    """
+    if next(block.parameters(recurse=False), None) is not None:
+        return None
+
+    def combine(values: Sequence[float]) -> object:
+        return block.combine(values[0], list(values[1:]))
+
+    try:
+        units = [combine([float(i == j) for j in range(lags + 1)]) for i in range(lags + 1)]
+        probe = [0.5 + j for j in range(lags + 1)]
+        mixed = combine(probe)
+    except (TypeError, ValueError, AttributeError, RuntimeError):
+        return None
+    if not all(type(u) is float for u in units) or type(mixed) is not float:
+        return None
+    expected = sum(c * v for c, v in zip(units, probe, strict=True))
+    if abs(mixed - expected) > 1e-9 * max(1.0, abs(expected)):
+        return None
+    return units  # type: ignore[return-value]
 
 
 def _reversible_forward(stage: nn.Module, stage_input: torch.Tensor) -> torch.Tensor:
@@ -363,6 +405,24 @@ def _stream(z: torch.Tensor) -> torch.Tensor:
     return z
 
 
+def _run_blocks(
+    blocks: Sequence[nn.Module], history: list[torch.Tensor]
+) -> tuple[list[torch.Tensor], list[RngState | None]]:
+    """`blocks` run on `history` (the caller builds no graph), and per block the RNG state before
+    it where it drew random numbers, None where it drew none (its recomputation replays nothing,
+    and no state is kept)."""
+    states: list[RngState | None] = []
+    before = RngState.capture(history)
+    for block in blocks:
+        history = [block(history), *history[:-1]]
+        after = RngState.capture(history)
+        drew = not before.same_as(after)
+        states.append(before if drew else None)
+        if drew:
+            before = after
+    return history, states
+
+
 class _ReversibleBlocks(torch.autograd.Function):
     """z_1 … z_{1−L+1} → z_K … z_{K−L+1} through the plan's blocks, keeping only the outputs."""
 
@@ -371,10 +431,8 @@ class _ReversibleBlocks(torch.autograd.Function):
         history = list(tensors[: plan.lags])
         ctx.plan = plan
         ctx.autocast = AutocastState.capture(history[0].device.type)
-        ctx.rng = []
-        for block in plan.blocks:  # autograd.Function.forward runs without a graph
-            ctx.rng.append(RngState.capture(history))
-            history = [block(history), *history[:-1]]
+        # autograd.Function.forward runs without a graph
+        history, ctx.rng = _run_blocks(plan.blocks, history)
         ctx.save_for_backward(*history)
         return tuple(history)
 
@@ -383,41 +441,111 @@ class _ReversibleBlocks(torch.autograd.Function):
     def backward(ctx, *grad_outputs: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
         plan: _Plan = ctx.plan
         history = [h.detach() for h in ctx.saved_tensors]  # z_(k+1-l), l = 0 … L−1
-        grads = [
-            torch.zeros_like(h) if g is None else g
+        grads: list[Scaled] = [
+            (torch.zeros_like(h) if g is None else g, 1.0)
             for g, h in zip(grad_outputs, history, strict=True)
         ]
         param_grads: list[torch.Tensor | None] = [None] * len(plan.params)
         for index in range(len(plan.blocks) - 1, -1, -1):
-            block = plan.blocks[index]
-            newer = [h.detach().requires_grad_() for h in history[1:]]  # leaves of this block
+            rng = ctx.rng[index]
             with (
-                torch.enable_grad(),
                 plan.bound(index),
                 ctx.autocast.restored(),
-                ctx.rng[index].replayed(),
-                frozen_batchnorm(block),
+                rng.replayed() if rng is not None else contextlib.nullcontext(),
+                frozen_batchnorm(plan.blocks[index]),
             ):
-                t = block.transform(newer)
-                with torch.no_grad():
-                    oldest = block.inverse([history[0], *history[1:]], t.detach())
-                oldest.requires_grad_()
-                z = block.combine(t, [*newer, oldest])
                 # inside frozen_batchnorm: its restore would bump the versions of saved buffers
-                params = [plan.params[s] for s in plan.slots[index]]
-                found = torch.autograd.grad(
-                    z, [*newer, oldest, *params], grads[0], allow_unused=True
-                )
-            step = [
-                torch.zeros_like(h) if g is None else g
-                for g, h in zip(found[: plan.lags], [*newer, oldest], strict=True)
-            ]
-            grads = [grads[lag + 1] + step[lag] for lag in range(plan.lags - 1)] + [step[-1]]
-            for slot, g in zip(plan.slots[index], found[plan.lags :], strict=True):
-                if g is not None:
-                    param_grads[slot] = g if param_grads[slot] is None else param_grads[slot] + g
-            history = [*(h.detach() for h in newer), oldest.detach()]
-        return (None, *grads, *param_grads)
+                history, grads = _block_backward(plan, index, history, grads, param_grads)
+        return (None, *(_value(g) for g in grads), *param_grads)
+
+
+Scaled = tuple[torch.Tensor, float]
+"""(x, c): the gradient c·x, kept unmultiplied until it is summed into another (no extra pass)."""
+
+
+def _value(scaled: Scaled) -> torch.Tensor:
+    x, c = scaled
+    return x if c == 1.0 else x * c
+
+
+def _block_backward(
+    plan: _Plan,
+    index: int,
+    history: list[torch.Tensor],
+    grads: list[Scaled],
+    param_grads: list[torch.Tensor | None],
+) -> tuple[list[torch.Tensor], list[Scaled]]:
+    """Block `index` backwards: from history[l] = z_(k+1-l) and their gradients to z_(k-l) and
+    theirs; adds the block's parameter gradients to `param_grads`.
+
+    T_k(z_k) runs again with a graph, the oldest state comes from the inverse step, and autograd
+    differentiates T. Through the combination Σ c·z the gradients are c·g: formed directly where
+    the c are constants (`combine_weights`), by autograd through `combine` otherwise (learnable
+    coefficients). Nothing of the block outlives the call but the states and gradients returned.
+    """
+    block, lags, weights = plan.blocks[index], plan.lags, plan.weights[index]
+    params = [plan.params[s] for s in plan.slots[index]]
+    newer = [h.detach().requires_grad_() for h in history[1:]]  # the leaves of this block
+    g, scale = grads[0]
+    with torch.enable_grad():
+        t = block.transform(newer)
+    with torch.no_grad():
+        oldest = block.inverse(history, t.detach())
+    if weights is None:
+        oldest.requires_grad_()
+        with torch.enable_grad():
+            z = block.combine(t, [*newer, oldest])
+        found = torch.autograd.grad(
+            z, [*newer, oldest, *params], _value(grads[0]), allow_unused=True
+        )
+        del z
+        steps, scales = list(found[:lags]), [0.0] * lags
+    else:
+        g_t = _value((g, scale * weights[0])).to(t.dtype)
+        found = torch.autograd.grad(t, [*newer, *params], g_t, allow_unused=True)
+        del g_t
+        steps, scales = [*found[: lags - 1], None], [scale * c for c in weights[1:]]
+    del t  # T's graph is gone; free its output before the next block allocates
+    owned = _owned(steps, [x for x, _ in grads])
+    for slot, p_grad in zip(plan.slots[index], found[len(found) - len(params) :], strict=True):
+        if p_grad is not None:
+            now = param_grads[slot]
+            param_grads[slot] = p_grad if now is None else now + p_grad
+    older = [*grads[1:], (None, 0.0)]
+    new_grads = [
+        _linear_sum([(steps[lag], 1.0), (g, scales[lag]), older[lag]], owned[lag], like)
+        for lag, like in enumerate([*newer, oldest])
+    ]
+    return [*(h.detach() for h in newer), oldest.detach()], new_grads
+
+
+def _owned(found: Sequence[torch.Tensor | None], others: Sequence[torch.Tensor]) -> list[bool]:
+    """Per tensor of `found` (autograd's results): whether it may be summed into in place, that
+    is, no other tensor in play shares its memory."""
+    ptrs = [None if t is None else t.untyped_storage().data_ptr() for t in found]
+    taken = {x.untyped_storage().data_ptr() for x in others}
+    return [p is not None and ptrs.count(p) == 1 and p not in taken for p in ptrs]
+
+
+def _linear_sum(
+    terms: Sequence[tuple[torch.Tensor | None, float]], owned: bool, like: torch.Tensor
+) -> Scaled:
+    """Σ c·x over the terms (None or c = 0 skipped; zeros like `like` if none is left), in place
+    on the first term where `owned` says it may be; a single term is passed on unmultiplied."""
+    kept = [(x, c) for x, c in terms if x is not None and c != 0.0]
+    if not kept:
+        return torch.zeros_like(like), 1.0
+    if len(kept) == 1:
+        return kept[0]  # type: ignore[return-value]
+    (total, c), rest = kept[0], kept[1:]
+    if c != 1.0:
+        total, owned = total * c, True
+    for x, c in rest:
+        if owned and total.dtype == torch.promote_types(total.dtype, x.dtype):
+            total.add_(x, alpha=c)
+        else:
+            total, owned = torch.add(total, x, alpha=c), True
+    return total, 1.0
 
 
 def reconstruct(stage: nn.Module, newest: Sequence[torch.Tensor]) -> list[torch.Tensor]:

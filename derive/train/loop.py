@@ -149,7 +149,7 @@ def build_model(
     """The model, initialized from the run's seed (paper init unless turned off), checked on a dummy
     batch of input_size x input_size images (default: CIFAR's classes and 32 x 32)."""
     from derive.models import resolve_model
-    from derive.models.init import paper_init
+    from derive.models.variants import paper_init
 
     num_classes = config.num_classes if num_classes is None else num_classes
     torch.manual_seed(derive_seed(config.seed, "init"))
