@@ -501,7 +501,8 @@ def _block_backward(
         del z
         steps, scales = list(found[:lags]), [0.0] * lags
     else:
-        g_t = _value((g, scale * weights[0])).to(t.dtype)
+        g_t = _value((g, scale * weights[0]))
+        g_t = g_t if g_t.dtype == t.dtype else g_t.to(t.dtype)
         found = torch.autograd.grad(t, [*newer, *params], g_t, allow_unused=True)
         del g_t
         steps, scales = [*found[: lags - 1], None], [scale * c for c in weights[1:]]

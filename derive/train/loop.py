@@ -31,6 +31,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from derive.allocator import configure_for as configure_allocator
 from derive.devices import device_name
 from derive.errors import UserError
 from derive.fsutil import ensure_output_dir, remove_file
@@ -210,6 +211,7 @@ def run_training(config: TrainConfig, progress: Progress | None = None) -> dict[
     """
     launch = distributed.launch_from_env()
     rt = resolve_runtime(config)
+    log.debug("host memory allocator: %s", configure_allocator(config.memory))
     distributed.check_launch(launch, config.batch_size, config.sync_bn, rt.device.type)
     d = distributed.start(launch, rt.device, config.dist_timeout)
     rt.device = d.device
