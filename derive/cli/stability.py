@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+from collections.abc import Callable
 
 from derive.cli.argtypes import add_threads_option, number
 from derive.limits import PROBE_STEPS, STABILITY_EPOCHS, STUDY_WORKERS
@@ -81,8 +82,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = p.add_subparsers(dest="stability_command", metavar="SUBCOMMAND", required=True)
-    steps = number(int, "an integer >= 1", limit=PROBE_STEPS)
+    _add_run(sub)
+    _add_probe(sub)
+    _add_report(sub)
 
+
+def _probe_steps() -> Callable[[str], float]:
+    """The type of --probe-steps and --steps: updates a probe replays."""
+    return number(int, "an integer >= 1", limit=PROBE_STEPS)
+
+
+def _add_run(sub: argparse._SubParsersAction) -> None:
+    """`derive stability run`: which runs, then how to compute them."""
     r = sub.add_parser(
         "run",
         help="train the study's runs (resumable) and probe their first steps",
@@ -93,6 +104,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    _add_study_options(r)
+    _add_compute_options(r)
+    r.set_defaults(run=run_study)
+
+
+def _add_study_options(r: argparse.ArgumentParser) -> None:
+    """The options of `derive stability run` that say which runs: data, folder, arms, seeds, epochs."""
     r.add_argument(
         "--data-dir", required=True, metavar="DIR", help="CIFAR-10 (official python layout)"
     )
@@ -144,12 +162,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     r.add_argument(
         "--probe-steps",
-        type=steps,
+        type=_probe_steps(),
         default=20,
         metavar="K",
         help="updates the probe replays (it records K + 1 forward passes; fewer than the first "
         "epoch's steps; default: 20)",
     )
+
+
+def _add_compute_options(r: argparse.ArgumentParser) -> None:
+    """The options of `derive stability run` that say how to compute (the results stay the same)."""
     r.add_argument(
         "--workers",
         type=number(int, "an integer >= 1", limit=STUDY_WORKERS),
@@ -176,8 +198,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument(
         "--dry-run", action="store_true", help="list the jobs and their commands; run nothing"
     )
-    r.set_defaults(run=run_study)
 
+
+def _add_probe(sub: argparse._SubParsersAction) -> None:
+    """`derive stability probe RUN_DIR`."""
     q = sub.add_parser(
         "probe",
         help="replay the first steps of a run with hooks: feature scale, loss, gradient norm",
@@ -191,7 +215,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     q.add_argument("run_dir", metavar="RUN_DIR", help="a derive train run folder")
     q.add_argument(
         "--steps",
-        type=steps,
+        type=_probe_steps(),
         default=20,
         metavar="K",
         help="updates to replay, fewer than the first epoch's steps (default: 20)",
@@ -201,6 +225,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_threads_option(q)
     q.set_defaults(run=run_probe)
 
+
+def _add_report(sub: argparse._SubParsersAction) -> None:
+    """`derive stability report STUDY`."""
     t = sub.add_parser(
         "report",
         help="write the results doc and figures from a study folder",
