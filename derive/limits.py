@@ -52,7 +52,7 @@ THREADS = Limit(
     1, 1024, "more threads than cores only slow torch down, and 10^6 crash its OpenMP pool"
 )
 
-# derive train --warmup-steps (issue 12)
+# derive train --warmup-steps
 WARMUP_STEPS = Limit(
     0,
     10_000_000,
@@ -145,7 +145,8 @@ NAS_CHANNELS = Limit(
 NAS_CHANNELS_EVEN = "a factorized reduction splits its output channels into two halves"
 
 
-# genotype.json (DESIGN.md contract 7), read by derive nas network and derive.nas.load_genotype
+# genotype.json (the searched cell written by derive nas search), read by derive nas network and
+# derive.nas.load_genotype
 NAS_NODES = Limit(
     1,
     32,

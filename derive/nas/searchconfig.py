@@ -247,7 +247,7 @@ class SearchConfig:
     def lr_at(self, epoch: int) -> float:
         """Cosine annealing without restart: lr_min + (lr − lr_min)(1 + cos(π(e − 1)/E))/2, 1-based e.
 
-        Epoch 1 runs at lr, as DARTS's schedule did on PyTorch 0.3 (research notes §1.5)."""
+        Epoch 1 runs at lr, as DARTS's schedule did on PyTorch 0.3."""
         phase = math.pi * (epoch - 1) / self.epochs
         return self.lr_min + (self.lr - self.lr_min) * (1 + math.cos(phase)) / 2
 
