@@ -170,6 +170,52 @@ def test_without_the_rng_replay_dropout_would_draw_new_masks(monkeypatch):
     assert not all(torch.allclose(a, b) for a, b in zip(got, ref, strict=True))
 
 
+def _reversible_nodes(loss: torch.Tensor) -> list:
+    """The backward nodes of the reversible Functions in `loss`'s graph."""
+    nodes, seen, todo = [], set(), [loss.grad_fn]
+    while todo:
+        node = todo.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        if type(node).__name__ == "_ReversibleBlocksBackward":
+            nodes.append(node)
+        todo += [n for n, _ in node.next_functions]
+    return nodes
+
+
+def test_rng_states_are_kept_only_for_blocks_that_draw_random_numbers():
+    """No replay (and no 5 KiB state) per deterministic block; one per block with dropout."""
+    x, y = batch()
+    plain = _reversible_nodes(F.cross_entropy(set_memory(tiny_hbnet(20), "reversible")(x), y))
+    assert plain and all(state is None for node in plain for state in node.rng)
+    stage = set_memory(dropout_stage(), "reversible").train()
+    x = torch.randn(2, 3, 6, 6, dtype=torch.float64, requires_grad=True)
+    (node,) = _reversible_nodes(stage(x).sum())
+    assert len(node.rng) == 4 and all(state is not None for state in node.rng)
+
+
+@pytest.mark.parametrize("modes", [{}, {"beta1": "learnable", "beta2": "learnable"}])
+def test_gradients_through_the_combination_fixed_and_learnable(modes):
+    """β₂ = −0.7 (the inverse divides): constant weights take the direct path (c·g), learnable
+    ones autograd through `combine`; both equal plain autograd in float64, coefficients too."""
+    torch.manual_seed(0)
+    coefficients = {"beta1": 0.9, "beta2": -0.7}
+    blocks = [HB.Block(HB.PreActBasicBranch(3, 3), coefficients, modes) for _ in range(5)]
+    stage = HB.Stage(blocks).double().train()
+    weights = [memory_module.combine_weights(b, HB.LAGS) for b in stage.blocks]
+    assert weights == [None] * 5 if modes else [[1.0, 0.9, -0.7]] * 5
+    x = torch.randn(2, 3, 6, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    grads = {}
+    for mode in ("standard", "reversible"):
+        net = set_memory(copy.deepcopy(stage), mode)
+        xx = x.clone().requires_grad_()
+        net(xx).square().sum().backward()
+        grads[mode] = {n: p.grad for n, p in net.named_parameters()} | {"x": xx.grad}
+    assert ("blocks.1.beta2" in grads["standard"]) == bool(modes)
+    assert_grads_close(grads["reversible"], grads["standard"], rtol=1e-9, scale_atol=1e-11)
+
+
 def _saved_bytes(net: nn.Module, x: torch.Tensor) -> int:
     """Bytes of the distinct storages autograd saves in one forward (parameters left out)."""
     params = {p.untyped_storage().data_ptr() for p in net.parameters()}
@@ -202,16 +248,7 @@ def test_reversible_activation_bytes_do_not_grow_with_depth():
 def test_each_reversible_stage_saves_only_its_two_newest_states():
     net = set_memory(tiny_hbnet(20), "reversible").train()
     x, y = batch()
-    loss = F.cross_entropy(net(x), y)
-    nodes, seen, todo = [], set(), [loss.grad_fn]
-    while todo:
-        node = todo.pop()
-        if node is None or node in seen:
-            continue
-        seen.add(node)
-        if type(node).__name__ == "_ReversibleBlocksBackward":
-            nodes.append(node)
-        todo += [n for n, _ in node.next_functions]
+    nodes = _reversible_nodes(F.cross_entropy(net(x), y))
     assert len(nodes) == 3
     assert all(len(node.saved_tensors) == HB.LAGS == 2 for node in nodes)
 
