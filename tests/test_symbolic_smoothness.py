@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -97,3 +98,18 @@ def test_unbounded_and_discontinuous_derivatives():
 def test_default_parameters_are_stated():
     s = smoothness_for("elu")
     assert s.parameters == "a = 1 (default)" and s.M.exact == 1
+
+
+@pytest.mark.parametrize("name", sorted(DERIVATIVES))
+def test_printed_line_defines_m_as_the_sup_of_phi_prime(name):
+    """The σ rule σ² = 1/(2M) says what M is, and the printed M is the sup of Φ′ over a dense
+    float64 grid of the hand-written derivative (to the 6 printed digits)."""
+    line = smoothness_for(name).line()
+    found = re.search(r"sigma\^2 = 1/\(2M\), M = sup Phi' = ([0-9.]+)\)", line)
+    assert found, line
+    printed = float(found.group(1))
+    assert printed == pytest.approx(DERIVATIVES[name](GRID).max(), rel=1e-5)
+
+
+def test_printed_m_is_exact_where_it_is_known():
+    assert "M = sup Phi' = 1/4)" in smoothness_for("sigmoid").line()

@@ -44,11 +44,14 @@ examples:
   derive activation --all --format json         a JSON list of every built-in activation
   derive activation --all --format markdown --out docs/activations.md
   derive activation --expr "x*exp(-x**2)" --name wiggle
+  derive activation --expr "x*sigmoid(x)"       built-in activations are functions in --expr
   derive -v activation --all                    also log per-activation timings on stderr
 
 --expr accepts numbers, x, pi, E, + - * / **, the functions exp log sqrt sin cos tan sinh cosh
-tanh atan asinh erf erfc Abs Max Min sign Heaviside, and Piecewise((expr, condition), ...,
-(expr, True)) with comparisons and and/or. Nothing is ever evaluated as Python code."""
+tanh atan asinh erf erfc Abs Max Min sign Heaviside, every built-in activation by name as a
+function of one argument (softplus(x), x*sigmoid(x), relu(x - 1); elu uses a = 1 and leaky_relu
+alpha = 0.01), and Piecewise((expr, condition), ..., (expr, True)) with comparisons and and/or.
+Nothing is ever evaluated as Python code."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
@@ -13,7 +13,7 @@ import sympy as sp
 
 from derive.errors import UserError
 from derive.symbolic import symbols
-from derive.symbolic.expr_parser import parse_expression
+from derive.symbolic.expr_parser import FUNCTIONS, parse_expression
 
 
 @dataclass(frozen=True)
@@ -218,3 +218,22 @@ def with_defaults(
             labels.append(f"{spec.name} = {spec.default} (default)")
         subs[spec.symbol] = value
     return subs, ", ".join(labels)
+
+
+def _as_function(activation: Activation) -> Callable[[sp.Expr], sp.Expr]:
+    """Φ as a function of one argument, with parameters at their usual defaults."""
+    defaults = {spec.symbol: sp.Rational(spec.default) for spec in activation.parameters}
+    phi = activation.phi.subs(defaults)
+    return lambda arg: phi.subs(symbols.x, arg)
+
+
+@cache
+def expression_functions() -> dict[str, tuple[Callable[..., sp.Expr], tuple[int, ...]]]:
+    """What an --expr may call: the plain functions (exp, log, ...) and every built-in activation
+    (and alias) as a function of one argument, expanded to its SymPy definition; parameters take
+    their usual defaults (elu: a = 1, leaky_relu: alpha = 0.01). A plain function keeps its own
+    meaning where the names clash (tanh is tanh either way)."""
+    builtins = {
+        name: (_as_function(act), (1,)) for act in ACTIVATIONS for name in (act.name, *act.aliases)
+    }
+    return {**builtins, **FUNCTIONS}

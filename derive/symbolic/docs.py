@@ -9,6 +9,7 @@ from pathlib import Path
 
 from derive.symbolic.derivation import derive_all
 from derive.symbolic.formats import _error, cell, math_cell, paper_verdict, pretty, symbolic_summary
+from derive.symbolic.printing import minus_signs
 from derive.symbolic.record import ActivationRecord
 from derive.symbolic.smoothness import Smoothness
 
@@ -28,14 +29,20 @@ symbolic: the symbolic proof holds for every positive value, the numeric one sam
 Every Ψ is proved two independent ways; `verified` means both pass.
 
 * **Symbolic** (SymPy): Ψ′ − Φ ≡ 0 on every branch; Ψ and Φ continuous at every branch point
-  (one-sided limits); Ψ real on every branch where SymPy can decide it; the chain rule
+  (one-sided limits); Ψ real on every branch where SymPy can decide it; inside every branch the
+  arguments of log and Li₂ stay off their branch cuts (so Ψ is continuous there); Ψ(0) = 0; the chain rule
   ∇Σᵢ Ψ(Uᵢᵀx) = UΨ′(Uᵀx) for an undefined Ψ and a general 3×3 U; Uᵀx = Ux for symmetric U; and the
   assembled f for a symmetric 2×2 U.
 * **Numeric** (mpmath, 40 digits, fixed seed): Ψ′ = Φ at random points on both sides of every
-  branch point (≥ 1e-3 away) and at large |x|; Ψ real and continuous; ∇f = x − UΦ(Uᵀx) for a
+  branch point (≥ 10⁻³ away) and at large |x|; Ψ real and continuous; ∇f = x − UΦ(Uᵀx) for a
   random symmetric positive-definite 3×3 U. The worst relative error is reported.
 
 Where no closed form is found, Ψ(x) = ∫₀ˣ Φ(t) dt is evaluated by quadrature and marked numeric.
+Mish has a closed form with dilogarithms of complex arguments: tanh(softplus(x)) =
+1 − 2/(e²ˣ + 2eˣ + 2), whose denominator has the roots eˣ = −1 ± i, so partial fractions in eˣ
+give x·log and Li₂ terms of complex arguments, written in real form (Re, Im, atan). Their
+arguments never reach the branch cuts of log and Li₂ for real x (their imaginary parts never
+vanish), so Ψ is continuous on the whole real line.
 """
 
 SMOOTHNESS_INTRO = """## Smoothness
@@ -65,14 +72,11 @@ def _smoothness_row(record: ActivationRecord, smooth: Smoothness) -> str:
     params = f" ({smooth.parameters})" if smooth.parameters else ""
     numbers = [f"{smooth.sigma:.4g}", f"{smooth.mu:.4g}", f"{smooth.L:.4g}"]
     if smooth.kappa is None:
-        numbers += ["-", "-", "-"]
+        numbers += ["—", "—", "—"]  # not strongly convex at this σ: no κ
     else:
         numbers += [f"{smooth.kappa:.4g}", f"{smooth.nesterov:.4g}", f"{smooth.heavy_ball:.4g}"]
-    return (
-        f"| {record.name}{params} | {smooth.m.text()} | {smooth.M.text()} | "
-        + " | ".join(numbers)
-        + " |"
-    )
+    bounds = [pretty(smooth.m.text()), pretty(smooth.M.text())]
+    return minus_signs(f"| {record.name}{params} | " + " | ".join(bounds + numbers) + " |")
 
 
 def render_document(records: Sequence[ActivationRecord]) -> str:
@@ -91,6 +95,14 @@ def render_document(records: Sequence[ActivationRecord]) -> str:
         )
     lines += ["", "How each Ψ was found:", ""]
     lines += [f"- {r.name}: {r.energy.method}" for r in records]
+    numeric = [r.name for r in records if not r.energy.closed_form]
+    lines += [
+        "",
+        "Built-in activations without a closed form (Ψ by quadrature): "
+        + (", ".join(numeric) if numeric else "none")
+        + ". The quadrature fallback remains for expressions given with `--expr` that no "
+        "integration strategy handles, such as `tanh(x**2)`.",
+    ]
     lines += ["", SMOOTHNESS_INTRO, ""]
     lines.append("| activation | inf Φ′ (m) | sup Φ′ (M) | σ | μ | L | κ | Nesterov | heavy ball |")
     lines.append("|---|---|---|---|---|---|---|---|---|")

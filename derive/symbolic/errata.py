@@ -141,7 +141,7 @@ def check_printed(
     """Verify one printed Ψ against Φ (symbolic and numeric), with a note and a correction."""
     printed = parse_printed(entry.printed).subs(u, x).subs(values)
     has_constant = printed.has(symbols.C)
-    symbolic = proof_symbolic.prove(phi, printed, var="u")
+    symbolic = proof_symbolic.prove(phi, printed, var="u", normalised=False)
     phi_br = pieces.split(phi)
     grid = pieces.combine(phi_br, pieces.split(printed, what="printed formula"))
     numeric = proof_numeric.check(phi, printed.subs(symbols.C, 0), grid, samples)
@@ -193,7 +193,7 @@ def check_printed(
     corrected_text = None
     if derived is not None and not derived.has(sp.Integral):
         corrected, qualifier = _correct(printed, cells, failing, derived)
-        check = proof_symbolic.prove(phi, corrected, assembled=False)
+        check = proof_symbolic.prove(phi, corrected, assembled=False, normalised=False)
         if not check.ok:
             corrected, qualifier = derived, ""
         corrected_text = in_u(corrected) + qualifier

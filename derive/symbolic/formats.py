@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 
 import sympy as sp
 
-from derive.symbolic.printing import latex, latex_for_table, unicode
+from derive.symbolic.printing import latex, latex_for_table, minus_signs, unicode
 from derive.symbolic.proof_numeric import NumericProof
 from derive.symbolic.proof_symbolic import Step, SymbolicProof
 from derive.symbolic.record import ActivationRecord
@@ -40,15 +41,19 @@ _WORDS = (
 )
 
 
+_INFINITY = re.compile(r"(?<!\w)oo\b")
+
+
 def pretty(text: str) -> str:
-    """ASCII claims and notes with Greek letters and symbols, for text and Markdown output."""
+    """ASCII claims and notes with Greek letters and symbols, for text and Markdown output; every
+    minus sign is "−" (printing.minus_signs)."""
     for ascii_text, nice in _WORDS:
         text = text.replace(ascii_text, nice)
-    return text
+    return minus_signs(_INFINITY.sub("∞", text))
 
 
 def _error(value: float) -> str:
-    return f"{value:.1e}" if value < float("inf") else "inf"
+    return minus_signs(f"{value:.1e}") if value < float("inf") else "inf"
 
 
 def psi_how(record: ActivationRecord) -> str:
@@ -100,7 +105,7 @@ def _parameter_text(record: ActivationRecord) -> str:
 
 def _title(record: ActivationRecord) -> str:
     alias = f" (alias {', '.join(record.aliases)})" if record.aliases else ""
-    return f"{record.name}{alias}{_parameter_text(record)}: {record.description}"
+    return minus_signs(f"{record.name}{alias}{_parameter_text(record)}: {record.description}")
 
 
 # --- text -----------------------------------------------------------------------------------
@@ -136,7 +141,7 @@ def text_one(record: ActivationRecord, smooth: Smoothness | None) -> str:
     if record.paper:
         lines.append("  papers:")
         for check in record.paper:
-            lines.append(f"    {_mark(check.verified)} {check.source}: Ψ(u) = {check.printed}")
+            lines.append(f"    {_mark(check.verified)} {check.source}: Ψ(u) = `{check.printed}`")
             lines.append(f"        {pretty(check.note)}")
     return "\n".join(lines)
 

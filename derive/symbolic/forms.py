@@ -23,9 +23,13 @@ def _log_exp_form(expr: sp.Expr) -> sp.Expr:
 
 
 def alternatives(expr: sp.Expr, limit: float | None) -> list[sp.Expr]:
-    """Candidate rewrites of `expr` (not yet verified), without duplicates."""
+    """Candidate rewrites of `expr` (not yet verified), without duplicates. A real form with Re/Im
+    of complex dilogarithms (partial fractions over complex roots) is only factored: simplify
+    spends seconds there and only makes it longer."""
     found = []
-    rewrites = [lambda e: sp.factor_terms(e, sign=False), sp.simplify]
+    rewrites = [lambda e: sp.factor_terms(e, sign=False)]
+    if not expr.has(sp.re, sp.im):
+        rewrites.append(sp.simplify)
     if expr.has(sp.log) and not expr.has(*_SPECIAL):
         rewrites.append(_log_exp_form)
     for rewrite in rewrites:

@@ -13,7 +13,9 @@ _BAD = (sp.nan, sp.zoo, sp.oo, -sp.oo)
 
 
 def is_zero(expr: sp.Expr, seconds: float = 20.0) -> bool:
-    """True when SymPy proves `expr` ≡ 0 (after expand_func: expand, cancel, cancel of the exp form, simplify, simplify of the exp form)."""
+    """True when SymPy proves `expr` ≡ 0 (after expand_func, with arg(z) written as atan where its
+    half-plane is known: expand, cancel, cancel of the exp form, simplify, simplify of the exp
+    form)."""
     if expr == 0:
         return True
     proved = False
@@ -24,10 +26,36 @@ def is_zero(expr: sp.Expr, seconds: float = 20.0) -> bool:
     return proved
 
 
+def _principal_arg(z: sp.Expr) -> sp.Expr | None:
+    """arg(z) as atan for a z in an open half-plane of the real line's x (None: unknown half).
+
+    arg z = atan(Im z/Re z) for Re z > 0, and ±π/2 − atan(Re z/Im z) for ±Im z > 0."""
+    re, im = sp.re(z), sp.im(z)
+    if re.is_positive:
+        return sp.atan(sp.cancel(im / re))
+    if im.is_positive:
+        return sp.pi / 2 - sp.atan(sp.cancel(re / im))
+    if im.is_negative:
+        return -sp.pi / 2 - sp.atan(sp.cancel(re / im))
+    return None
+
+
+def principal_args(expr: sp.Expr) -> sp.Expr:
+    """Every arg(z) whose half-plane SymPy can decide, written with atan (the same function)."""
+    if not expr.has(sp.arg):
+        return expr
+
+    def rewrite(e: sp.arg) -> sp.Expr:
+        found = _principal_arg(e.args[0])
+        return e if found is None else found
+
+    return expr.replace(lambda e: isinstance(e, sp.arg), rewrite)
+
+
 def _simplifies_to_zero(expr: sp.Expr, seconds: float) -> bool:
     proved = False
     with time_limit(seconds):
-        expr = sp.expand_func(expr)
+        expr = principal_args(sp.expand_func(expr))
         cheap = (
             (lambda e: e, sp.expand, sp.cancel, lambda e: sp.cancel(e.rewrite(sp.exp)))
             if not expr.has(sp.Piecewise)

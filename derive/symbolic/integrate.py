@@ -7,8 +7,10 @@ neither changes the derivative) and checked again.
 
 Strategies, in order: integration by parts for g = x·h(x) (needs ∫h and ∫∫h, found by the cheap
 strategies only); substitution u = eˣ (then the dilogarithm rule or SymPy's integrate in u,
-`expand_func` and exp_polar removal: polylog forms); SymPy's rule-based `manualintegrate`; SymPy's
-full `integrate`. Hopeless routes are skipped: substitution needs exp(x) in g and an integrand in u
+`expand_func` and exp_polar removal: polylog forms); SymPy's rule-based `manualintegrate`; for
+g = x·R(eˣ) or R(eˣ) with R rational, partial fractions over the complex roots of R's denominator
+(derive.symbolic.exp_rational: log and Li₂ of complex arguments, in real form); SymPy's full
+`integrate`. Hopeless routes are skipped: substitution needs exp(x) in g and an integrand in u
 that is rational, or rational times logs with real-rooted denominators (otherwise only complex
 dilogarithms come out); inverse trigonometric functions of eˣ are not integrated again.
 """
@@ -22,7 +24,7 @@ from dataclasses import dataclass, field
 import sympy as sp
 from sympy.integrals.manualintegrate import manualintegrate
 
-from derive.symbolic import identity, screen
+from derive.symbolic import exp_rational, identity, screen
 from derive.symbolic.pieces import Cell
 from derive.symbolic.symbols import x
 from derive.symbolic.timelimit import time_limit
@@ -177,6 +179,8 @@ def _strategies(
     if substitution is not None:
         yield "substitution u = exp(x)", substitution
     yield "SymPy manualintegrate", lambda: manualintegrate(g, x)
+    if exp_rational.split_power_of_x(g) is not None:
+        yield exp_rational.METHOD, lambda: exp_rational.antiderivative(g)
     if depth > 0:  # SymPy's full integrate is slow to fail: not inside integration by parts
         yield "SymPy integrate", lambda: sp.integrate(g, x)
 

@@ -3,6 +3,8 @@ are plain str() so that sympify reads them back)."""
 
 from __future__ import annotations
 
+import re
+
 import sympy as sp
 from sympy.printing.str import StrPrinter
 
@@ -39,6 +41,20 @@ class UnicodePrinter(StrPrinter):
     def _print_Exp1(self, expr):
         return "e"
 
+    def _print_ImaginaryUnit(self, expr):
+        return "i"
+
+    def _print_re(self, expr):
+        return self._part("Re", expr.args[0])
+
+    def _print_im(self, expr):
+        return self._part("Im", expr.args[0])
+
+    def _part(self, name: str, arg: sp.Expr) -> str:
+        """Re Li₂(z) for a function call, Re(z) otherwise."""
+        text = self._print(arg)
+        return f"{name} {text}" if isinstance(arg, sp.Function) else f"{name}({text})"
+
     def _print_Abs(self, expr):
         return f"|{self._print(expr.args[0])}|"
 
@@ -71,10 +87,29 @@ def unicode(expr: sp.Basic) -> str:
     return text.replace("*", "·").replace("-", "−")
 
 
+MINUS = "−"
+# A hyphen that is a minus sign: between spaces (a − b), in front of a number, name or bracket
+# where no word or closing bracket precedes it (−1, [−0.1, = −x), or in an exponent (1.0e−31).
+# Double hyphens (--expr) and hyphens inside words (heavy-ball) are left alone.
+_BINARY_MINUS = re.compile(r"(?<=\s)-(?=\s)")
+_UNARY_MINUS = re.compile(r"(?<![\w\-)\]′'.|])-(?=[\w(.π∞√|])")
+_EXPONENT_MINUS = re.compile(r"(?<=\d[eE])-(?=\d)")
+
+
+def minus_signs(text: str) -> str:
+    """Formula and number text with "−" (U+2212) for every ASCII minus sign (see the patterns)."""
+    for pattern in (_BINARY_MINUS, _UNARY_MINUS, _EXPONENT_MINUS):
+        text = pattern.sub(MINUS, text)
+    return text
+
+
 def latex(expr: sp.Basic) -> str:
-    """SymPy's LaTeX, with polylog(2, z) as Li₂(z)."""
-    return sp.latex(expr, ln_notation=False).replace(
-        r"\operatorname{Li}_{2}", r"\operatorname{Li}_2"
+    """SymPy's LaTeX, with polylog(2, z) as Li₂(z) and Re, Im for real and imaginary parts."""
+    return (
+        sp.latex(expr, ln_notation=False)
+        .replace(r"\operatorname{Li}_{2}", r"\operatorname{Li}_2")
+        .replace(r"\operatorname{re}", r"\operatorname{Re}")
+        .replace(r"\operatorname{im}", r"\operatorname{Im}")
     )
 
 

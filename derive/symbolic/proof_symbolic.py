@@ -4,6 +4,8 @@ Split so that no step simplifies one big expression:
   1. scalar identity Ψ′ − Φ ≡ 0 on every branch (expand_func + simplify);
   2. Ψ continuous at every branch point (one-sided limits), Φ continuous there too (so Ψ is
      differentiable at the branch points, with Ψ′ = Φ), Ψ real on every branch where SymPy can tell;
+     inside a branch, the arguments of log and Li₂ stay off their branch cuts (so Ψ is continuous
+     there), and Ψ(0) = 0;
   3. chain rule ∇Σᵢ Ψ(Uᵢᵀx) = UΨ′(Uᵀx) for an undefined Ψ and a general symbolic 3×3 U (exact),
      and Uᵀx = Ux for symmetric U (exact); shown once per process;
   4. the assembled f for a 2×2 symmetric U: differentiate, subtract x − UΦ(Ux), replace each
@@ -21,18 +23,22 @@ import sympy as sp
 
 from derive.symbolic import identity, pieces
 from derive.symbolic.pieces import Branching, Cell
+from derive.symbolic.printing import unicode
 from derive.symbolic.symbols import x
 from derive.symbolic.timelimit import TIME_LIMIT, budget_spent, time_limit
 
-DERIVATIVE, REAL, CONTINUITY, PHI_CONTINUITY, CHAIN_RULE, SYMMETRIC, ASSEMBLED = (
+DERIVATIVE, REAL, CUTS, ORIGIN, CONTINUITY, PHI_CONTINUITY, CHAIN_RULE, SYMMETRIC, ASSEMBLED = (
     "derivative",
     "real",
+    "branch-cuts",
+    "origin",
     "continuity",
     "phi-continuity",
     "chain-rule",
     "symmetric",
     "assembled",
 )
+ORIGIN_CLAIM = "Psi(0) = 0"
 
 ASSEMBLED_CLAIM = "assembled f with a symmetric 2x2 U: grad f - (x - U Phi(U x)) = 0"
 FTC_CLAIM = (
@@ -309,6 +315,31 @@ def _derivative_step(phi_cell: Cell, psi_cell: Cell, claim: str) -> Step:
     return Step(DERIVATIVE, claim, proved, detail, derivative, psi_cell)
 
 
+def _off_cut(function: sp.Expr, cell: Cell) -> bool | None:
+    """Whether SymPy proves that the argument z of log (cut (−∞, 0]) or Li₂ (cut [1, ∞)) avoids the
+    cut for every x in the cell: Im z ≠ 0, or z > 0 (log), or 1 − z > 0 (Li₂)."""
+    moved = identity.on_cell(function.args[-1], cell)
+    z = moved[0] if moved is not None else function.args[-1]
+    real_side = z if isinstance(function, sp.log) else 1 - z
+    if sp.im(z).is_nonzero or (z.is_extended_real and real_side.is_positive):
+        return True
+    return None
+
+
+def _cuts_step(psi_cell: Cell, claim: str) -> Step:
+    functions = psi_cell.expr.atoms(sp.log, sp.polylog)
+    decided = [_off_cut(f, psi_cell) for f in functions]
+    ok = True if all(decided) else None
+    arguments = ", ".join(sorted(unicode(f.args[-1]) for f in functions))
+    return Step(CUTS, claim, ok, f"arguments {arguments}", cell=psi_cell)
+
+
+def _origin_step(psi: sp.Expr) -> Step:
+    value = sp.expand_func(psi.subs(x, 0))
+    proved = identity.is_zero(value)
+    return Step(ORIGIN, ORIGIN_CLAIM, proved, "" if proved else f"Psi(0) = {value}")
+
+
 def _phi_continuity_step(left: Cell, right: Cell, claim: str) -> Step:
     point = left.hi
     jump = sp.simplify(
@@ -329,8 +360,17 @@ def _continuity_step(left: Cell, right: Cell, claim: str) -> Step:
     return Step(CONTINUITY, claim, jump == 0, detail, sp.Tuple(left_value, right_value))
 
 
-def prove(phi: sp.Expr, psi: sp.Expr, *, var: str = "x", assembled: bool = True) -> SymbolicProof:
+def prove(
+    phi: sp.Expr,
+    psi: sp.Expr,
+    *,
+    var: str = "x",
+    assembled: bool = True,
+    normalised: bool = True,
+) -> SymbolicProof:
     """All symbolic steps for Φ = `phi` and Ψ = `psi` (closed form, Piecewise allowed, or ∫₀ˣ Φ).
+
+    `normalised`: also prove Ψ(0) = 0 (derived energies; the papers' formulas have any constant).
 
     Within a time budget (derive.symbolic.timelimit.budget) a step that does not finish in what is
     left of it is undecided, with detail TIME_LIMIT."""
@@ -369,6 +409,17 @@ def prove(phi: sp.Expr, psi: sp.Expr, *, var: str = "x", assembled: bool = True)
                     psi_cell,
                 )
             )
+            if psi_cell.expr.has(sp.log, sp.polylog):
+                claim = (
+                    f"log and Li2 arguments off their branch cuts on {where} (Psi continuous there)"
+                )
+                steps.append(
+                    _within_budget(
+                        CUTS, claim, lambda b=psi_cell, c=claim: _cuts_step(b, c), psi_cell
+                    )
+                )
+    if normalised and not numeric:
+        steps.append(_within_budget(ORIGIN, ORIGIN_CLAIM, lambda: _origin_step(psi)))
     for (left_phi, left_psi), (right_phi, right_psi) in pairwise(refined):
         point = left_phi.hi
         claim = f"Phi continuous at {var} = {point} (so Psi' = Phi there too)"

@@ -1,4 +1,5 @@
-"""ActivationRecord: everything derived and proved for one activation, and its JSON (contract 2)."""
+"""ActivationRecord: everything derived and proved for one activation, and its JSON record (the
+stable machine-readable output of `derive activation --format json`)."""
 
 from __future__ import annotations
 
@@ -60,7 +61,7 @@ class ActivationRecord:
         return f"grad f(x) = x - U Phi(U^T x), Phi(s) = {self.phi.subs(x, s)}"
 
     def to_json(self) -> dict:
-        """The JSON object of contract 2: exactly JSON_KEYS."""
+        """The JSON object of `--format json`: exactly JSON_KEYS."""
         error = self.numeric.max_error
         return {
             "name": self.name,

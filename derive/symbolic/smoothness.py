@@ -81,8 +81,11 @@ class Smoothness:
                     f"{head}; Phi' is unbounded above: f is not strongly convex for any sigma > 0"
                 )
             return f"{head}; at sigma = {self.sigma:.4g}: mu = {self.mu:.4g} <= 0, f is not strongly convex"
+        rule = self.sigma_rule
+        if "M" in rule:
+            rule += f", M = sup Phi' = {self.M.text()}"
         return (
-            f"{head}; at sigma = ||U||_2 = {self.sigma:.4g} ({self.sigma_rule}): mu = {self.mu:.4g}, "
+            f"{head}; at sigma = ||U||_2 = {self.sigma:.4g} ({rule}): mu = {self.mu:.4g}, "
             f"L = {self.L:.4g}, kappa = {self.kappa:.4g}, Nesterov momentum {self.nesterov:.4g}, "
             f"heavy-ball momentum {self.heavy_ball:.4g}"
         )

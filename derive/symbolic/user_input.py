@@ -1,4 +1,5 @@
-"""A user's Φ(x) from --expr: parsed safely, then checked to be real, finite and continuous on ℝ
+"""A user's Φ(x) from --expr (built-in activations may be called by name: softplus(x), x*sigmoid(x)):
+parsed safely, then checked to be real, finite and continuous on ℝ
 and small enough to verify numerically. Every failure is a one-line UserError."""
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import mpmath
 import sympy as sp
 
 from derive.errors import UserError
-from derive.symbolic import pieces
+from derive.symbolic import catalog, pieces
 from derive.symbolic.expr_parser import parse_expression
 from derive.symbolic.numeric_eval import is_finite, is_real, mp_function
 from derive.symbolic.symbols import x
@@ -75,7 +76,7 @@ def _check_continuity(branching: pieces.Branching) -> None:
 
 def parse_user_phi(text: str) -> sp.Expr:
     """Φ(x) from user text (never evaluated as code), checked as described above."""
-    phi = parse_expression(text, {"x": x}, what=WHAT)
+    phi = parse_expression(text, {"x": x}, functions=catalog.expression_functions(), what=WHAT)
     if phi.has(sp.I):
         raise UserError(f"{WHAT}: the expression is complex-valued")
     branching = pieces.split(phi, what=WHAT)
