@@ -105,6 +105,7 @@ class _Weights(nn.Module):
         )
 
     def combine(self, history: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """The weighted terms w_t·z_t of the history that are not fixed at 0."""
         if self.learnable is not None:
             return [w * z for w, z in zip(self.learnable, history, strict=True)]
         return [history[t] if v == 1.0 else v * history[t] for t, v in self.fixed]
@@ -427,6 +428,7 @@ def cifar_resnet(
         def make_branch(
             k: int, path: int, stage_in: int = in_channels, c: int = channels, s: int = stride
         ) -> nn.Module:
+            """T of block k of this stage; the first block reads the stage input, with the stride."""
             return BasicBranch(stage_in if k == 0 else c, c, s if k == 0 else 1)
 
         stages.append(
@@ -499,6 +501,7 @@ def cifar_preact_resnet(
             s: int = stride,
             own_preact: bool = not shared,
         ) -> nn.Module:
+            """T of block k of this stage; the first block reads the stage input, with the stride."""
             if k == 0:
                 return branch_type(stage_in, c, s, preact=own_preact)
             return branch_type(c * expansion, c, 1)
@@ -566,6 +569,7 @@ def imagenet_resnet(
         def make_branch(
             k: int, path: int, stage_in: int = in_channels, c: int = channels, s: int = stride
         ) -> nn.Module:
+            """T of block k of this stage; the first block reads the stage input, with the stride."""
             first_in = stage_in if k == 0 else c * expansion
             if branch_type is Bottleneck:
                 return Bottleneck(first_in, c, s if k == 0 else 1, stride_in_1x1=stride_in_1x1)

@@ -181,6 +181,7 @@ class Nesterov2Stage(nn.Module):
             self.beta = float(beta)
 
     def _scale(self, k: int) -> torch.Tensor | None:
+        """Layer k's α, one factor per input channel (None: every α is 1)."""
         alpha = self.alpha[k] if self.alpha is not None else getattr(self, f"alpha{k}")
         return None if alpha is None else alpha[getattr(self, f"source{k}")]
 

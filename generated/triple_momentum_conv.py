@@ -104,6 +104,7 @@ def output_weights(**coefficients: float) -> list[float]:
 
 
 def _coefficient(value: float, mode: str) -> float | nn.Parameter | None:
+    """A coefficient as a block keeps it: a float (fixed), a Parameter (learnable), None (pruned)."""
     if mode not in MODES:
         raise ValueError(f"coefficient mode must be one of {MODES}, got {mode!r}")
     if mode == "pruned":
@@ -474,6 +475,7 @@ def cifar_resnet(
         def make_branch(
             k: int, path: int, stage_in: int = in_channels, c: int = channels, s: int = stride
         ) -> nn.Module:
+            """T of block k of this stage; the first block reads the stage input, with the stride."""
             return BasicBranch(stage_in if k == 0 else c, c, s if k == 0 else 1)
 
         stages.append(
@@ -546,6 +548,7 @@ def cifar_preact_resnet(
             s: int = stride,
             own_preact: bool = not shared,
         ) -> nn.Module:
+            """T of block k of this stage; the first block reads the stage input, with the stride."""
             if k == 0:
                 return branch_type(stage_in, c, s, preact=own_preact)
             return branch_type(c * expansion, c, 1)
@@ -613,6 +616,7 @@ def imagenet_resnet(
         def make_branch(
             k: int, path: int, stage_in: int = in_channels, c: int = channels, s: int = stride
         ) -> nn.Module:
+            """T of block k of this stage; the first block reads the stage input, with the stride."""
             first_in = stage_in if k == 0 else c * expansion
             if branch_type is Bottleneck:
                 return Bottleneck(first_in, c, s if k == 0 else 1, stride_in_1x1=stride_in_1x1)
