@@ -44,7 +44,7 @@ IMAGENET = [
 ]
 
 
-def test_contract_names_are_registered() -> None:
+def test_the_papers_names_are_registered() -> None:
     names = set(list_models())
     assert set(CIFAR + IMAGENET) <= names
     assert {"cnn56", "dmrnet56", "admmnet56"} <= names
