@@ -1,7 +1,8 @@
 """Activation memory and time of one training step against depth: standard, checkpoint, reversible.
 
     .venv/bin/python bench/bench_memory.py [--depths 20,56,110,164,1001] [--batch 8] [--rounds 3]
-        [--threads 1] [--out docs/results/bench_memory.md]      (about 20 minutes on this CPU)
+        [--goal-batch 64] [--threads 1] [--out docs/results/bench_memory.md]
+        (about 30 minutes on this CPU)
 
 For the pre-activation HBNets prehbnet{depth} (basic units at 20/56/110, bottleneck units at
 164/1001), each memory mode (derive.models.memory) is measured three ways:
@@ -11,11 +12,18 @@ For the pre-activation HBNets prehbnet{depth} (basic units at 20/56/110, bottlen
    saves), parameters left out. torch.utils.checkpoint keeps each block's inputs itself, out of
    the hooks' sight (its own hooks take over inside the block), so for `checkpoint` the storages
    of the checkpointed blocks' inputs are added (recorded by forward pre-hooks).
-2. peak RSS: a fresh subprocess builds the model, resets the kernel's high-water mark
+2. peak RSS: a fresh subprocess sets the allocator up as `derive train` does for the mode
+   (derive.allocator: glibc's own behaviour for standard, large freed blocks returned to the
+   system for checkpoint and reversible), builds the model, resets the kernel's high-water mark
    (/proc/self/clear_refs) and runs one step; the peak minus the RSS before the step. It includes
-   the parameter gradients and allocator slack, and the transient memory of backward.
+   the parameter gradients, allocator slack and the transient memory of backward. Reversible is
+   also measured with glibc's own behaviour, and prehbnet110 at --goal-batch in all three modes.
 3. step time: the median of interleaved rounds in one process (one step of each mode per round,
-   after a warm-up step), as a ratio to standard.
+   after a warm-up step), as a ratio to standard. Before each step the allocator thresholds are
+   set as the mode's run has them: derive's 128 KiB for checkpoint and reversible, and for
+   standard fixed at 32 MiB (mmap) and 64 MiB (trim), where glibc's own rising thresholds settle
+   once a step has freed its largest tensor (every tensor here is smaller). Reversible is timed
+   with the standard setting too, which shows what derive's allocator setting costs.
 
 It also reports the reconstruction error of the reversible backward: per stage, a standard forward
 keeps every state; `derive.models.memory.reconstruct` runs the stage backwards from its two newest
@@ -27,8 +35,9 @@ training mode, one batch: trained weights can behave differently.
 It also compares gradients of one batch (prehbnet56, batch 64): both modes in float32 against the
 float64 standard gradient, and the float64 gradient's sensitivity to perturbing T's inputs.
 
-Goals (issue 13): reversible saved bytes flat in depth (prehbnet164 within 1.2× of prehbnet20) and
-≤ 0.25× standard at depth 110; reversible step ≤ 1.5× standard. Nothing is asserted.
+Goals: reversible saved bytes flat in depth (prehbnet164 within 1.2× of prehbnet20) and ≤ 0.25×
+standard at depth 110; peak RSS of reversible and checkpoint ≤ 0.30× standard for prehbnet110 at
+batch 64; reversible step ≤ 1.5× standard at every depth. Nothing is asserted.
 """
 
 from __future__ import annotations
@@ -49,6 +58,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from derive import allocator
 from derive.models import create_model
 from derive.models.memory import MEMORY_MODES, checkpoint_units, reconstruct, set_memory
 
@@ -96,10 +106,41 @@ def saved_bytes(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> int:
     return sum(storages.values())
 
 
-def step_fn(model: nn.Module, x: torch.Tensor, y: torch.Tensor):
+GLIBC_SETTLED = (32 << 20, 64 << 20)
+"""glibc's own mmap and trim thresholds once they have risen as far as they go."""
+THRESHOLDS = {
+    "standard": GLIBC_SETTLED,
+    "checkpoint": (allocator.THRESHOLD, allocator.THRESHOLD),
+    "reversible": (allocator.THRESHOLD, allocator.THRESHOLD),
+}
+
+
+def rng_states(model: nn.Module, x: torch.Tensor) -> int:
+    """How many blocks' RNG states the reversible Functions of one forward keep (one per block
+    that drew random numbers)."""
+    nodes, seen, todo = 0, set(), [model(x).sum().grad_fn]
+    while todo:
+        node = todo.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        nodes += sum(state is not None for state in getattr(node, "rng", ()))
+        todo += [n for n, _ in node.next_functions]
+    return nodes
+
+
+def step_fn(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    thresholds: tuple[int, int] | None = None,
+):
+    """One SGD step, timed; `thresholds` (mmap, trim) are set before it where given."""
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
 
     def step() -> float:
+        if thresholds is not None:
+            allocator.set_thresholds(*thresholds)
         start = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
         F.cross_entropy(model(x), y).backward()
@@ -128,8 +169,13 @@ def _status_kib(field: str) -> int:
     raise KeyError(field)
 
 
-def child(depth: int, mode: str, size: int) -> None:
-    """One step in this (fresh) process; prints {"before": KiB, "peak": KiB, "reset": bool}."""
+def child(depth: int, mode: str, size: int, allocation: str) -> None:
+    """One step in this (fresh) process; prints {"before": KiB, "peak": KiB, "reset": bool}.
+
+    allocation "derive": the allocator set up as derive train does for `mode`; "glibc": untouched.
+    """
+    if allocation == "derive":
+        allocator.configure_for(mode)
     model = build(depth, mode)
     x, y = batch(size)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
@@ -145,11 +191,15 @@ def child(depth: int, mode: str, size: int) -> None:
     print(json.dumps({"before": before, "peak": peak, "reset": reset}))
 
 
-def peak_rss(depth: int, mode: str, size: int, threads: int) -> tuple[float, bool]:
+def peak_rss(
+    depth: int, mode: str, size: int, threads: int, allocation: str = "derive"
+) -> tuple[float, bool]:
     """MiB above the pre-step RSS at the peak of one step, measured in a fresh process."""
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    env["OMP_NUM_THREADS"] = str(threads)
+    command = [sys.executable, __file__, "--child", str(depth), mode, allocation]
     out = subprocess.run(
-        [sys.executable, __file__, "--child", str(depth), mode, "--batch", str(size)],
+        [*command, "--batch", str(size), "--threads", str(threads)],
         capture_output=True,
         text=True,
         check=True,
@@ -245,13 +295,14 @@ def main() -> None:
     parser.add_argument("--depths", default="20,56,110,164,1001")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--goal-batch", type=int, default=64, help="batch of the prehbnet110 RSS")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default=None, help="also write the report (markdown) here")
-    parser.add_argument("--child", nargs=2, metavar=("DEPTH", "MODE"), help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.child:
-        child(int(args.child[0]), args.child[1], args.batch)
+        child(int(args.child[0]), args.child[1], args.batch, args.child[2])
         return
     depths = [int(d) for d in args.depths.split(",")]
     x, y = batch(args.batch)
@@ -263,8 +314,13 @@ def main() -> None:
         for mode, model in models.items():
             row[f"saved_{mode}"] = saved_bytes(model, x, y) / 2**20
             row[f"rss_{mode}"], row["rss_reset"] = peak_rss(depth, mode, args.batch, args.threads)
-        steps = {mode: step_fn(model, x, y) for mode, model in models.items()}
+        row["rss_reversible_glibc"], _ = peak_rss(
+            depth, "reversible", args.batch, args.threads, "glibc"
+        )
+        steps = {mode: step_fn(model, x, y, THRESHOLDS[mode]) for mode, model in models.items()}
+        steps["reversible_glibc"] = step_fn(models["reversible"], x, y, GLIBC_SETTLED)
         steps["forward"] = forward_fn(models["standard"], x)
+        allocator.set_thresholds(*GLIBC_SETTLED)  # the forward floor: as standard runs
         for step in steps.values():
             step()
         times = {mode: [] for mode in steps}
@@ -275,29 +331,40 @@ def main() -> None:
             row[f"time_{mode}"] = statistics.median(times[mode])
         del models, steps
         row["recon"] = reconstruction_errors(depth, args.batch)
-        blocks = sum(
-            len(s.blocks) - 1 for s in build(depth, "standard").stages if hasattr(s, "blocks")
-        )
-        row["rng_kib"] = blocks * torch.get_rng_state().numel() / 1024
+        row["rng_states"] = rng_states(build(depth, "reversible"), x)
         rows.append(row)
+    print(f"prehbnet110 at batch {args.goal_batch} …", file=sys.stderr, flush=True)
+    goal = {
+        allocation: {
+            mode: peak_rss(110, mode, args.goal_batch, args.threads, allocation)[0]
+            for mode in MEMORY_MODES
+        }
+        for allocation in ("derive", "glibc")
+    }
     print("gradient agreement …", file=sys.stderr, flush=True)
     agreement = gradient_agreement()
-    report = render(rows, args, agreement)
+    report = render(rows, args, agreement, goal)
     print(report)
     if args.out:
         Path(args.out).write_text(report, encoding="utf-8")
 
 
-def render(rows: list[dict], args: argparse.Namespace, agreement: dict[str, float]) -> str:
-    load = os.getloadavg()[0]
+def render(
+    rows: list[dict],
+    args: argparse.Namespace,
+    agreement: dict[str, float],
+    goal: dict[str, dict[str, float]],
+) -> str:
+    load = os.getloadavg()
     lines = [
         "# Benchmark: activation memory of one training step against depth (CPU)",
         "",
         f"Command: `.venv/bin/python bench/bench_memory.py --depths {args.depths} --batch {args.batch} "
-        f"--rounds {args.rounds} --threads {args.threads} --out docs/results/bench_memory.md` "
-        "(issue 13).",
+        f"--rounds {args.rounds} --goal-batch {args.goal_batch} --threads {args.threads} "
+        "--out docs/results/bench_memory.md`.",
         f"Hardware: {platform.processor() or platform.machine()}, {os.cpu_count()} cores shared with "
-        f"other jobs (load average {load:.1f} at the end), {args.threads} torch thread(s), torch "
+        f"other jobs (load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} over 1 / 5 / 15 "
+        f"minutes at the end), {args.threads} torch thread(s), torch "
         f"{torch.__version__}, Python {platform.python_version()}, {time.strftime('%Y-%m-%d')}. "
         "No GPU was lent to this work: no GPU memory or time was measured.",
         "",
@@ -307,20 +374,50 @@ def render(rows: list[dict], args: argparse.Namespace, agreement: dict[str, floa
         "## Activation memory (MiB)",
         "",
         "| depth | saved: standard | checkpoint | reversible | reversible / standard "
-        "| peak RSS: standard | checkpoint | reversible |",
-        "|---|---|---|---|---|---|---|---|",
+        "| peak RSS: standard | checkpoint | reversible | checkpoint / standard "
+        "| reversible / standard | reversible, glibc's own allocator |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
+        rss = r["rss_standard"]
         lines.append(
             f"| {r['depth']} | {r['saved_standard']:.1f} | {r['saved_checkpoint']:.1f} | "
             f"{r['saved_reversible']:.1f} | {r['saved_reversible'] / r['saved_standard']:.3f} | "
-            f"{r['rss_standard']:.1f} | {r['rss_checkpoint']:.1f} | {r['rss_reversible']:.1f} |"
+            f"{rss:.1f} | {r['rss_checkpoint']:.1f} | {r['rss_reversible']:.1f} | "
+            f"{r['rss_checkpoint'] / rss:.2f} | {r['rss_reversible'] / rss:.2f} | "
+            f"{r['rss_reversible_glibc']:.1f} |"
         )
     lines += [
         "",
-        "Not in the saved bytes: the reversible mode's RNG states, "
-        + ", ".join(f"{r['rng_kib']:.0f} KiB at depth {r['depth']}" for r in rows)
-        + " (5 KiB per block, on the CPU).",
+        "Peak RSS as `derive train` runs each mode: standard with glibc's own allocator "
+        "behaviour, checkpoint and reversible with derive's (large freed blocks returned to the "
+        "system at once, derive/allocator.py); the last column is reversible without it.",
+        "",
+        f"### Peak RSS of prehbnet110 at batch {args.goal_batch} (MiB above the RSS before "
+        "the step)",
+        "",
+        "| allocator | standard | checkpoint | reversible | checkpoint / standard "
+        "| reversible / standard |",
+        "|---|---|---|---|---|---|",
+    ]
+    base = goal["glibc"]["standard"]
+    for allocation, label in (
+        ("derive", "as derive train sets it per mode"),
+        ("glibc", "glibc's own, every mode"),
+    ):
+        g = goal[allocation]
+        lines.append(
+            f"| {label} | {g['standard']:.0f} | {g['checkpoint']:.0f} | {g['reversible']:.0f} "
+            f"| {g['checkpoint'] / base:.2f} | {g['reversible'] / base:.2f} |"
+        )
+    lines += [
+        "",
+        "Both rows' ratios are to standard with glibc's own allocator (what a standard run uses).",
+        "",
+        "Not in the saved bytes: the reversible mode's RNG states, kept only for blocks that "
+        "draw random numbers (5 KiB each on the CPU): "
+        + ", ".join(f"{r['rng_states']} at depth {r['depth']}" for r in rows)
+        + ".",
         "",
         "## Step time (median seconds, ratio to standard)",
         "",
@@ -329,15 +426,20 @@ def render(rows: list[dict], args: argparse.Namespace, agreement: dict[str, floa
         "about half a backward, so the floor is well above the ~1.33× of a GPU, where backward "
         "costs about twice the forward.",
         "",
-        "| depth | standard | checkpoint | reversible | floor |",
-        "|---|---|---|---|---|",
+        "Checkpoint and reversible run with derive's allocator setting, as `derive train` runs "
+        "them; the last column times reversible with the standard mode's setting.",
+        "",
+        "| depth | standard | checkpoint | reversible | floor | reversible, glibc's settled "
+        "thresholds |",
+        "|---|---|---|---|---|---|",
     ]
     for r in rows:
         t = r["time_standard"]
         lines.append(
             f"| {r['depth']} | {t:.3f} | {r['time_checkpoint']:.3f} "
             f"({r['time_checkpoint'] / t:.2f}×) | {r['time_reversible']:.3f} "
-            f"({r['time_reversible'] / t:.2f}×) | {1 + r['time_forward'] / t:.2f}× |"
+            f"({r['time_reversible'] / t:.2f}×) | {1 + r['time_forward'] / t:.2f}× | "
+            f"{r['time_reversible_glibc']:.3f} ({r['time_reversible_glibc'] / t:.2f}×) |"
         )
     labels = list(rows[0]["recon"])
     lines += [
@@ -384,6 +486,12 @@ def render(rows: list[dict], args: argparse.Namespace, agreement: dict[str, floa
             f"- reversible / standard saved bytes at depth 110: "
             f"{r['saved_reversible'] / r['saved_standard']:.3f} (goal ≤ 0.25)"
         )
+    g = goal["derive"]
+    lines.append(
+        f"- peak RSS at depth 110, batch {args.goal_batch}, as derive train runs each mode: "
+        f"reversible / standard {g['reversible'] / goal['glibc']['standard']:.2f}, checkpoint / "
+        f"standard {g['checkpoint'] / goal['glibc']['standard']:.2f} (goal ≤ 0.30)"
+    )
     worst = max(r["time_reversible"] / r["time_standard"] for r in rows)
     lines.append(f"- reversible / standard step time, worst depth: {worst:.2f} (goal ≤ 1.5)")
     if not all(r["rss_reset"] for r in rows):
