@@ -8,7 +8,9 @@
   pre-activation HBNets, `prehbnet*`). Its forward runs blocks 1 … K−1 without a graph and keeps
   only the newest states z_K, z_{K−1}; its backward walks the blocks from the last down, recovering
   each block's oldest input with the generated inverse step, z_{k−1} = (z_{k+1} − T_k(z_k) −
-  β₁z_k)/β₂, re-running T_k once and back-propagating through it. Block 0 (which reads the stage
+  β₁z_k)/β₂, re-running T_k once and back-propagating through it. The block's sum Σ c·z is
+  not formed again: where its weights c are constants its gradients are c·g, carried unscaled
+  into the next sum (in place), and only learnable weights go through autograd. Block 0 (which reads the stage
   input, carries the stride and the shortcut) stays in plain autograd, so a stage also keeps its
   input: O(stages) activations instead of O(blocks). The gradients equal standard autograd's up
   to the rounding of the reconstruction (docs/memory.md gives the measured size).
@@ -17,9 +19,11 @@ What the recomputation must not change, in both recomputing modes:
 - BatchNorm: a recomputed forward runs in training mode with the same batch statistics, and the
   running statistics and batch counter it updates are written back to their values before it
   (`frozen_batchnorm`), so the buffers after a step are those of the standard path.
-- Randomness: each block's forward saves the CPU and CUDA RNG states and the recomputation replays
-  them inside `torch.random.fork_rng` (as torch.utils.checkpoint does), so dropout or drop-path
-  draw the same masks and the global RNG is left as the standard path leaves it.
+- Randomness: checkpoint saves the CPU and CUDA RNG states before each block and replays them
+  inside `torch.random.fork_rng` (as torch.utils.checkpoint does), so dropout or drop-path draw
+  the same masks and the global RNG is left as the standard path leaves it. Reversible does the
+  same for the blocks that drew random numbers in forward (the state after a block differs from
+  the state before it); a block that drew none keeps no state and replays nothing.
 - Tensors: the reversible backward re-runs each block with the parameter and buffer tensors its
   forward used (so it also differentiates through `torch.func.functional_call`), and refuses, as
   autograd does, parameters modified in place in between.
