@@ -61,3 +61,11 @@ def test_the_activation_docs_use_the_unicode_minus_outside_code_and_latex():
 )
 def test_minus_signs_change_minus_signs_only(text, expected):
     assert minus_signs(text) == expected
+
+
+@pytest.mark.parametrize("fmt", ["json", "latex"])
+def test_machine_readable_formats_keep_the_ascii_minus(capsys, fmt):
+    """JSON strings are read back with sympify and LaTeX is code: both keep '-'."""
+    assert main(["activation", "hardtanh", "--format", fmt]) == 0
+    out = capsys.readouterr().out
+    assert "−" not in out and "-1" in out

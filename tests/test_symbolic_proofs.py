@@ -191,3 +191,26 @@ def test_a_wrong_phi_with_the_right_psi_is_refuted_by_each_proof(name):
     assert assembled.ok is False
     numeric = proof_numeric.check(wrong, psi, pieces.split(wrong), [])
     assert not numeric.ok and numeric.max_error > 1e-3
+
+
+def _step(proof, kind):
+    return next(step for step in proof.steps if step.kind == kind)
+
+
+def test_branch_cut_step_proves_only_arguments_that_stay_off_the_cut():
+    """log(x² + 1) has a positive argument and Li₂(−(1 + i)eˣ/2) one with Im ≠ 0: proved.
+    Li₂(eˣ) reaches its cut [1, ∞) for x ≥ 0: not proved (left to the numeric proof)."""
+    safe = proof_symbolic.prove(2 * x / (x**2 + 1), sp.log(x**2 + 1), assembled=False)
+    assert _step(safe, proof_symbolic.CUTS).ok is True
+    assert "z > 0 for z = x² + 1" in _step(safe, proof_symbolic.CUTS).detail
+    complex_arg = sp.polylog(2, -(1 + sp.I) * sp.exp(x) / 2)
+    step = proof_symbolic._cuts_step(pieces.split(complex_arg).cells[0], "claim")
+    assert step.ok is True and step.detail.startswith("Im z ≠ 0")
+    crossing = proof_symbolic._cuts_step(pieces.split(sp.polylog(2, sp.exp(x))).cells[0], "claim")
+    assert crossing.ok is None and "undecided" in crossing.detail
+
+
+def test_origin_step_refutes_an_energy_not_zero_at_zero():
+    shifted = proof_symbolic.prove(sp.cos(x), sp.sin(x) + 1, assembled=False)
+    assert _step(shifted, proof_symbolic.ORIGIN).ok is False
+    assert _step(proof_symbolic.prove(sp.cos(x), sp.sin(x), assembled=False), "origin").ok

@@ -90,7 +90,7 @@ def render_document(records: Sequence[ActivationRecord]) -> str:
         form = "closed" if r.energy.closed_form else "numeric (no closed form found)"
         lines.append(
             f"| {r.name} | {math_cell(r.phi)} | {math_cell(r.psi)} | {form} | "
-            f"{cell(symbolic_summary(r.symbolic))} | {_error(r.numeric.max_error)} | "
+            f"{cell(symbolic_summary(r.symbolic))} | {minus_signs(_error(r.numeric.max_error))} | "
             f"{'yes' if r.verified else '**no**'} | {cell(_papers_cell(r))} |"
         )
     lines += ["", "How each Ψ was found:", ""]

@@ -35,6 +35,7 @@ _WORDS = (
     ("mu =", "μ ="),
     ("3x3", "3×3"),
     ("2x2", "2×2"),
+    ("Li2", "Li₂"),
     ("<=", "≤"),
     (">=", "≥"),
     (" in [", " ∈ ["),
@@ -53,7 +54,7 @@ def pretty(text: str) -> str:
 
 
 def _error(value: float) -> str:
-    return minus_signs(f"{value:.1e}") if value < float("inf") else "inf"
+    return f"{value:.1e}" if value < float("inf") else "inf"
 
 
 def psi_how(record: ActivationRecord) -> str:

@@ -315,23 +315,30 @@ def _derivative_step(phi_cell: Cell, psi_cell: Cell, claim: str) -> Step:
     return Step(DERIVATIVE, claim, proved, detail, derivative, psi_cell)
 
 
-def _off_cut(function: sp.Expr, cell: Cell) -> bool | None:
-    """Whether SymPy proves that the argument z of log (cut (−∞, 0]) or Li₂ (cut [1, ∞)) avoids the
-    cut for every x in the cell: Im z ≠ 0, or z > 0 (log), or 1 − z > 0 (Li₂)."""
+def _off_cut(function: sp.Expr, cell: Cell) -> str | None:
+    """Why the argument z of log (cut (−∞, 0]) or Li₂ (cut [1, ∞)) avoids the cut for every x in
+    the cell, as SymPy proves it: "Im z ≠ 0", "z > 0" (log) or "z < 1" (Li₂); None if unproved."""
     moved = identity.on_cell(function.args[-1], cell)
     z = moved[0] if moved is not None else function.args[-1]
-    real_side = z if isinstance(function, sp.log) else 1 - z
-    if sp.im(z).is_nonzero or (z.is_extended_real and real_side.is_positive):
-        return True
+    if sp.im(z).is_nonzero:
+        return "Im z ≠ 0"
+    if isinstance(function, sp.log) and z.is_extended_real and z.is_positive:
+        return "z > 0"
+    if isinstance(function, sp.polylog) and z.is_extended_real and (1 - z).is_positive:
+        return "z < 1"
     return None
 
 
 def _cuts_step(psi_cell: Cell, claim: str) -> Step:
-    functions = psi_cell.expr.atoms(sp.log, sp.polylog)
-    decided = [_off_cut(f, psi_cell) for f in functions]
-    ok = True if all(decided) else None
-    arguments = ", ".join(sorted(unicode(f.args[-1]) for f in functions))
-    return Step(CUTS, claim, ok, f"arguments {arguments}", cell=psi_cell)
+    """The arguments of log and Li₂ on the cell stay off the cuts, so Ψ is analytic there."""
+    reasons: dict[str, list[str]] = {}
+    proved = True
+    for function in sorted(psi_cell.expr.atoms(sp.log, sp.polylog), key=str):
+        why = _off_cut(function, psi_cell) or "undecided"
+        proved = proved and why != "undecided"
+        reasons.setdefault(why, []).append(unicode(function.args[-1]))
+    detail = "; ".join(f"{why} for z = {', '.join(zs)}" for why, zs in reasons.items())
+    return Step(CUTS, claim, True if proved else None, detail, cell=psi_cell)
 
 
 def _origin_step(psi: sp.Expr) -> Step:
