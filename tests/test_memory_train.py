@@ -109,3 +109,13 @@ def test_reversible_under_ddp_equals_standard_under_ddp(files):
         assert done.returncode == 0, done.stderr[-2000:]
     for rev, std in zip(_rows(files, "reversible"), _rows(files, "standard"), strict=True):
         assert rev == pytest.approx(std, abs=1e-4)
+
+
+def test_derive_train_sets_the_allocator_up_for_its_mode(files, monkeypatch):
+    """The run starts by choosing how freed memory goes back to the system (derive.allocator)."""
+    import derive.train.loop as loop
+
+    modes: list[str] = []
+    monkeypatch.setattr(loop, "configure_allocator", lambda memory: modes.append(memory) or "")
+    assert _train(files, "run", None, "--epochs", "1", "--memory", "reversible") == 0
+    assert modes == ["reversible"]
