@@ -46,6 +46,14 @@ def test_unknown_or_misused_names_are_one_clear_error(text, fragment):
             assert name in message  # the known ones are listed
 
 
+def test_deeply_nested_builtins_are_refused_before_they_grow():
+    """swish copies its argument twice: 30 levels would be 2³⁰ copies. Refused, and quickly."""
+    text = "swish(" * 30 + "x" + ")" * 30
+    with pytest.raises(UserError, match="nested too deeply"):
+        parse_user_phi(text)
+    assert parse_user_phi("mish(mish(x))").subs(x, 0) == 0  # a little nesting is fine
+
+
 def test_unknown_name_on_the_command_line_exits_2_with_one_line(capsys):
     assert main(["activation", "--expr", "softplux(x)"]) == 2
     captured = capsys.readouterr()

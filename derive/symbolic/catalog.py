@@ -220,11 +220,33 @@ def with_defaults(
     return subs, ", ".join(labels)
 
 
+#: Largest argument (in expression nodes) a built-in activation is applied to inside --expr: each
+#: call copies its argument into Φ up to three times, so nesting grows exponentially.
+MAX_ARGUMENT_NODES = 2000
+
+
+def _small_enough(arg: sp.Expr) -> bool:
+    """At most MAX_ARGUMENT_NODES nodes (counting stops there: the cost is bounded too)."""
+    for count, _ in enumerate(sp.preorder_traversal(arg), start=1):
+        if count > MAX_ARGUMENT_NODES:
+            return False
+    return True
+
+
 def _as_function(activation: Activation) -> Callable[[sp.Expr], sp.Expr]:
     """Φ as a function of one argument, with parameters at their usual defaults."""
     defaults = {spec.symbol: sp.Rational(spec.default) for spec in activation.parameters}
     phi = activation.phi.subs(defaults)
-    return lambda arg: phi.subs(symbols.x, arg)
+
+    def call(arg: sp.Expr) -> sp.Expr:
+        if not _small_enough(arg):
+            raise UserError(
+                f"--expr: {activation.name}(...) of an argument of more than "
+                f"{MAX_ARGUMENT_NODES} nodes (built-in activations nested too deeply)"
+            )
+        return phi.subs(symbols.x, arg)
+
+    return call
 
 
 @cache
