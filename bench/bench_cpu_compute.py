@@ -110,17 +110,19 @@ def subset(source: BatchMaker, rows: int, memory_format: torch.memory_format) ->
 
 def images_per_second(
     mode: Mode, model: torch.nn.Module, opt: torch.optim.Optimizer, batches: BatchMaker, epoch: int
-) -> float:
-    """Images/s of derive's train_epoch over `batches`."""
-    start = time.perf_counter()
+) -> tuple[float, float]:
+    """Images/s of derive's train_epoch over `batches`: per wall-clock second and per second of this
+    process's CPU time (which other processes on a loaded machine disturb far less)."""
+    wall, cpu = time.perf_counter(), time.process_time()
     train_epoch(
         model, batches, opt, mode.config, epoch, mode.runtime, Progress(enabled=False), SINGLE
     )
-    return len(batches) / (time.perf_counter() - start)
+    n = len(batches)
+    return n / (time.perf_counter() - wall), n / (time.process_time() - cpu)
 
 
-def speed(args: argparse.Namespace, data: TrainData) -> dict[str, list[float]]:
-    """Images/s per mode, one measurement per mode in each round, the modes interleaved."""
+def speed(args: argparse.Namespace, data: TrainData) -> dict[str, list[tuple[float, float]]]:
+    """(wall, CPU-time) images/s per mode, one measurement per mode in each round, interleaved."""
     modes = [make_mode(args, p, f, seed=0) for p, f in MODES]
     models = [fresh_model(m) for m in modes]
     rows = args.batch_size * args.steps
@@ -128,7 +130,7 @@ def speed(args: argparse.Namespace, data: TrainData) -> dict[str, list[float]]:
     warm = [subset(data.train, 2 * args.batch_size, m.runtime.memory_format) for m in modes]
     for m, (model, opt), w in zip(modes, models, warm, strict=True):
         images_per_second(m, model, opt, w, epoch=0)  # first-call costs (oneDNN kernels) outside
-    rates: dict[str, list[float]] = {m.label: [] for m in modes}
+    rates: dict[str, list[tuple[float, float]]] = {m.label: [] for m in modes}
     for r in range(args.rounds):
         order = modes if r % 2 == 0 else modes[::-1]  # no mode always first or last
         for m in order:
@@ -184,7 +186,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--steps", type=int, default=5, help="training steps per speed measurement")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved speed rounds")
-    parser.add_argument("--result-epochs", type=int, default=2, help="epochs of the results check")
+    parser.add_argument(
+        "--result-epochs", type=int, default=2, help="epochs of the results check (0: none)"
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -203,13 +207,17 @@ def main() -> None:
     )
 
     rates = speed(args, data)
-    base = statistics.median(rates[next(iter(rates))])
     print(f"\nspeed: {args.steps} steps per measurement, {args.rounds} interleaved rounds")
-    print(f"{'derive train options':<52}{'img/s':>8}{'ratio':>8}  per round")
-    for label, values in rates.items():
-        med = statistics.median(values)
-        per_round = ", ".join(f"{v:.0f}" for v in values)
-        print(f"{label:<52}{med:>8.1f}{med / base:>7.2f}x  [{per_round}]")
+    for clock, which in (("CPU time of this process", 1), ("wall clock", 0)):
+        base = statistics.median(v[which] for v in rates[next(iter(rates))])
+        print(f"images per second of {clock}: median, ratio to the first row, per round")
+        for label, values in rates.items():
+            med = statistics.median(v[which] for v in values)
+            per_round = ", ".join(f"{v[which]:.0f}" for v in values)
+            print(f"  {label:<50}{med:>8.1f}{med / base:>7.2f}x  [{per_round}]")
+    if args.result_epochs == 0:
+        print(hardware_line() + " (at end)")
+        return
 
     print(
         f"\nresults after {args.result_epochs} epochs from the same seed (batch {args.batch_size})"
