@@ -200,3 +200,16 @@ def test_cli_records_the_flag_in_the_doc_command(study, tmp_path, capsys):
     text = out.read_text()
     assert f"--runs-root {runs} --paired-tests --out {out}" in text
     assert "p, sign-flip permutation test (exact, two-sided)" in text
+
+
+def test_depth_32_networks_from_a_model_file_are_named_in_the_head_table(study):
+    _, runs = study
+    section = build_report(runs_roots=[runs]).split("## CIFAR-10-head", 1)[1].split("\n## ", 1)[0]
+    models = [line.split("|")[1].strip() for line in section.splitlines() if line.startswith("| ")]
+    for name in (
+        "resnet20",
+        "hbnet20",
+        "resnet32 (heavyball_conv.py)",
+        "hbnet32 (heavyball_conv.py)",
+    ):
+        assert name in models

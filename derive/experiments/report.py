@@ -151,7 +151,7 @@ def subset_table(groups: Sequence[Group]) -> list[str]:
     ]
     rows = [
         [
-            g.first.model,
+            model_label(g.first),
             g.first.data_label,
             "on" if g.first.augment else "off",
             _model_params(g),
@@ -202,9 +202,16 @@ def network_name(run: Run) -> str:
     depth = args.get("depth")
     rest = {k: v for k, v in args.items() if k != "depth"}
     for family, settings in FILE_NETWORKS.items():
-        if isinstance(depth, int) and _same_numbers(rest, settings):
+        if type(depth) is int and _same_numbers(rest, settings):
             return f"{family}{depth}"
     return run.model
+
+
+def model_label(run: Run) -> str:
+    """The model as given, with its network's name first when a model file's arguments name one
+    ('resnet32 (heavyball_conv.py)')."""
+    name = network_name(run)
+    return run.model if name == run.model else f"{name} ({Path(run.model).name})"
 
 
 def _same_numbers(a: object, b: object) -> bool:
