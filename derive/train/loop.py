@@ -24,7 +24,7 @@ import math
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from derive.allocator import configure_for as configure_allocator
 from derive.devices import device_name
 from derive.errors import UserError
-from derive.fsutil import ensure_output_dir, remove_file
+from derive.rundir import RunDirectory, TrainingDiverged, recording_stop
 from derive.timefmt import time_left
 from derive.train import distributed
 from derive.train.augment import derive_seed
@@ -58,19 +58,12 @@ from derive.train.regularize import (
     set_drop_path,
     training_loss,
 )
-from derive.train.runfiles import (
-    CHECKPOINT,
-    RUN_FILES,
-    check_run_files,
-    clean_run_dir,
-    write_metrics,
-    write_summary,
-)
+from derive.train.runfiles import CHECKPOINT, run_directory, write_metrics, write_summary
 from derive.train.schedule import describe as describe_schedule
 from derive.train.schedule import make_scheduler, retarget
-from derive.train.sharding import epoch_shares
+from derive.train.sharding import Share, epoch_shares
 from derive.train.sources import Batch, EvalSource, TrainData, TrainSource, dataset_shape, open_data
-from derive.train.steplog import STEPS, StepLog, grad_norm, write_steps
+from derive.train.steplog import StepLog, grad_norm, write_steps
 from derive.train.warmup import Warmup
 
 log = logging.getLogger(__name__)
@@ -87,12 +80,6 @@ PARAMETERS_NOTE = (
     "one; parameters_without_auxiliary leaves out those named '*auxiliary*', as DARTS and SCIS "
     "Table 4 count (their 3.3M); flops are of the eval-mode forward, without the auxiliary head"
 )
-
-
-class TrainingDiverged(Exception):
-    """The training loss became NaN or infinite; the checkpoint on disk is the last good epoch."""
-
-    exit_code = 3
 
 
 @dataclass
@@ -215,12 +202,13 @@ def run_training(config: TrainConfig, progress: Progress | None = None) -> dict[
     distributed.check_launch(launch, config.batch_size, config.sync_bn, rt.device.type)
     d = distributed.start(launch, rt.device, config.dist_timeout)
     rt.device = d.device
-    created = _missing_folders(Path(config.out).expanduser()) if d.is_main else []
+    folder = run_directory(Path(config.out).expanduser())
+    created = folder.missing_folders() if d.is_main else []
     try:
         result = _run_training(config, progress, rt, d)
     except BaseException as exc:
         if isinstance(exc, UserError):  # bad input leaves no half-made run folder behind
-            _remove_new_run_dir(created)
+            folder.remove_if_new(created)
         lost = distributed.rank_lost(exc, d, config.out)
         if lost is not None:
             raise lost from None
@@ -232,255 +220,345 @@ def run_training(config: TrainConfig, progress: Progress | None = None) -> dict[
 def _run_training(
     config: TrainConfig, progress: Progress | None, rt: Runtime, d: Dist
 ) -> dict[str, object]:
-    run_dir = Path(config.out).expanduser()
-    ckpt_path = run_dir / CHECKPOINT
-    d.on_main(_check_run_dir, run_dir, config)
+    """Check the run folder, build, restore, train the epochs left, finish."""
+    folder = run_directory(Path(config.out).expanduser())
+    d.on_main(folder.check, config.resume, config.force)
     started = utc_now()
-
     with d.agreement():  # bad input on any rank stops every rank with its one line
-        num_classes, input_size = dataset_shape(config)
-        model = build_model(
-            config, num_classes, input_size
-        )  # before the data: a bad MODEL fails at once
-        model_id = model_identity(config.model)
-        data = open_data(config, rt.device, rt.memory_format, d)
-        _check_memory(model, config, data, rt, d)
-    data_id = data.fingerprint
-
-    def load_state() -> dict[str, object] | None:
-        if config.resume and ckpt_path.exists():
-            state = load_checkpoint(ckpt_path)
-            check_compatible(
-                ckpt_path, state, config.recipe(), model_id, data_id, defaults=recipe_defaults()
-            )
-            return state
-        if config.resume:
-            log.info("no checkpoint in %s: starting a new run", run_dir)
-        return None
-
-    state = d.on_main(load_state, share=True)  # only rank 0 reads RUN_DIR; the others get a copy
-
-    def prepare_run_dir() -> None:
-        ensure_output_dir(run_dir)
-        for stale in clean_run_dir(run_dir, config.force):
-            log.info("removed %s (left by a run killed while writing)", stale)
-        if config.force:
-            remove_file(run_dir / STEPS, "run file")
-
-    d.on_main(prepare_run_dir)
-
-    n_params = _count_parameters(model)
-    n_aux = auxiliary_parameters(model)
-    flops = _count_flops(model, input_size)
-    model.to(rt.device, memory_format=rt.memory_format)
-    model, ddp = d.wrap(
-        model,
-        config.sync_bn,
-        input_size,
-        lambda out: training_loss(out, _probe_labels(out), config.auxiliary_weight)[1],
-    )
-    optimizer = torch.optim.SGD(
-        model.parameters(),
-        lr=config.lr,
-        momentum=config.momentum,
-        nesterov=config.nesterov,
-        weight_decay=config.weight_decay,
-    )
-    scheduler = make_scheduler(optimizer, config)
-    history: list[dict[str, float]] = []
-    sessions: list[dict[str, object]] = []
-    warmup = Warmup(config.warmup_steps, config.warmup_factor, config.warmup_until_error)
-    steplog = StepLog()
-    position: dict[str, object] | None = None
+        built = _build(config, rt, d)
+    # only rank 0 reads RUN_DIR; the others get a copy
+    state = d.on_main(_load_state, folder.path, config, built, share=True)
+    d.on_main(_open_run_dir, folder, config.force)
+    run = _Run.create(config, built, rt, d, folder, started)
     if state is not None:
+        run.restore(state)
+    run.write_tables()
+    run.ready(progress)
+    if len(run.history) >= config.epochs:
+        log.info("%s already holds all %d epochs; nothing to do", folder.path, config.epochs)
+        return run.write_summary("completed")
+    run.begin_session()
+    return run.train()
+
+
+@dataclass
+class _Built:
+    """The model and data of a run, checked before anything is written."""
+
+    model: nn.Module
+    data: TrainData
+    model_id: str
+    input_size: int
+
+
+def _build(config: TrainConfig, rt: Runtime, d: Dist) -> _Built:
+    """The model (first: a bad MODEL fails at once), then the data; UserError if they cannot fit."""
+    num_classes, input_size = dataset_shape(config)
+    model = build_model(config, num_classes, input_size)
+    model_id = model_identity(config.model)
+    data = open_data(config, rt.device, rt.memory_format, d)
+    _check_memory(model, config, data, rt, d)
+    return _Built(model, data, model_id, input_size)
+
+
+def _load_state(run_dir: Path, config: TrainConfig, built: _Built) -> dict[str, object] | None:
+    """The checkpoint to resume from (None: a new run), checked to fit the model, data and recipe."""
+    ckpt_path = run_dir / CHECKPOINT
+    if config.resume and ckpt_path.exists():
+        state = load_checkpoint(ckpt_path)
+        check_compatible(
+            ckpt_path,
+            state,
+            config.recipe(),
+            built.model_id,
+            built.data.fingerprint,
+            defaults=recipe_defaults(),
+        )
+        return state
+    if config.resume:
+        log.info("no checkpoint in %s: starting a new run", run_dir)
+    return None
+
+
+def _open_run_dir(folder: RunDirectory, force: bool) -> None:
+    """Create the run folder; remove what a killed run left and, with --force, the old run."""
+    for stale in folder.open(force):
+        log.info("removed %s (left by a run killed while writing)", stale)
+
+
+@dataclass
+class _Run:
+    """A training run under way: what it trains, its history, and the run folder it keeps."""
+
+    config: TrainConfig
+    rt: Runtime
+    d: Dist
+    folder: RunDirectory
+    data: TrainData
+    model: nn.Module  # this process's model, unwrapped: what a checkpoint holds
+    ddp: nn.Module  # what trains (DDP around `model` when distributed)
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    ctx: _RunContext
+    warmup: Warmup
+    steplog: StepLog = field(default_factory=StepLog)
+    history: list[dict[str, float]] = field(default_factory=list)
+    position: dict[str, object] | None = None  # where within an epoch the checkpoint was written
+    mid: MidEpoch = field(default_factory=MidEpoch)
+    lr: float = 0.0  # the current epoch's learning rate
+
+    @classmethod
+    def create(
+        cls,
+        config: TrainConfig,
+        built: _Built,
+        rt: Runtime,
+        d: Dist,
+        folder: RunDirectory,
+        started: str,
+    ) -> _Run:
+        """Count the model, move it to the device, wrap it for DDP, make the optimizer."""
+        model, data = built.model, built.data
+        n_params, n_aux = _count_parameters(model), auxiliary_parameters(model)
+        flops = _count_flops(model, built.input_size)
+        model.to(rt.device, memory_format=rt.memory_format)
+        model, ddp = d.wrap(
+            model,
+            config.sync_bn,
+            built.input_size,
+            lambda out: training_loss(out, _probe_labels(out), config.auxiliary_weight)[1],
+        )
+        optimizer = torch.optim.SGD(
+            model.parameters(),
+            lr=config.lr,
+            momentum=config.momentum,
+            nesterov=config.nesterov,
+            weight_decay=config.weight_decay,
+        )
+        scheduler = make_scheduler(optimizer, config)
+        warmup = Warmup(config.warmup_steps, config.warmup_factor, config.warmup_until_error)
+        ctx = _RunContext(
+            config=config,
+            data=data,
+            data_id=data.fingerprint,
+            model_id=built.model_id,
+            parameters=n_params,
+            auxiliary_parameters=n_aux,
+            flops=flops,
+            device_name=device_name(rt.device),
+            rt=rt,
+            dist=d,
+            started=started,
+            sessions=[],
+            git_commit=None,
+            git_dirty=None,
+        )
+        return cls(config, rt, d, folder, data, model, ddp, optimizer, scheduler, ctx, warmup)
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.folder.path / CHECKPOINT
+
+    def restore(self, state: dict[str, object]) -> None:
+        """Continue from a checkpoint: states, RNG, history, and where within an epoch it stopped."""
+        config, path = self.config, self.checkpoint_path
         try:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            check_optimizer_fits(ckpt_path, optimizer)
-            scheduler.load_state_dict(state["scheduler"])
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            check_optimizer_fits(path, self.optimizer)
+            self.scheduler.load_state_dict(state["scheduler"])
         except (RuntimeError, ValueError, KeyError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise UserError(
-                f"{ckpt_path} does not fit {config.model} as built now: {first}"
-            ) from None
+            raise UserError(f"{path} does not fit {config.model} as built now: {first}") from None
         set_rng_state(state["rng"])
-        history = [dict(row) for row in state["history"]]
-        sessions = [dict(s) for s in state.get("sessions", [])]
-        _restore_steps(state, warmup, steplog, history, data, config)
-        position = _resume_position(ckpt_path, state, d)
-        started = str(state.get("started_at", started))
+        self.history = [dict(row) for row in state["history"]]
+        self.ctx.sessions = [dict(s) for s in state.get("sessions", [])]
+        _restore_steps(state, self.warmup, self.steplog, self.history, self.data, config)
+        self.position = _resume_position(path, state, self.d)
+        self.ctx.started = str(state.get("started_at", self.ctx.started))
         recorded = state.get("recipe") or {}
         assert isinstance(recorded, dict)
         if recorded.get("epochs") != config.epochs:
-            _change_epochs(config, int(recorded.get("epochs") or 0), len(history), scheduler)
-    d.on_main(write_metrics, run_dir, history)
-    if len(steplog):
-        d.on_main(write_steps, run_dir, steplog.rows)
+            epochs = int(recorded.get("epochs") or 0)
+            _change_epochs(config, epochs, len(self.history), self.scheduler)
 
-    train_set, test_set = data.train, data.test
-    net = torch.compile(ddp) if config.compile else ddp
-    # evaluation runs on each rank's own copy, outside DDP (whose forward would add collectives)
-    eval_net = net if not d.distributed else torch.compile(model) if config.compile else model
-    progress = progress or Progress(config.progress_interval)
-    if not d.is_main:
-        progress.enabled = False
-    commit, dirty = git_commit()
-    ctx = _RunContext(
-        config=config,
-        data=data,
-        data_id=data_id,
-        model_id=model_id,
-        parameters=n_params,
-        auxiliary_parameters=n_aux,
-        flops=flops,
-        device_name=device_name(rt.device),
-        rt=rt,
-        dist=d,
-        started=started,
-        sessions=sessions,
-        git_commit=commit,
-        git_dirty=dirty,
-    )
+    def write_tables(self) -> None:
+        """metrics.csv (and steps.csv) from the history: they agree with the checkpoint."""
+        self.d.on_main(write_metrics, self.folder.path, self.history)
+        if len(self.steplog):
+            self.d.on_main(write_steps, self.folder.path, self.steplog.rows)
 
-    def summary(status: str) -> dict[str, object]:
-        return ctx.summary(status, history)
+    def ready(self, progress: Progress | None) -> None:
+        """Compile if asked, set the progress line up (rank 0 only), note the git commit."""
+        config, d = self.config, self.d
+        self.net = torch.compile(self.ddp) if config.compile else self.ddp
+        # evaluation runs on each rank's own copy, outside DDP (whose forward would add collectives)
+        compiled = torch.compile(self.model) if config.compile else self.model
+        self.eval_net = self.net if not d.distributed else compiled
+        self.progress = progress or Progress(config.progress_interval)
+        if not d.is_main:
+            self.progress.enabled = False
+        self.ctx.git_commit, self.ctx.git_dirty = git_commit()
 
-    def checkpoint(position: dict[str, object] | None = None) -> None:
-        """Write checkpoint.pt (rank 0) and steps.csv, which agrees with it."""
-        d.on_main(
-            save_checkpoint,
-            ckpt_path,
-            {
-                "epoch": len(history),
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "rng": rng_state(),
-                "history": history,
-                "sessions": sessions,
-                "started_at": started,
-                "recipe": config.recipe(),
-                "model_id": model_id,
-                "data_id": data_id,
-                "normalization": data.normalization,
-                "warmup": warmup.state_dict(),
-                "steps": steplog.state(),
-                "position": position,
-            },
-        )
-        if len(steplog):
-            d.on_main(write_steps, run_dir, steplog.rows)
-
-    def save_position(
-        epoch: int, step: int, steps: int, seconds: float, sums: EpochSums, warm: Warmup
-    ) -> None:
-        """A checkpoint after `step` of `epoch` (every rank calls it: each one's state is gathered)."""
-        ranks = d.gather(rank_entry(sums, warm))
-        where = {"epoch": epoch, "step": step, "steps": steps, "world_size": d.world_size}
-        checkpoint({**where, "seconds": seconds, "lr": lr, "ranks": ranks})
-        mid.written()
-        log.info("checkpoint written after step %d/%d of epoch %d", step, steps, epoch)
-
-    if len(history) >= config.epochs:
-        log.info("%s already holds all %d epochs; nothing to do", run_dir, config.epochs)
-        result = summary("completed")
-        d.on_main(write_summary, run_dir, result)
+    def write_summary(self, status: str) -> dict[str, object]:
+        """Write summary.json (rank 0) with `status`; return it."""
+        result = self.ctx.summary(status, self.history)
+        self.d.on_main(write_summary, self.folder.path, result)
         return result
-    log.info(
-        "training %s on %s (%d train / %d test images) for epochs %d-%d on %s%s; %s parameters%s",
-        config.model,
-        config.dataset,
-        len(train_set),
-        data.info["test_size"],
-        len(history) + 1,
-        config.epochs,
-        ctx.device_name,
-        " (bf16 autocast)" if rt.bf16 else "",
-        f"{n_params:,}",
-        f"; {d.world_size} processes ({d.backend}), global batch {config.batch_size}"
-        if d.distributed
-        else "",
-    )
-    if warmup.active:
-        log.info("%s (%d done)", warmup.describe(), warmup.step)
-    sessions.append(
-        {
+
+    def begin_session(self) -> None:
+        """Say what runs, record this session, and mark the run running."""
+        config, d, data = self.config, self.d, self.data
+        log.info(
+            "training %s on %s (%d train / %d test images) for epochs %d-%d on %s%s; %s parameters%s",
+            config.model,
+            config.dataset,
+            len(data.train),
+            data.info["test_size"],
+            len(self.history) + 1,
+            config.epochs,
+            self.ctx.device_name,
+            " (bf16 autocast)" if self.rt.bf16 else "",
+            f"{self.ctx.parameters:,}",
+            f"; {d.world_size} processes ({d.backend}), global batch {config.batch_size}"
+            if d.distributed
+            else "",
+        )
+        if self.warmup.active:
+            log.info("%s (%d done)", self.warmup.describe(), self.warmup.step)
+        session = {
             "started_at": utc_now(),
-            "start_epoch": len(history) + 1,
+            "start_epoch": len(self.history) + 1,
             "epochs": config.epochs,
-            "device": str(rt.device),
+            "device": str(self.rt.device),
             "world_size": d.world_size,
         }
-    )
-    d.on_main(write_summary, run_dir, summary("running"))
-    mid = MidEpoch(config.checkpoint_interval(), resume=position, is_main=d.is_main)
-    mid.save = save_position
-    lr = optimizer.param_groups[0]["lr"]
-    try:
-        with deferred_interrupts() as mid.interrupts:
-            for epoch in range(len(history) + 1, config.epochs + 1):
-                resumed = (
-                    float(position["seconds"]) if position and len(history) + 1 == epoch else 0.0
-                )  # type: ignore[arg-type]
-                t0 = time.perf_counter() - resumed
-                lr = optimizer.param_groups[0]["lr"]
-                set_drop_path(model, config, epoch)
-                train_loss, train_acc = train_epoch(
-                    net,
-                    train_set,
-                    optimizer,
-                    config,
-                    epoch,
-                    rt,
-                    progress,
-                    d,
-                    warmup=warmup,
-                    steplog=steplog if config.log_steps else None,
-                    mid=mid,
-                )
-                d.broadcast_buffers(model)  # every rank evaluates rank 0's model, the one saved
-                test = eval_metrics(eval_net, test_set, config.eval_batch_size, rt, d)
-                seconds = time.perf_counter() - t0
-                row = {
-                    "epoch": epoch,
-                    "train_loss": train_loss,
-                    "train_acc": train_acc,
-                    "test_loss": test["loss"],
-                    "test_acc": test["acc"],
-                    "lr": lr,
-                    "seconds": seconds,
-                }
-                if data.report_top5:
-                    row["test_top5_acc"] = test["top5_acc"]
-                history.append(row)
-                scheduler.step()
-                checkpoint()
-                mid.written()
-                d.on_main(write_metrics, run_dir, history)
-                result = summary("completed" if epoch == config.epochs else "running")
-                d.on_main(write_summary, run_dir, result)
-                progress.clear()
-                progress.end_epoch(seconds)
-                _log_epoch(history, config.epochs, progress.run_left(epoch, config.epochs))
-                if _stop_requested(d, mid):  # a signal during the evaluation: stop after the epoch
-                    mid.interrupts.raise_requested()
-    except TrainingDiverged:  # every rank sees the same summed loss, so all stop here together
-        progress.clear()
-        if config.log_steps:  # the steps up to the non-finite loss, to see how it diverged
-            steplog.flush()
-            d.on_main(write_steps, run_dir, steplog.rows)
-        d.on_main(write_summary, run_dir, summary("diverged"))
-        raise
-    except BaseException as exc:
-        progress.clear()
-        if d.is_main:  # no collective here: the other ranks may be gone
-            with contextlib.suppress(Exception):
-                write_summary(
-                    run_dir,
-                    summary("interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"),
-                )
-        raise
-    return result
+        self.ctx.sessions.append(session)
+        self.write_summary("running")
+
+    def train(self) -> dict[str, object]:
+        """Train the epochs left; the summary of the last one. A stop is recorded in summary.json."""
+        config = self.config
+        self.mid = MidEpoch(
+            config.checkpoint_interval(), resume=self.position, is_main=self.d.is_main
+        )
+        self.mid.save = self.save_position
+        self.lr = self.optimizer.param_groups[0]["lr"]
+        result: dict[str, object] = {}
+        stop = recording_stop(self.write_summary, self._write_stopped, before=self._stopping)
+        with stop, deferred_interrupts() as self.mid.interrupts:
+            for epoch in range(len(self.history) + 1, config.epochs + 1):
+                result = self.epoch(epoch)
+        return result
+
+    def epoch(self, epoch: int) -> dict[str, object]:
+        """Train and evaluate one epoch, then write checkpoint.pt, metrics.csv and summary.json."""
+        config, d, position = self.config, self.d, self.position
+        resumed = float(position["seconds"]) if position and len(self.history) + 1 == epoch else 0.0  # type: ignore[arg-type]
+        t0 = time.perf_counter() - resumed
+        self.lr = self.optimizer.param_groups[0]["lr"]
+        set_drop_path(self.model, config, epoch)
+        train_loss, train_acc = train_epoch(
+            self.net,
+            self.data.train,
+            self.optimizer,
+            config,
+            epoch,
+            self.rt,
+            self.progress,
+            d,
+            warmup=self.warmup,
+            steplog=self.steplog if config.log_steps else None,
+            mid=self.mid,
+        )
+        d.broadcast_buffers(self.model)  # every rank evaluates rank 0's model, the one saved
+        test = eval_metrics(self.eval_net, self.data.test, config.eval_batch_size, self.rt, d)
+        seconds = time.perf_counter() - t0
+        self.history.append(self._row(epoch, train_loss, train_acc, test, seconds))
+        self.scheduler.step()
+        self.checkpoint()
+        self.mid.written()
+        d.on_main(write_metrics, self.folder.path, self.history)
+        result = self.write_summary("completed" if epoch == config.epochs else "running")
+        self.progress.clear()
+        self.progress.end_epoch(seconds)
+        _log_epoch(self.history, config.epochs, self.progress.run_left(epoch, config.epochs))
+        if _stop_requested(d, self.mid):  # a signal during the evaluation: stop after the epoch
+            self.mid.interrupts.raise_requested()
+        return result
+
+    def _row(
+        self,
+        epoch: int,
+        train_loss: float,
+        train_acc: float,
+        test: dict[str, float],
+        seconds: float,
+    ) -> dict[str, float]:
+        """The metrics.csv row of a finished epoch."""
+        row = {
+            "epoch": epoch,
+            "train_loss": train_loss,
+            "train_acc": train_acc,
+            "test_loss": test["loss"],
+            "test_acc": test["acc"],
+            "lr": self.lr,
+            "seconds": seconds,
+        }
+        if self.data.report_top5:
+            row["test_top5_acc"] = test["top5_acc"]
+        return row
+
+    def checkpoint(self, position: dict[str, object] | None = None) -> None:
+        """Write checkpoint.pt (rank 0) and steps.csv, which agrees with it."""
+        self.d.on_main(save_checkpoint, self.checkpoint_path, self._state(position))
+        if len(self.steplog):
+            self.d.on_main(write_steps, self.folder.path, self.steplog.rows)
+
+    def _state(self, position: dict[str, object] | None) -> dict[str, object]:
+        """What checkpoint.pt holds (see derive.train.checkpoint)."""
+        return {
+            "epoch": len(self.history),
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "rng": rng_state(),
+            "history": self.history,
+            "sessions": self.ctx.sessions,
+            "started_at": self.ctx.started,
+            "recipe": self.config.recipe(),
+            "model_id": self.ctx.model_id,
+            "data_id": self.ctx.data_id,
+            "normalization": self.data.normalization,
+            "warmup": self.warmup.state_dict(),
+            "steps": self.steplog.state(),
+            "position": position,
+        }
+
+    def save_position(
+        self, epoch: int, step: int, steps: int, seconds: float, sums: EpochSums, warm: Warmup
+    ) -> None:
+        """A checkpoint after `step` of `epoch` (every rank calls it: each one's state is gathered)."""
+        d = self.d
+        ranks = d.gather(rank_entry(sums, warm))
+        where = {"epoch": epoch, "step": step, "steps": steps, "world_size": d.world_size}
+        self.checkpoint({**where, "seconds": seconds, "lr": self.lr, "ranks": ranks})
+        self.mid.written()
+        log.info("checkpoint written after step %d/%d of epoch %d", step, steps, epoch)
+
+    def _stopping(self, exc: BaseException) -> None:
+        """Before the stop is recorded: clear the progress line; after a divergence, write the
+        steps up to the non-finite loss (--log-steps), to see how it diverged."""
+        self.progress.clear()
+        if isinstance(exc, TrainingDiverged) and self.config.log_steps:
+            self.steplog.flush()
+            self.d.on_main(write_steps, self.folder.path, self.steplog.rows)
+
+    def _write_stopped(self, status: str) -> None:
+        """summary.json of an interrupted or failed run: rank 0 alone, with no collective (the other
+        ranks may be gone)."""
+        if self.d.is_main:
+            write_summary(self.folder.path, self.ctx.summary(status, self.history))
 
 
 def train_epoch(
@@ -510,7 +588,6 @@ def train_epoch(
     )  # dropout and the like replay on resume
     model.train()
     shares = epoch_shares(len(batches), config.batch_size, d.rank, d.world_size)
-    n_batches = len(shares)
     start = mid.resume_step(epoch)
     batch_iter = _started(
         batches.train_batches(
@@ -518,70 +595,136 @@ def train_epoch(
         )
     )  # a DataLoader draws its seed from torch's RNG as it starts: before the RNG is restored
     start, before, sums = mid.start(epoch, d.rank, d.world_size, warmup, rt.device)
-    saved = start  # the step of this epoch checkpoint.pt holds (0: the epoch's start)
-    t_start = time.perf_counter()
-    last_seen = 0
-    progress.start_epoch()
-    last_time = t_start
+    watch = _EpochWatch(config, epoch, len(shares), rt, progress, d, mid, start, before)
     steps = zip(batch_iter, shares[start:], strict=True)
     for i, ((x, y), share) in enumerate(steps, start=start + 1):
-        with rt.autocast():
-            logits, loss = training_loss(model(x), y, config.auxiliary_weight)
-        optimizer.zero_grad(set_to_none=True)
-        # share.weight is 1 except for an unevenly split last step (sharding.py)
-        (loss if share.weight == 1.0 else loss * share.weight).backward()
-        norm = grad_norm(model.parameters()) if steplog is not None else None  # before clipping
-        clip_gradients(model, config)
-        with warmup.scaled(optimizer) as lr_used:
-            optimizer.step()
-        hits = (logits.detach().argmax(1) == y).sum()
-        if steplog is not None:
-            steplog.record(warmup.step + 1, epoch, loss, hits, y.shape[0], lr_used, norm)
-        counts = warmup.needs_counts and share.count
-        warmup.after_step(*((y.shape[0] - hits.item(), y.shape[0]) if counts else ()))
-        if share.count:
-            sums.loss_sum += loss.detach().double() * share.count
-            sums.correct += hits
-            sums.seen += share.count
-        flags = mid.local_flags()
-        synced = i % rt.sync_every == 0 or i == n_batches
-        if synced:
-            total, total_correct, total_seen, flags = _epoch_sums(d, sums, flags)
-            if not math.isfinite(total):
-                raise _diverged(config, epoch, total, i, n_batches, saved)
-            if progress.due():
-                now = time.perf_counter()
-                rate = (total_seen - last_seen) / max(now - last_time, 1e-9)
-                last_seen, last_time = total_seen, now
-                progress.show(
-                    epoch,
-                    config.epochs,
-                    i,
-                    n_batches,
-                    total / total_seen,
-                    total_correct / total_seen,
-                    rate,
-                    step_seconds=(now - t_start) / (i - start),
-                )
-        elif d.distributed:  # the ranks agree on a checkpoint only where they sum anyway
-            flags = Flags()
-        if i < n_batches and mid.due(flags, warmup.step):
-            if not synced:  # never save a diverged state: the ranks agree on due, so all sum here
-                total = _epoch_sums(d, sums, Flags())[0]
-                if not math.isfinite(total):
-                    raise _diverged(config, epoch, total, i, n_batches, saved)
-            if flags.stop:
-                mid.interrupts.hold()  # writing the checkpoint may take longer than the grace
-            if steplog is not None:
-                steplog.flush()
-            progress.clear()
-            mid.save(epoch, i, n_batches, before + time.perf_counter() - t_start, sums, warmup)
-            saved = i
-            if flags.stop:
-                mid.interrupts.raise_requested()
+        _train_step(model, x, y, share, optimizer, config, rt, epoch, warmup, steplog, sums)
+        watch.after_step(i, sums, warmup, steplog)
     if steplog is not None:
         steplog.flush()
-    return total / total_seen, total_correct / total_seen
+    return watch.total / watch.seen, watch.correct / watch.seen
+
+
+def _train_step(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    share: Share,
+    optimizer: torch.optim.Optimizer,
+    config: TrainConfig,
+    rt: Runtime,
+    epoch: int,
+    warmup: Warmup,
+    steplog: StepLog | None,
+    sums: EpochSums,
+) -> None:
+    """One optimizer step on this rank's part (`share`) of a global batch, added to `sums`."""
+    with rt.autocast():
+        logits, loss = training_loss(model(x), y, config.auxiliary_weight)
+    optimizer.zero_grad(set_to_none=True)
+    # share.weight is 1 except for an unevenly split last step (sharding.py)
+    (loss if share.weight == 1.0 else loss * share.weight).backward()
+    norm = grad_norm(model.parameters()) if steplog is not None else None  # before clipping
+    clip_gradients(model, config)
+    with warmup.scaled(optimizer) as lr_used:
+        optimizer.step()
+    hits = (logits.detach().argmax(1) == y).sum()
+    if steplog is not None:
+        steplog.record(warmup.step + 1, epoch, loss, hits, y.shape[0], lr_used, norm)
+    counts = warmup.needs_counts and share.count
+    warmup.after_step(*((y.shape[0] - hits.item(), y.shape[0]) if counts else ()))
+    if share.count:
+        sums.loss_sum += loss.detach().double() * share.count
+        sums.correct += hits
+        sums.seen += share.count
+
+
+class _EpochWatch:
+    """What happens between an epoch's steps: the loss check and the progress line where the ranks
+    sum their metrics, and the checkpoints within the epoch."""
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        epoch: int,
+        n_batches: int,
+        rt: Runtime,
+        progress: Progress,
+        d: Dist,
+        mid: MidEpoch,
+        start: int,
+        before: float,
+    ) -> None:
+        self.config, self.epoch, self.n_batches, self.rt = config, epoch, n_batches, rt
+        self.progress, self.d, self.mid = progress, d, mid
+        self.start, self.before = start, before  # the step resumed after, its seconds so far
+        self.saved = start  # the step of this epoch checkpoint.pt holds (0: the epoch's start)
+        self.total, self.correct, self.seen = 0.0, 0, 0  # summed over the ranks at the last sync
+        self.t_start = time.perf_counter()
+        self.last_seen = 0
+        progress.start_epoch()
+        self.last_time = self.t_start
+
+    def after_step(self, i: int, sums: EpochSums, warmup: Warmup, steplog: StepLog | None) -> None:
+        """After step `i`: sum and check the loss when due, show progress, checkpoint when due."""
+        d, mid = self.d, self.mid
+        flags = mid.local_flags()
+        synced = i % self.rt.sync_every == 0 or i == self.n_batches
+        if synced:
+            self.total, self.correct, self.seen, flags = _epoch_sums(d, sums, flags)
+            if not math.isfinite(self.total):
+                raise self.diverged(self.total, i)
+            if self.progress.due():
+                self.show(i)
+        elif d.distributed:  # the ranks agree on a checkpoint only where they sum anyway
+            flags = Flags()
+        if i < self.n_batches and mid.due(flags, warmup.step):
+            self.checkpoint(i, synced, flags, sums, warmup, steplog)
+
+    def show(self, i: int) -> None:
+        """The progress line after step `i`."""
+        now = time.perf_counter()
+        rate = (self.seen - self.last_seen) / max(now - self.last_time, 1e-9)
+        self.last_seen, self.last_time = self.seen, now
+        self.progress.show(
+            self.epoch,
+            self.config.epochs,
+            i,
+            self.n_batches,
+            self.total / self.seen,
+            self.correct / self.seen,
+            rate,
+            step_seconds=(now - self.t_start) / (i - self.start),
+        )
+
+    def checkpoint(
+        self,
+        i: int,
+        synced: bool,
+        flags: Flags,
+        sums: EpochSums,
+        warmup: Warmup,
+        steplog: StepLog | None,
+    ) -> None:
+        """A checkpoint after step `i` (then stop, if a signal asked for it)."""
+        mid = self.mid
+        if not synced:  # never save a diverged state: the ranks agree on due, so all sum here
+            total = _epoch_sums(self.d, sums, Flags())[0]
+            if not math.isfinite(total):
+                raise self.diverged(total, i)
+        if flags.stop:
+            mid.interrupts.hold()  # writing the checkpoint may take longer than the grace
+        if steplog is not None:
+            steplog.flush()
+        self.progress.clear()
+        seconds = self.before + time.perf_counter() - self.t_start
+        mid.save(self.epoch, i, self.n_batches, seconds, sums, warmup)
+        self.saved = i
+        if flags.stop:
+            mid.interrupts.raise_requested()
+
+    def diverged(self, total: float, i: int) -> TrainingDiverged:
+        return _diverged(self.config, self.epoch, total, i, self.n_batches, self.saved)
 
 
 def _started(batches: Iterator[Batch]) -> Iterator[Batch]:
@@ -753,38 +896,6 @@ def _restore_steps(
     steps = state.get("steps")
     if isinstance(steps, torch.Tensor):
         steplog.rows = steps.to(torch.float64)
-
-
-def _missing_folders(run_dir: Path) -> list[Path]:
-    """`run_dir` and those of its parents that do not exist yet, deepest first: what a run creates."""
-    missing: list[Path] = []
-    for folder in (run_dir, *run_dir.parents):
-        if os.path.lexists(folder):
-            break
-        missing.append(folder)
-    return missing
-
-
-def _remove_new_run_dir(created: list[Path]) -> None:
-    """Remove the folders a run created if it stopped before saving an epoch: only the files a run
-    writes are deleted, and a folder that holds anything else is kept."""
-    with contextlib.suppress(OSError, UserError):
-        if not created or (created[0] / CHECKPOINT).exists():
-            return
-        clean_run_dir(created[0], force=True)
-        remove_file(created[0] / STEPS, "run file")
-        for folder in created:
-            folder.rmdir()
-
-
-def _check_run_dir(run_dir: Path, config: TrainConfig) -> None:
-    check_run_files(run_dir)
-    existing = [name for name in RUN_FILES if (run_dir / name).exists()]
-    if existing and not (config.resume or config.force):
-        raise UserError(
-            f"{str(run_dir)!r} already holds a run ({', '.join(existing)}): add --resume to continue it, "
-            "--force to start over, or choose another --out"
-        )
 
 
 def _count_parameters(model: nn.Module) -> int:
