@@ -10,12 +10,12 @@ after the last completed epoch. Bad input raises UserError before anything is wr
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
 import math
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -23,12 +23,12 @@ import torch.nn.functional as F
 
 from derive.devices import device_name
 from derive.errors import UserError
-from derive.fsutil import ensure_output_dir
 from derive.memory import FLOAT, check_fits
 from derive.nas.architect import Architect
+from derive.nas.genotype import Genotype
 from derive.nas.searchconfig import ARCH_BETAS, SearchConfig
 from derive.nas.searchdata import CyclingBatches, SearchData, load_search_data
-from derive.nas.searchfiles import RUN_FILES, compact, write_genotype, write_metrics
+from derive.nas.searchfiles import compact, run_directory, write_genotype, write_metrics
 from derive.nas.spaces import SearchSpace, resolve_space
 from derive.nas.supernet import (
     SearchNetwork,
@@ -38,12 +38,11 @@ from derive.nas.supernet import (
     supernet_weight_count,
     with_ops,
 )
+from derive.rundir import CHECKPOINT, RunDirectory, TrainingDiverged, recording_stop, write_summary
 from derive.train.augment import BatchMaker, derive_seed
 from derive.train.checkpoint import check_compatible, load_checkpoint, save_checkpoint
-from derive.train.loop import TrainingDiverged
 from derive.train.progress import Progress
 from derive.train.provenance import git_commit, rng_state, set_rng_state, software, utc_now
-from derive.train.runfiles import CHECKPOINT, write_summary
 
 log = logging.getLogger(__name__)
 KIND = "nas-search"
@@ -105,22 +104,10 @@ def _device(config: SearchConfig) -> torch.device:
     return torch.device("cuda" if cuda else "cpu")
 
 
-def _check_run_dir(run_dir: Path, config: SearchConfig) -> None:
-    if run_dir.exists() and not run_dir.is_dir():
-        raise UserError(f"--out {str(run_dir)!r} exists and is not a directory")
-    existing = [name for name in RUN_FILES if (run_dir / name).exists()]
-    if existing and not (config.resume or config.force):
-        raise UserError(
-            f"{str(run_dir)!r} already holds a run ({', '.join(existing)}): add --resume to continue "
-            "it, --force to start over, or choose another --out"
-        )
-
-
 def run_search(config: SearchConfig, progress: Progress | None = None) -> dict[str, object]:
     """Search as `config` says, writing the run directory; return the summary (also summary.json)."""
-    run_dir = Path(config.out).expanduser()
-    ckpt_path = run_dir / CHECKPOINT
-    _check_run_dir(run_dir, config)
+    folder = run_directory(Path(config.out).expanduser())
+    folder.check(config.resume, config.force)
     device = _device(config)
     space = prepare_space(config)
     check_memory(config, space, device)  # before the supernet is allocated or any data is read
@@ -134,154 +121,225 @@ def run_search(config: SearchConfig, progress: Progress | None = None) -> dict[s
         config.augment,
         device,
     )
-    model_id, data_id = space_identity(space), data.data.fingerprint()
-    state = None
+    state = _load_state(folder.path, config, space_identity(space), data.data.fingerprint())
+    _check_halves(data)
+    for stale in folder.open(config.force):
+        log.info("removed %s (left by a run killed while writing)", stale)
+    search = _Search.create(config, space, model, data, device, folder)
+    if state is not None:
+        search.restore(state)
+    search.ready(progress)
+    if len(search.history) >= config.epochs:
+        log.info("%s already holds all %d epochs; nothing to do", folder.path, config.epochs)
+        return search.write_summary("completed")
+    search.begin_session()
+    result = search.run()
+    if config.plot:
+        from derive.nas.plot import write_plot
+
+        write_plot(model.genotype(), folder.path)
+    return result
+
+
+def _load_state(
+    run_dir: Path, config: SearchConfig, model_id: str, data_id: str
+) -> dict[str, object] | None:
+    """The checkpoint to resume from (None: a new search), checked to fit the space, data, recipe."""
+    ckpt_path = run_dir / CHECKPOINT
     if config.resume and ckpt_path.exists():
         state = load_checkpoint(ckpt_path)
         if state.get("kind") != KIND:
             raise UserError(f"{ckpt_path} is not an architecture-search checkpoint")
         check_compatible(ckpt_path, state, config.recipe(), model_id, data_id)
-    elif config.resume:
+        return state
+    if config.resume:
         log.info("no checkpoint in %s: starting a new search", run_dir)
-    _check_halves(data)
+    return None
 
-    ensure_output_dir(run_dir)
-    if config.force:
-        for name in RUN_FILES:
-            with contextlib.suppress(FileNotFoundError):
-                (run_dir / name).unlink()
 
-    model.to(device)
-    weight_opt = torch.optim.SGD(
-        model.weights(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
-    )
-    arch_opt = torch.optim.Adam(
-        model.arch_parameters(),
-        lr=config.arch_lr,
-        betas=ARCH_BETAS,
-        weight_decay=config.arch_weight_decay,
-    )
-    architect = Architect(model, model.arch_parameters(), arch_opt, weight_opt, config.order)
-    history: list[dict[str, object]] = []
-    sessions: list[dict[str, object]] = []
-    started = utc_now()
-    arch_state = {"cycle": 0, "position": 0}
-    if state is not None:
-        model.load_state_dict(state["model"])
-        weight_opt.load_state_dict(state["weight_optimizer"])
-        arch_opt.load_state_dict(state["arch_optimizer"])
+@dataclass
+class _Search:
+    """A search under way: the supernet, its two optimizers, the history, the run folder."""
+
+    config: SearchConfig
+    space: SearchSpace
+    model: SearchNetwork
+    data: SearchData
+    device: torch.device
+    folder: RunDirectory
+    weight_opt: torch.optim.Optimizer
+    arch_opt: torch.optim.Optimizer
+    architect: Architect
+    started: str
+    history: list[dict[str, object]] = field(default_factory=list)
+    sessions: list[dict[str, object]] = field(default_factory=list)
+    arch_state: dict[str, int] = field(default_factory=lambda: {"cycle": 0, "position": 0})
+
+    @classmethod
+    def create(
+        cls,
+        config: SearchConfig,
+        space: SearchSpace,
+        model: SearchNetwork,
+        data: SearchData,
+        device: torch.device,
+        folder: RunDirectory,
+    ) -> _Search:
+        """Move the supernet to the device and make the weight and architecture optimizers."""
+        model.to(device)
+        weight_opt = torch.optim.SGD(
+            model.weights(),
+            lr=config.lr,
+            momentum=config.momentum,
+            weight_decay=config.weight_decay,
+        )
+        arch_opt = torch.optim.Adam(
+            model.arch_parameters(),
+            lr=config.arch_lr,
+            betas=ARCH_BETAS,
+            weight_decay=config.arch_weight_decay,
+        )
+        architect = Architect(model, model.arch_parameters(), arch_opt, weight_opt, config.order)
+        return cls(
+            config, space, model, data, device, folder, weight_opt, arch_opt, architect, utc_now()
+        )
+
+    def restore(self, state: dict[str, object]) -> None:
+        """Continue from a checkpoint: states, RNG, history, the architecture batches' position."""
+        self.model.load_state_dict(state["model"])
+        self.weight_opt.load_state_dict(state["weight_optimizer"])
+        self.arch_opt.load_state_dict(state["arch_optimizer"])
         set_rng_state(state["rng"])
-        history = [dict(row) for row in state["history"]]
-        sessions = [dict(s) for s in state.get("sessions", [])]
-        started = str(state.get("started_at", started))
-        arch_state = dict(state["arch_batches"])
-    arch_batches = CyclingBatches(
-        data.val, config.batch_size, config.seed, arch_state["cycle"], arch_state["position"]
-    )
-    progress = progress or Progress(config.progress_interval)
-    info = _RunInfo(config, space, model, data, device, started, sessions)
+        self.history = [dict(row) for row in state["history"]]
+        self.sessions = [dict(s) for s in state.get("sessions", [])]
+        self.started = str(state.get("started_at", self.started))
+        self.arch_state = dict(state["arch_batches"])
 
-    if len(history) >= config.epochs:
-        log.info("%s already holds all %d epochs; nothing to do", run_dir, config.epochs)
-        result = info.summary("completed", history)
-        write_summary(run_dir, result)
+    def ready(self, progress: Progress | None) -> None:
+        """The architecture half's batches (where they stopped), the progress line, the summary."""
+        config = self.config
+        cycle, position = self.arch_state["cycle"], self.arch_state["position"]
+        self.arch_batches = CyclingBatches(
+            self.data.val, config.batch_size, config.seed, cycle, position
+        )
+        self.progress = progress or Progress(config.progress_interval)
+        self.info = _RunInfo(
+            config, self.space, self.model, self.data, self.device, self.started, self.sessions
+        )
+
+    def write_summary(self, status: str) -> dict[str, object]:
+        result = self.info.summary(status, self.history)
+        write_summary(self.folder.path, result)
         return result
-    log.info(
-        "searching space %s (%d edges per cell) on %s: %d weight / %d architecture images at %dx%d, "
-        "epochs %d-%d, order %d, on %s; %s weights",
-        space.name,
-        space.num_edges,
-        config.dataset,
-        len(data.train),
-        len(data.val),
-        data.image_size,
-        data.image_size,
-        len(history) + 1,
-        config.epochs,
-        config.order,
-        info.device_name,
-        f"{info.weight_count:,}",
-    )
-    sessions.append(
-        {"started_at": utc_now(), "start_epoch": len(history) + 1, "device": str(device)}
-    )
-    write_summary(run_dir, info.summary("running", history))
-    try:
-        for epoch in range(len(history) + 1, config.epochs + 1):
-            t0, c0 = time.perf_counter(), time.process_time()
-            lr = config.lr_at(epoch)
-            for group in weight_opt.param_groups:
-                group["lr"] = lr
-            train_loss, train_acc, arch_loss = search_epoch(
-                model, architect, data.train, arch_batches, weight_opt, config, epoch, lr, progress
-            )
-            val_loss, val_acc = evaluate(model, data.val, config.eval_batch_size)
-            genotype = model.genotype()
-            history.append(
-                {
-                    "epoch": epoch,
-                    "train_loss": train_loss,
-                    "train_acc": train_acc,
-                    "val_loss": val_loss,
-                    "val_acc": val_acc,
-                    "arch_loss": arch_loss,
-                    "lr": lr,
-                    "seconds": time.perf_counter() - t0,
-                    "cpu_seconds": time.process_time() - c0,
-                    "genotype": compact(genotype),
-                }
-            )
-            save_checkpoint(
-                ckpt_path,
-                {
-                    "kind": KIND,
-                    "epoch": epoch,
-                    "model": model.state_dict(),
-                    "weight_optimizer": weight_opt.state_dict(),
-                    "arch_optimizer": arch_opt.state_dict(),
-                    "arch_batches": arch_batches.state(),
-                    "rng": rng_state(),
-                    "history": history,
-                    "sessions": sessions,
-                    "started_at": started,
-                    "recipe": config.recipe(),
-                    "model_id": model_id,
-                    "data_id": data_id,
-                },
-            )
-            write_metrics(run_dir, history)
-            write_genotype(run_dir, genotype)
-            result = info.summary("completed" if epoch == config.epochs else "running", history)
-            write_summary(run_dir, result)
-            progress.clear()
-            log.info(
-                "epoch %d/%d  train loss %.4f acc %.2f%%  val loss %.4f acc %.2f%%  lr %.4g  %.1f s  "
-                "normal %s",
-                epoch,
-                config.epochs,
-                train_loss,
-                100 * train_acc,
-                val_loss,
-                100 * val_acc,
-                lr,
-                history[-1]["seconds"],
-                " ".join(f"{op}@{i}" for node in genotype.normal for op, i in node),
-            )
-    except TrainingDiverged:
-        progress.clear()
-        write_summary(run_dir, info.summary("diverged", history))
-        raise
-    except BaseException as exc:
-        progress.clear()
-        with contextlib.suppress(Exception):
-            status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-            write_summary(run_dir, info.summary(status, history))
-        raise
-    if config.plot:
-        from derive.nas.plot import write_plot
 
-        write_plot(genotype, run_dir)
-    return result
+    def begin_session(self) -> None:
+        """Say what runs, record this session, and mark the search running."""
+        config, data, space, info = self.config, self.data, self.space, self.info
+        log.info(
+            "searching space %s (%d edges per cell) on %s: %d weight / %d architecture images at "
+            "%dx%d, epochs %d-%d, order %d, on %s; %s weights",
+            space.name,
+            space.num_edges,
+            config.dataset,
+            len(data.train),
+            len(data.val),
+            data.image_size,
+            data.image_size,
+            len(self.history) + 1,
+            config.epochs,
+            config.order,
+            info.device_name,
+            f"{info.weight_count:,}",
+        )
+        start = len(self.history) + 1
+        self.sessions.append(
+            {"started_at": utc_now(), "start_epoch": start, "device": str(self.device)}
+        )
+        self.write_summary("running")
+
+    def run(self) -> dict[str, object]:
+        """Search the epochs left; the summary of the last one. A stop is recorded in summary.json."""
+        result: dict[str, object] = {}
+        with recording_stop(self.write_summary, before=lambda exc: self.progress.clear()):
+            for epoch in range(len(self.history) + 1, self.config.epochs + 1):
+                result = self.epoch(epoch)
+        return result
+
+    def epoch(self, epoch: int) -> dict[str, object]:
+        """One search epoch, its evaluation and genotype; then every file of the run folder."""
+        config = self.config
+        t0, c0 = time.perf_counter(), time.process_time()
+        lr = config.lr_at(epoch)
+        for group in self.weight_opt.param_groups:
+            group["lr"] = lr
+        train_loss, train_acc, arch_loss = search_epoch(
+            self.model,
+            self.architect,
+            self.data.train,
+            self.arch_batches,
+            self.weight_opt,
+            config,
+            epoch,
+            lr,
+            self.progress,
+        )
+        val_loss, val_acc = evaluate(self.model, self.data.val, config.eval_batch_size)
+        genotype = self.model.genotype()
+        row = {
+            "epoch": epoch,
+            "train_loss": train_loss,
+            "train_acc": train_acc,
+            "val_loss": val_loss,
+            "val_acc": val_acc,
+            "arch_loss": arch_loss,
+            "lr": lr,
+            "seconds": time.perf_counter() - t0,
+            "cpu_seconds": time.process_time() - c0,
+            "genotype": compact(genotype),
+        }
+        self.history.append(row)
+        save_checkpoint(self.folder.path / CHECKPOINT, self._state(epoch))
+        write_metrics(self.folder.path, self.history)
+        write_genotype(self.folder.path, genotype)
+        result = self.write_summary("completed" if epoch == config.epochs else "running")
+        self.progress.clear()
+        _log_epoch(row, config.epochs, genotype)
+        return result
+
+    def _state(self, epoch: int) -> dict[str, object]:
+        """What checkpoint.pt holds after `epoch`."""
+        return {
+            "kind": KIND,
+            "epoch": epoch,
+            "model": self.model.state_dict(),
+            "weight_optimizer": self.weight_opt.state_dict(),
+            "arch_optimizer": self.arch_opt.state_dict(),
+            "arch_batches": self.arch_batches.state(),
+            "rng": rng_state(),
+            "history": self.history,
+            "sessions": self.sessions,
+            "started_at": self.started,
+            "recipe": self.config.recipe(),
+            "model_id": space_identity(self.space),
+            "data_id": self.info.fingerprint,
+        }
+
+
+def _log_epoch(row: dict[str, object], epochs: int, genotype: Genotype) -> None:
+    """The permanent line of a finished search epoch."""
+    log.info(
+        "epoch %d/%d  train loss %.4f acc %.2f%%  val loss %.4f acc %.2f%%  lr %.4g  %.1f s  "
+        "normal %s",
+        row["epoch"],
+        epochs,
+        row["train_loss"],
+        100 * row["train_acc"],  # type: ignore[operator]
+        row["val_loss"],
+        100 * row["val_acc"],  # type: ignore[operator]
+        row["lr"],
+        row["seconds"],
+        " ".join(f"{op}@{i}" for node in genotype.normal for op, i in node),
+    )
 
 
 def _check_halves(data: SearchData) -> None:

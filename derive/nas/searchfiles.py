@@ -5,40 +5,25 @@
   L_val the architecture steps saw), lr, seconds, and genotype: the genotype derived after the epoch
   as compact JSON (CSV-quoted).
 - genotype.json: the genotype after the last completed epoch (`Genotype.dumps()`).
-- summary.json, checkpoint.pt: as `derive train` (derive.train.runfiles / checkpoint).
+- summary.json, checkpoint.pt: as `derive train` (derive.rundir, derive.train.checkpoint).
 - cells.dot, cells.png: the plot of the cells (derive.nas.plot).
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from derive.errors import UserError
-from derive.fsutil import atomic_write_text, read_csv_rows
+from derive.fsutil import atomic_write_text
 from derive.nas.genotype import Genotype, from_json
 from derive.readers import parse_json
-from derive.train.runfiles import CHECKPOINT, SUMMARY
+from derive.rundir import CHECKPOINT, SUMMARY, Column, MetricsTable, RunDirectory
 
 METRICS = "metrics.csv"
 GENOTYPE = "genotype.json"
 PLOT_FILES = ("cells.dot", "cells.png")
 RUN_FILES = (METRICS, SUMMARY, CHECKPOINT, GENOTYPE, *PLOT_FILES)
-METRICS_HEADER = (
-    "epoch",
-    "train_loss",
-    "train_acc",
-    "val_loss",
-    "val_acc",
-    "arch_loss",
-    "lr",
-    "seconds",
-    "genotype",
-)
 _FORMATS = {
     "epoch": "{:d}",
     "train_loss": "{:.6f}",
@@ -56,47 +41,38 @@ def compact(genotype: Genotype) -> str:
     return json.dumps(genotype.to_json(), separators=(",", ":"))
 
 
+def _genotype(text: str) -> Genotype:
+    return from_json(parse_json(text, "the genotype column"))
+
+
+# Numbers are read as floats and must be finite (a search stops before it writes a NaN row).
+TABLE = MetricsTable(
+    METRICS,
+    (
+        *(Column(name, fmt, float, finite=True) for name, fmt in _FORMATS.items()),
+        Column("genotype", None, _genotype),
+    ),
+    not_ours="{path!r} is not a search metrics file ({header})",
+)
+METRICS_HEADER = TABLE.header
+
+
+def run_directory(run_dir: Path) -> RunDirectory:
+    """The run folder of `derive nas search`."""
+    return RunDirectory(run_dir, RUN_FILES)
+
+
 def metrics_csv(history: Sequence[Mapping[str, object]]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(METRICS_HEADER)
-    for row in history:
-        writer.writerow(
-            [_FORMATS[k].format(row[k]) if k in _FORMATS else row[k] for k in METRICS_HEADER]
-        )
-    return out.getvalue()
+    return TABLE.text(history)
 
 
 def write_metrics(run_dir: Path, history: Sequence[Mapping[str, object]]) -> None:
-    atomic_write_text(run_dir / METRICS, metrics_csv(history))
+    TABLE.write(run_dir, history)
 
 
 def read_metrics(path: str | Path) -> list[dict[str, object]]:
     """Rows of a search metrics.csv (numbers as floats, genotype as a Genotype); UserError if malformed."""
-    path, reader = read_csv_rows(path, METRICS)
-    if tuple(next(reader, ())) != METRICS_HEADER:
-        raise UserError(f"{str(path)!r} is not a search metrics file ({','.join(METRICS_HEADER)})")
-    rows = []
-    for number, record in enumerate(reader, start=2):
-        try:
-            if len(record) != len(METRICS_HEADER):
-                raise ValueError(f"{len(record)} fields")
-            row: dict[str, object] = {
-                k: _finite(k, v) for k, v in zip(METRICS_HEADER[:-1], record, strict=False)
-            }
-            row["genotype"] = from_json(parse_json(record[-1], "the genotype column"))
-        except (ValueError, UserError) as exc:
-            raise UserError(f"{str(path)!r} line {number} is malformed ({exc})") from None
-        rows.append(row)
-    return rows
-
-
-def _finite(name: str, text: str) -> float:
-    """float(text); ValueError unless finite (a search stops before it writes a NaN row)."""
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"{name} is {text}, not a finite number")
-    return value
+    return TABLE.read(path)
 
 
 def write_genotype(run_dir: Path, genotype: Genotype) -> None:
@@ -112,6 +88,7 @@ __all__ = [
     "compact",
     "metrics_csv",
     "read_metrics",
+    "run_directory",
     "write_genotype",
     "write_metrics",
 ]
