@@ -12,9 +12,7 @@ Every file is written atomically; curves.csv and simulation.json are rewritten a
 
 from __future__ import annotations
 
-import csv
-import io
-import json
+import dataclasses
 import logging
 import math
 import platform
@@ -22,15 +20,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from derive.errors import UserError
-from derive.fsutil import (
-    atomic_write_text,
-    check_path,
-    clean_stale_temp,
-    ensure_output_dir,
-    output_file,
-    remove_file,
-)
+from derive.fsutil import atomic_write_text, check_path, remove_file
 from derive.readers import read_json_object
+from derive.rundir import Column, MetricsTable, RunDirectory, json_text, optional_float
 
 if TYPE_CHECKING:
     from derive.experiments.simulation import SimulationResult
@@ -41,63 +33,50 @@ JSON = "simulation.json"
 MARKDOWN = "simulation.md"
 PLOT = "simulation.png"
 OUTPUTS = (CURVES, FINAL, JSON, MARKDOWN, PLOT)
-CURVES_HEADER = ("algorithm", "depth", "epoch", "train_mse", "batch_loss_mean", "seconds")
-FINAL_HEADER = (
-    "algorithm",
-    "depth",
-    "status",
-    "epochs_completed",
-    "final_train_mse",
-    "parameters",
-    "seconds",
+CURVES_TABLE = MetricsTable(
+    CURVES,
+    (
+        Column("algorithm", None, str),
+        Column("depth", "{:d}", int),
+        Column("epoch", "{:d}", int),
+        Column("train_mse", "{:.8f}"),
+        Column("batch_loss_mean", "{:.8f}", optional_float),
+        Column("seconds", "{:.3f}"),
+    ),
+    not_ours="{path!r} is not a derive simulation curves file",
+)
+FINAL_TABLE = MetricsTable(
+    FINAL,
+    (
+        Column("algorithm", None, str),
+        Column("depth", "{:d}", int),
+        Column("status", None, str),
+        Column("epochs_completed", "{:d}", int),
+        Column("final_train_mse", "{:.8f}", optional_float),
+        Column("parameters", "{:d}", int),
+        Column("seconds", "{:.3f}"),
+    ),
+    not_ours="{path!r} is not a derive simulation final file",
+)
+CURVES_HEADER = CURVES_TABLE.header
+FINAL_HEADER = FINAL_TABLE.header
+HOLDS_SIMULATION = (
+    "{folder!r} already holds a simulation: add --resume to continue it, --force to start over, "
+    "or give another --out"
 )
 
 
-def check_out_dir(out_dir: str | Path) -> None:
-    """UserError unless `out_dir` can become the output folder: writes nothing.
-
-    Every output file must be writable where it is (not a directory, device or FIFO; see
-    derive.fsutil.output_file); a folder that does not exist yet needs a writable parent.
-    """
-    out = check_path(out_dir, "--out")
-    if out.is_dir():
-        for name in OUTPUTS:
-            output_file(out / name, "--out")
-    elif out.exists():
-        raise UserError(f"--out {str(out_dir)!r} exists and is not a directory")
-
-
-def prepare_out_dir(out_dir: str | Path) -> Path:
-    """The output folder, created and checked writable, each output file too (UserError otherwise);
-    temporary files a killed run left there are removed."""
-    check_out_dir(out_dir)
-    out = ensure_output_dir(out_dir, "--out")
-    clean_stale_temp(out, OUTPUTS)  # left by a run killed while writing
-    return out
-
-
-def _num(value: float | None, digits: int = 8) -> str:
-    return "" if value is None else f"{value:.{digits}g}"
+def run_directory(out_dir: str | Path) -> RunDirectory:
+    """The output folder of `derive simulate`."""
+    return RunDirectory(Path(out_dir), OUTPUTS, holds_message=HOLDS_SIMULATION, what="--out")
 
 
 def curves_csv(result: SimulationResult) -> str:
-    lines = [",".join(CURVES_HEADER)]
-    for p in result.curves:
-        lines.append(
-            f"{p.algorithm},{p.depth},{p.epoch},{p.train_mse:.8f},"
-            f"{'' if p.batch_loss_mean is None else f'{p.batch_loss_mean:.8f}'},{p.seconds:.3f}"
-        )
-    return "\n".join(lines) + "\n"
+    return CURVES_TABLE.text([dataclasses.asdict(p) for p in result.curves])
 
 
 def final_csv(result: SimulationResult) -> str:
-    lines = [",".join(FINAL_HEADER)]
-    for r in result.runs:
-        mse = "" if r.final_train_mse is None else f"{r.final_train_mse:.8f}"
-        lines.append(
-            f"{r.algorithm},{r.depth},{r.status},{r.epochs_completed},{mse},{r.parameters},{r.seconds:.3f}"
-        )
-    return "\n".join(lines) + "\n"
+    return FINAL_TABLE.text([dataclasses.asdict(r) for r in result.runs])
 
 
 def summary(result: SimulationResult, status: str, command: str | None) -> dict[str, object]:
@@ -145,9 +124,7 @@ def summary(result: SimulationResult, status: str, command: str | None) -> dict[
 
 def _json(data: dict[str, object]) -> str:
     """simulation.json's text: strict JSON (a non-finite number becomes null)."""
-    from derive.train.runfiles import json_safe
-
-    return json.dumps(json_safe(data), indent=2, allow_nan=False) + "\n"
+    return json_text(data)
 
 
 def write_progress(out: Path, result: SimulationResult, status: str, command: str | None) -> None:
@@ -181,42 +158,9 @@ def write_final(out: Path, result: SimulationResult, command: str | None) -> Non
     atomic_write_text(out / MARKDOWN, simulation_markdown(data, plot_name=plot))
 
 
-def holds_simulation(out: Path) -> bool:
-    """Whether `out` already holds (part of) a simulation's output files."""
-    return any((out / name).exists() for name in OUTPUTS)
-
-
-def remove_outputs(out: Path) -> None:
-    """Delete a previous simulation's files from `out` (a fresh start must not leave stale ones)."""
-    for name in OUTPUTS:
-        remove_file(out / name)
-
-
 def read_curves_text(text: str, where: str = CURVES) -> list[dict[str, object]]:
     """Rows of a curves.csv text; UserError if malformed."""
-    reader = csv.reader(io.StringIO(text))
-    header = next(reader, None)
-    if header is None or tuple(header) != CURVES_HEADER:
-        raise UserError(f"{where!r} is not a derive simulation curves file")
-    rows: list[dict[str, object]] = []
-    for number, record in enumerate(reader, start=2):
-        if not record:
-            continue
-        try:
-            algorithm, depth, epoch, mse, batch_mean, seconds = record
-            rows.append(
-                {
-                    "algorithm": algorithm,
-                    "depth": int(depth),
-                    "epoch": int(epoch),
-                    "train_mse": float(mse),
-                    "batch_loss_mean": float(batch_mean) if batch_mean else None,
-                    "seconds": float(seconds),
-                }
-            )
-        except ValueError as exc:
-            raise UserError(f"{where!r} line {number} is malformed ({exc})") from None
-    return rows
+    return CURVES_TABLE.read_text(text, where)
 
 
 def read_simulation(folder: str | Path) -> tuple[dict[str, object], list[dict[str, object]]]:

@@ -29,6 +29,7 @@ from derive.codegen.loader import load_generated
 from derive.devices import device_name
 from derive.errors import UserError
 from derive.experiments.simconfig import NETWORKS, SimulationConfig, config_seed
+from derive.rundir import changed_settings, recording_stop
 from derive.timefmt import time_left
 
 log = logging.getLogger("derive.simulate")
@@ -156,6 +157,68 @@ def _optimizer(config: SimulationConfig, params: list[nn.Parameter]) -> torch.op
     return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum)
 
 
+@dataclass
+class _Trainer:
+    """One (algorithm, depth) run in progress: its network, optimizer, batch order and curve."""
+
+    config: SimulationConfig
+    algorithm: str
+    depth: int
+    z0: torch.Tensor
+    f: torch.Tensor
+    on_point: Callable[[CurvePoint], None] | None = None
+    curve: list[CurvePoint] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        seed = config_seed(self.config.seed, self.algorithm, self.depth)
+        with seeded(seed):
+            self.model = build_network(self.config, self.algorithm, self.depth).to(self.z0.device)
+        self.parameters = sum(p.numel() for p in self.model.parameters())
+        self.optimizer = _optimizer(self.config, list(self.model.parameters()))
+        self.order = torch.Generator().manual_seed(seed ^ 0x5EED)
+        self.forward = torch.compile(self.model) if self.config.compile else self.model
+        self.label = f"{NETWORKS[self.algorithm].label} depth {self.depth}"
+
+    def point(self, epoch: int, batch_mean: float | None, seconds: float) -> CurvePoint:
+        """Evaluate the training set's MSE after `epoch`; the curve's new point."""
+        mse = evaluate_mse(self.forward, self.z0, self.f)
+        entry = CurvePoint(self.algorithm, self.depth, epoch, mse, batch_mean, seconds)
+        self.curve.append(entry)
+        if self.on_point is not None:
+            self.on_point(entry)
+        return entry
+
+    def compile(self) -> float:
+        """Compile outside the timed epochs (the first calls trace and build); the seconds taken."""
+        if not self.config.compile:
+            return 0.0
+        began, batch = time.perf_counter(), self.config.effective_batch_size
+        self.model.train()
+        F.mse_loss(self.forward(self.z0[:batch]), self.f[:batch]).backward()
+        self.optimizer.zero_grad(set_to_none=True)
+        evaluate_mse(self.forward, self.z0, self.f)
+        seconds = time.perf_counter() - began
+        log.info("  %s: compiled in %.0f s", self.label, seconds)
+        return seconds
+
+    def epoch(self) -> float:
+        """One pass over the data in a fresh order; the mean of its mini-batch losses."""
+        batch, n, device = self.config.effective_batch_size, self.config.samples, self.z0.device
+        if batch >= n:
+            batches: list[torch.Tensor | None] = [None]
+        else:
+            batches = list(torch.randperm(n, generator=self.order).to(device).split(batch))
+        total = torch.zeros((), dtype=torch.float64, device=device)
+        for idx in batches:
+            xb, fb = (self.z0, self.f) if idx is None else (self.z0[idx], self.f[idx])
+            loss = F.mse_loss(self.forward(xb), fb)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            total += loss.detach().double() * fb.shape[0]
+        return float(total) / n
+
+
 def train_run(
     config: SimulationConfig,
     algorithm: str,
@@ -165,88 +228,54 @@ def train_run(
     on_point: Callable[[CurvePoint], None] | None = None,
 ) -> tuple[RunResult, list[CurvePoint]]:
     """Train one network for config.epochs epochs; return its result and its curve."""
-    seed = config_seed(config.seed, algorithm, depth)
-    with seeded(seed):
-        model = build_network(config, algorithm, depth).to(z0.device)
-    parameters = sum(p.numel() for p in model.parameters())
-    optimizer = _optimizer(config, list(model.parameters()))
-    order = torch.Generator().manual_seed(seed ^ 0x5EED)
-    forward = torch.compile(model) if config.compile else model
+    run = _Trainer(config, algorithm, depth, z0, f, on_point)
+    compile_seconds = run.compile()
+    run.point(0, None, 0.0)
     checkpoints = set(config.checkpoints())
-    batch, n = config.effective_batch_size, config.samples
-    curve: list[CurvePoint] = []
-    label = f"{NETWORKS[algorithm].label} depth {depth}"
-
-    def point(epoch: int, batch_mean: float | None, seconds: float) -> None:
-        mse = evaluate_mse(forward, z0, f)
-        entry = CurvePoint(algorithm, depth, epoch, mse, batch_mean, seconds)
-        curve.append(entry)
-        if on_point is not None:
-            on_point(entry)
-
-    compile_seconds = 0.0
-    if config.compile:  # compile outside the timed epochs (the first calls trace and build)
-        began = time.perf_counter()
-        model.train()
-        F.mse_loss(forward(z0[:batch]), f[:batch]).backward()
-        optimizer.zero_grad(set_to_none=True)
-        evaluate_mse(forward, z0, f)
-        compile_seconds = time.perf_counter() - began
-        log.info("  %s: compiled in %.0f s", label, compile_seconds)
-
-    point(0, None, 0.0)
     seconds, status, done = 0.0, "completed", 0
     last_log = time.monotonic()
     for epoch in range(1, config.epochs + 1):
         began = time.perf_counter()
-        if batch >= n:
-            batches: list[torch.Tensor | None] = [None]
-        else:
-            perm = torch.randperm(n, generator=order).to(z0.device)
-            batches = list(perm.split(batch))
-        total = torch.zeros((), dtype=torch.float64, device=z0.device)
-        for idx in batches:
-            xb, fb = (z0, f) if idx is None else (z0[idx], f[idx])
-            loss = F.mse_loss(forward(xb), fb)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += loss.detach().double() * fb.shape[0]
-        batch_mean = float(total) / n
+        batch_mean = run.epoch()
         seconds += time.perf_counter() - began
         if not math.isfinite(batch_mean):
             status = "diverged"
             log.warning(
-                "  %s: the loss became %s at epoch %d; run stopped", label, batch_mean, epoch
+                "  %s: the loss became %s at epoch %d; run stopped", run.label, batch_mean, epoch
             )
             break
         done = epoch
-        if epoch in checkpoints:
-            point(epoch, batch_mean, seconds)
-            if not math.isfinite(curve[-1].train_mse):  # the epoch's last step blew it up
-                status, done = "diverged", epoch - 1
-                log.warning(
-                    "  %s: the train MSE became %s after epoch %d; run stopped",
-                    label,
-                    curve[-1].train_mse,
-                    epoch,
-                )
-                break
-            if time.monotonic() - last_log >= 30 and epoch < config.epochs:
-                last_log = time.monotonic()
-                left = seconds / epoch * (config.epochs - epoch)
-                log.info(
-                    "  %s: epoch %d/%d, train MSE %.5f (%.0f s, %s)",
-                    label,
-                    epoch,
-                    config.epochs,
-                    curve[-1].train_mse,
-                    seconds,
-                    time_left(left),
-                )
-    final = curve[-1].train_mse if status == "completed" else None
-    result = RunResult(algorithm, depth, status, done, final, parameters, seconds, compile_seconds)
-    return result, curve
+        if epoch not in checkpoints:
+            continue
+        mse = run.point(epoch, batch_mean, seconds).train_mse
+        if not math.isfinite(mse):  # the epoch's last step blew it up
+            status, done = "diverged", epoch - 1
+            log.warning(
+                "  %s: the train MSE became %s after epoch %d; run stopped", run.label, mse, epoch
+            )
+            break
+        if time.monotonic() - last_log >= 30 and epoch < config.epochs:
+            last_log = time.monotonic()
+            _log_progress(run.label, epoch, config.epochs, mse, seconds)
+    final = run.curve[-1].train_mse if status == "completed" else None
+    result = RunResult(
+        algorithm, depth, status, done, final, run.parameters, seconds, compile_seconds
+    )
+    return result, run.curve
+
+
+def _log_progress(label: str, epoch: int, epochs: int, mse: float, seconds: float) -> None:
+    """The line a long run writes every 30 s or so: epoch, train MSE, time spent and left."""
+    left = seconds / epoch * (epochs - epoch)
+    log.info(
+        "  %s: epoch %d/%d, train MSE %.5f (%.0f s, %s)",
+        label,
+        epoch,
+        epochs,
+        mse,
+        seconds,
+        time_left(left),
+    )
 
 
 def resolve_device(config: SimulationConfig) -> torch.device:
@@ -314,13 +343,13 @@ def finished_runs(
     if not (out / simfiles.JSON).is_file():
         raise UserError(f"--resume: {str(out)!r} holds no {simfiles.JSON} to resume from")
     data, curves = simfiles.read_simulation(out)
-    stored, wanted = data["config"], config.to_dict()
-    for key in sorted(set(stored) | set(wanted)):
-        if key not in RESUMABLE_CHANGES and stored.get(key) != wanted.get(key):
-            raise UserError(
-                f"--resume: {str(out)!r} was run with {key} = {stored.get(key)!r}, not "
-                f"{wanted.get(key)!r}; use the same options or another --out"
-            )
+    for key, stored, wanted in changed_settings(
+        data["config"], config.to_dict(), RESUMABLE_CHANGES
+    )[:1]:
+        raise UserError(
+            f"--resume: {str(out)!r} was run with {key} = {stored!r}, not "
+            f"{wanted!r}; use the same options or another --out"
+        )
     runs = [
         RunResult(
             r["algorithm"],
@@ -367,27 +396,9 @@ def run_simulation(
     table is the one an uninterrupted run gives). An `out_dir` that already holds a simulation is
     refused unless `resume` (continue it) or `force` (delete its files and start over).
     """
-    from derive.experiments import simfiles
-
     device = resolve_device(config)  # a missing CUDA device is bad input: fail before writing
     check_memory(config, device)
-    if out_dir is not None:
-        simfiles.check_out_dir(out_dir)
-    if resume and out_dir is None:
-        raise UserError("--resume needs the output folder of the stopped run (--out)")
-    if resume and force:
-        raise UserError("--resume and --force exclude each other")
-    previous: tuple[list[RunResult], list[CurvePoint], float] = ([], [], 0.0)
-    if resume and out_dir is not None:
-        previous = finished_runs(Path(out_dir), config)
-    elif out_dir is not None and not force and simfiles.holds_simulation(Path(out_dir)):
-        raise UserError(
-            f"{str(out_dir)!r} already holds a simulation: add --resume to continue it, "
-            "--force to start over, or give another --out"
-        )
-    out = simfiles.prepare_out_dir(out_dir) if out_dir is not None else None
-    if out is not None and not resume:
-        simfiles.remove_outputs(out)
+    out, previous = _open_out_dir(config, out_dir, resume, force)
     began = time.perf_counter() - previous[2]
     with compute_settings(config) as device:
         z0, f = make_data(config.samples, config.dim, config.seed)
@@ -395,56 +406,111 @@ def run_simulation(
         result.runs, result.curves = list(previous[0]), list(previous[1])
         if previous[0]:
             log.info("simulate: resuming; %d run(s) already done", len(previous[0]))
-        z0, f = z0.to(device), f.to(device)
-        log.info(
-            "simulate: %d runs (%s; depths %s), %d samples x %d, %d epochs, %s lr %g, batch %d, on %s",
-            len(config.runs()),
-            ", ".join(NETWORKS[a].label for a in config.algorithms),
-            ", ".join(map(str, sorted(config.depths))),
-            config.samples,
-            config.dim,
-            config.epochs,
-            config.optimizer,
-            config.lr,
-            config.effective_batch_size,
-            result.device,
-        )
-
-        def save(status: str) -> None:
-            result.wall_seconds = time.perf_counter() - began
-            if out is not None:
-                simfiles.write_progress(out, result, status, command)
-
-        def on_point(entry: CurvePoint) -> None:
-            result.curves.append(entry)
-            save("running")
-
-        runs = config.runs()
-        try:
-            for i, (algorithm, depth) in enumerate(runs, start=1):
-                if result.final(algorithm, depth) is not None:
-                    continue
-                log.info("[%d/%d] %s depth %d", i, len(runs), NETWORKS[algorithm].label, depth)
-                run, _ = train_run(config, algorithm, depth, z0, f, on_point)
-                run.device = result.device
-                result.runs.append(run)
-                log.info(
-                    "[%d/%d] %s depth %d: %s, final train MSE %s (%.0f s)",
-                    i,
-                    len(runs),
-                    NETWORKS[algorithm].label,
-                    depth,
-                    run.status,
-                    "-" if run.final_train_mse is None else f"{run.final_train_mse:.5f}",
-                    run.seconds,
-                )
-                save("running")
-        except BaseException as exc:  # keep what was done, and say why it stopped
-            save("interrupted" if isinstance(exc, KeyboardInterrupt) else "failed")
-            raise
-        order = {run: i for i, run in enumerate(runs)}
+        _log_start(config, result)
+        files = _Outputs(result, out, command, began)
+        with recording_stop(files.save):  # keep what was done, and say why it stopped
+            _train_all(config, result, z0.to(device), f.to(device), files)
+        order = {run: i for i, run in enumerate(config.runs())}
         result.runs.sort(key=lambda r: order[(r.algorithm, r.depth)])
-        result.wall_seconds = time.perf_counter() - began
-        if out is not None:
-            simfiles.write_final(out, result, command)
+        files.finish()
     return result
+
+
+Previous = tuple[list[RunResult], list[CurvePoint], float]
+
+
+def _open_out_dir(
+    config: SimulationConfig, out_dir: str | Path | None, resume: bool, force: bool
+) -> tuple[Path | None, Previous]:
+    """The output folder, checked and created (None without `out_dir`), and what an earlier run
+    there finished (with `resume`); UserError, before anything is written, for bad options."""
+    from derive.experiments import simfiles
+
+    folder = simfiles.run_directory(out_dir) if out_dir is not None else None
+    if folder is not None:
+        folder.check_writable()
+    if resume and folder is None:
+        raise UserError("--resume needs the output folder of the stopped run (--out)")
+    if resume and force:
+        raise UserError("--resume and --force exclude each other")
+    if folder is None:
+        return None, ([], [], 0.0)
+    previous: Previous = ([], [], 0.0)
+    if resume:
+        previous = finished_runs(folder.path, config)
+    folder.check(resume, force)
+    folder.open(force=not resume)
+    return folder.path, previous
+
+
+def _log_start(config: SimulationConfig, result: SimulationResult) -> None:
+    log.info(
+        "simulate: %d runs (%s; depths %s), %d samples x %d, %d epochs, %s lr %g, batch %d, on %s",
+        len(config.runs()),
+        ", ".join(NETWORKS[a].label for a in config.algorithms),
+        ", ".join(map(str, sorted(config.depths))),
+        config.samples,
+        config.dim,
+        config.epochs,
+        config.optimizer,
+        config.lr,
+        config.effective_batch_size,
+        result.device,
+    )
+
+
+@dataclass
+class _Outputs:
+    """Writes a simulation's files as it goes (nothing without an output folder)."""
+
+    result: SimulationResult
+    out: Path | None
+    command: str | None
+    began: float  # perf_counter() at the start, less the wall time of a resumed run's past
+
+    def save(self, status: str) -> None:
+        """Rewrite curves.csv and simulation.json with `status`."""
+        self.result.wall_seconds = time.perf_counter() - self.began
+        if self.out is not None:
+            from derive.experiments import simfiles
+
+            simfiles.write_progress(self.out, self.result, status, self.command)
+
+    def on_point(self, entry: CurvePoint) -> None:
+        self.result.curves.append(entry)
+        self.save("running")
+
+    def finish(self) -> None:
+        """Write every output file of the completed simulation."""
+        self.result.wall_seconds = time.perf_counter() - self.began
+        if self.out is not None:
+            from derive.experiments import simfiles
+
+            simfiles.write_final(self.out, self.result, self.command)
+
+
+def _train_all(
+    config: SimulationConfig,
+    result: SimulationResult,
+    z0: torch.Tensor,
+    f: torch.Tensor,
+    files: _Outputs,
+) -> None:
+    """Train every run that `result` does not hold yet, saving after each."""
+    runs = config.runs()
+    for i, (algorithm, depth) in enumerate(runs, start=1):
+        if result.final(algorithm, depth) is not None:
+            continue
+        label = f"[{i}/{len(runs)}] {NETWORKS[algorithm].label} depth {depth}"
+        log.info("%s", label)
+        run, _ = train_run(config, algorithm, depth, z0, f, files.on_point)
+        run.device = result.device
+        result.runs.append(run)
+        log.info(
+            "%s: %s, final train MSE %s (%.0f s)",
+            label,
+            run.status,
+            "-" if run.final_train_mse is None else f"{run.final_train_mse:.5f}",
+            run.seconds,
+        )
+        files.save("running")
