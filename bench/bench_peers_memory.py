@@ -102,7 +102,8 @@ def build(depth: int, network: str) -> nn.Module:
     if network.startswith("momentumnet"):
         use_backprop = network == "momentumnet backprop"
         for i, stage in enumerate(list(model.stages)):
-            model.stages[i] = MomentumStage(stage, use_backprop)
+            if hasattr(stage, "blocks"):  # not the bottleneck nets' shared BN-ReLU
+                model.stages[i] = MomentumStage(stage, use_backprop)
     return model
 
 
