@@ -216,6 +216,32 @@ def measure(depth: int, args: argparse.Namespace) -> dict:
     return row
 
 
+def verdict(rows: list[dict]) -> list[str]:
+    """derive reversible against momentumnet memory-free, per depth, from the numbers above."""
+    ours, theirs = "derive reversible", "momentumnet memory-free"
+    lines = ["## Verdict", ""]
+    for r in rows:
+        agreement = list(r["agreement"].values())
+        measures = {
+            "saved bytes": (r["saved"][ours], r["saved"][theirs]),
+            "peak RSS with derive's allocator": (r["rss_derive"][ours], r["rss_derive"][theirs]),
+            "peak RSS with glibc's own": (r["rss"][ours], r["rss"][theirs]),
+            "step time": (r["time"][ours], r["time"][theirs]),
+            "gradient error against its backprop twin": (agreement[0], agreement[1]),
+        }
+        behind = [name for name, (a, b) in measures.items() if a > b]
+        lines.append(
+            f"- prehbnet{r['depth']}: derive / momentumnet "
+            + ", ".join(f"{name} {a / b:.2f}" for name, (a, b) in measures.items())
+            + (
+                f"; derive is behind on {', '.join(behind)}."
+                if behind
+                else "; derive is ahead on every measure."
+            )
+        )
+    return lines
+
+
 def render(rows: list[dict], args: argparse.Namespace) -> str:
     import momentumnet
 
@@ -276,7 +302,8 @@ def render(rows: list[dict], args: argparse.Namespace) -> str:
                 + " |"
             )
         lines.append("")
-    return "\n".join(lines)
+    lines += verdict(rows)
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
