@@ -29,6 +29,7 @@ COMMANDS = (
     "activation",
     "network",
     "train",
+    "export",
     "nas",
     "simulate",
     "report",
