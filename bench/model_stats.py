@@ -68,6 +68,10 @@ Notes:
 - `preresnet*`: the printed counts are He et al.'s (Identity Mappings, 2016), not SCIS's. ResNet-1001
   prints 10.2M: our 10.33M without the BatchNorm scales and shifts is 10.18M. The pre-activation
   HBNets have the same parameters as their ResNets (docs/memory.md).
+- `qhmnet56`, `egnet56`, `hbvnet56`: the multi-stream form (several states, several T per block).
+  QHM and heavy ball with a velocity evaluate one T per block, so they have HBNet-56's parameters
+  and FLOPs; the extragradient method evaluates two (at x and at the extrapolated point), so
+  `egnet56` has two branches per block, as many as a 110-layer ResNet.
 """
 
 

@@ -115,7 +115,7 @@ def test_malformed_specs_are_user_errors(tmp_path: Path, text: str, message: str
         get_algorithm(write(tmp_path, text))
 
 
-def test_multi_state_spec_has_fc_but_no_conv_form(tmp_path: Path) -> None:
+def test_multi_state_spec_has_fc_and_multi_stream_conv_form(tmp_path: Path) -> None:
     text = """
 name = "qhm"
 states = ["x", "m"]
@@ -130,7 +130,24 @@ nu = 0.7
 """
     spec = write(tmp_path, text)
     assert "def build_tied" in generate(spec, "fc").source
-    with pytest.raises(UserError, match="one stream"):
+    conv = generate(spec, "conv").source
+    assert 'FORM = "streams"' in conv
+    assert '"z_m": (1, "zero")' in conv  # m restarts at 0 in every stage, as m₀ = 0
+
+
+def test_multi_state_spec_with_a_history_sum_has_no_conv_form(tmp_path: Path) -> None:
+    text = """
+name = "two_sums"
+states = ["x", "m"]
+[update]
+"m[k+1]" = "m[k] + grad(x[k])"
+"x[k+1]" = "x[k] - sum(grad(x[j]), j, 0, k)"
+[initial]
+"m[0]" = "0"
+"""
+    spec = write(tmp_path, text)
+    assert "def build_tied" in generate(spec, "fc").source
+    with pytest.raises(UserError, match=r"all-history term .*reads every earlier state"):
         generate(spec, "conv")
 
 

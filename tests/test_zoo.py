@@ -328,6 +328,10 @@ def small(name: str) -> nn.Module:
         return load_generated("admm_conv").cifar_resnet(depth=20)
     if name == "cnn20":
         return load_generated("gd_conv").cifar_resnet(depth=20)
+    multi_stream = {"qhmnet20": "qhm", "egnet20": "extragradient", "hbvnet20": "heavyball_velocity"}
+    if name in multi_stream:
+        module = load_generated(f"{multi_stream[name]}_conv")
+        return module.cifar_resnet(depth=20, algorithm_coefficients=module.DEFAULTS)
     return create_model(name)
 
 
@@ -407,7 +411,10 @@ def test_one_convolution_over_the_concatenation_equals_a_sum_of_convolutions() -
     torch.testing.assert_close(fused, total, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["hbnet20", "agdnet40", "dmrnet20", "cnn20", "admmnet20"])
+@pytest.mark.parametrize(
+    "name",
+    ["hbnet20", "agdnet40", "dmrnet20", "cnn20", "admmnet20", "qhmnet20", "egnet20", "hbvnet20"],
+)
 def test_networks_train_one_step(name: str) -> None:
     torch.manual_seed(0)
     model = small(name)
@@ -503,16 +510,19 @@ STATE_DICT_DIGESTS = {
     "densenet40": "88d17aeeb3c55361",
     "densenet52": "82470cd998cd7747",
     "dmrnet56": "e55b81f6ffb76326",
+    "egnet56": "74d004b5767844b5",
     "hbnet101": "fe7f799f1b5fd408",
     "hbnet110": "08d61e669126eae1",
     "hbnet20": "6c69fe44c491b134",
     "hbnet34": "aec8d7fb724b2515",
     "hbnet50": "11a17ec63e12ee0f",
     "hbnet56": "338268299d59e0ad",
+    "hbvnet56": "338268299d59e0ad",
     "prehbnet1001": "3469a077f8c16686",
     "prehbnet110": "f8ad38cb447404cd",
     "prehbnet164": "cbc02fca0f6e25b0",
     "prehbnet20": "268e7edfe79a4861",
+    "qhmnet56": "338268299d59e0ad",
     "prehbnet56": "9eb2aad2f22f6885",
     "preresnet1001": "3469a077f8c16686",
     "preresnet110": "f8ad38cb447404cd",
@@ -527,7 +537,9 @@ STATE_DICT_DIGESTS = {
     "resnet56": "338268299d59e0ad",
 }
 """sha256 (16 hex digits) of each network's state_dict "key:shape" lines, as written before the zoo
-became the generated files' factories: run folders saved then still load (--resume) unchanged."""
+became the generated files' factories: run folders saved then still load (--resume) unchanged.
+The multi-stream networks with one T per block (qhmnet56, hbvnet56) have HBNet-56's keys and shapes;
+egnet56's second T per block adds `branch2`."""
 
 
 def state_dict_digest(model: nn.Module) -> str:

@@ -228,6 +228,84 @@ TRIPLE_MOMENTUM = Algorithm(
     rate="‖x_k − x*‖ ≤ C (1 − 1/√κ)^k, the fastest known for smooth strongly convex f",
 )
 
+m, v = vector("m"), vector("v")
+nu = scalar("nu")
+QHM = Algorithm(
+    name="qhm",
+    title="Quasi-hyperbolic momentum (QHM)",
+    reference="Ma, Yarats, ICLR (2019)",
+    equation="Ma & Yarats (2019), eq. (3)",
+    streams=(Stream("x", "z", "z"), Stream("m", "zm", "zₘ", "m")),
+    updates=(
+        Update("m", beta * m(k) + (1 - beta) * GRAD(x(k))),
+        Update("x", x(k) - ((1 - nu) * GRAD(x(k)) + nu * m(k + 1))),
+    ),
+    output=x(k),
+    initial=((m(0), sp.Integer(0)),),
+    coefficients=(
+        Coefficient(
+            "beta",
+            sp.Rational(9, 10),
+            "β",
+            "momentum of the gradient average m (Ma & Yarats recommend 0.999 for long runs)",
+            minimum=0.0,
+            maximum=1.0,
+        ),
+        Coefficient(
+            "nu",
+            sp.Rational(7, 10),
+            "ν",
+            "weight of the average against the plain gradient (0.7, Ma & Yarats' default)",
+            minimum=0.0,
+            maximum=1.0,
+        ),
+    ),
+    rate="as heavy ball for suitable β, ν (ν = 1: heavy ball with step 1 − β; ν = 0: GD)",
+    notes=(
+        "Two streams, x and the gradient average m (m₀ = 0); the network reads out x. The same "
+        "iteration with one state reads gradients at xₖ and xₖ₋₁, and its conv block reuses the "
+        "previous block's T output, so it also costs one T per block.",
+    ),
+)
+
+EXTRAGRADIENT = Algorithm(
+    name="extragradient",
+    title="Extragradient method",
+    reference="Korpelevich, Ekonomika i Matematicheskie Metody 12 (1976)",
+    equation="yₖ₊₁ = xₖ − ∇f(xₖ), xₖ₊₁ = xₖ − ∇f(yₖ₊₁)",
+    streams=(Stream("x", "z", "z"), Stream("y", "zy", "z_y", "y")),
+    updates=(
+        Update("y", x(k) - GRAD(x(k))),
+        Update("x", x(k) - GRAD(y(k + 1))),
+    ),
+    output=x(k),
+    rate="O((L/μ) log(1/ε)) iterations; converges for monotone variational inequalities",
+    notes=(
+        "The extrapolated point y is a stream computed first in each step; the gradient at it is "
+        "T applied to this block's new y, a second T per block.",
+    ),
+)
+
+HEAVY_BALL_VELOCITY = Algorithm(
+    name="heavyball_velocity",
+    title="Heavy ball, written with a velocity",
+    reference="Polyak (1964); the form of Sutskever et al., ICML (2013)",
+    equation="vₖ₊₁ = βvₖ − ∇f(xₖ), xₖ₊₁ = xₖ + vₖ₊₁, v₀ = 0",
+    streams=(Stream("x", "z", "z"), Stream("v", "zv", "zᵥ", "v")),
+    updates=(
+        Update("v", beta * v(k) - GRAD(x(k))),
+        Update("x", x(k) + v(k + 1)),
+    ),
+    output=x(k),
+    initial=((v(0), sp.Integer(0)),),
+    coefficients=HEAVY_BALL.coefficients,
+    rate="as heavy ball (the same iterates: vₖ = xₖ − xₖ₋₁)",
+    notes=(
+        "The same iterates as heavy ball (vₖ = xₖ − xₖ₋₁); without ρ its conv network equals "
+        "(C1)'s with β₁ = β, β₂ = −β, block for block.",
+    ),
+)
+
 BUILTIN: dict[str, Algorithm] = {
     a.name: a
     for a in (
@@ -238,7 +316,17 @@ BUILTIN: dict[str, Algorithm] = {
         ADMM,
         NESTEROV_STRONGLY_CONVEX,
         TRIPLE_MOMENTUM,
+        QHM,
+        EXTRAGRADIENT,
+        HEAVY_BALL_VELOCITY,
     )
 }
 
-ALIASES = {"hb": "heavyball", "agd": "nesterov", "agd2": "nesterov2", "tmm": "triple_momentum"}
+ALIASES = {
+    "hb": "heavyball",
+    "agd": "nesterov",
+    "agd2": "nesterov2",
+    "tmm": "triple_momentum",
+    "eg": "extragradient",
+    "hbv": "heavyball_velocity",
+}

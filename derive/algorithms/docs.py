@@ -27,15 +27,50 @@ SCIS footnote 3). `derive network --algo NAME --show` prints the same, with exac
 
 def _conv_form(recurrence: object) -> str:
     """The engineering form the code generator gives this recurrence, as one readable line."""
-    from derive.algorithms.forms import lagged_form
+    from derive.algorithms.forms import LaggedForm, StreamsForm, engineering_form
 
     engineering = recurrence.algorithm.engineering  # type: ignore[attr-defined]
     if engineering == "dense":
         return "(C3)/(C6): zₖ₊₁ = Σⱼ αʲ·Tₖ(zⱼ) + β·Σⱼ sʲ·zⱼ"
     if engineering == "twopath":
         return "(C5): two paths sharing Σₜ αᵗ·z′ₜ + βᵗ·zₜ"
-    form = lagged_form(recurrence)  # type: ignore[arg-type]
+    form = engineering_form(recurrence)  # type: ignore[arg-type]
+    if isinstance(form, StreamsForm):
+        n = form.t_evaluations()
+        return f"{form.label}, {n} T per block: " + "; ".join(form.equations())
+    assert isinstance(form, LaggedForm)
     return f"{form.label}: {form.equation()}"
+
+
+SHAPES = """## Conv forms: which recurrence becomes which block
+
+The forms pass (`derive/algorithms/forms.py`) reads the derived recurrence once; code generation,
+reversibility and the NAS search spaces all read what it found. Every Φ(W·) becomes a learnable
+block, every coefficient a constant that is fixed, learnable or pruned, every state a stream.
+
+| shape of the recurrence | conv form | example |
+|---|---|---|
+| one stream, one T-term, bounded look-back, T reads zₖ | lagged (C1) | `heavyball`: zₖ₊₁ = ρ(Tₖ(zₖ) + β₁·zₖ + β₂·zₖ₋₁) |
+| the same, T reads a combination of states | lagged (C2) | `nesterov`: zₖ₊₁ = ρ(Tₖ(γ₁·zₖ + γ₂·zₖ₋₁)) |
+| one stream, Σⱼ a(k, j)·T(zⱼ) over the whole history | dense (C3)/(C6) | `nesterov2`: DenseNet, AGDNet |
+| ADMM's two paths with an accumulated multiplier | two-path (C5) | `admm`: DMRNet |
+| gradients at several points (several T-terms) | multi-stream, one T branch per distinct argument | `extragradient`: T₁(zₖ), then T₂ at the extrapolated point |
+| a gradient at an earlier iterate | multi-stream, the earlier block's T output reused | one-state QHM: T₁(zₖ) and T₁(zₖ₋₁) of block k − 1, one T per block |
+| several states | multi-stream, each stream updated in the algorithm's order | `qhm` (x and m), `heavyball_velocity` (x and v) |
+
+A multi-stream block computes each T branch once, just before the first update that reads it, then
+each stream's update as derived; an update may read streams updated before it in the same block
+(zₖ₊₁ = zₖ + zᵥₖ₊₁). The stage reads out the algorithm's output (the x stream), and ρ (ReLU in the
+ResNet family) follows the x update only. Each generated module's docstring says how many T
+evaluations a block costs.
+
+What no block shape expresses is refused with one line naming the term (exit status 2):
+a sum over the whole history outside the dense form's one stream (ADMM's accumulated μ is the
+two-path form's), a state read ahead of the current block (zₖ₊₂), an output that applies T, a
+stream restarted at anything but the stage input or 0, and a gradient whose argument itself
+contains a gradient (`grad(x[k] - grad(x[k]))`: write the inner point as a state updated first, as
+`extragradient` does).
+"""
 
 
 RESTART = """## Stages: where the history restarts
@@ -50,7 +85,10 @@ on ImageNet) is z₀, and z₋₁ = z₀ (x₋₁ = x₀); T of the first block 
 the stage input too and return the concatenation [z₀, …, z_K] to the transition, as DenseNet does;
 the state sum of AGDNet never involves the block input z₀, because sₖ₊₁⁰ = [0 = k] − hₖ₊₁,₀ = 0 for
 every k (h₁,₀ = 1 and h_{k+1,0} = 0 for k ≥ 1 by (5)). Two-path stages restart with z′₀ = z₀ = S(input)
-and return the z path.
+and return the z path. Multi-stream stages restart every stream as the algorithm starts it, with the
+stage input as x₀: the x stream at z₀ = S(input), a stream the algorithm starts at 0 (QHM's m₀ = 0,
+the velocity v₀ = 0) at 0, and every earlier state at its value at k = 0; a T output of a block
+before the first is the first block's own (the gradient at x₋₁ = x₀ is the gradient at x₀).
 
 ## Your own algorithm
 
@@ -78,7 +116,8 @@ mom = "(k - 1)/(k + 2)"
 Expressions are parsed by a whitelist walk over Python's `ast` (numbers, + − * / **, indexed states,
 `grad(v)`, `sum(expr, j, lo, hi)` over the history, `sqrt`/`exp`/`log` of scalars); nothing is
 evaluated. An iteration that is not linear in Uz, such as `grad(grad(x[k]))`, is refused with one line.
-The fc form works for every iteration; the conv form needs one state with a bounded look-back.
+The fc form works for every iteration; the conv form for every bounded look-back (see the conv forms
+above).
 
 A spec's names cannot clash with the generated code's own: there, coefficient `beta` is the variable
 `c_beta` and schedule `mom` the table `s_mom`, so `z0`, `layer`, `float` or `torch` are fine names.
@@ -167,7 +206,16 @@ def algorithms_markdown() -> str:
         "| ADMM (6) | ADMM net | α, β of (13)'s first (z′) path, shared by both paths as (C5) prints them | `admmnet56` |\n"
     )
     return (
-        HEADER + "\n".join(rows) + "\n\n" + table_c1 + "\n" + RESTART + "\n" + "\n".join(sections)
+        HEADER
+        + "\n".join(rows)
+        + "\n\n"
+        + table_c1
+        + "\n"
+        + SHAPES
+        + "\n"
+        + RESTART
+        + "\n"
+        + "\n".join(sections)
     )
 
 

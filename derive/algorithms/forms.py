@@ -26,7 +26,13 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from derive.algorithms.ir import Recurrence, StateRef, Term, unroll_accumulators
+from derive.algorithms.ir import (
+    Recurrence,
+    StateRef,
+    Term,
+    combination_to_sympy,
+    unroll_accumulators,
+)
 from derive.algorithms.symbols import j, k
 from derive.errors import UserError
 
@@ -180,9 +186,16 @@ def invertibility(recurrence: Recurrence) -> Invertibility:
             "history, not a bounded look-back of one stream",
         )
     try:
-        form = lagged_form(recurrence)
+        form = engineering_form(recurrence)
     except UserError as exc:
         return Invertibility(False, str(exc))
+    if isinstance(form, StreamsForm):
+        return Invertibility(
+            False,
+            f"the {STREAMS_LABEL} form keeps {len(form.streams)} stream(s) and {form.t_evaluations()} "
+            "T evaluation(s) per block; an inverse step is derived for the one-stream lagged form only",
+        )
+    assert isinstance(form, LaggedForm)
     return lagged_invertibility(recurrence, form)
 
 
@@ -350,18 +363,30 @@ def twopath_form(recurrence: Recurrence) -> TwoPathForm:
     return TwoPathForm(per_source(states, first.stream), per_source(states, second.stream))
 
 
-def engineering_form(recurrence: Recurrence) -> LaggedForm | DenseForm | TwoPathForm:
-    """The form the algorithm's `engineering` field names (lagged unless it says dense/twopath)."""
+def engineering_form(
+    recurrence: Recurrence,
+) -> LaggedForm | DenseForm | TwoPathForm | StreamsForm:
+    """The form the algorithm's `engineering` field names (dense, twopath); otherwise the lagged
+    form (C1)/(C2) when the recurrence has its shape, else the general multi-stream form."""
     engineering = recurrence.algorithm.engineering
     if engineering == "dense":
         return dense_form(recurrence)
     if engineering == "twopath":
         return twopath_form(recurrence)
-    return lagged_form(recurrence)
+    if fits_lagged(recurrence):
+        return lagged_form(recurrence)
+    return streams_form(recurrence)
 
 
 __all__ = [
+    "Branch",
     "DenseForm",
+    "Source",
+    "StreamStart",
+    "StreamsForm",
+    "WeightedSource",
+    "fits_lagged",
+    "streams_form",
     "EngineeringCoefficient",
     "Invertibility",
     "LaggedForm",
@@ -377,3 +402,334 @@ __all__ = [
     "term_lag",
     "twopath_form",
 ]
+
+
+# ------------------------------------------------------------------ the multi-stream form
+
+STREAMS_LABEL = "multi-stream"
+
+
+@dataclass(frozen=True)
+class Source:
+    """What a coefficient of the multi-stream form multiplies.
+
+    A state: stream `name` at k − `lag` (lag −1 is the value this block has just computed, k + 1).
+    A T output: branch `name` of this block (`lag` 0) or of the block `lag` blocks back (cached).
+    """
+
+    kind: str  # "state" or "t"
+    name: str  # the stream's z-name, or the branch's attribute name
+    lag: int
+
+    def text(self, symbols: dict[str, str]) -> str:
+        """zₖ, z_mₖ₊₁, T₁ₖ₋₁ … in Unicode (`symbols` names each branch T₁, T₂, …)."""
+        if self.kind == "t":
+            base = symbols[self.name] + "ₖ"
+        else:
+            base = self.name + "ₖ"
+        if self.lag == -1:
+            return base + "₊₁"
+        return base if self.lag == 0 else base + "₋" + str(self.lag).translate(_SUBSCRIPTS)
+
+
+@dataclass(frozen=True)
+class WeightedSource:
+    """One relaxed coefficient and what it multiplies."""
+
+    coefficient: EngineeringCoefficient
+    source: Source
+
+
+@dataclass(frozen=True)
+class StreamStart:
+    """A stream as a stage keeps it: `lags` of its states, restarted at `start` ("input" or "zero")."""
+
+    name: str
+    lags: int
+    start: str
+
+
+@dataclass(frozen=True)
+class Branch:
+    """One T evaluation per block: T applied to a combination of states (or to one state alone).
+
+    `reads_input`: at the stage's first block T reads the stage input itself (every state its
+    argument reads is then z₀ or 0), so its first convolution carries the stride; otherwise it reads
+    states of the new resolution. `cached`: how many earlier blocks' outputs the updates reuse.
+    """
+
+    name: str  # the block's attribute: branch, branch2, …
+    symbol: str  # T₁, T₂, …
+    argument: tuple[WeightedSource, ...]
+    identity: bool  # one state with coefficient 1: no coefficient inside T
+    reads_input: bool
+    cached: int
+
+    def text(self, symbols: dict[str, str], back: int = 0) -> str:
+        """T₁(zₖ) or T₂(t2_z·zₖ + t2_z_m·z_mₖ); `back` blocks earlier: T₁(zₖ₋₁) of block k − 1."""
+
+        def shown(w: WeightedSource) -> str:
+            return Source(w.source.kind, w.source.name, w.source.lag + back).text(symbols)
+
+        if self.identity:
+            inner = shown(self.argument[0])
+        else:
+            inner = " + ".join(f"{w.coefficient.name}·{shown(w)}" for w in self.argument)
+        block = f" of block k − {back}" if back else ""
+        return f"{self.symbol}({inner}){block}"
+
+
+@dataclass(frozen=True)
+class StreamsForm:
+    """Any bounded look-back recurrence, as one block per step (SCIS appendix C, mechanically).
+
+    Every T-term is a learnable block (`branches`; a gradient at an earlier iterate reuses that
+    block's output), every coefficient is fixed, learnable or pruned, every state is a stream the
+    stage carries from block to block; `output` is the stage's readout Σ c·s_{K−lag}.
+    """
+
+    streams: tuple[StreamStart, ...]
+    branches: tuple[Branch, ...]
+    updates: tuple[tuple[str, tuple[WeightedSource, ...]], ...]
+    output: tuple[tuple[str, int, sp.Expr], ...]
+    label: str = STREAMS_LABEL
+
+    @property
+    def coefficients(self) -> tuple[EngineeringCoefficient, ...]:
+        inner = [w.coefficient for b in self.branches if not b.identity for w in b.argument]
+        outer = [w.coefficient for _, terms in self.updates for w in terms]
+        return tuple(inner + outer)
+
+    def symbols(self) -> dict[str, str]:
+        return {b.name: b.symbol for b in self.branches}
+
+    def t_evaluations(self) -> int:
+        """How many times a block applies T (a reused earlier output costs nothing)."""
+        return len(self.branches)
+
+    def equations(self) -> list[str]:
+        """One line per stream: zₖ₊₁ = z_t1·T₁(zₖ) + z_z·zₖ + …, in Unicode."""
+        symbols = self.symbols()
+        by_name = {b.name: b for b in self.branches}
+        lines = []
+        for stream, terms in self.updates:
+            parts = []
+            for w in terms:
+                if w.source.kind == "t":
+                    operand = by_name[w.source.name].text(symbols, w.source.lag)
+                else:
+                    operand = w.source.text(symbols)
+                parts.append(f"{w.coefficient.name}·{operand}")
+            lines.append(f"{stream}ₖ₊₁ = " + " + ".join(parts))
+        return lines
+
+
+def _source_name(source: Source, symbols: dict[str, str]) -> str:
+    """A Python name for what a coefficient multiplies: z, z_m_next, z_lag1, t1, t1_lag1."""
+    base = source.name if source.kind == "state" else symbols[source.name].lower()
+    base = base.translate(str.maketrans("₀₁₂₃₄₅₆₇₈₉", "0123456789"))
+    if source.lag == -1:
+        return base + "_next"
+    return base if source.lag == 0 else f"{base}_lag{source.lag}"
+
+
+def _ref_lag(recurrence: Recurrence, ref: StateRef, where: Term) -> int:
+    """k − index of a state the multi-stream form reads: −1 (this block's new value), 0, 1, …"""
+    diff = sp.simplify(k - ref.index)
+    if not diff.is_Integer or int(diff) < -1:
+        raise UserError(
+            f"{recurrence.name}: no conv block reads {ref.to_sympy()} in {where.to_sympy()}: "
+            "a block reads states at k + 1 (computed earlier in the block), k, k − 1, …"
+        )
+    return int(diff)
+
+
+def _shifted(argument: tuple[tuple[str, int, sp.Expr], ...], by: int) -> tuple:
+    """The argument `by` blocks earlier: every lag grows by `by`, coefficients read k − `by`."""
+    return tuple((s, lag + by, sp.sympify(c).subs(k, k - by)) for s, lag, c in argument)
+
+
+def _same_argument(a: tuple, b: tuple) -> bool:
+    """True when two T arguments are the same combination (coefficients compared exactly)."""
+    if sorted((s, lag) for s, lag, _ in a) != sorted((s, lag) for s, lag, _ in b):
+        return False
+    weights = {(s, lag): c for s, lag, c in b}
+    return all(sp.simplify(c - weights[(s, lag)]) == 0 for s, lag, c in a)
+
+
+def _stream_starts(recurrence: Recurrence) -> dict[str, str]:
+    """How each stream restarts at a stage's first block: "input" (z₀), "zero" or "unset"."""
+    starts = {s: "unset" for s in recurrence.streams}
+    starts[recurrence.input_stream] = "input"
+    for condition in recurrence.initial:
+        stream, index = condition.target.stream, int(condition.target.index)
+        terms = condition.terms
+        if not terms:
+            value = "zero"
+        elif (
+            len(terms) == 1
+            and terms[0].coefficient == 1
+            and terms[0].state is not None
+            and int(terms[0].state.index) == 0
+            and starts.get(terms[0].state.stream) in ("input", "zero")
+        ):
+            value = starts[terms[0].state.stream]
+        else:
+            shown = combination_to_sympy(condition.terms)
+            raise UserError(
+                f"{recurrence.name}: the conv forms restart every stream at the stage input or at "
+                f"0, not at {condition.target.to_sympy()} = {shown}"
+            )
+        if index == 0:
+            starts[stream] = value
+        elif value != starts.get(stream, value) and starts.get(stream) != "unset":
+            raise UserError(
+                f"{recurrence.name}: the conv forms restart every stream's past at its value at "
+                f"k = 0, not at {condition.target.to_sympy()} = {combination_to_sympy(terms)}"
+            )
+    return starts
+
+
+def streams_form(recurrence: Recurrence) -> StreamsForm:
+    """Read any bounded look-back recurrence (several streams, several T-terms) as a block.
+
+    Raises UserError naming the term no block shape expresses (an all-history sum, a state read
+    further ahead than this block's new values, a T-term in the output).
+    """
+    for term in recurrence.all_terms():
+        if term.history is not None:
+            raise UserError(
+                f"{recurrence.name}: the all-history term {term.to_sympy()} reads every earlier "
+                "state; only the dense form (one stream, Σ_j a(k, j)·T(z_j)) has such a block"
+            )
+    starts = _stream_starts(recurrence)
+    arguments: list[tuple] = []  # distinct T arguments, newest first
+    for update in recurrence.updates:
+        for term in update.terms:
+            if term.is_t:
+                assert term.t_argument is not None
+                arg = tuple(
+                    (t.state.stream, _ref_lag(recurrence, t.state, term), t.coefficient)  # type: ignore[union-attr]
+                    for t in term.t_argument
+                )
+                if not any(_same_argument(arg, a) for a in arguments):
+                    arguments.append(arg)
+    arguments.sort(key=lambda a: min(lag for _, lag, _ in a))
+    bases: list[tuple] = []
+    reuse: list[tuple[tuple, int, int]] = []  # (argument, base index, blocks back)
+    for arg in arguments:
+        found = next(
+            (
+                (i, back)
+                for i, base in enumerate(bases)
+                for back in range(1, 17)
+                if _same_argument(_shifted(base, back), arg)
+            ),
+            None,
+        )
+        if found is None:
+            bases.append(arg)
+            reuse.append((arg, len(bases) - 1, 0))
+        else:
+            reuse.append((arg, *found))
+    names = ["branch" if i == 0 else f"branch{i + 1}" for i in range(len(bases))]
+    symbols = {n: "T" + str(i + 1).translate(_SUBSCRIPTS) for i, n in enumerate(names)}
+
+    def t_source(arg: tuple) -> Source:
+        _, base, back = next(r for r in reuse if _same_argument(r[0], arg))
+        return Source("t", names[base], back)
+
+    updates = []
+    lags_read: dict[str, int] = {s: 0 for s in recurrence.streams}
+    written: set[str] = set()
+    for update in recurrence.updates:
+        weighted = []
+        for term in update.terms:
+            if term.is_t:
+                arg = tuple(
+                    (t.state.stream, _ref_lag(recurrence, t.state, term), t.coefficient)  # type: ignore[union-attr]
+                    for t in term.t_argument or ()
+                )
+                source = t_source(arg)
+            else:
+                assert term.state is not None
+                source = Source("state", term.state.stream, _ref_lag(recurrence, term.state, term))
+            weighted.append((term.coefficient, source))
+        terms = []
+        for coefficient, source in weighted:
+            name = f"{update.stream}_{_source_name(source, symbols)}"
+            terms.append(
+                WeightedSource(_coefficient(name, name, "outer", source.lag, coefficient), source)
+            )
+        updates.append((update.stream, tuple(terms)))
+        for w in terms:
+            _note_read(recurrence, w.source, written, lags_read, starts)
+        written.add(update.stream)
+    branches = []
+    for i, base in enumerate(bases):
+        argument = []
+        for stream, lag, coefficient in base:
+            source = Source("state", stream, lag)
+            name = f"t{i + 1}_{_source_name(source, symbols)}"
+            argument.append(
+                WeightedSource(_coefficient(name, name, "inner", lag, coefficient), source)
+            )
+        identity = len(argument) == 1 and sp.simplify(argument[0].coefficient.expr - 1) == 0
+        reads_input = all(w.source.lag >= 0 for w in argument) and any(
+            starts[w.source.name] == "input" for w in argument
+        )
+        cached = max([back for _, b, back in reuse if b == i] + [0])
+        branches.append(
+            Branch(names[i], symbols[names[i]], tuple(argument), identity, reads_input, cached)
+        )
+        for w in argument:
+            _note_read(recurrence, w.source, written, lags_read, starts)
+    output = []
+    for term in recurrence.output:
+        if term.state is None:
+            raise UserError(
+                f"{recurrence.name}: the output {term.to_sympy()} applies T; a stage reads out a "
+                "combination of states"
+            )
+        lag = _ref_lag(recurrence, term.state, term)
+        if lag < 0:
+            raise UserError(f"{recurrence.name}: cannot read out {term.to_sympy()}")
+        output.append((term.state.stream, lag, term.coefficient))
+        lags_read[term.state.stream] = max(lags_read[term.state.stream], lag)
+    for stream, start in starts.items():
+        if start == "unset" and any(
+            w.source.kind == "state" and w.source.name == stream and w.source.lag >= 0
+            for _, terms in updates
+            for w in terms
+        ):
+            raise UserError(f"{recurrence.name}: stream {stream} is read before it has a value")
+    streams = tuple(
+        StreamStart(s, lags_read[s] + 1, "zero" if starts[s] == "zero" else "input")
+        for s in recurrence.streams
+    )
+    return StreamsForm(streams, tuple(branches), tuple(updates), tuple(output))
+
+
+def _note_read(
+    recurrence: Recurrence,
+    source: Source,
+    written: set[str],
+    lags_read: dict[str, int],
+    starts: dict[str, str],
+) -> None:
+    """Record the look-back a state read needs; a new value (k + 1) must be computed already."""
+    if source.kind != "state":
+        return
+    if source.lag == -1 and source.name not in written:
+        raise UserError(
+            f"{recurrence.name}: {source.name}ₖ₊₁ is read before its update; order the updates so "
+            "that each reads only streams updated before it"
+        )
+    lags_read[source.name] = max(lags_read[source.name], source.lag)
+
+
+def fits_lagged(recurrence: Recurrence) -> bool:
+    """True when the recurrence has the (C1)/(C2) shape: one stream, one T-term, bounded look-back."""
+    if len(recurrence.updates) != 1 or recurrence.has_history():
+        return False
+    return sum(t.is_t for t in recurrence.updates[0].terms) == 1

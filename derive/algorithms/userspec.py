@@ -369,7 +369,7 @@ def spec_from_dict(data: dict, where: str = "spec") -> Algorithm:
         lets=tuple(lets),
         coefficients=tuple(coefficients),
         schedules=tuple(schedules),
-        engineering="lagged" if len(states) == 1 else "fc-only",
+        engineering="lagged",
         source_file=where,
     )
 

@@ -24,10 +24,13 @@ import sympy as sp
 
 from derive.algorithms.forms import (
     Piece,
+    StreamsForm,
     dense_form,
+    fits_lagged,
     invertibility,
     lagged_form,
     state_text,
+    streams_form,
     twopath_form,
 )
 from derive.algorithms.ir import Recurrence
@@ -42,6 +45,7 @@ from derive.codegen.printer import (
     schedule_code,
     table_variables,
 )
+from derive.codegen.streams import forward_lines
 from derive.codegen.templates import render
 
 
@@ -104,6 +108,110 @@ def render_lagged(recurrence: Recurrence, invoked: str | None = None) -> str:
     )
 
 
+def render_streams(recurrence: Recurrence, invoked: str | None = None) -> str:
+    """Source of `ALGO_conv.py` for any other bounded look-back recurrence: the multi-stream form."""
+    form = streams_form(recurrence)
+    printer, text = _printers(recurrence)
+    code = {c.name: printer.doprint(c.expr) for c in form.coefficients}
+    texts = {c.name: text.doprint(c.expr) for c in form.coefficients}
+    output_code = [printer.doprint(c) for _, _, c in form.output]
+    readout = recurrence.input_stream
+    context = _common_context(recurrence, invoked)
+    printed = list(code.values()) + output_code + [e for _, e in context["constants"]]
+    printed += [line for s in context["schedules"] for line in s.lines]
+    return render(
+        "conv_streams.py.j2",
+        **context,
+        form_name="streams",
+        uses_math=any("math." in t for t in printed),
+        form=form,
+        code=code,
+        text=texts,
+        roles=stream_roles(form),
+        equations=form.equations(),
+        cost=t_cost(form),
+        restart=restart_rule(form, readout),
+        readout=readout,
+        readout_note=readout_note(recurrence, readout),
+        forward_lines=forward_lines(form, readout),
+        output_code=output_code,
+        used_tables=_used_tables(recurrence, [c.expr for c in form.coefficients]),
+        class_prefix=class_name(recurrence.name, ""),
+        block_bindings=bindings(recurrence, list(code.values())),
+        output_bindings=bindings(recurrence, output_code),
+        output_is_newest=[(s, lag, str(c)) for s, lag, c in form.output] == [(readout, 0, "1")],
+    )
+
+
+def stream_roles(form: StreamsForm) -> dict[str, str]:
+    """COEFFICIENTS' text: what each coefficient multiplies, in which update or inside which T."""
+    symbols = form.symbols()
+    roles = {}
+    for branch in form.branches:
+        if not branch.identity:
+            for w in branch.argument:
+                roles[w.coefficient.name] = f"{w.source.text(symbols)} inside {branch.symbol}"
+    for stream, terms in form.updates:
+        for w in terms:
+            roles[w.coefficient.name] = f"{w.source.text(symbols)} in {stream}ₖ₊₁"
+    return roles
+
+
+def t_cost(form: StreamsForm) -> str:
+    """What a block costs in T evaluations, and which T-terms reuse an earlier block's output."""
+    n = form.t_evaluations()
+    text = f"A block evaluates T {n} time{'s' if n != 1 else ''} ({', '.join(b.symbol for b in form.branches)})."
+    reused = sorted(
+        {
+            (w.source.name, w.source.lag)
+            for _, terms in form.updates
+            for w in terms
+            if w.source.kind == "t" and w.source.lag
+        }
+    )
+    symbols = form.symbols()
+    for name, back in reused:
+        text += (
+            f" {symbols[name]}ₖ₋{back} is the output of branch {symbols[name]} of block k − {back},"
+            " kept from that block, not a new evaluation."
+        )
+    return text
+
+
+def restart_rule(form: StreamsForm, readout: str) -> str:
+    """How every stream restarts at a stage's first block, in words."""
+    starts = [f"{s.name}₀ = {'z₀' if s.start == 'input' else '0'}" for s in form.streams]
+    text = (
+        f"its input mapped by the shortcut S to the new resolution is z₀ = {readout}₀, and "
+        f"{', '.join(starts)} (the algorithm's own start, x₀ the input); every earlier state of a "
+        "stream equals its value at k = 0 (x₋₁ = x₀)."
+    )
+    if any(b.reads_input for b in form.branches):
+        text += (
+            " A branch whose argument reads only such states reads the stage input itself at the "
+            "first block (its first convolution carries the stride)."
+        )
+    if any(not b.reads_input for b in form.branches):
+        text += " A branch that reads this block's new states works at the stage's resolution."
+    if any(b.cached for b in form.branches):
+        text += (
+            " A T output of a block before the first is the first block's own (the gradient at "
+            "x₋₁ = x₀ is the gradient at x₀)."
+        )
+    return text
+
+
+def readout_note(recurrence: Recurrence, readout: str) -> str:
+    """Where the stage's output and ρ come from when there are several streams."""
+    if len(recurrence.updates) == 1:
+        return ""
+    return (
+        f"The stage reads out the algorithm's output ({readout}, the x stream, unless the algorithm "
+        f"names another); ρ, the optional activation after the sum (ReLU in the ResNet family), "
+        f"follows the update of {readout} only, the other streams stay linear as derived."
+    )
+
+
 def _used_tables(recurrence: Recurrence, exprs: list[sp.Expr]) -> list[tuple[str, str]]:
     """(name, variable) of the schedule tables `exprs` read."""
     names = {
@@ -121,7 +229,9 @@ def render_conv(recurrence: Recurrence, invoked: str | None = None) -> str:
         return render_dense(recurrence, invoked)
     if engineering == "twopath":
         return render_twopath(recurrence, invoked)
-    return render_lagged(recurrence, invoked)
+    if fits_lagged(recurrence):
+        return render_lagged(recurrence, invoked)
+    return render_streams(recurrence, invoked)
 
 
 @dataclass(frozen=True)

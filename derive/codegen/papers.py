@@ -134,6 +134,37 @@ def _other_cifar_resnets() -> list[ZooNetwork]:
     ]
 
 
+def _multi_stream() -> list[ZooNetwork]:
+    """Networks of the multi-stream form: several states, several T per block."""
+    return [
+        ZooNetwork(
+            "qhmnet56",
+            "qhm",
+            "cifar_resnet",
+            {"depth": 56},
+            "QHMNet-56: quasi-hyperbolic momentum (Ma & Yarats 2019) with β = 0.9, ν = 0.7, two "
+            "streams (x and the gradient average m, restarted at 0 in each stage), one T per "
+            "block, ReLU after the x update",
+        ),
+        ZooNetwork(
+            "egnet56",
+            "extragradient",
+            "cifar_resnet",
+            {"depth": 56},
+            "EGNet-56: the extragradient method (Korpelevich 1976), two T per block (at x and at "
+            "the extrapolated point y = T₁(x)), ReLU after the x update",
+        ),
+        ZooNetwork(
+            "hbvnet56",
+            "heavyball_velocity",
+            "cifar_resnet",
+            {"depth": 56, "algorithm_coefficients": {"beta": 1.0}},
+            "HBVNet-56: heavy ball written with a velocity v, β = 1 (HBNet's coefficients), ReLU "
+            "after the x update only; without ReLU it is HBNet-56 block for block",
+        ),
+    ]
+
+
 def _cifar_preact() -> list[ZooNetwork]:
     networks = []
     for depth, bottleneck in PREACT_DEPTHS.items():
@@ -232,7 +263,12 @@ def _imagenet() -> list[ZooNetwork]:
 
 
 ZOO: tuple[ZooNetwork, ...] = tuple(
-    _cifar_resnets() + _other_cifar_resnets() + _cifar_preact() + _cifar_densenets() + _imagenet()
+    _cifar_resnets()
+    + _other_cifar_resnets()
+    + _multi_stream()
+    + _cifar_preact()
+    + _cifar_densenets()
+    + _imagenet()
 )
 """The built-in networks, each a factory of a generated conv module (derive.models.zoo)."""
 
