@@ -1,6 +1,6 @@
 """Read `derive train` run folders and group them for the CIFAR report.
 
-A run folder holds metrics.csv and summary.json (derive.train.runfiles reads both). The test error of
+A run folder holds metrics.csv and summary.json (derive.train.runfiles and derive.rundir read them). The test error of
 a run is the last metrics.csv row's, 100 · (1 − test_acc); the summary says which data, augmentation,
 recipe, seed, device and status. Runs that share model, data, augmentation and every recipe option but
 the seed form a group; the group's mean and sample standard deviation use its completed runs only, and
@@ -13,13 +13,13 @@ import json
 import math
 import os
 import shlex
-import statistics
 from dataclasses import MISSING, Field, dataclass, field, fields
 from pathlib import Path
 
 from derive.errors import UserError
 from derive.fsutil import check_path
-from derive.train.runfiles import METRICS, SUMMARY, load_summary, read_metrics
+from derive.rundir import SUMMARY, load_summary
+from derive.train.runfiles import METRICS, read_metrics
 
 FULL_SIZES = {"cifar10": (50_000, 10_000), "cifar100": (50_000, 10_000)}
 HEAD_SIZES = (5_085, 1_017)  # cifar-10-head: the first 1,017 images of each official batch file
@@ -235,11 +235,9 @@ class Group:
 
     def mean_std(self) -> tuple[float | None, float | None]:
         """Mean and sample standard deviation (n − 1) of the counted runs' final errors."""
-        values = self.errors()
-        if not values:
-            return None, None
-        mean = statistics.fmean(values)
-        return mean, (statistics.stdev(values) if len(values) > 1 else None)
+        from derive.experiments.stabstats import mean_std
+
+        return mean_std(self.errors())
 
     def seeds(self) -> list[int]:
         """Every run's seed, repeats kept (two runs with one seed are not two samples)."""

@@ -31,6 +31,7 @@ from derive.errors import UserError
 from derive.experiments.simconfig import NETWORKS, SimulationConfig, config_seed
 from derive.rundir import changed_settings, recording_stop
 from derive.timefmt import time_left
+from derive.train.progress import seconds_to_go
 
 log = logging.getLogger("derive.simulate")
 
@@ -266,7 +267,7 @@ def train_run(
 
 def _log_progress(label: str, epoch: int, epochs: int, mse: float, seconds: float) -> None:
     """The line a long run writes every 30 s or so: epoch, train MSE, time spent and left."""
-    left = seconds / epoch * (epochs - epoch)
+    left = seconds_to_go(epoch, epochs, seconds)
     log.info(
         "  %s: epoch %d/%d, train MSE %.5f (%.0f s, %s)",
         label,

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from derive.experiments.stabplan import Arm, run_name, step_cost
-from derive.train.runfiles import load_summary, read_summary
+from derive.rundir import load_summary, read_summary
+from derive.train.progress import seconds_to_go
 
 log = logging.getLogger(__name__)
 
@@ -254,7 +255,7 @@ def run_jobs(
                 if not ok:
                     failed.append(r.job.name)
                 elapsed = time.monotonic() - t_start
-                left = (total_cost - finished_cost) * elapsed / max(finished_cost, 1e-9)
+                left = seconds_to_go(finished_cost, total_cost, elapsed)
                 _say(
                     out,
                     f"[{finished + skipped}/{len(jobs)}] {r.job.name}: "

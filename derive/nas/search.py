@@ -366,7 +366,6 @@ def search_epoch(
     n_batches = train.num_batches(config.batch_size)
     loss_sum, arch_sum, correct, seen, steps = 0.0, 0.0, 0, 0, 0
     progress.start_epoch()
-    last_time, last_seen = time.perf_counter(), 0
     for i, (x, y) in enumerate(train.train_batches(config.batch_size, config.seed, epoch), 1):
         if y.shape[0] < 2:  # a final batch of one image: BatchNorm cannot train on it
             continue
@@ -388,9 +387,7 @@ def search_epoch(
         correct += int((logits.detach().argmax(1) == y).sum())
         seen += y.shape[0]
         if progress.due():
-            now = time.perf_counter()
-            rate = (seen - last_seen) / max(now - last_time, 1e-9)
-            last_time, last_seen = now, seen
+            rate = progress.rate(seen)
             progress.show(epoch, config.epochs, i, n_batches, loss_sum / seen, correct / seen, rate)
     if seen == 0:
         raise UserError("the weight half holds no batch of 2 or more images; use more images")

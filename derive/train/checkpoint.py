@@ -19,6 +19,7 @@ import torch
 
 from derive.errors import UserError
 from derive.fsutil import atomic_write_bytes
+from derive.rundir import changed_settings
 from derive.train.options import Every as Every  # re-exported: defined without torch
 from derive.train.options import parse_every as parse_every
 from derive.train.runfiles import EXTRA_COLUMNS, METRICS_HEADER
@@ -431,9 +432,8 @@ def incompatibilities(
     old = state.get("recipe") or {}
     assert isinstance(old, Mapping)
     old = {**(defaults or {}), **old}
-    for key in sorted(set(old) | set(recipe)):
-        if key not in EXTENDABLE and old.get(key) != recipe.get(key):
-            problems.append(f"{key} {old.get(key)!r} (checkpoint) vs {recipe.get(key)!r} (now)")
+    for key, then, now in changed_settings(old, recipe, EXTENDABLE):
+        problems.append(f"{key} {then!r} (checkpoint) vs {now!r} (now)")
     return problems
 
 

@@ -661,9 +661,7 @@ class _EpochWatch:
         self.saved = start  # the step of this epoch checkpoint.pt holds (0: the epoch's start)
         self.total, self.correct, self.seen = 0.0, 0, 0  # summed over the ranks at the last sync
         self.t_start = time.perf_counter()
-        self.last_seen = 0
         progress.start_epoch()
-        self.last_time = self.t_start
 
     def after_step(self, i: int, sums: EpochSums, warmup: Warmup, steplog: StepLog | None) -> None:
         """After step `i`: sum and check the loss when due, show progress, checkpoint when due."""
@@ -684,8 +682,7 @@ class _EpochWatch:
     def show(self, i: int) -> None:
         """The progress line after step `i`."""
         now = time.perf_counter()
-        rate = (self.seen - self.last_seen) / max(now - self.last_time, 1e-9)
-        self.last_seen, self.last_time = self.seen, now
+        rate = self.progress.rate(self.seen)
         self.progress.show(
             self.epoch,
             self.config.epochs,

@@ -33,6 +33,12 @@ def seconds_left(
     return epoch_left, epoch_left + (epochs - epoch) * per_epoch
 
 
+def seconds_to_go(done: float, total: float, elapsed: float) -> float:
+    """Seconds the rest of the work takes at the pace so far: `elapsed` for `done` of `total`
+    units (steps, epochs, jobs weighed by cost)."""
+    return (total - done) * elapsed / max(done, 1e-9)
+
+
 def progress_line(
     epoch: int,
     epochs: int,
@@ -65,10 +71,19 @@ class Progress:
         self.enabled = enabled and self.interval > 0
         self._last = time.monotonic()
         self._drawn = False
+        self._rate_from = (time.perf_counter(), 0)  # (when, images seen then) for rate()
         self.epoch_seconds: float | None = None  # the last finished epoch's, once there is one
 
     def start_epoch(self) -> None:
         self._last = time.monotonic()
+        self._rate_from = (time.perf_counter(), 0)
+
+    def rate(self, seen: int) -> float:
+        """Images per second since the last call (or the epoch's start), `seen` images so far."""
+        now = time.perf_counter()
+        then, before = self._rate_from
+        self._rate_from = (now, seen)
+        return (seen - before) / max(now - then, 1e-9)
 
     def end_epoch(self, seconds: float) -> None:
         """Note how long a finished epoch took (training and evaluation): the run's estimate."""
