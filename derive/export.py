@@ -221,8 +221,7 @@ def export_model(
     target = output_file(out, "--out")
     model = build_model(spec, num_classes, model_args or {})
     height, width = input_size or (default_input_size(spec),) * 2
-    torch.manual_seed(0)
-    x = torch.randn(batch, 3, height, width)
+    x = torch.randn(batch, 3, height, width, generator=torch.Generator().manual_seed(0))
     expected = eager_output(model, spec, x)
     with staged(target) as tmp:
         try:
