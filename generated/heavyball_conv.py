@@ -171,7 +171,7 @@ class HeavyballBlock(nn.Module):
             return f"ρ = {name} after the sum cannot be undone (a post-activation block)"
         if self.beta2 is None:
             return "β₂ is pruned, so zₖ₋₁ does not enter zₖ₊₁ and cannot be recovered from it"
-        if float(self.beta2) == 0.0:
+        if _is_zero(self.beta2):
             return "β₂ = 0, so zₖ₋₁ does not enter zₖ₊₁ and cannot be recovered from it"
         return None
 
@@ -199,6 +199,13 @@ class HeavyballStage(nn.Module):
     def readout(self, history: Sequence[torch.Tensor]) -> torch.Tensor:
         """The stage's output from history[l] = z_(K-l) after the last block."""
         return history[0]
+
+
+def _is_zero(value: float | torch.Tensor) -> bool:
+    """value == 0 for a fixed coefficient or a learnable one (read without autograd)."""
+    if isinstance(value, float):
+        return value == 0.0
+    return bool((value.detach() == 0).item())
 
 
 def _combine(*pairs: tuple[float | torch.Tensor | None, torch.Tensor]) -> torch.Tensor:
