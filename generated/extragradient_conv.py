@@ -14,28 +14,28 @@ The engineering form (SCIS appendix C) relaxes every Φ(W·) into a learnable bl
 coefficient into a constant that is fixed, learnable or pruned (its term dropped); every state
 becomes a stream that the stage carries from block to block. Block k computes, in this order:
 
-    zyₖ₊₁ = zy_t2·T₂(zₖ)
-    zₖ₊₁ = z_t1·T₁(zyₖ₊₁) + z_z·zₖ + z_zy_next·zyₖ₊₁
+    zyₖ₊₁ = zy_t1·T₁(zₖ)
+    zₖ₊₁ = z_t2·T₂(zyₖ₊₁) + z_z·zₖ + z_zy_next·zyₖ₊₁
 
 A block evaluates T 2 times (T₁, T₂).
 The stage reads out the algorithm's output (z, the x stream, unless the algorithm names another); ρ,
 the optional activation after the sum (ReLU in the ResNet family), follows the update of z only, the
 other streams stay linear as derived.
 The algorithm itself gives, at block k:
-    zy_t2 = 1
-    z_t1 = 1
+    zy_t1 = 1
+    z_t2 = 1
     z_z = 1
     z_zy_next = -1
 
 Blocks are grouped in stages with down-sampling between them. Each stage restarts the iteration:
-its input mapped by the shortcut S to the new resolution is z₀ = z₀, and zy₀ = z₀, z₀ = z₀ (the
+its input mapped by the shortcut S to the new resolution is z₀, and zy₀ = z₀, z₀ = z₀ (the
 algorithm's own start, x₀ the input); every earlier state of a stream equals its value at k = 0 (x₋₁
 = x₀). A branch whose argument reads only such states reads the stage input itself at the first
 block (its first convolution carries the stride). A branch that reads this block's new states works
 at the stage's resolution.
 
-The recurrence cannot be run backwards: the multi-stream form keeps 2 stream(s) and 2 T
-evaluation(s) per block; an inverse step is derived for the one-stream lagged form only.
+The recurrence cannot be run backwards: the multi-stream form keeps 2 streams and 2 T evaluations
+per block; an inverse step is derived for the one-stream lagged form only.
 
 Building networks: `create_model` puts these blocks in He et al.'s CIFAR ResNet shape (depth 6n + 2,
 56 by default), with the algorithm's own coefficients unless told otherwise; its keyword arguments
@@ -64,23 +64,23 @@ STREAMS: dict[str, tuple[int, str]] = {
 }
 """Per stream: how many of its states a block reads (z_k, z_(k-1), …) and its value at a stage start."""
 BRANCHES: dict[str, tuple[bool, int]] = {
-    "branch": (False, 0),
-    "branch2": (True, 0),
+    "branch": (True, 0),
+    "branch2": (False, 0),
 }
 """Per T branch: whether the first block's T reads the stage input, and how many earlier blocks'
 outputs of it the updates reuse."""
 T_EVALUATIONS = 2
 READOUT: tuple[tuple[str, int], ...] = (("z", 0),)
 COEFFICIENTS: dict[str, str] = {
-    "zy_t2": "T₂ₖ in zyₖ₊₁",
-    "z_t1": "T₁ₖ in zₖ₊₁",
+    "zy_t1": "T₁ₖ in zyₖ₊₁",
+    "z_t2": "T₂ₖ in zₖ₊₁",
     "z_z": "zₖ in zₖ₊₁",
     "z_zy_next": "zyₖ₊₁ in zₖ₊₁",
 }
 DEFAULTS: dict[str, float] = {}
 MODES = ("fixed", "learnable", "pruned")
 INVERTIBLE = False
-INVERTIBILITY = "not invertible: the multi-stream form keeps 2 stream(s) and 2 T evaluation(s) per block; an inverse step is derived for the one-stream lagged form only"
+INVERTIBILITY = "not invertible: the multi-stream form keeps 2 streams and 2 T evaluations per block; an inverse step is derived for the one-stream lagged form only"
 
 
 def block_coefficients(k: int, **coefficients: float) -> dict[str, float]:
@@ -91,8 +91,8 @@ def block_coefficients(k: int, **coefficients: float) -> dict[str, float]:
             f"unknown coefficient(s) {unknown} for {ALGORITHM}; known: {list(DEFAULTS)}"
         )
     return {
-        "zy_t2": float(1),
-        "z_t1": float(1),
+        "zy_t1": float(1),
+        "z_t2": float(1),
         "z_z": float(1),
         "z_zy_next": float(-1),
     }
@@ -129,8 +129,8 @@ class ExtragradientBlock(nn.Module):
         self.branch = branches[0]
         self.branch2 = branches[1]
         self.post_activation = post_activation
-        self.zy_t2 = _coefficient(coefficients["zy_t2"], modes.get("zy_t2", "fixed"))
-        self.z_t1 = _coefficient(coefficients["z_t1"], modes.get("z_t1", "fixed"))
+        self.zy_t1 = _coefficient(coefficients["zy_t1"], modes.get("zy_t1", "fixed"))
+        self.z_t2 = _coefficient(coefficients["z_t2"], modes.get("z_t2", "fixed"))
         self.z_z = _coefficient(coefficients["z_z"], modes.get("z_z", "fixed"))
         self.z_zy_next = _coefficient(coefficients["z_zy_next"], modes.get("z_zy_next", "fixed"))
 
@@ -148,10 +148,10 @@ class ExtragradientBlock(nn.Module):
         first = stage_input is not None
         past_zy = states["zy"]
         past_z = states["z"]
-        t2 = self.branch2(stage_input if first else past_z[0])
-        new_zy = _combine((self.zy_t2, t2))
-        t1 = self.branch(new_zy)
-        new_z = _combine((self.z_t1, t1), (self.z_z, past_z[0]), (self.z_zy_next, new_zy))
+        t1 = self.branch(stage_input if first else past_z[0])
+        new_zy = _combine((self.zy_t1, t1))
+        t2 = self.branch2(new_zy)
+        new_z = _combine((self.z_t2, t2), (self.z_z, past_z[0]), (self.z_zy_next, new_zy))
         if self.post_activation is not None:
             new_z = self.post_activation(new_z)
         return {"zy": new_zy, "z": new_z}, {}

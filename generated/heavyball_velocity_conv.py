@@ -19,7 +19,7 @@ becomes a stream that the stage carries from block to block. Block k computes, i
     zvₖ₊₁ = zv_t1·T₁(zₖ) + zv_z·zₖ + zv_zv·zvₖ
     zₖ₊₁ = z_z·zₖ + z_zv_next·zvₖ₊₁
 
-A block evaluates T 1 time (T₁).
+A block evaluates T once (T₁).
 The stage reads out the algorithm's output (z, the x stream, unless the algorithm names another); ρ,
 the optional activation after the sum (ReLU in the ResNet family), follows the update of z only, the
 other streams stay linear as derived.
@@ -31,13 +31,13 @@ The algorithm itself gives, at block k:
     z_zv_next = 1
 
 Blocks are grouped in stages with down-sampling between them. Each stage restarts the iteration:
-its input mapped by the shortcut S to the new resolution is z₀ = z₀, and zv₀ = 0, z₀ = z₀ (the
+its input mapped by the shortcut S to the new resolution is z₀, and zv₀ = 0, z₀ = z₀ (the
 algorithm's own start, x₀ the input); every earlier state of a stream equals its value at k = 0 (x₋₁
 = x₀). A branch whose argument reads only such states reads the stage input itself at the first
 block (its first convolution carries the stride).
 
-The recurrence cannot be run backwards: the multi-stream form keeps 2 stream(s) and 1 T
-evaluation(s) per block; an inverse step is derived for the one-stream lagged form only.
+The recurrence cannot be run backwards: the multi-stream form keeps 2 streams and 1 T evaluation per
+block; an inverse step is derived for the one-stream lagged form only.
 
 Building networks: `create_model` puts these blocks in He et al.'s CIFAR ResNet shape (depth 6n + 2,
 56 by default), with the algorithm's own coefficients (beta = 0.3) unless told otherwise; its
@@ -82,7 +82,7 @@ COEFFICIENTS: dict[str, str] = {
 DEFAULTS: dict[str, float] = {"beta": 0.3}
 MODES = ("fixed", "learnable", "pruned")
 INVERTIBLE = False
-INVERTIBILITY = "not invertible: the multi-stream form keeps 2 stream(s) and 1 T evaluation(s) per block; an inverse step is derived for the one-stream lagged form only"
+INVERTIBILITY = "not invertible: the multi-stream form keeps 2 streams and 1 T evaluation per block; an inverse step is derived for the one-stream lagged form only"
 
 
 def block_coefficients(k: int, **coefficients: float) -> dict[str, float]:

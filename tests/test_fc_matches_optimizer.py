@@ -94,6 +94,27 @@ def reference(algo: str, x0: np.ndarray, u: np.ndarray, phi, depth: int, **c: fl
             y = (1 + gamma) * xi - gamma * prev
             prev, xi = xi, (1 + beta) * xi - beta * prev - alpha * grad(y)
         return (1 + delta) * xi - delta * prev
+    if algo == "qhm":  # Ma & Yarats (2019), unit step: m ← βm + (1 − β)g, x ← x − ((1 − ν)g + νm)
+        beta, nu = c.get("beta", 0.9), c.get("nu", 0.7)
+        x, m = x0, np.zeros_like(x0)
+        for _ in range(depth):
+            g = grad(x)
+            m = beta * m + (1 - beta) * g
+            x = x - ((1 - nu) * g + nu * m)
+        return x
+    if algo == "extragradient":  # Korpelevich (1976): step to y, then step from x with ∇f(y)
+        x = x0
+        for _ in range(depth):
+            y = x - grad(x)
+            x = x - grad(y)
+        return x
+    if algo == "heavyball_velocity":  # v ← βv − ∇f(x), x ← x + v, v₀ = 0
+        beta = c.get("beta", 0.3)
+        x, v = x0, np.zeros_like(x0)
+        for _ in range(depth):
+            v = beta * v - grad(x)
+            x = x + v
+        return x
     raise AssertionError(algo)
 
 
@@ -107,6 +128,11 @@ CASES = [
     ("nesterov_sc", {"kappa": 5.0}),
     ("triple_momentum", {}),
     ("triple_momentum", {"kappa": 3.0}),
+    ("qhm", {}),
+    ("qhm", {"beta": 0.5, "nu": 0.3}),
+    ("extragradient", {}),
+    ("heavyball_velocity", {}),
+    ("heavyball_velocity", {"beta": 0.7}),
 ]
 
 

@@ -27,9 +27,9 @@ EXPECTED = {
     "triple_momentum": (False, "identically 0"),  # see the next test
     "nesterov2": (False, "all-history form"),  # (12)
     "admm": (False, "two-path form"),  # (13)
-    "qhm": (False, "multi-stream form keeps 2 stream(s)"),  # x and the gradient average m
-    "extragradient": (False, "2 T evaluation(s)"),  # T at x and at the extrapolated point
-    "heavyball_velocity": (False, "multi-stream form keeps 2 stream(s)"),  # x and v
+    "qhm": (False, "multi-stream form keeps 2 streams"),  # x and the gradient average m
+    "extragradient": (False, "2 T evaluations"),  # T at x and at the extrapolated point
+    "heavyball_velocity": (False, "multi-stream form keeps 2 streams"),  # x and v
 }
 
 

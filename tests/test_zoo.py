@@ -510,7 +510,7 @@ STATE_DICT_DIGESTS = {
     "densenet40": "88d17aeeb3c55361",
     "densenet52": "82470cd998cd7747",
     "dmrnet56": "e55b81f6ffb76326",
-    "egnet56": "74d004b5767844b5",
+    "egnet56": "467a51544f783fb4",
     "hbnet101": "fe7f799f1b5fd408",
     "hbnet110": "08d61e669126eae1",
     "hbnet20": "6c69fe44c491b134",

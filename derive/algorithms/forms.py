@@ -192,11 +192,17 @@ def invertibility(recurrence: Recurrence) -> Invertibility:
     if isinstance(form, StreamsForm):
         return Invertibility(
             False,
-            f"the {STREAMS_LABEL} form keeps {len(form.streams)} stream(s) and {form.t_evaluations()} "
-            "T evaluation(s) per block; an inverse step is derived for the one-stream lagged form only",
+            f"the {STREAMS_LABEL} form keeps {_count(len(form.streams), 'stream')} and "
+            f"{_count(form.t_evaluations(), 'T evaluation')} per block; an inverse step is derived "
+            "for the one-stream lagged form only",
         )
     assert isinstance(form, LaggedForm)
     return lagged_invertibility(recurrence, form)
+
+
+def _count(n: int, noun: str) -> str:
+    """1 stream, 2 streams."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def lagged_invertibility(recurrence: Recurrence, form: LaggedForm) -> Invertibility:
@@ -614,7 +620,8 @@ def streams_form(recurrence: Recurrence) -> StreamsForm:
                 )
                 if not any(_same_argument(arg, a) for a in arguments):
                     arguments.append(arg)
-    arguments.sort(key=lambda a: min(lag for _, lag, _ in a))
+    order = list(arguments)  # first use, which names the branches
+    arguments.sort(key=lambda a: min(lag for _, lag, _ in a))  # newest first: bases before reuses
     bases: list[tuple] = []
     reuse: list[tuple[tuple, int, int]] = []  # (argument, base index, blocks back)
     for arg in arguments:
@@ -632,6 +639,10 @@ def streams_form(recurrence: Recurrence) -> StreamsForm:
             reuse.append((arg, len(bases) - 1, 0))
         else:
             reuse.append((arg, *found))
+    first_use = [min(order.index(a) for a, b, _ in reuse if b == i) for i in range(len(bases))]
+    renumber = sorted(range(len(bases)), key=first_use.__getitem__)
+    bases = [bases[i] for i in renumber]
+    reuse = [(a, renumber.index(b), back) for a, b, back in reuse]
     names = ["branch" if i == 0 else f"branch{i + 1}" for i in range(len(bases))]
     symbols = {n: "T" + str(i + 1).translate(_SUBSCRIPTS) for i, n in enumerate(names)}
 

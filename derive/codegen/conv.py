@@ -157,10 +157,14 @@ def stream_roles(form: StreamsForm) -> dict[str, str]:
     return roles
 
 
+SUBSCRIPTS = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
+
+
 def t_cost(form: StreamsForm) -> str:
     """What a block costs in T evaluations, and which T-terms reuse an earlier block's output."""
     n = form.t_evaluations()
-    text = f"A block evaluates T {n} time{'s' if n != 1 else ''} ({', '.join(b.symbol for b in form.branches)})."
+    times = "once" if n == 1 else f"{n} times"
+    text = f"A block evaluates T {times} ({', '.join(b.symbol for b in form.branches)})."
     reused = sorted(
         {
             (w.source.name, w.source.lag)
@@ -172,7 +176,7 @@ def t_cost(form: StreamsForm) -> str:
     symbols = form.symbols()
     for name, back in reused:
         text += (
-            f" {symbols[name]}ₖ₋{back} is the output of branch {symbols[name]} of block k − {back},"
+            f" {symbols[name]}ₖ₋{str(back).translate(SUBSCRIPTS)} is the output of branch {symbols[name]} of block k − {back},"
             " kept from that block, not a new evaluation."
         )
     return text
@@ -182,7 +186,7 @@ def restart_rule(form: StreamsForm, readout: str) -> str:
     """How every stream restarts at a stage's first block, in words."""
     starts = [f"{s.name}₀ = {'z₀' if s.start == 'input' else '0'}" for s in form.streams]
     text = (
-        f"its input mapped by the shortcut S to the new resolution is z₀ = {readout}₀, and "
+        "its input mapped by the shortcut S to the new resolution is z₀, and "
         f"{', '.join(starts)} (the algorithm's own start, x₀ the input); every earlier state of a "
         "stream equals its value at k = 0 (x₋₁ = x₀)."
     )
