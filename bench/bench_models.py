@@ -3,7 +3,9 @@
     .venv/bin/python bench/bench_models.py [--rounds 5] [--batch 64] [--threads 1]
 
 Goals: HBNet-56 / ResNet-56 ≤ 1.05, AGDNet-40 / DenseNet-40 ≤ 1.10, and the project's
-ResNet-56 no slower than a plain hand-written ResNet-56. Models are timed in interleaved rounds
+ResNet-56 no slower than a plain hand-written ResNet-56. The multi-stream networks against the
+network with the same T evaluations: QHMNet-56 and HBVNet-56 (one T per block, a second stream)
+against HBNet-56, ≤ 1.10; EGNet-56 (two T per block) against twice ResNet-56, ≤ 1.05. Models are timed in interleaved rounds
 (one step of each per round, after warm-up) and the median per model is compared, so drift of a
 shared machine hits every model alike. Prints a table; nothing is asserted.
 """
@@ -89,6 +91,9 @@ def main() -> None:
         "hbnet56": create_model("hbnet56"),
         "densenet40": create_model("densenet40"),
         "agdnet40": create_model("agdnet40"),
+        "qhmnet56": create_model("qhmnet56"),
+        "hbvnet56": create_model("hbvnet56"),
+        "egnet56": create_model("egnet56"),
     }
     steps = {name: step_timer(model, args.batch) for name, model in models.items()}
     for step in steps.values():  # warm-up
@@ -113,6 +118,9 @@ def main() -> None:
             median["resnet56"] / median["plain ResNet-56 (hand-written)"],
             1.00,
         ),
+        ("qhmnet56 / hbnet56", median["qhmnet56"] / median["hbnet56"], 1.10),
+        ("hbvnet56 / hbnet56", median["hbvnet56"] / median["hbnet56"], 1.10),
+        ("egnet56 / (2 × resnet56)", median["egnet56"] / (2 * median["resnet56"]), 1.05),
     ]
     print()
     for label, ratio, goal in ratios:
