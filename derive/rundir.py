@@ -122,9 +122,6 @@ class RunDirectory:
             for folder in created:
                 folder.rmdir()
 
-    def write_summary(self, summary: Mapping[str, object]) -> None:
-        write_summary(self.path, summary)
-
 
 def stop_status(exc: BaseException) -> str:
     """The status of a run stopped by `exc`: diverged, interrupted (Ctrl-C) or failed."""

@@ -174,6 +174,9 @@ class _Search:
     history: list[dict[str, object]] = field(default_factory=list)
     sessions: list[dict[str, object]] = field(default_factory=list)
     arch_state: dict[str, int] = field(default_factory=lambda: {"cycle": 0, "position": 0})
+    arch_batches: CyclingBatches = field(init=False)  # set by ready()
+    progress: Progress = field(init=False)
+    info: _RunInfo = field(init=False)
 
     @classmethod
     def create(

@@ -306,6 +306,9 @@ class _Run:
     position: dict[str, object] | None = None  # where within an epoch the checkpoint was written
     mid: MidEpoch = field(default_factory=MidEpoch)
     lr: float = 0.0  # the current epoch's learning rate
+    net: nn.Module = field(init=False)  # what trains, compiled if asked (set by ready())
+    eval_net: nn.Module = field(init=False)  # what evaluates
+    progress: Progress = field(init=False)
 
     @classmethod
     def create(
@@ -392,9 +395,9 @@ class _Run:
         """Compile if asked, set the progress line up (rank 0 only), note the git commit."""
         config, d = self.config, self.d
         self.net = torch.compile(self.ddp) if config.compile else self.ddp
-        # evaluation runs on each rank's own copy, outside DDP (whose forward would add collectives)
-        compiled = torch.compile(self.model) if config.compile else self.model
-        self.eval_net = self.net if not d.distributed else compiled
+        self.eval_net = self.net
+        if d.distributed:  # evaluation runs on each rank's own copy, outside DDP's collectives
+            self.eval_net = torch.compile(self.model) if config.compile else self.model
         self.progress = progress or Progress(config.progress_interval)
         if not d.is_main:
             self.progress.enabled = False
