@@ -116,3 +116,38 @@ def test_thread_settings_records_count_and_policy(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
     settings = thread_settings()
     assert settings == {"threads": torch.get_num_threads(), "omp_wait_policy": "PASSIVE"}
+
+
+def _run_folder(tmp_path: Path, threads: object) -> Path:
+    """A run folder whose summary.json records `threads` torch threads, as derive train writes it."""
+    import json
+
+    out = tmp_path / "run"
+    out.mkdir()
+    summary = {"status": "interrupted", "software": {"cpu_threads": {"threads": threads}}}
+    (out / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
+    return out
+
+
+def test_resume_uses_the_thread_count_the_run_recorded(tmp_path: Path) -> None:
+    """3 is neither the default on a 2-core machine nor torch's own: only the record gives it."""
+    out = _run_folder(tmp_path, 3)
+    argv = ["train", "resnet20", "--data-dir", str(tmp_path), "--out", str(out), "--resume"]
+    resumed = run_probe(argv, module="train")
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stdout.split()[:2] == ["3", "3"]
+    typed = run_probe([*argv, "--threads", "1"], module="train")
+    assert typed.stdout.split()[:2] == ["1", "1"]  # --threads wins over the record
+    environment = run_probe(argv, {"OMP_NUM_THREADS": "2"}, module="train")
+    assert environment.stdout.split()[:2] == ["2", "2"]  # and so does the environment
+    fresh = run_probe(argv[:-3] + ["--out", str(tmp_path / "new")], module="train")
+    assert int(fresh.stdout.split()[0]) <= (os.cpu_count() or 1)  # no record: the default
+
+
+@pytest.mark.parametrize("threads", [0, -2, True, "4", 10**6, None])
+def test_a_damaged_thread_record_falls_back_to_the_default(tmp_path: Path, threads: object) -> None:
+    out = _run_folder(tmp_path, threads)
+    argv = ["train", "resnet20", "--data-dir", str(tmp_path), "--out", str(out), "--resume"]
+    probe = run_probe(argv, module="train")
+    assert probe.returncode == 0, probe.stderr
+    assert 1 <= int(probe.stdout.split()[0]) <= (os.cpu_count() or 1)

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 
 from derive import __version__
-from derive.cli.argtypes import show_bounds
+from derive.cli.argtypes import recorded_threads, show_bounds
 from derive.cli.options_parser import record_given
 from derive.devices import apply_threads, prefer_passive_wait
 from derive.errors import UserError
@@ -105,7 +105,7 @@ def _threads(args: argparse.Namespace) -> contextlib.AbstractContextManager[obje
     """Torch's thread count for commands with --threads (derive.cli.argtypes.add_threads_option)."""
     if not hasattr(args, "threads"):
         return contextlib.nullcontext()
-    return apply_threads(args.threads)
+    return apply_threads(args.threads or recorded_threads(args))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

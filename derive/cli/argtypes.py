@@ -8,8 +8,11 @@ the bound, and `show_bounds(parser)` (run once by derive.cli.build_parser over e
 from __future__ import annotations
 
 import argparse
+import json
 import math
+import os
 from collections.abc import Callable
+from pathlib import Path
 
 from derive.limits import Limit, format_number
 
@@ -68,8 +71,9 @@ def show_bounds(parser: argparse.ArgumentParser) -> None:
 
 
 THREADS_HELP = (
-    "torch CPU threads (default: OMP_NUM_THREADS if set, else the cores the load average leaves "
-    "free, at least 1; waiting threads sleep: OMP_WAIT_POLICY=PASSIVE unless set)"
+    "torch CPU threads (default: OMP_NUM_THREADS if set; with --resume, the count the run "
+    "recorded; else the cores the load average leaves free, at least 1; waiting threads sleep: "
+    "OMP_WAIT_POLICY=PASSIVE unless set)"
 )
 
 
@@ -88,3 +92,33 @@ def add_threads_option(
         metavar="N",
         help=help,
     )
+
+
+def recorded_threads(args: argparse.Namespace) -> int | None:
+    """On `--resume` without --threads or OMP_NUM_THREADS: the torch thread count the run folder's
+    summary.json recorded (None if there is none to read).
+
+    A CPU reduction can add in another order with another thread count, so a run resumed on the
+    threads it started with continues bit for bit as if never stopped, whatever the load is now.
+    """
+    if getattr(args, "threads", None) or not getattr(args, "resume", False):
+        return None
+    if os.environ.get("OMP_NUM_THREADS", "").strip():
+        return None
+    out = getattr(args, "out", None)
+    if not isinstance(out, str | Path):
+        return None
+    try:
+        summary = json.loads((Path(out) / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None  # the resume itself reports a missing or damaged run folder
+    if not isinstance(summary, dict):
+        return None
+    software = summary.get("software")
+    record = software.get("cpu_threads") if isinstance(software, dict) else None
+    if not isinstance(record, dict):
+        record = summary.get("cpu_threads")
+    threads = record.get("threads") if isinstance(record, dict) else None
+    if isinstance(threads, int) and not isinstance(threads, bool) and 1 <= threads <= 1024:
+        return threads
+    return None
