@@ -86,6 +86,14 @@ beta = 0.5
 """
 
 
+EXTRAGRADIENT_ONE_STATE = """
+name = "eg_one_state"
+states = ["x"]
+[update]
+"x[k+1]" = "x[k] - grad(x[k] - grad(x[k]))"
+"""
+
+
 def spec_module(tmp_path: Path, text: str) -> ModuleType:
     """`derive network --algo SPEC --form conv` as an imported module."""
     spec = tmp_path / "spec.toml"
@@ -258,6 +266,7 @@ TEXTBOOK = [
     ("qhm", None),
     ("qhm_spec", QHM_TWO_STATES),
     ("extragradient", None),
+    ("eg_one_state", EXTRAGRADIENT_ONE_STATE),
     ("triple_momentum", None),
 ]
 
@@ -291,15 +300,41 @@ def test_forms_pass_picks_the_multi_stream_form_only_where_lagged_does_not_fit()
         assert not isinstance(engineering_form(recurrence_of(get_algorithm(name))), StreamsForm)
 
 
+def test_a_gradient_at_a_gradient_step_gets_a_branch_of_its_own(tmp_path: Path) -> None:
+    """∇f(x − ∇f(x)) in one state: T₂ reads T₁'s output; the network is the built-in
+    extragradient's (two streams, y computed first), weight for weight."""
+    module = spec_module(tmp_path, EXTRAGRADIENT_ONE_STATE)
+    assert module.T_EVALUATIONS == 2
+    assert module.BRANCHES == {"branch": (True, 0), "branch2": (False, 0)}
+    assert "T₂(T₁(zₖ))" in module.__doc__
+    n, batch, depth = 4, 2, 6
+    w, u = spd_and_sqrt(n, seed=5)
+    z0 = np.random.default_rng(6).normal(size=(batch, n))
+    with torch.no_grad():
+        z = conv_stage(module, depth, w)(torch.tensor(z0)).numpy()
+    np.testing.assert_allclose(z, optimizer_z("extragradient", z0, u, depth), atol=1e-9)
+    torch.manual_seed(0)
+    one = module.cifar_resnet(depth=14, widths=(4, 8, 8)).eval()
+    two = load_generated("extragradient_conv").cifar_resnet(depth=14, widths=(4, 8, 8)).eval()
+    two.load_state_dict(one.state_dict())
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(one(x), two(x), rtol=1e-5, atol=1e-5)
+
+
 REFUSED = [
     (
         """
-name = "nested"
-states = ["x"]
+name = "t_output"
+states = ["x", "m"]
+output = "x[k] - grad(x[k])"
 [update]
-"x[k+1]" = "x[k] - grad(x[k] - grad(x[k]))"
+"m[k+1]" = "m[k] + grad(x[k])"
+"x[k+1]" = "x[k] - m[k+1]"
+[initial]
+"m[0]" = "0"
 """,
-        "a gradient whose argument contains a gradient",
+        "applies T; a stage reads out a combination of states",
     ),
     (
         """
@@ -316,7 +351,7 @@ states = ["x", "m"]
 ]
 
 
-@pytest.mark.parametrize("text,message", REFUSED, ids=["nested_gradient", "gradient_start"])
+@pytest.mark.parametrize("text,message", REFUSED, ids=["t_in_output", "gradient_start"])
 def test_what_no_block_expresses_is_one_line_and_exit_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, message: str
 ) -> None:

@@ -89,11 +89,10 @@ def _term(vector: sp.Expr, history: tuple | None, stream_order: list[str]) -> Te
         return Term(sp.Integer(1), StateRef(vector.func.__name__, vector.args[0]), history=history)
     if isinstance(vector, sp.core.function.AppliedUndef) and vector.func == T:
         argument = _collect(vector.args[0], stream_order)
-        if any(t.is_t or t.history is not None for t in argument):
+        if any(t.history is not None or (t.is_t and history is not None) for t in argument):
             raise DerivationError(
-                f"a gradient whose argument contains a gradient, {vector}: T must act on a "
-                "combination of states; write the inner point as a state updated first "
-                "(y[k+1] = x[k] - grad(x[k]), then grad(y[k+1]), as the built-in extragradient does)"
+                f"T must act on a combination of states and gradients at points, not on a sum over "
+                f"the history: {vector}"
             )
         return Term(sp.Integer(1), t_argument=argument, history=history)
     raise DerivationError(f"cannot read {vector} as a state or as T(...)")

@@ -56,6 +56,7 @@ block, every coefficient a constant that is fixed, learnable or pruned, every st
 | ADMM's two paths with an accumulated multiplier | two-path (C5) | `admm`: DMRNet |
 | gradients at several points (several T-terms) | multi-stream, one T branch per distinct argument | `extragradient`: T₁(zₖ), then T₂ at the extrapolated point |
 | a gradient at an earlier iterate | multi-stream, the earlier block's T output reused | one-state QHM: T₁(zₖ) and T₁(zₖ₋₁) of block k − 1, one T per block |
+| a gradient at a gradient step, ∇f(x − ∇f(x)) | multi-stream, a branch of its own per distinct argument, reading the inner T's output | extragradient in one state: T₁(zₖ), then T₂(T₁(zₖ)) |
 | several states | multi-stream, each stream updated in the algorithm's order | `qhm` (x and m), `heavyball_velocity` (x and v) |
 
 A multi-stream block computes each T branch once, just before the first update that reads it, then
@@ -66,10 +67,8 @@ evaluations a block costs.
 
 What no block shape expresses is refused with one line naming the term (exit status 2):
 a sum over the whole history outside the dense form's one stream (ADMM's accumulated μ is the
-two-path form's), a state read ahead of the current block (zₖ₊₂), an output that applies T, a
-stream restarted at anything but the stage input or 0, and a gradient whose argument itself
-contains a gradient (`grad(x[k] - grad(x[k]))`: write the inner point as a state updated first, as
-`extragradient` does).
+two-path form's), a gradient at such a sum, a state read ahead of the current block (zₖ₊₂), an
+output that applies T, and a stream restarted at anything but the stage input or 0 (m₀ = ∇f(x₀)).
 """
 
 
@@ -115,7 +114,8 @@ mom = "(k - 1)/(k + 2)"
 
 Expressions are parsed by a whitelist walk over Python's `ast` (numbers, + − * / **, indexed states,
 `grad(v)`, `sum(expr, j, lo, hi)` over the history, `sqrt`/`exp`/`log` of scalars); nothing is
-evaluated. An iteration that is not linear in Uz, such as `grad(grad(x[k]))`, is refused with one line.
+evaluated. An iteration the substitution cannot carry to z, such as a gradient at a sum over the
+history (`grad(sum(x[j], j, 0, k))`), is refused with one line.
 The fc form works for every iteration; the conv form for every bounded look-back (see the conv forms
 above).
 

@@ -471,10 +471,15 @@ class Branch:
     reads_input: bool
     cached: int
 
-    def text(self, symbols: dict[str, str], back: int = 0) -> str:
-        """T₁(zₖ) or T₂(t2_z·zₖ + t2_z_m·z_mₖ); `back` blocks earlier: T₁(zₖ₋₁) of block k − 1."""
+    def text(
+        self, symbols: dict[str, str], back: int = 0, branches: dict[str, Branch] | None = None
+    ) -> str:
+        """T₁(zₖ) or T₂(t2_z·zₖ + t2_z_m·z_mₖ); `back` blocks earlier: T₁(zₖ₋₁) of block k − 1.
+        With `branches`, a T inside T is shown with its own argument: T₂(T₁(zₖ))."""
 
         def shown(w: WeightedSource) -> str:
+            if w.source.kind == "t" and branches and not w.source.lag:
+                return branches[w.source.name].text(symbols, back, branches).split(" of block")[0]
             return Source(w.source.kind, w.source.name, w.source.lag + back).text(symbols)
 
         if self.identity:
@@ -522,7 +527,7 @@ class StreamsForm:
             parts = []
             for w in terms:
                 if w.source.kind == "t":
-                    operand = by_name[w.source.name].text(symbols, w.source.lag)
+                    operand = by_name[w.source.name].text(symbols, w.source.lag, by_name)
                 else:
                     operand = w.source.text(symbols)
                 parts.append(f"{w.coefficient.name}·{operand}")
@@ -550,17 +555,74 @@ def _ref_lag(recurrence: Recurrence, ref: StateRef, where: Term) -> int:
     return int(diff)
 
 
-def _shifted(argument: tuple[tuple[str, int, sp.Expr], ...], by: int) -> tuple:
+Argument = tuple
+"""A T argument as (key, lag, coefficient) entries: key a stream's name (the state at k − lag), or
+("T", argument) for a gradient at a point that is itself a gradient step (∇f(x − ∇f(x)))."""
+
+
+def _argument(recurrence: Recurrence, term: Term) -> Argument:
+    """The argument of the T-term `term`, nested T-terms included."""
+    entries = []
+    for inner in term.t_argument or ():
+        if inner.state is not None:
+            lag = _ref_lag(recurrence, inner.state, term)
+            entries.append((inner.state.stream, lag, inner.coefficient))
+        else:
+            entries.append((("T", _argument(recurrence, inner)), 0, inner.coefficient))
+    return tuple(entries)
+
+
+def _shifted(argument: Argument, by: int) -> Argument:
     """The argument `by` blocks earlier: every lag grows by `by`, coefficients read k − `by`."""
-    return tuple((s, lag + by, sp.sympify(c).subs(k, k - by)) for s, lag, c in argument)
+    return tuple(
+        (
+            key if isinstance(key, str) else ("T", _shifted(key[1], by)),
+            lag + by if isinstance(key, str) else 0,
+            sp.sympify(c).subs(k, k - by),
+        )
+        for key, lag, c in argument
+    )
 
 
-def _same_argument(a: tuple, b: tuple) -> bool:
+def _same_argument(a: Argument, b: Argument) -> bool:
     """True when two T arguments are the same combination (coefficients compared exactly)."""
-    if sorted((s, lag) for s, lag, _ in a) != sorted((s, lag) for s, lag, _ in b):
+    if len(a) != len(b):
         return False
-    weights = {(s, lag): c for s, lag, c in b}
-    return all(sp.simplify(c - weights[(s, lag)]) == 0 for s, lag, c in a)
+    unmatched = list(b)
+    for key, lag, c in a:
+        match = next(
+            (
+                e
+                for e in unmatched
+                if _same_key(key, e[0]) and lag == e[1] and sp.simplify(c - e[2]) == 0
+            ),
+            None,
+        )
+        if match is None:
+            return False
+        unmatched.remove(match)
+    return True
+
+
+def _same_key(a: object, b: object) -> bool:
+    if isinstance(a, str) or isinstance(b, str):
+        return a == b
+    return _same_argument(a[1], b[1])  # type: ignore[index]
+
+
+def _newest(argument: Argument) -> int:
+    """The smallest lag the argument reads (−1: a state of this block), nested T-terms included."""
+    return min(lag if isinstance(key, str) else _newest(key[1]) for key, lag, _ in argument)
+
+
+def _collect_arguments(recurrence: Recurrence, term: Term, found: list[Argument]) -> None:
+    """Add the distinct T arguments of `term` to `found`, a nested T before the T around it."""
+    for inner in term.t_argument or ():
+        if inner.is_t:
+            _collect_arguments(recurrence, inner, found)
+    argument = _argument(recurrence, term)
+    if not any(_same_argument(argument, a) for a in found):
+        found.append(argument)
 
 
 def _stream_starts(recurrence: Recurrence) -> dict[str, str]:
@@ -609,19 +671,13 @@ def streams_form(recurrence: Recurrence) -> StreamsForm:
                 "state; only the dense form (one stream, Σ_j a(k, j)·T(z_j)) has such a block"
             )
     starts = _stream_starts(recurrence)
-    arguments: list[tuple] = []  # distinct T arguments, newest first
+    arguments: list[Argument] = []  # distinct T arguments, in order of first use
     for update in recurrence.updates:
         for term in update.terms:
             if term.is_t:
-                assert term.t_argument is not None
-                arg = tuple(
-                    (t.state.stream, _ref_lag(recurrence, t.state, term), t.coefficient)  # type: ignore[union-attr]
-                    for t in term.t_argument
-                )
-                if not any(_same_argument(arg, a) for a in arguments):
-                    arguments.append(arg)
+                _collect_arguments(recurrence, term, arguments)
     order = list(arguments)  # first use, which names the branches
-    arguments.sort(key=lambda a: min(lag for _, lag, _ in a))  # newest first: bases before reuses
+    arguments.sort(key=_newest)  # newest first: bases before reuses (stable: inner T first)
     bases: list[tuple] = []
     reuse: list[tuple[tuple, int, int]] = []  # (argument, base index, blocks back)
     for arg in arguments:
@@ -657,11 +713,7 @@ def streams_form(recurrence: Recurrence) -> StreamsForm:
         weighted = []
         for term in update.terms:
             if term.is_t:
-                arg = tuple(
-                    (t.state.stream, _ref_lag(recurrence, t.state, term), t.coefficient)  # type: ignore[union-attr]
-                    for t in term.t_argument or ()
-                )
-                source = t_source(arg)
+                source = t_source(_argument(recurrence, term))
             else:
                 assert term.state is not None
                 source = Source("state", term.state.stream, _ref_lag(recurrence, term.state, term))
@@ -679,14 +731,14 @@ def streams_form(recurrence: Recurrence) -> StreamsForm:
     branches = []
     for i, base in enumerate(bases):
         argument = []
-        for stream, lag, coefficient in base:
-            source = Source("state", stream, lag)
+        for key, lag, coefficient in base:
+            source = Source("state", key, lag) if isinstance(key, str) else t_source(key[1])
             name = f"t{i + 1}_{_source_name(source, symbols)}"
             argument.append(
                 WeightedSource(_coefficient(name, name, "inner", lag, coefficient), source)
             )
         identity = len(argument) == 1 and sp.simplify(argument[0].coefficient.expr - 1) == 0
-        reads_input = all(w.source.lag >= 0 for w in argument) and any(
+        reads_input = all(w.source.kind == "state" and w.source.lag >= 0 for w in argument) and any(
             starts[w.source.name] == "input" for w in argument
         )
         cached = max([back for _, b, back in reuse if b == i] + [0])
@@ -710,7 +762,7 @@ def streams_form(recurrence: Recurrence) -> StreamsForm:
     for stream, start in starts.items():
         if start == "unset" and any(
             w.source.kind == "state" and w.source.name == stream and w.source.lag >= 0
-            for _, terms in updates
+            for terms in [t for _, t in updates] + [b.argument for b in branches]
             for w in terms
         ):
             raise UserError(f"{recurrence.name}: stream {stream} is read before it has a value")
@@ -743,4 +795,7 @@ def fits_lagged(recurrence: Recurrence) -> bool:
     """True when the recurrence has the (C1)/(C2) shape: one stream, one T-term, bounded look-back."""
     if len(recurrence.updates) != 1 or recurrence.has_history():
         return False
-    return sum(t.is_t for t in recurrence.updates[0].terms) == 1
+    t_terms = [t for t in recurrence.updates[0].terms if t.is_t]
+    return len(t_terms) == 1 and all(
+        inner.state is not None for inner in t_terms[0].t_argument or ()
+    )

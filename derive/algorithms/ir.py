@@ -2,7 +2,8 @@
 
 Each z-space stream gets an update `z[k+1] = Σ terms`, where a term is
     coefficient · z_s[index]                      (a state, index k+1, k, k−1, … or j)
-    coefficient · T(Σ coefficient · z_s[index])   (the layer map applied to a combination)
+    coefficient · T(Σ coefficient · z_s[index])   (the layer map applied to a combination, which
+                                                   may itself hold T-terms: ∇f(x − ∇f(x)))
     Σ_{j=lo}^{hi} coefficient(j) · (either of the above at index j)   (an all-history term)
 Coefficients are exact SymPy expressions in k, j, the algorithm's coefficients (β, κ) and its
 schedules (θ_k, h_{k,j}); nothing is a float.
@@ -211,7 +212,10 @@ class Recurrence:
         argument = sp.Integer(0)
         for inner in term.t_argument or ():
             c = table.evaluate(inner.coefficient, k=step, j=jj if jj is not None else j)
-            argument += c * lookup(inner.state)  # type: ignore[arg-type]
+            if inner.state is not None:
+                argument += c * lookup(inner.state)
+            else:  # a gradient at a point that is itself a gradient step: T inside T
+                argument += c * self._body(inner, step, jj, values, table)
         return T(sp.expand(argument))
 
 

@@ -249,8 +249,9 @@ def check_numbers(recurrence: Recurrence, depth: int = MAX_DEPTH) -> None:
 def _coefficients(term: Term) -> Iterator[tuple[sp.Expr, bool]]:
     summed = term.history is not None
     yield term.coefficient, summed
-    for inner in term.t_argument or ():
-        yield inner.coefficient, summed
+    for inner in term.t_argument or ():  # a T inside T (∇f(x − ∇f(x))) brings its own
+        for coefficient, _ in _coefficients(inner):
+            yield coefficient, summed
 
 
 def _j_range(summed: bool, term: Term, step: int) -> range | list[None]:

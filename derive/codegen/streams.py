@@ -23,62 +23,70 @@ def branch_variable(index: int) -> str:
     return f"t{index + 1}"
 
 
-def _pairs(terms: tuple[WeightedSource, ...], operand: dict[int, str]) -> str:
+def _pairs(terms: tuple[WeightedSource, ...], operands: list[str]) -> str:
     """`(self.c, x), (self.d, y)` for _combine."""
-    return ", ".join(f"(self.{w.coefficient.name}, {operand[i]})" for i, w in enumerate(terms))
-
-
-def _branch_lines(index: int, branch: Branch, starts: dict[str, str]) -> list[str]:
-    """The lines computing branch `index` (at k = 0 from the stage input when it reads it)."""
-    out = branch_variable(index)
-    call = f"self.{branch.name}"
-    if branch.identity:
-        state = state_variable(branch.argument[0].source)
-        if branch.reads_input:
-            return [f"{out} = {call}(stage_input if first else {state})"]
-        return [f"{out} = {call}({state})"]
-    later = _pairs(
-        branch.argument, {i: state_variable(w.source) for i, w in enumerate(branch.argument)}
+    return ", ".join(
+        f"(self.{w.coefficient.name}, {operand})"
+        for w, operand in zip(terms, operands, strict=True)
     )
-    if not branch.reads_input:
-        return [f"{out} = {call}(_combine({later}))"]
-    at_input = [w for w in branch.argument if starts[w.source.name] == "input"]
-    first = ", ".join(f"(self.{w.coefficient.name}, stage_input)" for w in at_input)
-    return [
-        "if first:  # every state T reads is z_0 (or 0) here; T reads the stage input instead",
-        f"    argument = _combine({first})",
-        "else:",
-        f"    argument = _combine({later})",
-        f"{out} = {call}(argument)",
-    ]
+
+
+class _Body:
+    """The lines of Block.forward, each T branch computed once, before its first use."""
+
+    def __init__(self, form: StreamsForm) -> None:
+        self.form = form
+        self.starts = {s.name: s.start for s in form.streams}
+        self.index = {b.name: i for i, b in enumerate(form.branches)}
+        self.lines = ["first = stage_input is not None"]
+        self.lines += [f'past_{s.name} = states["{s.name}"]' for s in form.streams]
+        self.done: set[str] = set()
+
+    def operand(self, source: Source) -> str:
+        """The expression for a state or a T output, computing its branch first if needed."""
+        if source.kind == "state":
+            return state_variable(source)
+        b = self.index[source.name]
+        if source.name not in self.done:
+            self.branch(b, self.form.branches[b])
+            self.done.add(source.name)
+        own = branch_variable(b)
+        if source.lag == 0:
+            return own
+        return f'_earlier(cached["{source.name}"], {source.lag}, {own})'
+
+    def branch(self, index: int, branch: Branch) -> None:
+        """Compute branch `index` (at k = 0 from the stage input when it reads it)."""
+        out, call = branch_variable(index), f"self.{branch.name}"
+        later = [self.operand(w.source) for w in branch.argument]
+        if branch.identity:
+            if branch.reads_input:
+                self.lines.append(f"{out} = {call}(stage_input if first else {later[0]})")
+            else:
+                self.lines.append(f"{out} = {call}({later[0]})")
+            return
+        if not branch.reads_input:
+            self.lines.append(f"{out} = {call}(_combine({_pairs(branch.argument, later)}))")
+            return
+        at_input = tuple(w for w in branch.argument if self.starts[w.source.name] == "input")
+        first = _pairs(at_input, ["stage_input"] * len(at_input))
+        self.lines += [
+            "if first:  # every state T reads is z_0 (or 0) here; T reads the stage input instead",
+            f"    argument = _combine({first})",
+            "else:",
+            f"    argument = _combine({_pairs(branch.argument, later)})",
+            f"{out} = {call}(argument)",
+        ]
 
 
 def forward_lines(form: StreamsForm, readout: str) -> list[str]:
     """The body of Block.forward: branches, then each stream's update, then what it returns."""
-    starts = {s.name: s.start for s in form.streams}
-    index = {b.name: i for i, b in enumerate(form.branches)}
-    lines = ["first = stage_input is not None"]
-    lines += [f'past_{s.name} = states["{s.name}"]' for s in form.streams]
-    done: set[str] = set()
+    body = _Body(form)
     for stream, terms in form.updates:
-        operands = {}
-        for i, w in enumerate(terms):
-            if w.source.kind == "state":
-                operands[i] = state_variable(w.source)
-                continue
-            b = index[w.source.name]
-            if w.source.name not in done:
-                lines += _branch_lines(b, form.branches[b], starts)
-                done.add(w.source.name)
-            own = branch_variable(b)
-            operands[i] = (
-                own
-                if w.source.lag == 0
-                else f'_earlier(cached["{w.source.name}"], {w.source.lag}, {own})'
-            )
-        lines.append(f"new_{stream} = _combine({_pairs(terms, operands)})")
+        operands = [body.operand(w.source) for w in terms]
+        body.lines.append(f"new_{stream} = _combine({_pairs(terms, operands)})")
         if stream == readout:
-            lines += [
+            body.lines += [
                 "if self.post_activation is not None:",
                 f"    new_{stream} = self.post_activation(new_{stream})",
             ]
@@ -86,8 +94,8 @@ def forward_lines(form: StreamsForm, readout: str) -> list[str]:
     kept = ", ".join(
         f'"{b.name}": {branch_variable(i)}' for i, b in enumerate(form.branches) if b.cached
     )
-    lines.append(f"return {{{new}}}, {{{kept}}}")
-    return lines
+    body.lines.append(f"return {{{new}}}, {{{kept}}}")
+    return body.lines
 
 
 __all__ = ["branch_variable", "forward_lines", "state_variable"]
