@@ -322,6 +322,52 @@ def test_a_gradient_at_a_gradient_step_gets_a_branch_of_its_own(tmp_path: Path) 
         torch.testing.assert_close(one(x), two(x), rtol=1e-5, atol=1e-5)
 
 
+LOOKAHEAD_SPEC = """
+name = "lookahead_correction"
+states = ["x"]
+[coefficients]
+beta = 0.4
+gamma = 0.3
+[let]
+"y[k]" = "x[k] + beta*(x[k] - x[k-1])"
+[update]
+"x[k+1]" = "y[k] - grad(y[k]) + gamma*(grad(y[k-1]) - grad(x[k]))"
+[initial]
+"x[-1]" = "x[0]"
+"x[-2]" = "x[0]"
+"""
+"""Gradients at a combination point (Nesterov's yₖ, as in (C2)), at yₖ₋₁ and at xₖ."""
+
+
+def lookahead_reference(x0: np.ndarray, u: np.ndarray, depth: int) -> np.ndarray:
+    """The spec's iteration with numpy: x₋₂ = x₋₁ = x₀, ∇f(X) = X − Φ(XU)U."""
+
+    def grad(x: np.ndarray) -> np.ndarray:
+        return x - np.tanh(x @ u) @ u
+
+    xs = [x0, x0, x0]
+    for _ in range(depth):
+        x, x1, x2 = xs[-1], xs[-2], xs[-3]
+        y, y1 = x + 0.4 * (x - x1), x1 + 0.4 * (x1 - x2)
+        xs.append(y - grad(y) + 0.3 * (grad(y1) - grad(x)))
+    return xs[-1]
+
+
+def test_gradients_at_a_combination_point_and_its_previous_value(tmp_path: Path) -> None:
+    """T(yₖ) is a branch with its own combination (from the stage input at k = 0), T(yₖ₋₁) is that
+    branch's output of block k − 1, T(zₖ) another branch: two T evaluations per block."""
+    module = spec_module(tmp_path, LOOKAHEAD_SPEC)
+    assert module.T_EVALUATIONS == 2
+    assert module.BRANCHES == {"branch": (True, 1), "branch2": (True, 0)}
+    n, batch, depth = 4, 3, 7
+    w, u = spd_and_sqrt(n, seed=9)
+    z0 = np.random.default_rng(10).normal(size=(batch, n))
+    with torch.no_grad():
+        z = conv_stage(module, depth, w)(torch.tensor(z0)).numpy()
+    expected = np.linalg.solve(u, lookahead_reference(z0 @ u, u, depth).T).T
+    np.testing.assert_allclose(z, expected, atol=1e-9)
+
+
 REFUSED = [
     (
         """
