@@ -18,6 +18,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from test_fc_matches_optimizer import reference, spd_and_sqrt
+from test_standalone_generated import documented_parameters, run_alone
 from torch import nn
 from train_fixtures import single_thread, write_cifar10  # noqa: F401
 
@@ -25,7 +26,7 @@ from derive.algorithms import get_algorithm, recurrence_of
 from derive.algorithms.forms import StreamsForm, engineering_form
 from derive.cli import main
 from derive.codegen.generate import generate
-from derive.codegen.loader import load_generated
+from derive.codegen.loader import generated_dir, load_generated
 
 QHM_TWO_STATES = """
 name = "qhm_spec"
@@ -407,3 +408,14 @@ def test_what_no_block_expresses_is_one_line_and_exit_2(
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
     assert not list(tmp_path.glob("*.py"))
+
+
+@pytest.mark.parametrize(
+    "algo,network,count",
+    [("extragradient", "egnet56", 1_727_962), ("qhm", "qhmnet56", 853_018)],
+)
+def test_multi_stream_files_run_alone(tmp_path: Path, algo: str, network: str, count: int) -> None:
+    """Copied alone, without derive importable: the zoo's network with models.md's count."""
+    report = run_alone(generated_dir() / f"{algo}_conv.py", tmp_path / "alone", network)
+    assert report["parameters"] == documented_parameters(network) == count
+    assert report["shape"] == [2, 10] and report["finite"]
