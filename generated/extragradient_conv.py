@@ -18,9 +18,11 @@ becomes a stream that the stage carries from block to block. Block k computes, i
     zₖ₊₁ = z_t2·T₂(zyₖ₊₁) + z_z·zₖ + z_zy_next·zyₖ₊₁
 
 A block evaluates T 2 times (T₁, T₂).
+
 The stage reads out the algorithm's output (z, the x stream, unless the algorithm names another); ρ,
 the optional activation after the sum (ReLU in the ResNet family), follows the update of z only, the
 other streams stay linear as derived.
+
 The algorithm itself gives, at block k:
     zy_t1 = 1
     z_t2 = 1
@@ -28,11 +30,11 @@ The algorithm itself gives, at block k:
     z_zy_next = -1
 
 Blocks are grouped in stages with down-sampling between them. Each stage restarts the iteration:
-its input mapped by the shortcut S to the new resolution is z₀, and zy₀ = z₀, z₀ = z₀ (the
-algorithm's own start, x₀ the input); every earlier state of a stream equals its value at k = 0 (x₋₁
-= x₀). A branch whose argument reads only such states reads the stage input itself at the first
-block (its first convolution carries the stride). A branch that reads this block's new states works
-at the stage's resolution.
+its input mapped by the shortcut S to the new resolution is z₀ (x₀ = Uz₀); the other streams start
+as the algorithm starts them, zy₀ = z₀; every earlier state of a stream equals its value at k = 0
+(x₋₁ = x₀). A branch whose argument reads only such states reads the stage input itself at the first
+block (its first convolution carries the stride). A branch that reads this block's new states or
+another T's output works at the stage's resolution from the first block on.
 
 The recurrence cannot be run backwards: the multi-stream form keeps 2 streams and 2 T evaluations
 per block; an inverse step is derived for the one-stream lagged form only.

@@ -234,7 +234,7 @@ QHM = Algorithm(
     name="qhm",
     title="Quasi-hyperbolic momentum (QHM)",
     reference="Ma, Yarats, ICLR (2019)",
-    equation="Ma & Yarats (2019), eq. (3)",
+    equation="Ma & Yarats (2019), the QHM update rule",
     streams=(Stream("x", "z", "z"), Stream("m", "zm", "zₘ", "m")),
     updates=(
         Update("m", beta * m(k) + (1 - beta) * GRAD(x(k))),
@@ -289,7 +289,7 @@ EXTRAGRADIENT = Algorithm(
 HEAVY_BALL_VELOCITY = Algorithm(
     name="heavyball_velocity",
     title="Heavy ball, written with a velocity",
-    reference="Polyak (1964); the form of Sutskever et al., ICML (2013)",
+    reference="Polyak (1964), in the form of Sutskever et al., ICML (2013), eqs. (1)-(2)",
     equation="vₖ₊₁ = βvₖ − ∇f(xₖ), xₖ₊₁ = xₖ + vₖ₊₁, v₀ = 0",
     streams=(Stream("x", "z", "z"), Stream("v", "zv", "zᵥ", "v")),
     updates=(

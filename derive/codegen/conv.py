@@ -184,11 +184,16 @@ def t_cost(form: StreamsForm) -> str:
 
 def restart_rule(form: StreamsForm, readout: str) -> str:
     """How every stream restarts at a stage's first block, in words."""
-    starts = [f"{s.name}₀ = {'z₀' if s.start == 'input' else '0'}" for s in form.streams]
+    starts = [
+        f"{s.name}₀ = {'z₀' if s.start == 'input' else '0'}"
+        for s in form.streams
+        if s.name != readout
+    ]
+    others = f"; the other streams start as the algorithm starts them, {', '.join(starts)}"
     text = (
-        "its input mapped by the shortcut S to the new resolution is z₀, and "
-        f"{', '.join(starts)} (the algorithm's own start, x₀ the input); every earlier state of a "
-        "stream equals its value at k = 0 (x₋₁ = x₀)."
+        f"its input mapped by the shortcut S to the new resolution is z₀ (x₀ = Uz₀)"
+        f"{others if starts else ''}; every earlier state of a stream equals its value at k = 0 "
+        "(x₋₁ = x₀)."
     )
     if any(b.reads_input for b in form.branches):
         text += (
@@ -196,7 +201,10 @@ def restart_rule(form: StreamsForm, readout: str) -> str:
             "first block (its first convolution carries the stride)."
         )
     if any(not b.reads_input for b in form.branches):
-        text += " A branch that reads this block's new states works at the stage's resolution."
+        text += (
+            " A branch that reads this block's new states or another T's output works at the "
+            "stage's resolution from the first block on."
+        )
     if any(b.cached for b in form.branches):
         text += (
             " A T output of a block before the first is the first block's own (the gradient at "
