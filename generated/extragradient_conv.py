@@ -14,8 +14,8 @@ The engineering form (SCIS appendix C) relaxes every Φ(W·) into a learnable bl
 coefficient into a constant that is fixed, learnable or pruned (its term dropped); every state
 becomes a stream that the stage carries from block to block. Block k computes, in this order:
 
-    zyₖ₊₁ = zy_t1·T₁(zₖ)
-    zₖ₊₁ = z_t2·T₂(zyₖ₊₁) + z_z·zₖ + z_zy_next·zyₖ₊₁
+    z_yₖ₊₁ = zy_t1·T₁(zₖ)
+    zₖ₊₁ = z_t2·T₂(z_yₖ₊₁) + z_z·zₖ + z_zy_next·z_yₖ₊₁
 
 A block evaluates T 2 times (T₁, T₂).
 
@@ -31,7 +31,7 @@ The algorithm itself gives, at block k:
 
 Blocks are grouped in stages with down-sampling between them. Each stage restarts the iteration:
 its input mapped by the shortcut S to the new resolution is z₀ (x₀ = Uz₀); the other streams start
-as the algorithm starts them, zy₀ = z₀; every earlier state of a stream equals its value at k = 0
+as the algorithm starts them, z_y₀ = z₀; every earlier state of a stream equals its value at k = 0
 (x₋₁ = x₀). A branch whose argument reads only such states reads the stage input itself at the first
 block (its first convolution carries the stride). A branch that reads this block's new states or
 another T's output works at the stage's resolution from the first block on.
@@ -74,10 +74,10 @@ outputs of it the updates reuse."""
 T_EVALUATIONS = 2
 READOUT: tuple[tuple[str, int], ...] = (("z", 0),)
 COEFFICIENTS: dict[str, str] = {
-    "zy_t1": "T₁ₖ in zyₖ₊₁",
+    "zy_t1": "T₁ₖ in z_yₖ₊₁",
     "z_t2": "T₂ₖ in zₖ₊₁",
     "z_z": "zₖ in zₖ₊₁",
-    "z_zy_next": "zyₖ₊₁ in zₖ₊₁",
+    "z_zy_next": "z_yₖ₊₁ in zₖ₊₁",
 }
 DEFAULTS: dict[str, float] = {}
 MODES = ("fixed", "learnable", "pruned")

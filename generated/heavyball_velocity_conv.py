@@ -16,8 +16,8 @@ The engineering form (SCIS appendix C) relaxes every Φ(W·) into a learnable bl
 coefficient into a constant that is fixed, learnable or pruned (its term dropped); every state
 becomes a stream that the stage carries from block to block. Block k computes, in this order:
 
-    zvₖ₊₁ = zv_t1·T₁(zₖ) + zv_z·zₖ + zv_zv·zvₖ
-    zₖ₊₁ = z_z·zₖ + z_zv_next·zvₖ₊₁
+    zᵥₖ₊₁ = zv_t1·T₁(zₖ) + zv_z·zₖ + zv_zv·zᵥₖ
+    zₖ₊₁ = z_z·zₖ + z_zv_next·zᵥₖ₊₁
 
 A block evaluates T once (T₁).
 
@@ -31,10 +31,12 @@ The algorithm itself gives, at block k:
     zv_zv = β
     z_z = 1
     z_zv_next = 1
+Special cases:
+    HBNet: β = 1 without ρ: (C1) with β₁ = 1, β₂ = −1, block for block
 
 Blocks are grouped in stages with down-sampling between them. Each stage restarts the iteration:
 its input mapped by the shortcut S to the new resolution is z₀ (x₀ = Uz₀); the other streams start
-as the algorithm starts them, zv₀ = 0; every earlier state of a stream equals its value at k = 0
+as the algorithm starts them, zᵥ₀ = 0; every earlier state of a stream equals its value at k = 0
 (x₋₁ = x₀). A branch whose argument reads only such states reads the stage input itself at the first
 block (its first convolution carries the stride).
 
@@ -75,11 +77,11 @@ outputs of it the updates reuse."""
 T_EVALUATIONS = 1
 READOUT: tuple[tuple[str, int], ...] = (("z", 0),)
 COEFFICIENTS: dict[str, str] = {
-    "zv_t1": "T₁ₖ in zvₖ₊₁",
-    "zv_z": "zₖ in zvₖ₊₁",
-    "zv_zv": "zvₖ in zvₖ₊₁",
+    "zv_t1": "T₁ₖ in zᵥₖ₊₁",
+    "zv_z": "zₖ in zᵥₖ₊₁",
+    "zv_zv": "zᵥₖ in zᵥₖ₊₁",
     "z_z": "zₖ in zₖ₊₁",
-    "z_zv_next": "zvₖ₊₁ in zₖ₊₁",
+    "z_zv_next": "zᵥₖ₊₁ in zₖ₊₁",
 }
 DEFAULTS: dict[str, float] = {"beta": 0.3}
 MODES = ("fixed", "learnable", "pruned")

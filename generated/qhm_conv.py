@@ -16,8 +16,8 @@ The engineering form (SCIS appendix C) relaxes every Φ(W·) into a learnable bl
 coefficient into a constant that is fixed, learnable or pruned (its term dropped); every state
 becomes a stream that the stage carries from block to block. Block k computes, in this order:
 
-    zmₖ₊₁ = zm_t1·T₁(zₖ) + zm_z·zₖ + zm_zm·zmₖ
-    zₖ₊₁ = z_t1·T₁(zₖ) + z_z·zₖ + z_zm_next·zmₖ₊₁
+    zₘₖ₊₁ = zm_t1·T₁(zₖ) + zm_z·zₖ + zm_zm·zₘₖ
+    zₖ₊₁ = z_t1·T₁(zₖ) + z_z·zₖ + z_zm_next·zₘₖ₊₁
 
 A block evaluates T once (T₁).
 
@@ -35,7 +35,7 @@ The algorithm itself gives, at block k:
 
 Blocks are grouped in stages with down-sampling between them. Each stage restarts the iteration:
 its input mapped by the shortcut S to the new resolution is z₀ (x₀ = Uz₀); the other streams start
-as the algorithm starts them, zm₀ = 0; every earlier state of a stream equals its value at k = 0
+as the algorithm starts them, zₘ₀ = 0; every earlier state of a stream equals its value at k = 0
 (x₋₁ = x₀). A branch whose argument reads only such states reads the stage input itself at the first
 block (its first convolution carries the stride).
 
@@ -76,12 +76,12 @@ outputs of it the updates reuse."""
 T_EVALUATIONS = 1
 READOUT: tuple[tuple[str, int], ...] = (("z", 0),)
 COEFFICIENTS: dict[str, str] = {
-    "zm_t1": "T₁ₖ in zmₖ₊₁",
-    "zm_z": "zₖ in zmₖ₊₁",
-    "zm_zm": "zmₖ in zmₖ₊₁",
+    "zm_t1": "T₁ₖ in zₘₖ₊₁",
+    "zm_z": "zₖ in zₘₖ₊₁",
+    "zm_zm": "zₘₖ in zₘₖ₊₁",
     "z_t1": "T₁ₖ in zₖ₊₁",
     "z_z": "zₖ in zₖ₊₁",
-    "z_zm_next": "zmₖ₊₁ in zₖ₊₁",
+    "z_zm_next": "zₘₖ₊₁ in zₖ₊₁",
 }
 DEFAULTS: dict[str, float] = {"beta": 0.9, "nu": 0.7}
 MODES = ("fixed", "learnable", "pruned")

@@ -300,6 +300,9 @@ HEAVY_BALL_VELOCITY = Algorithm(
     initial=((v(0), sp.Integer(0)),),
     coefficients=HEAVY_BALL.coefficients,
     rate="as heavy ball (the same iterates: vₖ = xₖ − xₖ₋₁)",
+    special_cases=(
+        SpecialCase("HBNet", "β = 1 without ρ: (C1) with β₁ = 1, β₂ = −1, block for block"),
+    ),
     notes=(
         "The same iterates as heavy ball (vₖ = xₖ − xₖ₋₁); without ρ its conv network equals "
         "(C1)'s with β₁ = β, β₂ = −β, block for block.",

@@ -432,7 +432,7 @@ class Source:
         if self.kind == "t":
             base = symbols[self.name] + "ₖ"
         else:
-            base = self.name + "ₖ"
+            base = symbols.get(self.name, self.name) + "ₖ"
         if self.lag == -1:
             return base + "₊₁"
         return base if self.lag == 0 else base + "₋" + str(self.lag).translate(_SUBSCRIPTS)
@@ -504,6 +504,7 @@ class StreamsForm:
     updates: tuple[tuple[str, tuple[WeightedSource, ...]], ...]
     output: tuple[tuple[str, int, sp.Expr], ...]
     label: str = STREAMS_LABEL
+    display: tuple[tuple[str, str], ...] = ()  # (stream, how equations print it: zₘ for zm)
 
     @property
     def coefficients(self) -> tuple[EngineeringCoefficient, ...]:
@@ -512,7 +513,8 @@ class StreamsForm:
         return tuple(inner + outer)
 
     def symbols(self) -> dict[str, str]:
-        return {b.name: b.symbol for b in self.branches}
+        """How text prints each branch (T₁, T₂, …) and each stream (z, zₘ, …)."""
+        return {**dict(self.display), **{b.name: b.symbol for b in self.branches}}
 
     def t_evaluations(self) -> int:
         """How many times a block applies T (a reused earlier output costs nothing)."""
@@ -531,7 +533,7 @@ class StreamsForm:
                 else:
                     operand = w.source.text(symbols)
                 parts.append(f"{w.coefficient.name}·{operand}")
-            lines.append(f"{stream}ₖ₊₁ = " + " + ".join(parts))
+            lines.append(f"{symbols.get(stream, stream)}ₖ₊₁ = " + " + ".join(parts))
         return lines
 
 
@@ -770,7 +772,8 @@ def streams_form(recurrence: Recurrence) -> StreamsForm:
         StreamStart(s, lags_read[s] + 1, "zero" if starts[s] == "zero" else "input")
         for s in recurrence.streams
     )
-    return StreamsForm(streams, tuple(branches), tuple(updates), tuple(output))
+    display = tuple((s.z_name, s.z_symbol) for s in recurrence.algorithm.streams)
+    return StreamsForm(streams, tuple(branches), tuple(updates), tuple(output), display=display)
 
 
 def _note_read(

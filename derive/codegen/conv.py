@@ -153,7 +153,9 @@ def stream_roles(form: StreamsForm) -> dict[str, str]:
                 roles[w.coefficient.name] = f"{w.source.text(symbols)} inside {branch.symbol}"
     for stream, terms in form.updates:
         for w in terms:
-            roles[w.coefficient.name] = f"{w.source.text(symbols)} in {stream}ₖ₊₁"
+            roles[w.coefficient.name] = (
+                f"{w.source.text(symbols)} in {symbols.get(stream, stream)}ₖ₊₁"
+            )
     return roles
 
 
@@ -185,7 +187,7 @@ def t_cost(form: StreamsForm) -> str:
 def restart_rule(form: StreamsForm, readout: str) -> str:
     """How every stream restarts at a stage's first block, in words."""
     starts = [
-        f"{s.name}₀ = {'z₀' if s.start == 'input' else '0'}"
+        f"{form.symbols().get(s.name, s.name)}₀ = {'z₀' if s.start == 'input' else '0'}"
         for s in form.streams
         if s.name != readout
     ]
