@@ -5,7 +5,15 @@ prints that shape as Python and Unicode and renders the templates:
 
 - lagged (`conv_lagged.py.j2`): z_{k+1} = ρ(α T_k(Σ_l γ_l z_{k−l}) + Σ_l β_l z_{k−l}), (C1)/(C2);
 - dense (`conv_dense.py.j2`): z_{k+1} = Σ_j α^j T(z_j) + β(z_k − Σ_j h_{k+1,j} z_j), (C3)/(C6);
-- twopath (`conv_twopath.py.j2`): ADMM's (C5).
+- twopath (`conv_twopath.py.j2`): ADMM's (C5);
+- multi-stream (`conv_streams.py.j2`, printed by `derive.codegen.streams`): every other bounded
+  look-back recurrence, any number of streams and T-terms (QHM, extragradient, heavy ball with a
+  velocity, user specs with several states or several gradients).
+
+ADMM keeps its own template: (C5) is not its derived recurrence relaxed term by term but the papers'
+network, one history sum over every earlier iterate shared by both paths (μ unrolled), whose
+modules (`branch_prime`, `branch`, the weight vectors `alpha`, `beta`) the zoo's dmrnet56 and
+admmnet56 keep; the multi-stream form of ADMM's three-stream recurrence would be another network.
 
 Each module is a whole network on its own (it imports only torch and the standard library): the
 block and stage of the recurrence, then T's branches and the shortcuts, the stems, heads and the
