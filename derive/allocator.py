@@ -13,10 +13,10 @@ more than its activations (docs/memory.md gives the numbers).
 2 MiB (trim, twice the other, as glibc keeps them): tensors of 1 MiB or more get their own
 mappings, returned to the system when freed; smaller ones come from the heap as before, where
 reusing freed memory is cheap. It costs a page fault per page of every large tensor allocated
-(a few per cent of a CPU step at batch 64; nothing where no tensor reaches 1 MiB). The standard
-mode keeps glibc's behaviour. Environment settings of the user's
-(MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_, glibc.malloc tunables) win: nothing is changed then.
-Elsewhere (not Linux, another C library) it does nothing.
+(within 2 % of a CPU step in docs/results/bench_memory.md; nothing where no tensor reaches
+1 MiB). The standard mode keeps glibc's behaviour. Environment settings of the user's
+(MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_, glibc.malloc tunables) win: nothing is changed
+then. Elsewhere (not Linux, another C library) it does nothing.
 """
 
 from __future__ import annotations
