@@ -11,7 +11,7 @@ MESSAGE=${1:-"Stability study: finished runs so far, and the doc rebuilt from th
 .venv/bin/python - "$STUDY" <<'PY'
 import subprocess, sys
 from pathlib import Path
-from derive.experiments.stabfigures import read_study
+from derive.experiments.stability.readout import read_study
 study = Path(sys.argv[1])
 runs, probes = read_study(study)
 paths = []

@@ -10,7 +10,8 @@ import torch
 from train_fixtures import single_thread, write_cifar10  # noqa: F401
 
 from derive.cli import main
-from derive.experiments.stabplan import (
+from derive.experiments.stability.jobs import Job, StudySettings, plan_jobs, run_jobs
+from derive.experiments.stability.plan import (
     ABLATION_ARMS,
     DENSE_ARMS,
     MAIN_ARMS,
@@ -18,8 +19,7 @@ from derive.experiments.stabplan import (
     Arm,
     arm,
 )
-from derive.experiments.stabprobe import block_hooks, probe_run, read_probe, write_probe
-from derive.experiments.stabrun import Job, StudySettings, plan_jobs, run_jobs
+from derive.experiments.stability.probe import block_hooks, probe_run, read_probe, write_probe
 from derive.train.steplog import read_steps
 
 TINY_RESNET = """
@@ -199,7 +199,7 @@ def test_probe_replays_the_run_and_measures_each_block(data):
     for total, parts in zip(record["grad_norm"], record["part_grad_norm"], strict=True):
         assert sum(v * v for v in parts) ** 0.5 == pytest.approx(total, rel=1e-5)  # parts cover all
     # step 1 independently: the stage outputs (each stage returns its last z) of the initial model
-    from derive.experiments.stabprobe import config_of_run
+    from derive.experiments.stability.probe import config_of_run
     from derive.train.loop import build_model
 
     model = build_model(config_of_run(data / "res")).train()
@@ -226,7 +226,7 @@ def test_probe_replays_the_run_and_measures_each_block(data):
 
 def test_probe_splits_dense_stages_into_their_layers(data):
     _train(data, TINY_DENSENET, "dense")
-    from derive.experiments.stabprobe import config_of_run
+    from derive.experiments.stability.probe import config_of_run
     from derive.train.loop import build_model
 
     model = build_model(config_of_run(data / "dense")).train()
@@ -299,7 +299,7 @@ def test_an_interrupted_study_stops_its_children(tmp_path, monkeypatch) -> None:
     import sys
     import time
 
-    from derive.experiments import stabrun
+    from derive.experiments.stability import jobs as stabrun
 
     children = []
     real_popen, real_sleep = subprocess.Popen, time.sleep

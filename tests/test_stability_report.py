@@ -13,10 +13,10 @@ import pytest
 import torch
 
 from derive.cli import main
-from derive.experiments.stabfigures import read_study
-from derive.experiments.stabprobe import FORMAT
-from derive.experiments.stabreport import build_stability_report
-from derive.experiments.stabstats import fisher_p, mean_std, permutation_p
+from derive.experiments.stability.probe import FORMAT
+from derive.experiments.stability.readout import read_study
+from derive.experiments.stability.report import build_stability_report
+from derive.experiments.stats import fisher_p, mean_std, permutation_p
 from derive.train.runfiles import write_metrics, write_summary
 from derive.train.steplog import write_steps
 

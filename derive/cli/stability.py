@@ -26,7 +26,7 @@ converges "with training only once". This command measures that claim with stati
 Arms: ResNet and HBNet at depths 20, 56, 110; ResNet-110 with He et al.'s warm-up; DenseNet-40 and
 AGDNet-40; and ResNet-56 with one choice of the recipe changed at a time (projection shortcut,
 PyTorch's init for the convolutions or the classifier, one crop per batch). The criteria (failed to
-learn, spike) are fixed in derive/experiments/stabplan.py and printed in the doc."""
+learn, spike) are fixed in derive/experiments/stability/plan.py and printed in the doc."""
 
 EPILOG = """\
 examples:
@@ -58,7 +58,7 @@ def _seeds(text: str) -> tuple[int, ...]:
 
 
 def _arms(text: str) -> tuple[str, ...]:
-    from derive.experiments.stabplan import ALL_ARMS
+    from derive.experiments.stability.plan import ALL_ARMS
 
     known = [a.name for a in ALL_ARMS]
     names = tuple(p.strip() for p in text.split(",") if p.strip())
@@ -122,7 +122,7 @@ def _add_study_options(r: argparse.ArgumentParser) -> None:
         type=_arms,
         default=None,
         metavar="A,B",
-        help="arms to run (default: all; see derive/experiments/stabplan.py)",
+        help="arms to run (default: all; see derive/experiments/stability/plan.py)",
     )
     r.add_argument(
         "--seeds",
@@ -256,8 +256,8 @@ def run_study(args: argparse.Namespace) -> int:
     import sys
 
     from derive.errors import UserError
-    from derive.experiments.stabplan import ALL_ARMS, arm
-    from derive.experiments.stabrun import StudySettings, plan_jobs, run_jobs
+    from derive.experiments.stability.jobs import StudySettings, plan_jobs, run_jobs
+    from derive.experiments.stability.plan import ALL_ARMS, arm
     from derive.fsutil import ensure_output_dir
 
     settings = StudySettings(
@@ -291,7 +291,7 @@ def run_study(args: argparse.Namespace) -> int:
 
 
 def run_probe(args: argparse.Namespace) -> int:
-    from derive.experiments.stabprobe import probe_run, write_probe
+    from derive.experiments.stability.probe import probe_run, write_probe
 
     record = probe_run(args.run_dir, steps=args.steps, data_dir=args.data_dir)
     print(write_probe(args.out, record))
@@ -304,7 +304,7 @@ def report_command(args: argparse.Namespace) -> str:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from derive.experiments.stabreport import write_study_report
+    from derive.experiments.stability.report import write_study_report
 
     for path in write_study_report(
         args.study, args.out, report_command(args), figures=not args.no_figures

@@ -235,7 +235,7 @@ class Group:
 
     def mean_std(self) -> tuple[float | None, float | None]:
         """Mean and sample standard deviation (n − 1) of the counted runs' final errors."""
-        from derive.experiments.stabstats import mean_std
+        from derive.experiments.stats import mean_std
 
         return mean_std(self.errors())
 

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from derive.experiments.stabplan import Arm, run_name, step_cost
+from derive.experiments.stability.plan import Arm, run_name, step_cost
 from derive.rundir import load_summary, read_summary
 from derive.train.progress import seconds_to_go
 

@@ -1,4 +1,4 @@
-"""Small exact statistics for the stability study: mean ± std, a permutation test, Fisher's exact test.
+"""Small exact statistics shared by the studies: mean ± std, a permutation test, Fisher's exact test.
 
 With 10 seeds per arm the samples are small and far from normal (a run either spikes or not), so
 the tests are exact and assume nothing about the distribution:

@@ -13,8 +13,8 @@ import statistics
 from pathlib import Path
 
 from derive.errors import UserError
-from derive.experiments.stabfigures import read_study
-from derive.experiments.stabplan import (
+from derive.experiments.stability.jobs import RUNS
+from derive.experiments.stability.plan import (
     ABLATION_ARMS,
     ABLATION_BASELINE,
     CHANCE_LOSS,
@@ -25,7 +25,7 @@ from derive.experiments.stabplan import (
     Arm,
     arm,
 )
-from derive.experiments.stabrun import RUNS
+from derive.experiments.stability.readout import read_study
 from derive.plotting import log_scale_y, new_figure, save_figure
 from derive.train.steplog import read_steps
 

@@ -3,7 +3,7 @@
 `read_study(STUDY)` reads every run folder (metrics.csv, steps.csv, summary.json) and probe file
 and returns, per run, the figures the doc tabulates: initial loss, peak loss and largest gradient
 norm over the first PEAK_STEPS steps, the epoch losses, the final test accuracy, whether it spiked
-and whether it failed to learn (criteria in derive.experiments.stabplan).
+and whether it failed to learn (criteria in derive.experiments.stability.plan).
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from derive.errors import UserError
-from derive.experiments.stabplan import (
+from derive.experiments.stability.jobs import PROBES, RUNS
+from derive.experiments.stability.plan import (
     ALL_ARMS,
     FAILED_EPOCH,
     FAILED_LOSS,
@@ -22,8 +23,7 @@ from derive.experiments.stabplan import (
     SPIKE_LOSS,
     Arm,
 )
-from derive.experiments.stabprobe import read_probe
-from derive.experiments.stabrun import PROBES, RUNS
+from derive.experiments.stability.probe import read_probe
 from derive.readers import field
 from derive.train.runfiles import load_summary, read_metrics
 from derive.train.steplog import STEPS, read_steps

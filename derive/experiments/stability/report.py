@@ -13,8 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from derive.experiments.report import markdown_table, write_report
-from derive.experiments.stabfigures import RunFigures, read_study
-from derive.experiments.stabplan import (
+from derive.experiments.stability.plan import (
     ABLATION_ARMS,
     ABLATION_BASELINE,
     ALL_ARMS,
@@ -30,7 +29,8 @@ from derive.experiments.stabplan import (
     Arm,
     arm,
 )
-from derive.experiments.stabstats import fisher_p, mean_std, permutation_p
+from derive.experiments.stability.readout import RunFigures, read_study
+from derive.experiments.stats import fisher_p, mean_std, permutation_p
 
 SIGNIFICANT = 0.05  # the doc calls a difference clear when its exact two-sided p is below this
 STUDY_COMMAND = (
@@ -40,7 +40,7 @@ STUDY_COMMAND = (
 PLANNED = {"main": 10, "dense": 10, "preact": 10, "ablation": 4}
 PLANNED_CORE_HOURS = 3.9  # estimated before the study from the per-step costs on this CPU
 # The pre-activation 164 pair, estimated when it was added: 20 runs at 1.96 × a ResNet-56 run's
-# FLOPs (stabplan.STEP_COST), from the ResNet-56 runs' time alone.
+# FLOPs (plan.STEP_COST), from the ResNet-56 runs' time alone.
 PREACT_CORE_HOURS = 1.2
 FIGURES = ("losses.png", "gradnorms.png", "features.png")
 
@@ -603,7 +603,7 @@ def build_stability_report(study: str | Path, command: str) -> str:
         "docs/results/stability/runs/resnet110-s0 --epochs 2 --lr-gamma 1 --seed 0 --log-steps "
         "--memory-format channels_last`; `derive stability run --dry-run` lists them all.",
         "",
-        "## Criteria, fixed before the study ran (`derive/experiments/stabplan.py`)",
+        "## Criteria, fixed before the study ran (`derive/experiments/stability/plan.py`)",
         "",
         f"- **Failed to learn**: the mean training loss of epoch {FAILED_EPOCH} (the {80 * FAILED_EPOCH} "
         f"steps at lr 0.1) is above {FAILED_LOSS}, within 4.5 % of the chance loss ln 10 = "
@@ -618,7 +618,7 @@ def build_stability_report(study: str | Path, command: str) -> str:
         "- Calibration: only the committed pilot runs (docs/results/runs/cifar10-head-cpu, ResNet-56 "
         "and HBNet-56, seeds 0–3, 8 epochs), which are not part of the study.",
         f"- Tests: exact two-sided permutation test of the difference of means; Fisher's exact test "
-        f"for the counts (`derive/experiments/stabstats.py`). “Clearly” below means p < {SIGNIFICANT}. "
+        f"for the counts (`derive/experiments/stats.py`). “Clearly” below means p < {SIGNIFICANT}. "
         "Means are ± the sample standard deviation over seeds.",
         "",
         "## Results",
@@ -735,7 +735,7 @@ def write_study_report(
     text = build_stability_report(study, command)
     written = [write_report(out, text)]
     if figures:
-        from derive.experiments.stabplot import draw_figures
+        from derive.experiments.stability.charts import draw_figures
 
         written += draw_figures(study)
     return written
