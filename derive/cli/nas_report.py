@@ -50,7 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from derive.experiments.nas_report import build_nas_report, command_for
+    from derive.experiments.nas.report import build_nas_report, command_for
     from derive.experiments.report import write_report
 
     text = build_nas_report(args.study, args.eval, command_for(args.study, args.eval, args.out))

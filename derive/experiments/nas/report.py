@@ -8,7 +8,7 @@ architecture-half accuracy of the supernet after the search (mean ± sample std)
 parameter-free operations in the searched cells, how many normal / reduction cells collapsed (every
 operation parameter-free, the known DARTS failure), the search cost, and — where an evaluation folder
 `EVAL/<search folder name>/` (a `derive train` run of the network generated from that genotype,
-derive.experiments.nas_eval_runs) is present — the test error of the evaluations (mean ± sample std
+derive.experiments.nas.eval_runs) is present — the test error of the evaluations (mean ± sample std
 over the space's genotypes). Evaluation folders that match no search run are reference networks (a
 built-in genotype trained at the same budget, several seeds: the evaluation's own noise). The text
 depends only on the run files (sorted, no dates), so a test rebuilds the committed doc byte for byte.
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from derive.errors import UserError
-from derive.experiments.nas_eval_runs import EvalRun, collect_evals
+from derive.experiments.nas.eval_runs import EvalRun, collect_evals
 from derive.experiments.report import markdown_table
 from derive.limits import GENOTYPE_BYTES
 from derive.nas.genotype import Gene, Genotype, genotype_of
