@@ -511,187 +511,21 @@ def mechanism(probes: dict[str, dict]) -> list[str]:
     return lines
 
 
-def build_stability_report(study: str | Path, command: str) -> str:
-    runs, probes = read_study(study)
-    complete = [r for r in runs if r.complete]
+def _by_arm(runs: Sequence[RunFigures]) -> dict[str, list[RunFigures]]:
+    """The complete runs, grouped by arm name in the order they were read."""
     by_arm: dict[str, list[RunFigures]] = {}
-    for r in complete:
-        by_arm.setdefault(r.arm.name, []).append(r)
-    planned = sum(PLANNED[a.group] for a in ALL_ARMS)
-    seconds = sum(r.seconds for r in runs)
-    preact_seconds = sum(r.seconds for r in runs if r.arm.group == "preact")
-    devices = sorted({r.device for r in runs})
-    seeds = sorted({r.seed for r in complete})
-    differences = [
-        p["max_loss_difference_to_steps_csv"]
-        for p in probes.values()
-        if p.get("max_loss_difference_to_steps_csv") is not None
-    ]
-    main_epochs = sorted({r.epochs for r in complete if r.arm.group != "dense"})
-    dense_epochs = sorted({r.epochs for r in complete if r.arm.group == "dense"})
-    lines = [
-        "# Depth stability: does HBNet train where a deep ResNet needs a warm-up?",
-        "",
-        "```",
-        command,
-        "```",
-        "",
-        f"**Data and budget: CIFAR-10-head (the first 10 % of CIFAR-10: 5,085 training / 1,017 test "
-        f"images), {', '.join(map(str, main_epochs)) or '?'} epochs at lr 0.1 "
-        f"({', '.join(str(80 * e) for e in main_epochs)} SGD steps at batch 64"
-        + (
-            f"; the DenseNet pair {', '.join(map(str, dense_epochs))} epoch(s)"
-            if dense_epochs
-            else ""
-        )
-        + "), this CPU, no GPU.** These are not the papers' "
-        "benchmark (full CIFAR, 300 epochs); nothing here is compared with their printed numbers.",
-        "",
-        f"{len(complete)} of the {planned} planned runs are in (runs still in progress are left "
-        f"out), and {len(probes)} probes. "
-        + (
-            "The study is complete."
-            if len(complete) >= planned
-            else f"The study is not complete: `{STUDY_COMMAND}` resumes it (finished runs are "
-            "skipped), then this doc is rebuilt by the command above."
-        ),
-        "",
-        "## The claim",
-        "",
-        "SCIS'23 §8 (after Table 1): “as reported in ResNet [9], for very deep architecture, such as "
-        "n = 18, a warm-up strategy is necessary for a converged training. Indeed, our experiment "
-        "using ResNet (n = 18) requires multiple trials to achieve a converged result. As a "
-        "comparison, the training of our HBNet is more stable and is able to produce a converged "
-        "result with training only once.” ACML'18 §6 says the same. Neither paper gives a number.",
-        "",
-        "## What was run",
-        "",
-        "- Arms: ResNet and HBNet (SCIS (C1) with β₁ = 1 and β₂ = 0 or −1) at depths 20, 56 and 110; "
-        "ResNet-110 with He et al.'s warm-up; DenseNet-40 and AGDNet-40 (k = 12); at depth 164 the "
-        "zoo's 164-layer pair, He et al.'s pre-activation bottleneck ResNet and the HBNet of the same "
-        "blocks (SCIS (C1) without ρ); and ResNet-56 with one choice of the recipe changed at a time "
-        "(below). All from the zoo, i.e. the generated code.",
-        "- Recipe: the papers' (SCIS'23 appendix D), `derive train`'s defaults: SGD with Nesterov "
-        "momentum 0.9, weight decay 1e-4, batch 64, lr 0.1, He-normal (fan-out) convolutions, "
-        "Xavier-uniform classifier, per-channel normalization, pad 4 + random crop + flip per image. "
-        "`--lr-gamma 1` keeps lr 0.1 throughout: the papers' schedule keeps 0.1 for its first 150 "
-        "epochs, and every random choice is seeded by (seed, epoch), so each run is exactly the first "
-        "epochs of the papers' 300-epoch run. `--log-steps` writes each step's loss, lr and gradient "
-        "norm (steps.csv).",
-        f"- Seeds: the same for every arm ({PLANNED['main']} per arm, {PLANNED['ablation']} per "
-        f"ablation arm): seeds {', '.join(map(str, seeds))} are in. The seed sets the initial "
-        "weights, the order of the images and every crop and flip.",
-        f"- Compute: {', '.join(devices)}; one thread per run, two runs at a time (2 processes × 1 "
-        "thread train about as fast as 1 process × 2 threads here, 0.86 and 0.99 of its throughput "
-        "in two measurements: [bench_stability_parallel.md](bench_stability_parallel.md)). Planned "
-        f"budget: about {PLANNED_CORE_HOURS} core-hours with the probes, from the per-step costs "
-        f"measured alone, and about {PREACT_CORE_HOURS} more for the pre-activation 164 pair, added "
-        "to the plan after the other arms had run (judged by the same criteria, unchanged). The "
-        "runs' own clocks add up to "
-        f"{seconds / 3600:.1f} hours (sum of their metrics.csv seconds), more than the CPU time "
-        "they used: the two cores were shared with other jobs all along"
-        + (
-            f"; the pre-activation pair's runs alone took {preact_seconds / 3600:.1f} hours, more "
-            "than its estimate from FLOPs: its bottleneck stages, whose tensors between units are 4× "
-            "as wide, run slower per FLOP on this CPU than the basic-block networks."
-            if preact_seconds / 3600 > 1.5 * PREACT_CORE_HOURS
-            else "."
-        ),
-        "- Every run is a `derive train` folder under `docs/results/stability/runs/` (metrics.csv, "
-        "steps.csv, summary.json; the checkpoints are not committed), e.g. "
-        "`derive train resnet110 --dataset cifar10 --data-dir ../shared/data/cifar-10-head --out "
-        "docs/results/stability/runs/resnet110-s0 --epochs 2 --lr-gamma 1 --seed 0 --log-steps "
-        "--memory-format channels_last`; `derive stability run --dry-run` lists them all.",
-        "",
-        "## Criteria, fixed before the study ran (`derive/experiments/stability/plan.py`)",
-        "",
-        f"- **Failed to learn**: the mean training loss of epoch {FAILED_EPOCH} (the {80 * FAILED_EPOCH} "
-        f"steps at lr 0.1) is above {FAILED_LOSS}, within 4.5 % of the chance loss ln 10 = "
-        f"{CHANCE_LOSS:.3f}: the network still predicts about as well as a constant guess. A run "
-        "whose loss became NaN counts as failed. The DenseNet pair's 1-epoch budget leaves it "
-        "undecided (—).",
-        f"- **Spiked**: some batch loss of the first {PEAK_STEPS} steps (epoch 1) is above twice the "
-        f"chance loss, {SPIKE_LOSS:.2f}.",
-        f"- Peak loss and largest gradient norm are taken over steps 1–{PEAK_STEPS}; the initial loss "
-        "is the loss of step 1's batch at the initial weights; the gradient norm is the L2 norm of all "
-        "parameters' gradients of the batch loss, before the update.",
-        "- Calibration: only the committed pilot runs (docs/results/runs/cifar10-head-cpu, ResNet-56 "
-        "and HBNet-56, seeds 0–3, 8 epochs), which are not part of the study.",
-        f"- Tests: exact two-sided permutation test of the difference of means; Fisher's exact test "
-        f"for the counts (`derive/experiments/stats.py`). “Clearly” below means p < {SIGNIFICANT}. "
-        "Means are ± the sample standard deviation over seeds.",
-        "",
-        "## Results",
-        "",
-    ]
-    lines += arm_table(by_arm, MAIN_ARMS + DENSE_ARMS + PREACT_ARMS) + [""]
-    lines += [
-        "Differences (other − baseline) with their exact p-values:",
-        "",
-    ]
-    lines += pairs_table(by_arm, [p for p in PAIRS if arm(p[1]).group != "ablation"]) + [""]
-    lines += ["### What this says about the claim", ""] + verdict(by_arm) + [""]
-    lines += [
-        "![per-step training loss of every seed, per arm](stability/losses.png)",
-        "",
-        "Per-step training loss (log scale) of every seed of each arm; dotted: the chance loss "
-        "ln 10, dashed: the spike threshold.",
-        "",
-        "![gradient norm per step](stability/gradnorms.png)",
-        "",
-        "## Why: the scale of the features at initialisation",
-        "",
-        "`derive stability probe` replays the first steps of a run with forward hooks on every block "
-        "and records the standard deviation of each block's output z_k over the batch. Mean over the "
-        "probed seeds:",
-        "",
-    ]
-    lines += probe_table(probes, ALL_ARMS) + [""]
-    if differences:
-        lines += [
-            f"The probes replay the runs exactly: their step losses agree with the runs' steps.csv to "
-            f"{max(differences):.1e} (steps.csv keeps 6 decimals).",
-            "",
-        ]
-    lines += [
-        "![std of z_k per block](stability/features.png)",
-        "",
-    ]
-    lines += mechanism(probes) + [""]
-    lines += [
-        "## Also: which choice of the recipe carries the instability (ResNet-56)",
-        "",
-        "One choice changed at a time, everything else the papers' recipe, against the ResNet-56 "
-        "runs of the same seeds:",
-        "",
-    ]
-    lines += arm_table(by_arm, [arm(ABLATION_BASELINE), *ABLATION_ARMS]) + [""]
-    lines += pairs_table(by_arm, [p for p in PAIRS if arm(p[1]).group == "ablation"]) + [""]
-    lines += ablation_sentences(by_arm) + [""]
-    lines += ["![ResNet-56 and its variants: per-step loss](stability/ablations.png)", ""]
-    lines += [
-        "## What this subset and budget leave open",
-        "",
-        "- The papers' claim is about convergence after 300 epochs on the full data; we measure the "
-        f"first {80 * max(main_epochs or [2])} steps on a tenth of it. A run that “failed to learn” "
-        "here may still converge later (the pilot ResNet-56 runs left chance in epochs 3–5), and one "
-        "that learns here may still fail to converge later. What the short budget does measure is the "
-        "early instability that a warm-up is meant to remove.",
-        "- CIFAR-10-head has 80 steps per epoch at batch 64 against the full data's 782: the same "
-        "number of steps sees ten times fewer distinct images, and He et al.'s “about 400 iterations” "
-        "(at batch 128) is five epochs here.",
-        "- Depth 164 is tested only in the pre-activation bottleneck design the zoo has at that "
-        "depth (the papers stop at 110); a post-activation basic-block 164 (n = 27) was not run, and "
-        "the pre-activation pair differs from the 110s in the block, not only in the depth.",
-        "- Ten seeds per arm separate large effects only: a difference of one failed run in ten is "
-        "far inside the noise (Fisher p = 1), so “not shown” is not “absent”.",
-        "- The full data and 300 epochs need a GPU: `derive stability run --epochs 150 --data-dir "
-        "DIR` runs the same study on the full CIFAR-10 (lr 0.1 for the first 150 epochs is still the "
-        "papers' run), no GPU was available here.",
-        "",
-        "## Runs",
-        "",
-    ]
+    for r in runs:
+        if r.complete:
+            by_arm.setdefault(r.arm.name, []).append(r)
+    return by_arm
+
+
+def _yes_no(flag: bool | None) -> str:
+    return {True: "yes", False: "no", None: "—"}[flag]
+
+
+def runs_table(runs: Sequence[RunFigures]) -> list[str]:
+    """One row per run folder, complete or not."""
     head = [
         "Run",
         "status",
@@ -706,26 +540,97 @@ def build_stability_report(study: str | Path, command: str) -> str:
         "warm-up steps",
         "time",
     ]
-    rows = []
-    for r in runs:
-        rows.append(
-            [
-                f"`{Path(r.path).name}`",
-                r.status if r.complete else f"{r.status} (left out)",
-                str(r.steps_done),
-                _fmt(r.initial_loss),
-                f"{_fmt(r.peak_loss)} ({r.peak_step})" if r.peak_step else "—",
-                _fmt(r.max_grad_norm, 1),
-                " / ".join(f"{v:.3f}" for v in r.epoch_losses) or "—",
-                _fmt(r.final_test_acc, 1),
-                {True: "yes", False: "no", None: "—"}[r.spiked],
-                {True: "yes", False: "no", None: "—"}[r.failed],
-                "—" if r.warmup_steps_taken is None else str(r.warmup_steps_taken),
-                f"{r.seconds:.0f} s",
-            ]
-        )
-    lines += markdown_table(head, rows)
-    return "\n".join(lines).rstrip() + "\n"
+    rows = [
+        [
+            f"`{Path(r.path).name}`",
+            r.status if r.complete else f"{r.status} (left out)",
+            str(r.steps_done),
+            _fmt(r.initial_loss),
+            f"{_fmt(r.peak_loss)} ({r.peak_step})" if r.peak_step else "—",
+            _fmt(r.max_grad_norm, 1),
+            " / ".join(f"{v:.3f}" for v in r.epoch_losses) or "—",
+            _fmt(r.final_test_acc, 1),
+            _yes_no(r.spiked),
+            _yes_no(r.failed),
+            "—" if r.warmup_steps_taken is None else str(r.warmup_steps_taken),
+            f"{r.seconds:.0f} s",
+        ]
+        for r in runs
+    ]
+    return markdown_table(head, rows)
+
+
+def _setup_context(runs: Sequence[RunFigures], probes: dict[str, dict]) -> dict[str, object]:
+    """The numbers of the doc's opening sections: budget, runs in, seeds, compute, criteria."""
+    complete = [r for r in runs if r.complete]
+    main_epochs = sorted({r.epochs for r in complete if r.arm.group != "dense"})
+    preact_hours = sum(r.seconds for r in runs if r.arm.group == "preact") / 3600
+    differences = [
+        p["max_loss_difference_to_steps_csv"]
+        for p in probes.values()
+        if p.get("max_loss_difference_to_steps_csv") is not None
+    ]
+    return {
+        "main_epochs": main_epochs,
+        "main_steps": [80 * e for e in main_epochs],
+        "dense_epochs": sorted({r.epochs for r in complete if r.arm.group == "dense"}),
+        "budget_steps": 80 * max(main_epochs or [2]),
+        "complete": len(complete),
+        "planned": sum(PLANNED[a.group] for a in ALL_ARMS),
+        "planned_per_arm": PLANNED,
+        "probes": len(probes),
+        "study_command": STUDY_COMMAND,
+        "seeds": sorted({r.seed for r in complete}),
+        "devices": sorted({r.device for r in runs}),
+        "hours": sum(r.seconds for r in runs) / 3600,
+        # said only when the pre-activation pair ran well over its estimate
+        "preact_hours": preact_hours if preact_hours > 1.5 * PREACT_CORE_HOURS else None,
+        "planned_core_hours": PLANNED_CORE_HOURS,
+        "preact_core_hours": PREACT_CORE_HOURS,
+        "failed_epoch": FAILED_EPOCH,
+        "failed_loss": FAILED_LOSS,
+        "chance_loss": CHANCE_LOSS,
+        "spike_loss": SPIKE_LOSS,
+        "peak_steps": PEAK_STEPS,
+        "significant": SIGNIFICANT,
+        "max_difference": max(differences) if differences else None,
+    }
+
+
+def _results_context(
+    by_arm: dict[str, list[RunFigures]], probes: dict[str, dict]
+) -> dict[str, str]:
+    """The doc's tables and computed paragraphs, each as markdown text."""
+    ablation_arms = [arm(ABLATION_BASELINE), *ABLATION_ARMS]
+    return {
+        "main_table": "\n".join(arm_table(by_arm, MAIN_ARMS + DENSE_ARMS + PREACT_ARMS)),
+        "main_pairs": "\n".join(
+            pairs_table(by_arm, [p for p in PAIRS if arm(p[1]).group != "ablation"])
+        ),
+        "verdict": "\n".join(verdict(by_arm)),
+        "probe_table": "\n".join(probe_table(probes, ALL_ARMS)),
+        "mechanism": "\n".join(mechanism(probes)),
+        "ablation_table": "\n".join(arm_table(by_arm, ablation_arms)),
+        "ablation_pairs": "\n".join(
+            pairs_table(by_arm, [p for p in PAIRS if arm(p[1]).group == "ablation"])
+        ),
+        "ablation": "\n".join(ablation_sentences(by_arm)),
+    }
+
+
+def build_stability_report(study: str | Path, command: str) -> str:
+    """The text of the study's doc: the numbers from the files, the prose from stability.md.j2."""
+    from derive.codegen.templates import render
+
+    runs, probes = read_study(study)
+    text = render(
+        "stability.md.j2",
+        command=command,
+        **_setup_context(runs, probes),
+        **_results_context(_by_arm(runs), probes),
+        runs_table="\n".join(runs_table(runs)),
+    )
+    return text.rstrip() + "\n"
 
 
 def write_study_report(
