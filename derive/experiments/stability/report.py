@@ -149,93 +149,94 @@ def _rate(runs: list[RunFigures], flag: Callable[[RunFigures], bool | None]) -> 
     return sum(known), len(known)
 
 
+def _peak_loss(r: RunFigures) -> float | None:
+    return r.peak_loss
+
+
+def _failed(r: RunFigures) -> bool | None:
+    return r.failed
+
+
+def _series_context(title: str, res: list[RunFigures], hb: list[RunFigures]) -> dict[str, object]:
+    """ResNet against HBNet at one depth: spikes, peak loss and failures, with exact p-values."""
+    comp = _comparison(res, hb)
+    rp, hp = _values(res, _peak_loss), _values(hb, _peak_loss)
+    ratio = statistics.fmean(rp) / statistics.fmean(hp) if rp and hp else None
+    return {
+        "title": title,
+        "spiked_res": _rate(res, lambda r: r.spiked),
+        "spiked_hb": _rate(hb, lambda r: r.spiked),
+        "peak_res": _ms(rp),
+        "peak_hb": _ms(hp),
+        "ratio": f"{ratio:.2g}" if ratio is not None else None,
+        "peak_p": _p(comp[f"peak loss, steps 1–{PEAK_STEPS}"][1]),
+        "failed_res": _rate(res, _failed),
+        "failed_hb": _rate(hb, _failed),
+        "fail_p": _p(comp["failed"][1]),
+    }
+
+
+def _clearly(p: float | None) -> bool:
+    return p is not None and p < SIGNIFICANT
+
+
+def _depth110_context(res: list[RunFigures], hb: list[RunFigures]) -> dict[str, object]:
+    """The verdict at depth 110: does ResNet spike, fail, or HBNet's gradients grow, clearly more."""
+    comp = _comparison(res, hb)
+    fail_p = comp["failed"][1]
+    fr, fh = _rate(res, _failed), _rate(hb, _failed)
+    rg, hg = (_values(x, lambda r: r.max_grad_norm) for x in (res, hb))
+    grad_p = comp[f"largest gradient norm, steps 1–{PEAK_STEPS}"][1]
+    spikes = _clearly(comp[f"peak loss, steps 1–{PEAK_STEPS}"][1]) and statistics.fmean(
+        _values(res, _peak_loss)
+    ) > statistics.fmean(_values(hb, _peak_loss))
+    hb_gradients = _clearly(grad_p) and rg and hg and statistics.fmean(hg) > statistics.fmean(rg)
+    return {
+        "spikes": spikes,
+        "fails": _clearly(fail_p) and fr[0] / fr[1] > fh[0] / fh[1],
+        "failed_res": fr,
+        "failed_hb": fh,
+        "fail_p": _p(fail_p),
+        "gradient_ratio": (
+            f"{statistics.fmean(hg) / statistics.fmean(rg):.3g}" if hb_gradients else None
+        ),
+        "grad_p": _p(grad_p),
+    }
+
+
+def _warmup_context(res: list[RunFigures], warm: list[RunFigures]) -> dict[str, object]:
+    """ResNet-110 with and without He et al.'s warm-up."""
+    comp = _comparison(res, warm)
+    taken = [r.warmup_steps_taken for r in warm if r.warmup_steps_taken is not None]
+    return {
+        "steps": _ms([float(t) for t in taken], 0),
+        "peak_res": _ms(_values(res, _peak_loss)),
+        "peak_warm": _ms(_values(warm, _peak_loss)),
+        "peak_p": _p(comp[f"peak loss, steps 1–{PEAK_STEPS}"][1]),
+        "failed_res": _rate(res, _failed),
+        "failed_warm": _rate(warm, _failed),
+        "fail_p": _p(comp["failed"][1]),
+    }
+
+
 def verdict(by_arm: dict[str, list[RunFigures]]) -> list[str]:
-    """Plain sentences on the claim, chosen by fixed rules from the numbers."""
-    lines = []
+    """Plain sentences on the claim (templates/stability_verdict.md.j2), chosen by fixed rules."""
+    from derive.codegen.templates import render
+
     series = [(f"Depth {d}", f"resnet{d}", f"hbnet{d}") for d in (20, 56, 110)]
     series.append(("Depth 164, pre-activation bottleneck", *(a.name for a in PREACT_ARMS)))
-    for title, res_name, hb_name in series:
-        res, hb = by_arm.get(res_name, []), by_arm.get(hb_name, [])
-        if not res or not hb:
-            continue
-        comp = _comparison(res, hb)
-        peak = f"peak loss, steps 1–{PEAK_STEPS}"
-        rp, hp = _values(res, lambda r: r.peak_loss), _values(hb, lambda r: r.peak_loss)
-        fr, fh = _rate(res, lambda r: r.failed), _rate(hb, lambda r: r.failed)
-        sr, sh = _rate(res, lambda r: r.spiked), _rate(hb, lambda r: r.spiked)
-        ratio = statistics.fmean(rp) / statistics.fmean(hp) if rp and hp else None
-        lines.append(
-            f"- **{title}.** ResNet's loss spiked (above {SPIKE_LOSS:.2f}) in {sr[0]} of {sr[1]} "
-            f"runs and HBNet's in {sh[0]} of {sh[1]}; ResNet's peak loss over the first {PEAK_STEPS} "
-            f"steps was {_ms(rp)} against HBNet's {_ms(hp)}"
-            + (f", {ratio:.2g} times as high" if ratio is not None else "")
-            + f" (exact permutation p = {_p(comp[peak][1])}). ResNet failed to learn in {fr[0]} of "
-            f"{fr[1]} runs and HBNet in {fh[0]} of {fh[1]} (Fisher p = {_p(comp['failed'][1])})."
-        )
+    present = [(t, by_arm.get(r, []), by_arm.get(h, [])) for t, r, h in series]
     res, hb, warm = (by_arm.get(n, []) for n in ("resnet110", "hbnet110", "resnet110-warmup"))
-    if res and hb:
-        comp = _comparison(res, hb)
-        peak_p = comp[f"peak loss, steps 1–{PEAK_STEPS}"][1]
-        fail_p = comp["failed"][1]
-        fr, fh = _rate(res, lambda r: r.failed), _rate(hb, lambda r: r.failed)
-        spikes = (
-            peak_p is not None
-            and peak_p < SIGNIFICANT
-            and statistics.fmean(_values(res, lambda r: r.peak_loss))
-            > statistics.fmean(_values(hb, lambda r: r.peak_loss))
-        )
-        fails = fail_p is not None and fail_p < SIGNIFICANT and fr[0] / fr[1] > fh[0] / fh[1]
-        grad_key = f"largest gradient norm, steps 1–{PEAK_STEPS}"
-        rg, hg = (_values(x, lambda r: r.max_grad_norm) for x in (res, hb))
-        grad_p = comp[grad_key][1]
-        hb_gradients = (
-            grad_p is not None
-            and grad_p < SIGNIFICANT
-            and rg
-            and hg
-            and statistics.fmean(hg) > statistics.fmean(rg)
-        )
-        first = (
-            "ResNet-110 starts with a loss spike that HBNet-110 does not have (p < 0.05)"
-            if spikes
-            else "ResNet-110's early loss does not spike clearly more than HBNet-110's"
-        )
-        second = (
-            f"and it fails to learn more often ({fr[0]}/{fr[1]} against {fh[0]}/{fh[1]}, Fisher "
-            f"p = {_p(fail_p)})"
-            if fails
-            else f"but HBNet-110 does not learn clearly more often within this budget: it failed in "
-            f"{fh[0]} of {fh[1]} runs, ResNet-110 in {fr[0]} of {fr[1]} (Fisher p = {_p(fail_p)})"
-        )
-        verdict_head = (
-            "The claim holds here at depth 110"
-            if spikes and fails
-            else "The claim holds here only in part at depth 110"
-            if spikes or fails
-            else "The claim is not shown here at depth 110"
-        )
-        claim = f"**{verdict_head}**: {first}, {second}."
-        if hb_gradients:
-            claim += (
-                f" HBNet-110's trouble is in the gradients instead: its largest gradient norm over "
-                f"the first {PEAK_STEPS} steps is {statistics.fmean(hg) / statistics.fmean(rg):.3g} "
-                f"times ResNet-110's (p = {_p(grad_p)}; the probes below show where)."
-            )
-        lines += ["", claim]
-    if res and warm:
-        comp = _comparison(res, warm)
-        rp, wp = (_values(x, lambda r: r.peak_loss) for x in (res, warm))
-        fr, fw = _rate(res, lambda r: r.failed), _rate(warm, lambda r: r.failed)
-        taken = [r.warmup_steps_taken for r in warm if r.warmup_steps_taken is not None]
-        lines += [
-            "",
-            f"He et al.'s warm-up (lr 0.01 until the training error of the last 20 steps is below "
-            f"80 %) lasted {_ms([float(t) for t in taken], 0)} steps; it took ResNet-110's peak loss "
-            f"from {_ms(rp)} to {_ms(wp)} (p = {_p(comp[f'peak loss, steps 1–{PEAK_STEPS}'][1])}) and "
-            f"its failed runs from {fr[0]}/{fr[1]} to {fw[0]}/{fw[1]} (Fisher p = {_p(comp['failed'][1])}).",
-        ]
-    lines += _preact_paragraph(by_arm)
-    return lines
+    text = render(
+        "stability_verdict.md.j2",
+        spike_loss=SPIKE_LOSS,
+        peak_steps=PEAK_STEPS,
+        series=[_series_context(t, r, h) for t, r, h in present if r and h],
+        depth110=_depth110_context(res, hb) if res and hb else None,
+        warmup=_warmup_context(res, warm) if res and warm else None,
+    )
+    lines = text.removesuffix("\n").split("\n") if text else []
+    return lines + _preact_paragraph(by_arm)
 
 
 def _preact_paragraph(by_arm: dict[str, list[RunFigures]]) -> list[str]:
