@@ -420,8 +420,74 @@ def _part(p: dict, key: str, name: str, step: int) -> float:
     return p[key][step][p["parts"].index(name)]
 
 
+def _last_z(p: dict) -> float:
+    return p["z_std"][0][-1]
+
+
+def _logit_std(p: dict) -> float:
+    return p["logit_std"][0]
+
+
+def _first_loss(p: dict) -> float:
+    return p["loss"][0]
+
+
+def _stem_grad(p: dict) -> float:
+    return _part(p, "part_grad_norm", "stem", 0)
+
+
+def _head_grad(p: dict) -> float:
+    return _part(p, "part_grad_norm", "head", 0)
+
+
+def _stem_growth(p: dict) -> float:
+    return _part(p, "part_weight_norm", "stem", -1) / _part(p, "part_weight_norm", "stem", 0)
+
+
+# what the mechanism paragraph reports per network, and how it prints each
+_MEASURES = {
+    "last_z": (_last_z, "{:.2f}"),
+    "logits": (_logit_std, "{:.2f}"),
+    "loss": (_first_loss, "{:.2f}"),
+    "stem": (_stem_grad, "{:.3g}"),
+    "head": (_head_grad, "{:.3g}"),
+    "grow": (_stem_growth, "{:.3g}"),
+}
+
+
+def _family_series(probes: dict[str, dict], family: str, depths: list[int], parts: bool) -> dict:
+    """Each measure of `family` (resnet, hbnet) at `depths`, as 'a / b / c' (— where not probed)."""
+    names = list(_MEASURES) if parts else ["last_z", "logits", "loss"]
+    out = {}
+    for name in names:
+        value, fmt = _MEASURES[name]
+        cells = [_probe_mean(probes, f"{family}{d}", value) for d in depths]
+        out[name] = " / ".join("—" if v is None else fmt.format(v) for v in cells)
+    return out
+
+
+def _preact_series(probes: dict[str, dict], parts: bool) -> dict | None:
+    """Each measure of the pre-activation 164 pair as 'ResNet a, HBNet b'; None if not probed."""
+    res_name, hb_name = (a.name for a in PREACT_ARMS)
+    if (
+        _probe_mean(probes, res_name, _last_z) is None
+        or _probe_mean(probes, hb_name, _last_z) is None
+    ):
+        return None
+    names = list(_MEASURES) if parts else ["last_z", "logits", "loss"]
+    out = {}
+    for name in names:
+        value, fmt = _MEASURES[name]
+        r, h = (_probe_mean(probes, n, value) for n in (res_name, hb_name))
+        out[name] = f"ResNet {fmt.format(r)}, HBNet {fmt.format(h)}"
+    return out
+
+
 def mechanism(probes: dict[str, dict]) -> list[str]:
-    """The measured reasons, by depth, then what the recurrences say about them."""
+    """The measured reasons, by depth, then what the recurrences say about them
+    (templates/stability_mechanism.md.j2)."""
+    from derive.codegen.templates import render
+
     depths = [
         d
         for d in (20, 56, 110)
@@ -429,87 +495,18 @@ def mechanism(probes: dict[str, dict]) -> list[str]:
     ]
     if not depths:
         return []
-
-    def series(family: str, value: Callable[[dict], float], fmt: str) -> str:
-        cells = [_probe_mean(probes, f"{family}{d}", value) for d in depths]
-        return " / ".join("—" if v is None else fmt.format(v) for v in cells)
-
-    has_parts = all(p.get("parts") for p in probes.values())
-    last_z = lambda p: p["z_std"][0][-1]  # noqa: E731
-    steps = next(iter(probes.values()))["steps"] - 1
-    where = " / ".join(str(d) for d in depths)
-    lines = [
-        f"Measured at depths {where} (mean over the probed seeds), ResNet against HBNet:",
-        "",
-        f"- std of the last block's output at initialisation: ResNet {series('resnet', last_z, '{:.2f}')}, "
-        f"HBNet {series('hbnet', last_z, '{:.2f}')};",
-        f"- std of the logits at initialisation: ResNet {series('resnet', lambda p: p['logit_std'][0], '{:.2f}')}, "
-        f"HBNet {series('hbnet', lambda p: p['logit_std'][0], '{:.2f}')}; loss of the first batch: "
-        f"ResNet {series('resnet', lambda p: p['loss'][0], '{:.2f}')}, HBNet "
-        f"{series('hbnet', lambda p: p['loss'][0], '{:.2f}')} (chance: {CHANCE_LOSS:.2f});",
-    ]
-    if has_parts:
-
-        def stem(p: dict) -> float:
-            return _part(p, "part_grad_norm", "stem", 0)
-
-        def head(p: dict) -> float:
-            return _part(p, "part_grad_norm", "head", 0)
-
-        def grow(p: dict) -> float:
-            return _part(p, "part_weight_norm", "stem", -1) / _part(
-                p, "part_weight_norm", "stem", 0
-            )
-
-        lines += [
-            f"- gradient norm of the stem's parameters at step 1: ResNet {series('resnet', stem, '{:.3g}')}, "
-            f"HBNet {series('hbnet', stem, '{:.3g}')}; of the classifier's: ResNet "
-            f"{series('resnet', head, '{:.3g}')}, HBNet {series('hbnet', head, '{:.3g}')};",
-            f"- the stem's weight norm after {steps} updates, as a multiple of its initial norm: ResNet "
-            f"{series('resnet', grow, '{:.3g}')}, HBNet {series('hbnet', grow, '{:.3g}')}.",
-        ]
-    pre = [_probe_mean(probes, a.name, last_z) for a in PREACT_ARMS]
-    if all(v is not None for v in pre):
-        res_name, hb_name = (a.name for a in PREACT_ARMS)
-
-        def pair(value: Callable[[dict], float], fmt: str) -> str:
-            r, h = (_probe_mean(probes, n, value) for n in (res_name, hb_name))
-            return f"ResNet {fmt.format(r)}, HBNet {fmt.format(h)}"
-
-        line = (
-            f"- at depth 164, pre-activation: std of the last block's output at initialisation "
-            f"{pair(last_z, '{:.2f}')}; std of the logits {pair(lambda p: p['logit_std'][0], '{:.2f}')} "
-            "(the pre-activation head normalises with BN and ReLU before the pool, so the logits "
-            "start small whatever the features' scale); loss of the first batch "
-            f"{pair(lambda p: p['loss'][0], '{:.2f}')}"
-        )
-        if has_parts:
-            line += (
-                f"; gradient norm of the stem at step 1 {pair(stem, '{:.3g}')}; the stem's weight "
-                f"norm after {steps} updates ÷ at init {pair(grow, '{:.3g}')}"
-            )
-        lines.append(line + ".")
-    lines += [
-        "",
-        "What the recurrences say about these numbers. A ResNet block adds its branch to the "
-        "identity, z_{k+1} = ReLU(T(z_k) + z_k), and T ends in a BN with scale 1 at initialisation, so "
-        "each block adds about one unit of variance: the features grow along each stage (about as √k), "
-        "the pooled features and so the logits of a deep ResNet start large, and so do its first loss "
-        "and its first gradients at the classifier. An HBNet block adds T(z_k) + z_k − z_{k−1}: its "
-        "first block is ReLU(T(z_0)) alone (z_{−1} = z_0 cancels the identity), and after it the "
-        "history adds only the last change, so the features keep the scale of one BN output through "
-        "ReLU at any depth, and the first loss is near chance. Backwards the two differ the other way: "
-        "HBNet's gradient obeys g_k = (I + J_k)ᵀ g_{k+1} − g_{k+2} (ReLU masks aside), a second-order "
-        "recurrence whose linear part g_k = g_{k+1} − g_{k+2} has both roots, e^{±iπ/3}, on the unit "
-        "circle, so nothing damps it; with the branches' Jacobians J_k added it can grow from block "
-        "to block, and the gradient norms above show that it does, more with every stage of depth. "
-        "Convolutions followed by BN are "
-        "scale-invariant, so a huge first gradient does not move the loss much; it inflates those "
-        "weights' norm, and with it divides their effective learning rate by the square of that "
-        "factor: the early layers stop learning. A ResNet's gradient passes the identity unchanged "
-        "(g_k = (I + J_k)ᵀ g_{k+1}).",
-    ]
-    return lines
+    parts = all(p.get("parts") for p in probes.values())
+    text = render(
+        "stability_mechanism.md.j2",
+        depths=" / ".join(str(d) for d in depths),
+        res=_family_series(probes, "resnet", depths, parts),
+        hb=_family_series(probes, "hbnet", depths, parts),
+        preact=_preact_series(probes, parts),
+        has_parts=parts,
+        steps=next(iter(probes.values()))["steps"] - 1,
+        chance_loss=CHANCE_LOSS,
+    )
+    return text.removesuffix("\n").split("\n")
 
 
 def _by_arm(runs: Sequence[RunFigures]) -> dict[str, list[RunFigures]]:
