@@ -598,98 +598,29 @@ def eval_findings(groups: list[list[SearchRun]], references: list[EvalRun]) -> l
 
 
 def build_nas_report(study: str | Path, eval_root: str | Path | None, command: str) -> str:
+    """The text of the study's doc: numbers from the run files, prose from templates/nas.md.j2."""
+    from derive.codegen.templates import render
+
     runs, references = collect(study, eval_root)
     groups = _groups(runs)
     evals = _completed_evals(groups, references)
     epochs_searched = ", ".join(sorted({str(r.options.get("epochs")) for r in runs}))
-    lines = [
-        "# NAS study: search spaces from optimization algorithms (CIFAR-10-head, CPU)",
-        "",
-        "Built by this command from the committed run files (a test rebuilds it byte for byte):",
-        "",
-        "```",
-        command,
-        "```",
-        "",
-        "DARTS (first order) in the spaces of SCIS §9 — `darts` (19), `heavyball` (15) with and without "
-        "HB initialisation (18), `agd` (20)-(21) — at a budget a 2-core CPU affords, then each searched "
-        "genotype trained briefly. **This is not the papers' experiment** (full CIFAR-10, 8 cells, 16 "
-        "channels, 32×32, 50 epochs on a GPU, then 600 epochs of evaluation at 36 channels and 20 "
-        "cells): it is CIFAR-10-head (the 10 % subset), much smaller networks and a few epochs. Its "
-        "numbers are never comparable with SCIS Table 4.",
-        "",
-        "## Setup",
-        "",
-        *_setup_lines(runs),
-        *(eval_setup_lines(evals, epochs_searched) if evals else []),
-        "",
-        "## Per space",
-        "",
-        "- Every column counts the **completed** searches of a space (runs done); an unfinished "
-        "one is listed under Runs with its current genotype, and counted once it completes.",
-        "- **arch-half accuracy**: the supernet's accuracy on the architecture half after the last "
-        "epoch (eval mode); a property of the one-shot supernet, not of the derived network.",
-        "- **param-free ops**: the share of the derived cells' operations without weights (zero, "
-        "pools, ±x; a reduction cell's ±identity on its inputs is ±FactorizedReduce, with weights), "
-        "mean over seeds; **collapsed**: cells made of parameter-free operations "
-        "only (the DARTS failure mode, research notes §4.1).",
-        "- **distinct normal cells**: how many different normal cells the seeds derived.",
-        "- **evaluation test error**: the test error after the last epoch of a `derive train` run "
-        "of the network generated from the genotype (folder `EVAL/<run>`), mean ± sample std over "
-        "the space's evaluated genotypes.",
-        "",
-        *summary_table(groups),
-        "",
-        "Operations chosen in the derived cells, counted over the completed seeds of a space:",
-        "",
-        *ops_table(groups),
-        "",
-    ]
-    if evals:
-        lines += [
-            "## Evaluation",
-            "",
-            "Test error % after the last epoch (mean ± sample std). A space's row is over its "
-            "searched genotypes, each trained once (seed "
-            + ", ".join(sorted({str(r.evaluation.seed) for g in groups for r in g if r.evaluation}))
-            + "), so its spread mixes the genotypes' differences with training noise; a reference "
-            "row is one published genotype trained with several seeds, so its spread is training "
-            "noise alone.",
-            "",
-            *eval_table(groups, references),
-            "",
-        ]
-    lines += [
-        "## Runs",
-        "",
-        "Cells as `op(input)` per node, nodes separated by `|`; inputs 0 = c_{k−2}, 1 = c_{k−1}, "
-        "2.. = the nodes. **settled**: the epoch after which the derived genotype no longer changed.",
-        "",
-        *runs_table(runs),
-        "",
-        "## What this does and does not show",
-        "",
-        "- It shows that the searches run end to end on real images with the paper's recipe, "
-        "resumably, and what each space derives at this budget: the operation mix and collapses "
-        "per space, and how much the derived cell depends on the seed.",
-        "- It does not show which space finds better architectures. " + _movement_text(runs),
-    ]
-    pattern = _hb_pattern(groups)
-    lines += [pattern] if pattern else []
-    lines += [
-        "- The supernet accuracies differ by space partly because the spaces differ in size (12 "
-        "or 14 edges, 8 or 9 operations), and the architecture half is also what α was fitted on.",
-    ]
-    if evals:
-        lines += eval_findings(groups, references)
-    else:
-        lines += [
-            "- No searched genotype has been evaluated yet. Each one is evaluated by generating its "
-            "network (`derive nas network RUN/genotype.json --out DIR`) and training it "
-            "(`derive train DIR/FILE.py ... --out EVAL/<run>`); `--eval EVAL` then adds the "
-            "test errors here (`bench/nas_eval_study.sh` does both)."
-        ]
-    return "\n".join(lines).rstrip() + "\n"
+    setup = _setup_lines(runs) + (eval_setup_lines(evals, epochs_searched) if evals else [])
+    text = render(
+        "nas.md.j2",
+        command=command,
+        setup="\n".join(setup),
+        summary_table="\n".join(summary_table(groups)),
+        ops_table="\n".join(ops_table(groups)),
+        evals=bool(evals),
+        eval_seeds=sorted({str(r.evaluation.seed) for g in groups for r in g if r.evaluation}),
+        eval_table="\n".join(eval_table(groups, references)) if evals else "",
+        runs_table="\n".join(runs_table(runs)),
+        movement=_movement_text(runs),
+        pattern=_hb_pattern(groups),
+        findings="\n".join(eval_findings(groups, references)) if evals else "",
+    )
+    return text.rstrip() + "\n"
 
 
 def command_for(study: str, eval_root: str | None, out: str) -> str:
