@@ -509,92 +509,77 @@ def _hb_pattern(groups: list[list[SearchRun]]) -> str:
     return text
 
 
-def eval_findings(groups: list[list[SearchRun]], references: list[EvalRun]) -> list[str]:
-    """Plain sentences on what the evaluations do and do not show, from their numbers."""
-    evals = _completed_evals(groups, references)
-    if not evals:
-        return []
-    epochs = _values(evals, "epochs")
-    test_images = evals[0].test_images
-    lines = []
+def _space_means(groups: list[list[SearchRun]]) -> list[tuple[float, str, int]]:
+    """(mean evaluation test error, space label, evaluated genotypes) of each evaluated space."""
     means = []
     for group in groups:
         errors = [r.eval_error for r in group if r.eval_error is not None]
         if errors:
             means.append((statistics.mean(errors), group[0].label, len(errors)))
-    noise = None
+    return means
+
+
+def _seed_noise(references: list[EvalRun]) -> dict[str, object] | None:
+    """The first reference network trained with several seeds: its test errors' std and range."""
     by_network: dict[str, list[float]] = {}
     for ev in references:
         if ev.completed:
             by_network.setdefault(ev.network, []).append(ev.test_error)
     for network, errors in sorted(by_network.items()):
         if len(errors) >= 2:
-            noise = statistics.stdev(errors)
-            lines.append(
-                f"- The evaluation's own noise: the same network (`{network}`) trained with "
-                f"{len(errors)} seeds has a test error std of {noise:.2f} points (range "
-                f"{min(errors):.2f} – {max(errors):.2f}); one test image is "
-                f"{100 / test_images:.2f} points of error here."
-            )
-            break
-    if len(means) >= 2:
-        lo, hi = min(means), max(means)
-        diff = hi[0] - lo[0]
-        text = (
-            f"- The spaces' mean test errors run from {lo[0]:.2f} % (`{lo[1]}`) to {hi[0]:.2f} % "
-            f"(`{hi[1]}`), {diff:.2f} points apart"
-        )
-        if noise is not None:
-            text += (
-                f", {'less' if diff < 2 * noise else 'more'} than twice ({2 * noise:.2f}) the "
-                f"seed-to-seed std of {noise:.2f}"
-            )
-            text += (
-                ": at this budget the evaluation does not separate the spaces."
-                if diff < 2 * noise
-                else f": at this budget the cells of `{lo[1]}` learn faster in the first {epochs} "
-                f"epochs than those of `{hi[1]}`; whether they also end better after a full "
-                "training, this does not show."
-            )
-        else:
-            text += "."
-        lines.append(text)
+            return {
+                "network": network,
+                "seeds": len(errors),
+                "std": statistics.stdev(errors),
+                "low": min(errors),
+                "high": max(errors),
+            }
+    return None
+
+
+def _reference_context(
+    references: list[EvalRun], means: list[tuple[float, str, int]], noise: float | None
+) -> dict[str, object] | None:
+    """Each space's mean against the published cell's, sorted by twice the seed-to-seed std."""
     ref = [e for e in references if e.completed]
-    if ref and means:
-        ref_mean = statistics.mean(e.test_error for e in ref)
-        diffs = ", ".join(f"`{label}` {mean - ref_mean:+.2f}" for mean, label, _ in means)
-        text = (
-            f"- Against the published cell (`{ref[0].network}`, {ref_mean:.2f} % over its seeds), "
-            f"the spaces' mean test errors differ by {diffs} points at the same size and budget"
-        )
-        if noise is not None:
+    if not ref or not means:
+        return None
+    ref_mean = statistics.mean(e.test_error for e in ref)
+    margin = 2 * noise if noise is not None else math.inf
+    lower = [label for mean, label, _ in means if ref_mean - mean > margin]
+    higher = [label for mean, label, _ in means if mean - ref_mean > margin]
+    return {
+        "network": ref[0].network,
+        "mean": ref_mean,
+        "differences": [(label, mean - ref_mean) for mean, label, _ in means],
+        "lower": lower,
+        "higher": higher,
+        "close": [label for _, label, _ in means if label not in lower + higher],
+    }
 
-            def names(labels: list[str]) -> str:
-                return ", ".join(f"`{label}`" for label in labels)
 
-            lower = [label for mean, label, _ in means if ref_mean - mean > 2 * noise]
-            higher = [label for mean, label, _ in means if mean - ref_mean > 2 * noise]
-            close = [label for _, label, _ in means if label not in lower + higher]
-            parts = []
-            if lower:
-                parts.append(f"{names(lower)} lower")
-            if higher:
-                parts.append(f"{names(higher)} higher")
-            if close:
-                parts.append(f"{names(close)} within that noise")
-            text += f"; by more than twice ({2 * noise:.2f}) the seed-to-seed std: " + "; ".join(
-                parts
-            )
-        lines.append(text + ".")
-    lines.append(
-        f"- It does not show final accuracy: {epochs} epochs of DARTS's 600, on "
-        f"{evals[0].train_images:,} training images (DARTS: 50,000), so the errors are those of small "
-        "networks early in training, and they rank how fast a cell learns at this size rather than "
-        "how good it is. It is not SCIS "
-        "Table 4's benchmark (full CIFAR-10, 36 channels, 20 cells, 600 epochs on GPUs) and must "
-        "never be compared with its errors."
+def eval_findings(groups: list[list[SearchRun]], references: list[EvalRun]) -> list[str]:
+    """Plain sentences on what the evaluations do and do not show, from their numbers
+    (templates/nas_findings.md.j2)."""
+    from derive.codegen.templates import render
+
+    evals = _completed_evals(groups, references)
+    if not evals:
+        return []
+    means = _space_means(groups)
+    seed_noise = _seed_noise(references)
+    noise = seed_noise["std"] if seed_noise else None
+    text = render(
+        "nas_findings.md.j2",
+        epochs=_values(evals, "epochs"),
+        test_images=evals[0].test_images,
+        train_images=f"{evals[0].train_images:,}",
+        seed_noise=seed_noise,
+        noise=noise,
+        spread={"lowest": min(means), "highest": max(means)} if len(means) >= 2 else None,
+        reference=_reference_context(references, means, noise),
     )
-    return lines
+    return text.removesuffix("\n").split("\n")
 
 
 def build_nas_report(study: str | Path, eval_root: str | Path | None, command: str) -> str:
