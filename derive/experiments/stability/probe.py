@@ -122,16 +122,55 @@ def _store_dense(sink: dict[int, float], first: int, units: int) -> Callable[...
     return hook
 
 
+def _batch_maker(config, data, rt):
+    """The run's batches, normalised and augmented as its training made them."""
+    from derive.train.augment import BatchMaker, Normalizer
+    from derive.train.data import channel_stats
+
+    mean, std = channel_stats(data.train_images)
+    return BatchMaker(
+        torch.from_numpy(data.train_images).to(rt.device),
+        torch.from_numpy(data.train_labels).to(rt.device),
+        Normalizer(mean, std, rt.device),
+        config.augment_options(),
+        rt.memory_format,
+    )
+
+
+def _optimizer(config, model: torch.nn.Module) -> torch.optim.SGD:
+    """SGD as derive.train.loop.run_training makes it."""
+    return torch.optim.SGD(
+        model.parameters(),
+        lr=config.lr,
+        momentum=config.momentum,
+        nesterov=config.nesterov,
+        weight_decay=config.weight_decay,
+    )
+
+
+def _difference_to_steps_csv(run_dir: Path, losses: list[float]) -> float | None:
+    """Largest gap between the replayed losses and the run's logged ones (None without steps.csv)."""
+    from derive.train.steplog import read_steps
+
+    steps_file = run_dir / "steps.csv"
+    if not steps_file.is_file():
+        return None
+    logged = [r["loss"] for r in read_steps(steps_file)][: len(losses)]
+    if len(logged) != len(losses):
+        return None
+    return max(abs(a - b) for a, b in zip(logged, losses, strict=True))
+
+
 def probe_run(
     run_dir: str | Path, steps: int = 20, data_dir: str | None = None
 ) -> dict[str, object]:
     """Replay the first `steps` + 1 steps of a run with hooks; return the probe's record."""
     from derive import __version__
     from derive.devices import device_name
-    from derive.train.augment import BatchMaker, Normalizer, derive_seed
-    from derive.train.data import channel_stats, load_cifar
+    from derive.train.augment import derive_seed
+    from derive.train.data import load_cifar
     from derive.train.loop import build_model, resolve_runtime
-    from derive.train.steplog import grad_norm, read_steps
+    from derive.train.steplog import grad_norm
     from derive.train.warmup import Warmup
 
     config = config_of_run(run_dir, data_dir)
@@ -144,21 +183,8 @@ def probe_run(
             f"epoch, which has {n_batches}), got {steps}"
         )
     model = build_model(config).to(rt.device, memory_format=rt.memory_format)
-    mean, std = channel_stats(data.train_images)
-    batches = BatchMaker(
-        torch.from_numpy(data.train_images).to(rt.device),
-        torch.from_numpy(data.train_labels).to(rt.device),
-        Normalizer(mean, std, rt.device),
-        config.augment_options(),
-        rt.memory_format,
-    )
-    optimizer = torch.optim.SGD(  # as derive.train.loop.run_training makes it
-        model.parameters(),
-        lr=config.lr,
-        momentum=config.momentum,
-        nesterov=config.nesterov,
-        weight_decay=config.weight_decay,
-    )
+    batches = _batch_maker(config, data, rt)
+    optimizer = _optimizer(config, model)
     warmup = Warmup(config.warmup_steps, config.warmup_factor, config.warmup_until_error)
     sink: dict[int, float] = {}
     labels, handles = block_hooks(model, sink)
@@ -199,12 +225,7 @@ def probe_run(
     finally:
         for handle in handles:
             handle.remove()
-    difference = None
-    steps_file = Path(run_dir) / "steps.csv"
-    if steps_file.is_file():
-        logged = [r["loss"] for r in read_steps(steps_file)][: len(record["loss"])]
-        if len(logged) == len(record["loss"]):
-            difference = max(abs(a - b) for a, b in zip(logged, record["loss"], strict=True))
+    difference = _difference_to_steps_csv(Path(run_dir), record["loss"])
     return {
         "format": FORMAT,
         "run": str(run_dir),
