@@ -222,6 +222,7 @@ def _by_test(claim: str, why: str, path: str, test: str, *more: Evidence) -> Cla
 
 
 def recurrence_claims() -> tuple[Claim, ...]:
+    # Long because it is one list of claims (data), one entry per claim, not one long computation.
     algorithms = Evidence(
         ALGORITHMS_DOC, anchor="Algorithms and the layer recurrences they inspire"
     )
@@ -471,6 +472,7 @@ def _labels(names: set[str] | list[str]) -> str:
 
 
 def simulation_claims() -> tuple[Claim, ...]:
+    # Long because it is one list of claims (data), one entry per claim, not one long computation.
     final = simulation_results()
     depths = sorted(SIM_PRINTED)
     ours = {d: {a: final[(a, d)] for a in SIM_COLUMNS} for d in depths}
@@ -742,6 +744,7 @@ def _bench_nas_row(text: str, space: str, section: str) -> list[str]:
 
 
 def nas_claims() -> tuple[Claim, ...]:
+    # Long because it is one list of claims (data), one entry per claim, not one long computation.
     bench = read(BENCH_NAS)
     edges = {s: int(_bench_nas_row(bench, s, "")[1]) for s in ("darts", "heavyball")}
     ratio = float(_bench_nas_row(bench, "heavyball", "order 1:")[4])
