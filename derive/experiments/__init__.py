@@ -6,10 +6,13 @@
     from derive.experiments import build_report
     text = build_report(["runs/hbnet56-c10"], simulation="docs/results/simulation")
 
-One job per module: `printed` holds the papers' printed tables as data; `simconfig` the simulation's
-options, `simulation` trains its networks, `simfiles` writes and reads its output folder, `simtable`
-and `simplot` draw its table and figure; `runs` reads and groups `derive train` run folders, and
-`report` writes the CIFAR results doc.
+One package or module per study: `stability/` the depth-stability study, `nas/` the NAS study's
+doc, `claims` the claims page. The simulation: `simconfig` holds its options, `simulation` trains its
+networks, `simfiles` writes and reads its output folder, `simtable` and `simplot` draw its table and
+figure. The CIFAR report: `runs` reads and groups `derive train` run folders, and `report` writes the
+results doc. Shared by all: `printed` holds the papers' printed tables as data, `stats` the exact
+statistics (mean ± std, permutation and Fisher tests). The reports' sentences are Jinja templates
+under templates/; the numbers are computed here and passed to them.
 """
 
 from __future__ import annotations
