@@ -290,59 +290,49 @@ def _preact_paragraph(by_arm: dict[str, list[RunFigures]]) -> list[str]:
     return ["", text + block_sentence]
 
 
+def _ablation_arm_context(
+    a: Arm, base: list[RunFigures], other: list[RunFigures]
+) -> dict[str, object]:
+    """One changed choice of the recipe against the ResNet-56 baseline."""
+    comp = _comparison(base, other)
+    diff, p = comp[f"peak loss, steps 1–{PEAK_STEPS}"]
+    fail_p = comp["failed"][1]
+    fb, fo = _rate(base, _failed), _rate(other, _failed)
+    peak_clear = p is not None and p < SIGNIFICANT
+    fail_clear = fail_p is not None and fail_p < SIGNIFICANT
+    return {
+        "change": a.change,
+        "short": a.label.removeprefix(f"{arm(ABLATION_BASELINE).label}, "),
+        "peak_lower": diff is not None and diff < 0,
+        "peak_clear": peak_clear,
+        "peak_p": _p(p),
+        "peak_base": _ms(_values(base, _peak_loss)),
+        "peak_other": _ms(_values(other, _peak_loss)),
+        "initial_base": _ms(_values(base, lambda r: r.initial_loss)),
+        "initial_other": _ms(_values(other, lambda r: r.initial_loss)),
+        "count_base": _count(base, _failed),
+        "count_other": _count(other, _failed),
+        "fail_p": _p(fail_p),
+        "fail_clear": fail_clear,
+        "fewer": fail_clear and fo[0] / fo[1] < fb[0] / fb[1],
+        "failed_base": fb,
+        "failed_other": fo,
+        "carries": peak_clear or fail_clear,
+    }
+
+
 def ablation_sentences(by_arm: dict[str, list[RunFigures]]) -> list[str]:
+    """What each changed choice of the recipe does (templates/stability_ablation.md.j2)."""
+    from derive.codegen.templates import render
+
     base = by_arm.get(ABLATION_BASELINE, [])
     if not base:
         return []
-    lines = []
-    peak = f"peak loss, steps 1–{PEAK_STEPS}"
-    bp = _values(base, lambda r: r.peak_loss)
-    carriers: list[str] = []
-    others: list[str] = []
-    for a in ABLATION_ARMS:
-        other = by_arm.get(a.name, [])
-        if not other:
-            continue
-        comp = _comparison(base, other)
-        op = _values(other, lambda r: r.peak_loss)
-        diff, p = comp[peak]
-        clear = p is not None and p < SIGNIFICANT
-        effect = ("lowers" if diff is not None and diff < 0 else "raises") + (
-            " clearly" if clear else ", not clearly,"
-        )
-        fail_p = comp["failed"][1]
-        lines.append(
-            f"- {a.change}: {effect} the peak loss, {_ms(bp)} → {_ms(op)} (p = {_p(p)}); "
-            f"initial loss {_ms(_values(base, lambda r: r.initial_loss))} → "
-            f"{_ms(_values(other, lambda r: r.initial_loss))}; failed "
-            f"{_count(base, lambda r: r.failed)} → {_count(other, lambda r: r.failed)} "
-            f"(Fisher p = {_p(fail_p)})."
-        )
-        effects = []
-        if clear:
-            effects.append(f"{'lower' if diff < 0 else 'higher'} peak loss (p = {_p(p)})")
-        fb, fo = _rate(base, lambda r: r.failed), _rate(other, lambda r: r.failed)
-        if fail_p is not None and fail_p < SIGNIFICANT:
-            fewer = fo[0] / fo[1] < fb[0] / fb[1]
-            effects.append(
-                f"{'fewer' if fewer else 'more'} failed runs, {fo[0]}/{fo[1]} against "
-                f"{fb[0]}/{fb[1]} (Fisher p = {_p(fail_p)})"
-            )
-        short = a.label.removeprefix(f"{arm(ABLATION_BASELINE).label}, ")
-        (carriers if effects else others).append(
-            f"{short}: {', '.join(effects)}" if effects else short
-        )
-    if carriers or others:
-        found = "; ".join(carriers)
-        summary = "**Which choices carry the instability.** " + (
-            found[0].upper() + found[1:] + "." if carriers else "None clearly."
-        )
-        if others:
-            summary += (
-                f" No clear change in the peak loss or the failed count: {', '.join(others)}."
-            )
-        lines += ["", summary]
-    return lines
+    arms = [
+        _ablation_arm_context(a, base, by_arm[a.name]) for a in ABLATION_ARMS if by_arm.get(a.name)
+    ]
+    text = render("stability_ablation.md.j2", arms=arms)
+    return text.removesuffix("\n").split("\n") if text else []
 
 
 def probe_table(probes: dict[str, dict], arms: Sequence[Arm]) -> list[str]:
