@@ -369,6 +369,45 @@ def test_gradients_at_a_combination_point_and_its_previous_value(tmp_path: Path)
     np.testing.assert_allclose(z, expected, atol=1e-9)
 
 
+SCHEDULED_SPEC = """
+name = "scheduled_two_states"
+states = ["x", "m"]
+output = "x[k] + 0.5*m[k]"
+[coefficients]
+beta = 0.5
+[update]
+"m[k+1]" = "mom[k]*m[k] + grad(x[k])"
+"x[k+1]" = "x[k] - m[k+1] + beta*(x[k] - x[k-1])"
+[initial]
+"m[0]" = "0"
+"x[-1]" = "x[0]"
+[schedules]
+mom = "(k + 1)/(k + 3)"
+"""
+"""Two streams, a schedule, a look-back and an output that combines the streams."""
+
+
+def test_schedules_look_backs_and_a_combined_readout(tmp_path: Path) -> None:
+    module = spec_module(tmp_path, SCHEDULED_SPEC)
+    assert module.READOUT == (("z", 0), ("z_m", 0))
+    n, batch, depth = 4, 2, 6
+    w, u = spd_and_sqrt(n, seed=12)
+    z0 = np.random.default_rng(13).normal(size=(batch, n))
+    with torch.no_grad():
+        z = conv_stage(module, depth, w, beta=0.25)(torch.tensor(z0)).numpy()
+
+    def grad(x: np.ndarray) -> np.ndarray:
+        return x - np.tanh(x @ u) @ u
+
+    x0 = z0 @ u
+    prev, x, m = x0, x0, np.zeros_like(x0)
+    for kk in range(depth):
+        m = (kk + 1) / (kk + 3) * m + grad(x)
+        prev, x = x, x - m + 0.25 * (x - prev)
+    expected = np.linalg.solve(u, (x + 0.5 * m).T).T
+    np.testing.assert_allclose(z, expected, atol=1e-9)
+
+
 REFUSED = [
     (
         """
