@@ -28,7 +28,11 @@ SIZE_OPTIONS = {
         "--cutout",
     ],
 }
-REQUIRED = {"train": ["m.py", "--data-dir", "d", "--out", "o"], "plot": ["r"]}
+REQUIRED = {
+    "train": ["m.py", "--data-dir", "d", "--out", "o"],
+    "plot": ["r"],
+    "export": ["resnet20", "--out", "o.pt2"],
+}
 
 
 def _subparsers() -> dict[str, argparse.ArgumentParser]:
