@@ -10,14 +10,18 @@ The algorithm, SCIS (6) (Lin, Liu, Su, NIPS (2011); min f(x) + f(y) s.t. y − x
 
 Substituting x = Uz and ∇f(x) = x − UΦ(Ux) (SCIS (9)) and cancelling U⁻¹U gives the layer
 recurrence, SCIS (13), with T(z) = Φ(Wz), W = U²:
-    z'ₖ₊₁ = 1/2·T(z'ₖ) + 1/2·zₖ − 1/2·μₖ
-    zₖ₊₁ = 1/2·T(zₖ) + 1/2·z'ₖ₊₁ + 1/2·μₖ
+    z'ₖ₊₁ = 1/2·T(z'ₖ) + 1/2·zₖ − 1/2·μₖ + 1/2·u
+    zₖ₊₁ = 1/2·T(zₖ) + 1/2·z'ₖ₊₁ + 1/2·μₖ + 1/2·u
     μₖ₊₁ = z'ₖ₊₁ − zₖ₊₁ + μₖ
     with z₀ = z'₀, μ₀ = 0
 
 The network returns z_K for depth K. Rows of z are samples, so a layer computes
 T(z) = Φ(z Wᵀ). `build_tied` shares one weight W between all layers (then the network equals the
 optimizer's iterates, x_k = U z_k); `build_untied` gives every layer its own learnable weight.
+
+The energy may have a linear term, F(x) = f(x) − ⟨b, x⟩ with b = Uu: its gradient
+∇F(x) = ∇f(x) − b injects the input u at every layer, `forward(z0, u)` (u omitted: b = 0, the
+recurrence above without its u-terms).
 """
 
 from __future__ import annotations
@@ -55,9 +59,9 @@ ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 class AdmmFC(nn.Module):
     """The admm recurrence over `depth` layers; layer k is `layers[k]` (T at step k).
 
-    z'ₖ₊₁ = 1/2·T(z'ₖ) + 1/2·zₖ − 1/2·μₖ
+    z'ₖ₊₁ = 1/2·T(z'ₖ) + 1/2·zₖ − 1/2·μₖ + 1/2·u
 
-    zₖ₊₁ = 1/2·T(zₖ) + 1/2·z'ₖ₊₁ + 1/2·μₖ
+    zₖ₊₁ = 1/2·T(zₖ) + 1/2·z'ₖ₊₁ + 1/2·μₖ + 1/2·u
 
     μₖ₊₁ = z'ₖ₊₁ − zₖ₊₁ + μₖ
 
@@ -83,15 +87,20 @@ class AdmmFC(nn.Module):
         self.dtype = dtype
         self.coefficients = _coefficients(coefficients)
 
-    def forward(self, z0: torch.Tensor) -> torch.Tensor:
+    def forward(self, z0: torch.Tensor, u: torch.Tensor | None = None) -> torch.Tensor:
+        """z_K from the start z0, with the input u (the z-image of b) injected at every layer."""
         if self.dtype is not None:
             z0 = z0.to(self.dtype)
+        if u is None:
+            u = torch.zeros_like(z0)
+        elif self.dtype is not None:
+            u = u.to(self.dtype)
         zp = {0: z0}
         z = {0: z0}
         mu = {0: torch.zeros_like(z0)}
         for k, layer in enumerate(self.layers):
-            zp[k + 1] = (1 / 2) * layer(zp[k]) + (1 / 2) * z[k] + (-1 / 2) * mu[k]
-            z[k + 1] = (1 / 2) * layer(z[k]) + (1 / 2) * zp[k + 1] + (1 / 2) * mu[k]
+            zp[k + 1] = (1 / 2) * layer(zp[k]) + (1 / 2) * z[k] + (-1 / 2) * mu[k] + (1 / 2) * u
+            z[k + 1] = (1 / 2) * layer(z[k]) + (1 / 2) * zp[k + 1] + (1 / 2) * mu[k] + (1 / 2) * u
             mu[k + 1] = zp[k + 1] - z[k + 1] + mu[k]
         depth = self.depth
         return z[depth]

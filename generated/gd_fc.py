@@ -7,11 +7,15 @@ The algorithm, SCIS (1) (Bertsekas, Nonlinear Programming (1999)):
 
 Substituting x = Uz and ∇f(x) = x − UΦ(Ux) (SCIS (9)) and cancelling U⁻¹U gives the layer
 recurrence, SCIS (7), with T(z) = Φ(Wz), W = U²:
-    zₖ₊₁ = T(zₖ)
+    zₖ₊₁ = T(zₖ) + u
 
 The network returns z_K for depth K. Rows of z are samples, so a layer computes
 T(z) = Φ(z Wᵀ). `build_tied` shares one weight W between all layers (then the network equals the
 optimizer's iterates, x_k = U z_k); `build_untied` gives every layer its own learnable weight.
+
+The energy may have a linear term, F(x) = f(x) − ⟨b, x⟩ with b = Uu: its gradient
+∇F(x) = ∇f(x) − b injects the input u at every layer, `forward(z0, u)` (u omitted: b = 0, the
+recurrence above without its u-terms).
 """
 
 from __future__ import annotations
@@ -49,7 +53,7 @@ ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 class GdFC(nn.Module):
     """The gd recurrence over `depth` layers; layer k is `layers[k]` (T at step k).
 
-    zₖ₊₁ = T(zₖ)
+    zₖ₊₁ = T(zₖ) + u
     """
 
     def __init__(
@@ -71,12 +75,17 @@ class GdFC(nn.Module):
         self.dtype = dtype
         self.coefficients = _coefficients(coefficients)
 
-    def forward(self, z0: torch.Tensor) -> torch.Tensor:
+    def forward(self, z0: torch.Tensor, u: torch.Tensor | None = None) -> torch.Tensor:
+        """z_K from the start z0, with the input u (the z-image of b) injected at every layer."""
         if self.dtype is not None:
             z0 = z0.to(self.dtype)
+        if u is None:
+            u = torch.zeros_like(z0)
+        elif self.dtype is not None:
+            u = u.to(self.dtype)
         z = {0: z0}
         for k, layer in enumerate(self.layers):
-            z[k + 1] = layer(z[k])
+            z[k + 1] = layer(z[k]) + u
         depth = self.depth
         return z[depth]
 

@@ -9,13 +9,17 @@ The algorithm, vₖ₊₁ = βvₖ − ∇f(xₖ), xₖ₊₁ = xₖ + vₖ₊�
 
 Substituting x = Uz and ∇f(x) = x − UΦ(Ux) (SCIS (9)) and cancelling U⁻¹U gives the layer
 recurrence, with T(z) = Φ(Wz), W = U²:
-    zᵥₖ₊₁ = T(zₖ) − zₖ + β·zᵥₖ
+    zᵥₖ₊₁ = T(zₖ) − zₖ + β·zᵥₖ + u
     zₖ₊₁ = zₖ + zᵥₖ₊₁
     with zᵥ₀ = 0
 
 The network returns z_K for depth K. Rows of z are samples, so a layer computes
 T(z) = Φ(z Wᵀ). `build_tied` shares one weight W between all layers (then the network equals the
 optimizer's iterates, x_k = U z_k); `build_untied` gives every layer its own learnable weight.
+
+The energy may have a linear term, F(x) = f(x) − ⟨b, x⟩ with b = Uu: its gradient
+∇F(x) = ∇f(x) − b injects the input u at every layer, `forward(z0, u)` (u omitted: b = 0, the
+recurrence above without its u-terms).
 """
 
 from __future__ import annotations
@@ -53,7 +57,7 @@ ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 class HeavyballVelocityFC(nn.Module):
     """The heavyball_velocity recurrence over `depth` layers; layer k is `layers[k]` (T at step k).
 
-    zᵥₖ₊₁ = T(zₖ) − zₖ + β·zᵥₖ
+    zᵥₖ₊₁ = T(zₖ) − zₖ + β·zᵥₖ + u
 
     zₖ₊₁ = zₖ + zᵥₖ₊₁
 
@@ -79,14 +83,19 @@ class HeavyballVelocityFC(nn.Module):
         self.dtype = dtype
         self.coefficients = _coefficients(coefficients)
 
-    def forward(self, z0: torch.Tensor) -> torch.Tensor:
+    def forward(self, z0: torch.Tensor, u: torch.Tensor | None = None) -> torch.Tensor:
+        """z_K from the start z0, with the input u (the z-image of b) injected at every layer."""
         if self.dtype is not None:
             z0 = z0.to(self.dtype)
+        if u is None:
+            u = torch.zeros_like(z0)
+        elif self.dtype is not None:
+            u = u.to(self.dtype)
         beta = self.coefficients["beta"]
         zv = {0: torch.zeros_like(z0)}
         z = {0: z0}
         for k, layer in enumerate(self.layers):
-            zv[k + 1] = layer(z[k]) - z[k] + beta * zv[k]
+            zv[k + 1] = layer(z[k]) - z[k] + beta * zv[k] + u
             z[k + 1] = z[k] + zv[k + 1]
         depth = self.depth
         return z[depth]

@@ -7,11 +7,15 @@ The algorithm, SCIS (4)-(5) (SCIS (4)-(5); equivalent to (3) in exact arithmetic
 
 Substituting x = Uz and ∇f(x) = x − UΦ(Ux) (SCIS (9)) and cancelling U⁻¹U gives the layer
 recurrence, SCIS (12), with T(z) = Φ(Wz), W = U²:
-    zₖ₊₁ = zₖ + Σ_{j=0}^{k} h_{k+1,j}·T(zⱼ) − Σ_{j=0}^{k} h_{k+1,j}·zⱼ
+    zₖ₊₁ = zₖ + Σ_{j=0}^{k} h_{k+1,j}·T(zⱼ) − Σ_{j=0}^{k} h_{k+1,j}·zⱼ + Σ_{j=0}^{k} h_{k+1,j}·u
 
 The network returns z_K for depth K. Rows of z are samples, so a layer computes
 T(z) = Φ(z Wᵀ). `build_tied` shares one weight W between all layers (then the network equals the
 optimizer's iterates, x_k = U z_k); `build_untied` gives every layer its own learnable weight.
+
+The energy may have a linear term, F(x) = f(x) − ⟨b, x⟩ with b = Uu: its gradient
+∇F(x) = ∇f(x) − b injects the input u at every layer, `forward(z0, u)` (u omitted: b = 0, the
+recurrence above without its u-terms).
 """
 
 from __future__ import annotations
@@ -78,7 +82,7 @@ def coefficient_tables(depth: int) -> dict[str, list]:
 class Nesterov2FC(nn.Module):
     """The nesterov2 recurrence over `depth` layers; layer k is `layers[k]` (T at step k).
 
-    zₖ₊₁ = zₖ + Σ_{j=0}^{k} h_{k+1,j}·T(zⱼ) − Σ_{j=0}^{k} h_{k+1,j}·zⱼ
+    zₖ₊₁ = zₖ + Σ_{j=0}^{k} h_{k+1,j}·T(zⱼ) − Σ_{j=0}^{k} h_{k+1,j}·zⱼ + Σ_{j=0}^{k} h_{k+1,j}·u
     """
 
     def __init__(
@@ -101,9 +105,14 @@ class Nesterov2FC(nn.Module):
         self.coefficients = _coefficients(coefficients)
         self.tables = coefficient_tables(depth)
 
-    def forward(self, z0: torch.Tensor) -> torch.Tensor:
+    def forward(self, z0: torch.Tensor, u: torch.Tensor | None = None) -> torch.Tensor:
+        """z_K from the start z0, with the input u (the z-image of b) injected at every layer."""
         if self.dtype is not None:
             z0 = z0.to(self.dtype)
+        if u is None:
+            u = torch.zeros_like(z0)
+        elif self.dtype is not None:
+            u = u.to(self.dtype)
         h = self.tables["h"]
         z = {0: z0}
         t_z: dict[int, torch.Tensor] = {}
@@ -113,6 +122,7 @@ class Nesterov2FC(nn.Module):
                 z[k]
                 + sum(h[k + 1][j] * t_z[j] for j in range(0, k + 1))
                 - sum(h[k + 1][j] * z[j] for j in range(0, k + 1))
+                + sum(h[k + 1][j] for j in range(0, k + 1)) * u
             )
         depth = self.depth
         return z[depth]

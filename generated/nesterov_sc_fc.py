@@ -9,12 +9,16 @@ The algorithm, y_k = x_k + β(x_k − x_{k−1}), x_{k+1} = y_k − ∇f(y_k), �
 
 Substituting x = Uz and ∇f(x) = x − UΦ(Ux) (SCIS (9)) and cancelling U⁻¹U gives the layer
 recurrence, with T(z) = Φ(Wz), W = U²:
-    zₖ₊₁ = T((β + 1)·zₖ − β·zₖ₋₁)
+    zₖ₊₁ = T((β + 1)·zₖ − β·zₖ₋₁) + u
     with z₋₁ = z₀
 
 The network returns z_K for depth K. Rows of z are samples, so a layer computes
 T(z) = Φ(z Wᵀ). `build_tied` shares one weight W between all layers (then the network equals the
 optimizer's iterates, x_k = U z_k); `build_untied` gives every layer its own learnable weight.
+
+The energy may have a linear term, F(x) = f(x) − ⟨b, x⟩ with b = Uu: its gradient
+∇F(x) = ∇f(x) − b injects the input u at every layer, `forward(z0, u)` (u omitted: b = 0, the
+recurrence above without its u-terms).
 """
 
 from __future__ import annotations
@@ -52,7 +56,7 @@ ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 class NesterovScFC(nn.Module):
     """The nesterov_sc recurrence over `depth` layers; layer k is `layers[k]` (T at step k).
 
-    zₖ₊₁ = T((β + 1)·zₖ − β·zₖ₋₁)
+    zₖ₊₁ = T((β + 1)·zₖ − β·zₖ₋₁) + u
 
     with z₋₁ = z₀
     """
@@ -79,13 +83,18 @@ class NesterovScFC(nn.Module):
         beta = (math.sqrt(kappa) - 1) / (math.sqrt(kappa) + 1)
         self.constants = {"beta": beta}
 
-    def forward(self, z0: torch.Tensor) -> torch.Tensor:
+    def forward(self, z0: torch.Tensor, u: torch.Tensor | None = None) -> torch.Tensor:
+        """z_K from the start z0, with the input u (the z-image of b) injected at every layer."""
         if self.dtype is not None:
             z0 = z0.to(self.dtype)
+        if u is None:
+            u = torch.zeros_like(z0)
+        elif self.dtype is not None:
+            u = u.to(self.dtype)
         beta = self.constants["beta"]
         z = {-1: z0, 0: z0}
         for k, layer in enumerate(self.layers):
-            z[k + 1] = layer((beta + 1) * z[k] - beta * z[k - 1])
+            z[k + 1] = layer((beta + 1) * z[k] - beta * z[k - 1]) + u
         depth = self.depth
         return z[depth]
 

@@ -9,13 +9,17 @@ The algorithm, Ma & Yarats (2019), the QHM update rule (Ma, Yarats, ICLR (2019))
 
 Substituting x = Uz and ∇f(x) = x − UΦ(Ux) (SCIS (9)) and cancelling U⁻¹U gives the layer
 recurrence, with T(z) = Φ(Wz), W = U²:
-    zₘₖ₊₁ = (β − 1)·T(zₖ) + (1 − β)·zₖ + β·zₘₖ
-    zₖ₊₁ = (1 − ν)·T(zₖ) + ν·zₖ − ν·zₘₖ₊₁
+    zₘₖ₊₁ = (β − 1)·T(zₖ) + (1 − β)·zₖ + β·zₘₖ + (β − 1)·u
+    zₖ₊₁ = (1 − ν)·T(zₖ) + ν·zₖ − ν·zₘₖ₊₁ + (1 − ν)·u
     with zₘ₀ = 0
 
 The network returns z_K for depth K. Rows of z are samples, so a layer computes
 T(z) = Φ(z Wᵀ). `build_tied` shares one weight W between all layers (then the network equals the
 optimizer's iterates, x_k = U z_k); `build_untied` gives every layer its own learnable weight.
+
+The energy may have a linear term, F(x) = f(x) − ⟨b, x⟩ with b = Uu: its gradient
+∇F(x) = ∇f(x) − b injects the input u at every layer, `forward(z0, u)` (u omitted: b = 0, the
+recurrence above without its u-terms).
 """
 
 from __future__ import annotations
@@ -53,9 +57,9 @@ ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 class QhmFC(nn.Module):
     """The qhm recurrence over `depth` layers; layer k is `layers[k]` (T at step k).
 
-    zₘₖ₊₁ = (β − 1)·T(zₖ) + (1 − β)·zₖ + β·zₘₖ
+    zₘₖ₊₁ = (β − 1)·T(zₖ) + (1 − β)·zₖ + β·zₘₖ + (β − 1)·u
 
-    zₖ₊₁ = (1 − ν)·T(zₖ) + ν·zₖ − ν·zₘₖ₊₁
+    zₖ₊₁ = (1 − ν)·T(zₖ) + ν·zₖ − ν·zₘₖ₊₁ + (1 − ν)·u
 
     with zₘ₀ = 0
     """
@@ -79,16 +83,21 @@ class QhmFC(nn.Module):
         self.dtype = dtype
         self.coefficients = _coefficients(coefficients)
 
-    def forward(self, z0: torch.Tensor) -> torch.Tensor:
+    def forward(self, z0: torch.Tensor, u: torch.Tensor | None = None) -> torch.Tensor:
+        """z_K from the start z0, with the input u (the z-image of b) injected at every layer."""
         if self.dtype is not None:
             z0 = z0.to(self.dtype)
+        if u is None:
+            u = torch.zeros_like(z0)
+        elif self.dtype is not None:
+            u = u.to(self.dtype)
         beta = self.coefficients["beta"]
         nu = self.coefficients["nu"]
         zm = {0: torch.zeros_like(z0)}
         z = {0: z0}
         for k, layer in enumerate(self.layers):
-            zm[k + 1] = (beta - 1) * layer(z[k]) + (1 - beta) * z[k] + beta * zm[k]
-            z[k + 1] = (1 - nu) * layer(z[k]) + nu * z[k] - nu * zm[k + 1]
+            zm[k + 1] = (beta - 1) * layer(z[k]) + (1 - beta) * z[k] + beta * zm[k] + (beta - 1) * u
+            z[k + 1] = (1 - nu) * layer(z[k]) + nu * z[k] - nu * zm[k + 1] + (1 - nu) * u
         depth = self.depth
         return z[depth]
 

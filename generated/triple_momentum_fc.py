@@ -9,12 +9,16 @@ The algorithm, ξ_{k+1} = (1+β)ξ_k − βξ_{k−1} − α∇f(y_k), y_k = (1+
 
 Substituting x = Uz and ∇f(x) = x − UΦ(Ux) (SCIS (9)) and cancelling U⁻¹U gives the layer
 recurrence, with T(z) = Φ(Wz), W = U²:
-    zₖ₊₁ = α·T((γ + 1)·zₖ − γ·zₖ₋₁) + (-α·γ − α + β + 1)·zₖ + (α·γ − β)·zₖ₋₁
+    zₖ₊₁ = α·T((γ + 1)·zₖ − γ·zₖ₋₁) + (-α·γ − α + β + 1)·zₖ + (α·γ − β)·zₖ₋₁ + α·u
     with z₋₁ = z₀
 
 The network returns (δ + 1)·z_K − δ·z_K₋₁ for depth K. Rows of z are samples, so a layer computes
 T(z) = Φ(z Wᵀ). `build_tied` shares one weight W between all layers (then the network equals the
 optimizer's iterates, x_k = U z_k); `build_untied` gives every layer its own learnable weight.
+
+The energy may have a linear term, F(x) = f(x) − ⟨b, x⟩ with b = Uu: its gradient
+∇F(x) = ∇f(x) − b injects the input u at every layer, `forward(z0, u)` (u omitted: b = 0, the
+recurrence above without its u-terms).
 """
 
 from __future__ import annotations
@@ -52,7 +56,7 @@ ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 class TripleMomentumFC(nn.Module):
     """The triple_momentum recurrence over `depth` layers; layer k is `layers[k]` (T at step k).
 
-    zₖ₊₁ = α·T((γ + 1)·zₖ − γ·zₖ₋₁) + (-α·γ − α + β + 1)·zₖ + (α·γ − β)·zₖ₋₁
+    zₖ₊₁ = α·T((γ + 1)·zₖ − γ·zₖ₋₁) + (-α·γ − α + β + 1)·zₖ + (α·γ − β)·zₖ₋₁ + α·u
 
     with z₋₁ = z₀
     """
@@ -89,9 +93,14 @@ class TripleMomentumFC(nn.Module):
             "tmm_delta": tmm_delta,
         }
 
-    def forward(self, z0: torch.Tensor) -> torch.Tensor:
+    def forward(self, z0: torch.Tensor, u: torch.Tensor | None = None) -> torch.Tensor:
+        """z_K from the start z0, with the input u (the z-image of b) injected at every layer."""
         if self.dtype is not None:
             z0 = z0.to(self.dtype)
+        if u is None:
+            u = torch.zeros_like(z0)
+        elif self.dtype is not None:
+            u = u.to(self.dtype)
         tmm_alpha = self.constants["tmm_alpha"]
         tmm_beta = self.constants["tmm_beta"]
         tmm_gamma = self.constants["tmm_gamma"]
@@ -102,6 +111,7 @@ class TripleMomentumFC(nn.Module):
                 tmm_alpha * layer((tmm_gamma + 1) * z[k] - tmm_gamma * z[k - 1])
                 + (-tmm_alpha * tmm_gamma - tmm_alpha + tmm_beta + 1) * z[k]
                 + (tmm_alpha * tmm_gamma - tmm_beta) * z[k - 1]
+                + tmm_alpha * u
             )
         depth = self.depth
         return (tmm_delta + 1) * z[depth] - tmm_delta * z[depth - 1]

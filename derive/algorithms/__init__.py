@@ -42,17 +42,20 @@ def get_algorithm(name: str) -> Algorithm:
 
 
 @functools.cache
-def _derive_builtin(name: str) -> Recurrence:
-    return derive_recurrence(BUILTIN[name])
+def _derive_builtin(name: str, with_input: bool) -> Recurrence:
+    return derive_recurrence(BUILTIN[name], with_input=with_input)
 
 
-def recurrence_of(algorithm: Algorithm) -> Recurrence:
+def recurrence_of(algorithm: Algorithm, *, with_input: bool = False) -> Recurrence:
     """The derived z-space recurrence (cached for built-ins; derived afresh for user specs, and
-    checked by derive.algorithms.validate the way the generated code will run it)."""
+    checked by derive.algorithms.validate the way the generated code will run it).
+
+    `with_input`: for the energy F(x) = f(x) − ⟨b, x⟩, b = Uu, so the input u is injected.
+    """
     try:
         if BUILTIN.get(algorithm.name) is algorithm:  # unchanged built-in: derived once per process
-            return _derive_builtin(algorithm.name)
-        recurrence = derive_recurrence(algorithm)
+            return _derive_builtin(algorithm.name, with_input)
+        recurrence = derive_recurrence(algorithm, with_input=with_input)
     except DerivationError as exc:
         raise UserError(f"{algorithm.name}: cannot derive a layer recurrence: {exc}") from None
     if algorithm.source_file:  # a user's spec: check it runs before any code is written

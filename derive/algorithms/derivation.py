@@ -2,7 +2,9 @@
 
 1. substitute x = Uz,   2. use ∇f(x) = x − UΦ(Ux) (SCIS (9)),   3. recover z = U⁻¹x (cancel U⁻¹U).
 Nothing is typed in: SCIS (7), (10)–(13) come out of this module, and tests compare them with the
-papers' printed equations.
+papers' printed equations. With an input, step 2 uses the energy F(x) = f(x) − ⟨b, x⟩ instead, so
+every gradient also yields −b = −Uu and the recurrence gains the injected input u (every algorithm,
+built-in or a user's spec, goes through the same passes).
 """
 
 from __future__ import annotations
@@ -20,18 +22,21 @@ from derive.algorithms.passes import (
     substitute_states,
 )
 from derive.algorithms.spec import Algorithm
-from derive.algorithms.symbols import T, is_state, j
+from derive.algorithms.symbols import INPUT, T, is_state, j
 
 
-def derive_recurrence(algorithm: Algorithm) -> Recurrence:
-    """The z-space recurrence (IR) of `algorithm`; DerivationError if the substitution fails."""
+def derive_recurrence(algorithm: Algorithm, *, with_input: bool = False) -> Recurrence:
+    """The z-space recurrence (IR) of `algorithm`; DerivationError if the substitution fails.
+
+    `with_input`: derive it for F(x) = f(x) − ⟨b, x⟩, b = Uu, so the input u enters the layers.
+    """
     z_names = {s.name: s.z_name for s in algorithm.streams}
     order = [s.z_name for s in algorithm.streams]
 
     def to_z(expr: sp.Expr) -> tuple[Term, ...]:
         expr = inline_lets(expr, algorithm.lets)
         expr = substitute_states(expr, z_names)
-        expr = apply_gradient(expr)
+        expr = apply_gradient(expr, with_input)
         return _collect(cancel_left_u(expr), order)
 
     updates = []
@@ -80,7 +85,7 @@ def _collect(expr: sp.Expr, stream_order: list[str]) -> tuple[Term, ...]:
         coefficient = sp.factor_terms(sp.simplify(merged[key]))
         if coefficient != 0:
             t = bodies[key]
-            out.append(Term(coefficient, t.state, t.t_argument, t.history))
+            out.append(Term(coefficient, t.state, t.t_argument, t.history, t.injected))
     return tuple(out)
 
 
@@ -95,12 +100,17 @@ def _term(vector: sp.Expr, history: tuple | None, stream_order: list[str]) -> Te
                 f"the history: {vector}"
             )
         return Term(sp.Integer(1), t_argument=argument, history=history)
+    if vector == INPUT:
+        return Term(sp.Integer(1), history=history, injected=True)
     raise DerivationError(f"cannot read {vector} as a state or as T(...)")
 
 
 def _sort_key(term: Term, stream_order: list[str]) -> tuple:
-    """T-terms first, then states by stream and newest index first; history terms last."""
+    """T-terms first, then states by stream and newest index first, then the input u; history
+    terms last."""
     history = 1 if term.history is not None else 0
+    if term.injected:
+        return (history, 2, 0, 0, "")
     if term.is_t:
         first = term.t_argument[0].state if term.t_argument else None
         stream = stream_order.index(first.stream) if first else 0

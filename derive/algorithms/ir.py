@@ -4,6 +4,8 @@ Each z-space stream gets an update `z[k+1] = Σ terms`, where a term is
     coefficient · z_s[index]                      (a state, index k+1, k, k−1, … or j)
     coefficient · T(Σ coefficient · z_s[index])   (the layer map applied to a combination, which
                                                    may itself hold T-terms: ∇f(x − ∇f(x)))
+    coefficient · u                               (the injected input, when the energy has a
+                                                   linear term −⟨b, x⟩, b = Uu)
     Σ_{j=lo}^{hi} coefficient(j) · (either of the above at index j)   (an all-history term)
 Coefficients are exact SymPy expressions in k, j, the algorithm's coefficients (β, κ) and its
 schedules (θ_k, h_{k,j}); nothing is a float.
@@ -18,7 +20,7 @@ import sympy as sp
 
 from derive.algorithms.schedules import Schedule, ScheduleTable
 from derive.algorithms.spec import Algorithm, Coefficient
-from derive.algorithms.symbols import T, j, k, vector
+from derive.algorithms.symbols import INPUT, T, j, k, vector
 
 
 @dataclass(frozen=True)
@@ -39,12 +41,14 @@ class StateRef:
 
 @dataclass(frozen=True)
 class Term:
-    """coefficient · state, or coefficient · T(argument), optionally summed over j = lo..hi."""
+    """coefficient · state, coefficient · T(argument) or coefficient · u (the injected input),
+    optionally summed over j = lo..hi."""
 
     coefficient: sp.Expr
     state: StateRef | None = None
     t_argument: tuple[Term, ...] | None = None
     history: tuple[sp.Expr, sp.Expr] | None = None  # (lo, hi) of Σ_j
+    injected: bool = False  # the term is coefficient · u (neither state nor T)
 
     @property
     def is_t(self) -> bool:
@@ -54,6 +58,8 @@ class Term:
         """The term without coefficient or sum, as SymPy: z(k - 1) or T(z(k) + β z(k) − …)."""
         if self.state is not None:
             return self.state.to_sympy()
+        if self.injected:
+            return INPUT
         assert self.t_argument is not None
         return T(combination_to_sympy(self.t_argument))
 
@@ -127,6 +133,14 @@ class Recurrence:
     def all_terms(self) -> list[Term]:
         return [t for u in self.updates for t in u.terms] + list(self.output)
 
+    def has_input(self) -> bool:
+        """True when the input u is injected somewhere (the recurrence was derived with an input)."""
+
+        def injects(term: Term) -> bool:
+            return term.injected or any(injects(t) for t in term.t_argument or ())
+
+        return any(injects(t) for t in self.all_terms())
+
     def has_history(self) -> bool:
         """True when some update sums over all earlier iterates (AGD all-history form)."""
         return any(t.history is not None for t in self.all_terms())
@@ -152,7 +166,7 @@ class Recurrence:
         """Run the recurrence symbolically for `steps` steps from the input z_0 = input(0).
 
         Returns, for every stream, its values z_s[0..steps] as expressions in the input symbol
-        `<input>(0)` and T(...) applied to such expressions, with every coefficient and schedule
+        `<input>(0)` (and the injected input u, if any) and T(...) applied to such expressions, with every coefficient and schedule
         replaced by its exact value. Tests compare this with the papers' printed recurrences and
         with the optimizer; it is the one place where the IR is given meaning.
         """
@@ -209,11 +223,15 @@ class Recurrence:
 
         if term.state is not None:
             return lookup(term.state)
+        if term.injected:
+            return INPUT
         argument = sp.Integer(0)
         for inner in term.t_argument or ():
             c = table.evaluate(inner.coefficient, k=step, j=jj if jj is not None else j)
             if inner.state is not None:
                 argument += c * lookup(inner.state)
+            elif inner.injected:
+                argument += c * INPUT
             else:  # a gradient at a point that is itself a gradient step: T inside T
                 argument += c * self._body(inner, step, jj, values, table)
         return T(sp.expand(argument))

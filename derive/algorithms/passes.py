@@ -3,7 +3,8 @@
 inline_lets        y_k = x_k + β_k(x_k − x_{k−1}) is substituted where y appears
 solve_argmin       argmin of a strongly convex quadratic, by its first-order condition
 substitute_states  x_i → U z_i for every state (the papers' step 1: x = Uz)
-apply_gradient     ∇f(v) → v − UΦ(Uv) = v − U T(U⁻¹v)   (SCIS (9), with T(z) = Φ(Wz), W = U²)
+apply_gradient     ∇f(v) → v − UΦ(Uv) = v − U T(U⁻¹v)   (SCIS (9), with T(z) = Φ(Wz), W = U²);
+                   with an input, ∇F(v) = ∇f(v) − b → v − U T(U⁻¹v) − U u   (b = Uu)
 cancel_left_u      U⁻¹(U a + U b) → a + b   (step 3: recover z = U⁻¹x)
 linear_terms       split a linear combination into (coefficient, vector, Σ-limits) terms
 """
@@ -14,7 +15,7 @@ from collections.abc import Sequence
 
 import sympy as sp
 
-from derive.algorithms.symbols import GRAD, INNER, SQNORM, U, is_state
+from derive.algorithms.symbols import GRAD, INNER, INPUT, SQNORM, U, T, is_state, k
 
 
 class DerivationError(ValueError):
@@ -23,8 +24,6 @@ class DerivationError(ValueError):
 
 def inline_lets(expr: sp.Expr, lets: Sequence[tuple[sp.Expr, sp.Expr]]) -> sp.Expr:
     """Replace every y(i) of a let `y(k) = rhs` by rhs with k → i (lets may use earlier lets)."""
-    from derive.algorithms.symbols import k
-
     for lhs, rhs in reversed(lets):
         func = lhs.func
         expr = expr.replace(
@@ -100,12 +99,15 @@ def left_divide_u(expr: sp.Expr) -> sp.Expr:
     return sp.Add(*terms)
 
 
-def apply_gradient(expr: sp.Expr) -> sp.Expr:
-    """∇f(v) → v − U T(U⁻¹v): SCIS (9), ∇f(x) = x − UΦ(Ux), with Φ(U·U w) = Φ(W w) = T(w)."""
-    from derive.algorithms.symbols import T
+def apply_gradient(expr: sp.Expr, with_input: bool = False) -> sp.Expr:
+    """∇f(v) → v − U T(U⁻¹v): SCIS (9), ∇f(x) = x − UΦ(Ux), with Φ(U·U w) = Φ(W w) = T(w).
 
+    With `with_input` the energy gains a linear term, F(x) = f(x) − ⟨b, x⟩, so every gradient
+    also gives −b = −U u: the input u is injected wherever a gradient is taken.
+    """
     def rule(argument: sp.Expr) -> sp.Expr:
-        return argument - U * T(left_divide_u(argument))
+        injected = U * INPUT if with_input else sp.Integer(0)
+        return argument - U * T(left_divide_u(argument)) - injected
 
     return expr.replace(GRAD, rule)
 

@@ -198,6 +198,8 @@ def combination_text(terms: tuple[Term, ...], printer: StrPrinter) -> str:
 def _body_text(term: Term, printer: StrPrinter) -> str:
     if term.state is not None:
         return _state_text(term.state, printer)
+    if term.injected:
+        return "u"
     assert term.t_argument is not None
     return f"T({combination_text(term.t_argument, printer)})"
 

@@ -24,6 +24,10 @@ GRAD = sp.Function("grad_f", commutative=False)
 T = sp.Function("T", commutative=False)
 """The layer map T(z) = Φ(Wz) in z-space (the papers' engineering notation, appendix C)."""
 
+INPUT = sp.Symbol("u", commutative=False)
+"""The injected input u, the z-image of the linear term b = Uu of the energy
+F(x) = f(x) − ⟨b, x⟩, whose gradient is ∇F(x) = ∇f(x) − b; constant over the iterations."""
+
 INNER = sp.Function("inner")
 """⟨a, b⟩, used only inside argmin objectives."""
 

@@ -83,4 +83,5 @@ def render_fc(recurrence: Recurrence) -> str:
             recurrence, [c.name for c in recurrence.algorithm.constants if c.name in forward_names]
         ),
         activations=TORCH_ACTIVATIONS,
+        has_input=recurrence.has_input(),
     )

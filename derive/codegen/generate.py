@@ -48,7 +48,7 @@ def generate(
     if form not in FORMS:
         raise UserError(f"unknown form {form!r}; choose one of {', '.join(FORMS)}")
     spec = with_defaults(get_algorithm(algorithm), coefficients or {})
-    recurrence = recurrence_of(spec)
+    recurrence = recurrence_of(spec, with_input=form == "fc")  # fc: the input u enters layers
     invoked = algorithm if algorithm.endswith(".toml") else None  # a spec: its path as typed
     source = render_fc(recurrence) if form == "fc" else render_conv(recurrence, invoked)
     return GeneratedFile(f"{spec.name}_{form}.py", format_source(source))

@@ -127,6 +127,8 @@ def step_code(recurrence: Recurrence, layer: str = "layer") -> StepCode:
     def body(term: Term, index_var: sp.Symbol | None) -> str:
         if term.state is not None:
             return state(term.state)
+        if term.injected:
+            return "u"
         assert term.t_argument is not None
         if term.history is not None:
             (inner,) = term.t_argument
@@ -150,6 +152,10 @@ def step_code(recurrence: Recurrence, layer: str = "layer") -> StepCode:
             negative = term.coefficient.could_extract_minus_sign()
             coefficient = -term.coefficient if negative else term.coefficient
             lo, hi = (printer.doprint(b) for b in term.history)
+            if term.injected:  # Σ_j c(j)·u: the scalars are summed first, u is scaled once
+                total = f"sum({printer.doprint(coefficient)} for j in range({lo}, {hi} + 1))"
+                parts.append(f"-{total} * u" if negative else f"{total} * u")
+                continue
             text = f"sum({times(coefficient, body(term, j))} for j in range({lo}, {hi} + 1))"
             parts.append(f"-{text}" if negative else text)
         return join_signed(parts)
