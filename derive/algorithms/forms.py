@@ -22,7 +22,7 @@ Everything here is exact SymPy; nothing is printed as code.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import sympy as sp
 
@@ -50,7 +50,9 @@ class EngineeringCoefficient:
 
     name: str  # beta1
     symbol: str  # β₁
-    role: str  # "outer" (multiplies z_{k−lag}), "inner" (inside T) or "t" (multiplies T)
+    role: (
+        str  # "outer" (multiplies z_{k−lag}), "inner" (inside T) or "t" (multiplies T)
+    )
     lag: int | None
     expr: sp.Expr  # the derived value, in k, coefficients and schedules
 
@@ -62,7 +64,9 @@ class LaggedForm:
     lags: int
     inner_identity: bool  # T reads z_k itself (C1); otherwise a combination (C2)
     coefficients: tuple[EngineeringCoefficient, ...]
-    output: tuple[tuple[int, sp.Expr], ...]  # stage output Σ c·z_{K−lag}: (lag, coefficient)
+    output: tuple[
+        tuple[int, sp.Expr], ...
+    ]  # stage output Σ c·z_{K−lag}: (lag, coefficient)
     label: str  # "(C1)", "(C2)" or "lagged"
 
     def by_role(self, role: str) -> list[EngineeringCoefficient]:
@@ -73,7 +77,9 @@ class LaggedForm:
         inner = (
             "zₖ"
             if self.inner_identity
-            else " + ".join(f"{c.symbol}·{state_text(c.lag)}" for c in self.by_role("inner"))
+            else " + ".join(
+                f"{c.symbol}·{state_text(c.lag)}" for c in self.by_role("inner")
+            )
         )
         alpha = self.by_role("t")
         return f"{alpha[0].symbol}·T_k({inner})" if alpha else f"T_k({inner})"
@@ -89,7 +95,9 @@ def term_lag(recurrence: Recurrence, term: Term) -> int:
     """k − index of a bounded state term (0 for z_k); UserError for anything else."""
     lag = term.state.lag() if term.state is not None else None
     if lag is None or lag < 0:
-        raise UserError(f"{recurrence.name}: cannot read the look-back of {term.to_sympy()}")
+        raise UserError(
+            f"{recurrence.name}: cannot read the look-back of {term.to_sympy()}"
+        )
     return lag
 
 
@@ -120,13 +128,21 @@ def lagged_form(recurrence: Recurrence) -> LaggedForm:
         for term in t_term.t_argument:
             lag = term_lag(recurrence, term)
             coefficients.append(
-                _coefficient(f"{inner_name}{lag + 1}", inner_symbol, "inner", lag, term.coefficient)
+                _coefficient(
+                    f"{inner_name}{lag + 1}",
+                    inner_symbol,
+                    "inner",
+                    lag,
+                    term.coefficient,
+                )
             )
     if t_term.coefficient != 1:
         coefficients.append(_coefficient("alpha", "α", "t", None, t_term.coefficient))
     for term in state_terms:
         lag = term_lag(recurrence, term)
-        coefficients.append(_coefficient(f"beta{lag + 1}", "β", "outer", lag, term.coefficient))
+        coefficients.append(
+            _coefficient(f"beta{lag + 1}", "β", "outer", lag, term.coefficient)
+        )
     lags = 1 + max([c.lag for c in coefficients if c.lag is not None] + [0])
     output = []
     for term in recurrence.output:
@@ -221,7 +237,9 @@ def lagged_invertibility(recurrence: Recurrence, form: LaggedForm) -> Invertibil
             for c in form.by_role("inner")
         )
     if inside_t:
-        reasons.append(f"{state} enters through T ({form.equation()}), which cannot be undone")
+        reasons.append(
+            f"{state} enters through T ({form.equation()}), which cannot be undone"
+        )
     divisor = next((c for c in form.by_role("outer") if c.lag == oldest), None)
     if divisor is None:
         if not inside_t:
@@ -241,7 +259,11 @@ def lagged_invertibility(recurrence: Recurrence, form: LaggedForm) -> Invertibil
     if reasons:
         return Invertibility(False, "; ".join(reasons), divisor)
     assert divisor is not None
-    newer = [f"{c.symbol}·{state_text(c.lag)}" for c in form.by_role("outer") if c.lag != oldest]
+    newer = [
+        f"{c.symbol}·{state_text(c.lag)}"
+        for c in form.by_role("outer")
+        if c.lag != oldest
+    ]
     numerator = " − ".join(["zₖ₊₁", form.t_text(), *newer])
     return Invertibility(True, "", divisor, f"{state} = ({numerator})/{divisor.symbol}")
 
@@ -259,14 +281,18 @@ def _identically_zero(recurrence: Recurrence, expr: sp.Expr) -> bool:
     return sp.simplify(sp.sympify(expr).subs(_constants(recurrence))) == 0
 
 
-def _zero_at_defaults(recurrence: Recurrence, expr: sp.Expr, blocks: int = 6) -> int | None:
+def _zero_at_defaults(
+    recurrence: Recurrence, expr: sp.Expr, blocks: int = 6
+) -> int | None:
     """The first block k = 1 … `blocks` − 1 where `expr` is 0 at the default coefficients, or None.
 
     Block 0 reads the stage input (z_{−l} = z_0) and is never run backwards, so it is not checked.
     """
     from derive.algorithms.schedules import ScheduleTable
 
-    table = ScheduleTable(recurrence.schedules, recurrence.coefficient_values(), exact=True)
+    table = ScheduleTable(
+        recurrence.schedules, recurrence.coefficient_values(), exact=True
+    )
     for step in range(1, blocks):
         if sp.simplify(table.evaluate(expr, k=step)) == 0:
             return step
@@ -343,9 +369,14 @@ def _check_block_input_leaves(
     """
     from derive.algorithms.schedules import ScheduleTable
 
-    table = ScheduleTable(recurrence.schedules, recurrence.coefficient_values(), exact=True)
+    table = ScheduleTable(
+        recurrence.schedules, recurrence.coefficient_values(), exact=True
+    )
     weight = sp.Add(
-        *(c if cond is None else sp.Piecewise((c, cond), (0, True)) for c, cond in state)
+        *(
+            c if cond is None else sp.Piecewise((c, cond), (0, True))
+            for c, cond in state
+        )
     )
     for step in range(steps):
         value = sp.simplify(table.evaluate(weight, k=step, j=0))
@@ -364,16 +395,21 @@ def twopath_form(recurrence: Recurrence) -> TwoPathForm:
     first, second = unrolled.updates
     t_terms = [t for t in first.terms if t.is_t]
     if len(t_terms) != 1:
-        raise UserError(f"{recurrence.name}: the two-path form needs one T-term per path")
+        raise UserError(
+            f"{recurrence.name}: the two-path form needs one T-term per path"
+        )
     states = [t for t in first.terms if not t.is_t]
-    return TwoPathForm(per_source(states, first.stream), per_source(states, second.stream))
+    return TwoPathForm(
+        per_source(states, first.stream), per_source(states, second.stream)
+    )
 
 
 def engineering_form(
     recurrence: Recurrence,
 ) -> LaggedForm | DenseForm | TwoPathForm | StreamsForm:
     """The form the algorithm's `engineering` field names (dense, twopath); otherwise the lagged
-    form (C1)/(C2) when the recurrence has its shape, else the general multi-stream form."""
+    form (C1)/(C2) when the recurrence has its shape, else the general multi-stream form.
+    """
     engineering = recurrence.algorithm.engineering
     if engineering == "dense":
         return dense_form(recurrence)
@@ -435,7 +471,9 @@ class Source:
             base = symbols.get(self.name, self.name) + "ₖ"
         if self.lag == -1:
             return base + "₊₁"
-        return base if self.lag == 0 else base + "₋" + str(self.lag).translate(_SUBSCRIPTS)
+        return (
+            base if self.lag == 0 else base + "₋" + str(self.lag).translate(_SUBSCRIPTS)
+        )
 
 
 @dataclass(frozen=True)
@@ -472,20 +510,31 @@ class Branch:
     cached: int
 
     def text(
-        self, symbols: dict[str, str], back: int = 0, branches: dict[str, Branch] | None = None
+        self,
+        symbols: dict[str, str],
+        back: int = 0,
+        branches: dict[str, Branch] | None = None,
     ) -> str:
         """T₁(zₖ) or T₂(t2_z·zₖ + t2_z_m·z_mₖ); `back` blocks earlier: T₁(zₖ₋₁) of block k − 1.
         With `branches`, a T inside T is shown with its own argument: T₂(T₁(zₖ))."""
 
         def shown(w: WeightedSource) -> str:
             if w.source.kind == "t" and branches and not w.source.lag:
-                return branches[w.source.name].text(symbols, back, branches).split(" of block")[0]
-            return Source(w.source.kind, w.source.name, w.source.lag + back).text(symbols)
+                return (
+                    branches[w.source.name]
+                    .text(symbols, back, branches)
+                    .split(" of block")[0]
+                )
+            return Source(w.source.kind, w.source.name, w.source.lag + back).text(
+                symbols
+            )
 
         if self.identity:
             inner = shown(self.argument[0])
         else:
-            inner = " + ".join(f"{w.coefficient.name}·{shown(w)}" for w in self.argument)
+            inner = " + ".join(
+                f"{w.coefficient.name}·{shown(w)}" for w in self.argument
+            )
         block = f" of block k − {back}" if back else ""
         return f"{self.symbol}({inner}){block}"
 
@@ -504,11 +553,15 @@ class StreamsForm:
     updates: tuple[tuple[str, tuple[WeightedSource, ...]], ...]
     output: tuple[tuple[str, int, sp.Expr], ...]
     label: str = STREAMS_LABEL
-    display: tuple[tuple[str, str], ...] = ()  # (stream, how equations print it: zₘ for zm)
+    display: tuple[
+        tuple[str, str], ...
+    ] = ()  # (stream, how equations print it: zₘ for zm)
 
     @property
     def coefficients(self) -> tuple[EngineeringCoefficient, ...]:
-        inner = [w.coefficient for b in self.branches if not b.identity for w in b.argument]
+        inner = [
+            w.coefficient for b in self.branches if not b.identity for w in b.argument
+        ]
         outer = [w.coefficient for _, terms in self.updates for w in terms]
         return tuple(inner + outer)
 
@@ -529,7 +582,9 @@ class StreamsForm:
             parts = []
             for w in terms:
                 if w.source.kind == "t":
-                    operand = by_name[w.source.name].text(symbols, w.source.lag, by_name)
+                    operand = by_name[w.source.name].text(
+                        symbols, w.source.lag, by_name
+                    )
                 else:
                     operand = w.source.text(symbols)
                 parts.append(f"{w.coefficient.name}·{operand}")
@@ -614,10 +669,14 @@ def _same_key(a: object, b: object) -> bool:
 
 def _newest(argument: Argument) -> int:
     """The smallest lag the argument reads (−1: a state of this block), nested T-terms included."""
-    return min(lag if isinstance(key, str) else _newest(key[1]) for key, lag, _ in argument)
+    return min(
+        lag if isinstance(key, str) else _newest(key[1]) for key, lag, _ in argument
+    )
 
 
-def _collect_arguments(recurrence: Recurrence, term: Term, found: list[Argument]) -> None:
+def _collect_arguments(
+    recurrence: Recurrence, term: Term, found: list[Argument]
+) -> None:
     """Add the distinct T arguments of `term` to `found`, a nested T before the T around it."""
     for inner in term.t_argument or ():
         if inner.is_t:
@@ -660,95 +719,191 @@ def _stream_starts(recurrence: Recurrence) -> dict[str, str]:
     return starts
 
 
+Reuse = tuple[Argument, int, int]
+"""A T argument of the recurrence, the base branch that computes it and how many blocks back."""
+
+
+@dataclass
+class _BlockReading:
+    """What reading a recurrence as one block carries from step to step."""
+
+    recurrence: Recurrence
+    starts: dict[str, str]  # how each stream restarts (`_stream_starts`)
+    reuse: list[Reuse]
+    names: list[str]  # the branches' attribute names, base by base
+    symbols: dict[str, str]  # branch name → T₁, T₂, …
+    lags_read: dict[str, int]  # the deepest look-back read so far, stream by stream
+    written: set[str] = field(
+        default_factory=set
+    )  # streams whose k + 1 value is computed
+
+    def t_source(self, argument: Argument) -> Source:
+        """The branch output (this block's or a cached earlier one) that T(`argument`) is."""
+        _, base, back = next(r for r in self.reuse if _same_argument(r[0], argument))
+        return Source("t", self.names[base], back)
+
+    def note(self, sources: tuple[WeightedSource, ...]) -> None:
+        for w in sources:
+            _note_read(
+                self.recurrence, w.source, self.written, self.lags_read, self.starts
+            )
+
+
 def streams_form(recurrence: Recurrence) -> StreamsForm:
     """Read any bounded look-back recurrence (several streams, several T-terms) as a block.
 
     Raises UserError naming the term no block shape expresses (an all-history sum, a state read
     further ahead than this block's new values, a T-term in the output).
     """
+    _refuse_history_terms(recurrence)
+    starts = _stream_starts(recurrence)
+    bases, reuse = _branch_bases(recurrence)
+    names = ["branch" if i == 0 else f"branch{i + 1}" for i in range(len(bases))]
+    symbols = {n: "T" + str(i + 1).translate(_SUBSCRIPTS) for i, n in enumerate(names)}
+    lags_read = {s: 0 for s in recurrence.streams}
+    reading = _BlockReading(recurrence, starts, reuse, names, symbols, lags_read)
+    updates = _stream_updates(reading)
+    branches = _branches(reading, bases)
+    output = _readout(recurrence, lags_read)
+    _check_set_before_read(recurrence, starts, updates, branches)
+    streams = tuple(
+        StreamStart(s, lags_read[s] + 1, "zero" if starts[s] == "zero" else "input")
+        for s in recurrence.streams
+    )
+    display = tuple((s.z_name, s.z_symbol) for s in recurrence.algorithm.streams)
+    return StreamsForm(
+        streams, tuple(branches), tuple(updates), tuple(output), display=display
+    )
+
+
+def _refuse_history_terms(recurrence: Recurrence) -> None:
+    """UserError for an all-history term: no bounded block reads every earlier state."""
     for term in recurrence.all_terms():
         if term.history is not None:
             raise UserError(
                 f"{recurrence.name}: the all-history term {term.to_sympy()} reads every earlier "
                 "state; only the dense form (one stream, Σ_j a(k, j)·T(z_j)) has such a block"
             )
-    starts = _stream_starts(recurrence)
+
+
+def _branch_bases(recurrence: Recurrence) -> tuple[list[Argument], list[Reuse]]:
+    """The distinct T arguments a block computes (bases) and, for every T argument, its base.
+
+    An argument that is a base `back` blocks earlier (coefficients shifted exactly) reuses that
+    block's output. Bases are numbered by the first use of any argument they compute.
+    """
     arguments: list[Argument] = []  # distinct T arguments, in order of first use
     for update in recurrence.updates:
         for term in update.terms:
             if term.is_t:
                 _collect_arguments(recurrence, term, arguments)
     order = list(arguments)  # first use, which names the branches
-    arguments.sort(key=_newest)  # newest first: bases before reuses (stable: inner T first)
-    bases: list[tuple] = []
-    reuse: list[tuple[tuple, int, int]] = []  # (argument, base index, blocks back)
+    arguments.sort(
+        key=_newest
+    )  # newest first: bases before reuses (stable: inner T first)
+    bases: list[Argument] = []
+    reuse: list[Reuse] = []
     for arg in arguments:
-        found = next(
-            (
-                (i, back)
-                for i, base in enumerate(bases)
-                for back in range(1, 17)
-                if _same_argument(_shifted(base, back), arg)
-            ),
-            None,
-        )
+        found = _earlier_base(bases, arg)
         if found is None:
             bases.append(arg)
             reuse.append((arg, len(bases) - 1, 0))
         else:
             reuse.append((arg, *found))
-    first_use = [min(order.index(a) for a, b, _ in reuse if b == i) for i in range(len(bases))]
+    first_use = [
+        min(order.index(a) for a, b, _ in reuse if b == i) for i in range(len(bases))
+    ]
     renumber = sorted(range(len(bases)), key=first_use.__getitem__)
-    bases = [bases[i] for i in renumber]
-    reuse = [(a, renumber.index(b), back) for a, b, back in reuse]
-    names = ["branch" if i == 0 else f"branch{i + 1}" for i in range(len(bases))]
-    symbols = {n: "T" + str(i + 1).translate(_SUBSCRIPTS) for i, n in enumerate(names)}
+    return [bases[i] for i in renumber], [
+        (a, renumber.index(b), back) for a, b, back in reuse
+    ]
 
-    def t_source(arg: tuple) -> Source:
-        _, base, back = next(r for r in reuse if _same_argument(r[0], arg))
-        return Source("t", names[base], back)
 
+def _earlier_base(bases: list[Argument], argument: Argument) -> tuple[int, int] | None:
+    """(base index, blocks back) when `argument` is a base 1 … 16 blocks earlier, else None."""
+    return next(
+        (
+            (i, back)
+            for i, base in enumerate(bases)
+            for back in range(1, 17)
+            if _same_argument(_shifted(base, back), argument)
+        ),
+        None,
+    )
+
+
+def _stream_updates(
+    reading: _BlockReading,
+) -> list[tuple[str, tuple[WeightedSource, ...]]]:
+    """Every stream's update as relaxed coefficients times states and branch outputs."""
+    recurrence = reading.recurrence
     updates = []
-    lags_read: dict[str, int] = {s: 0 for s in recurrence.streams}
-    written: set[str] = set()
     for update in recurrence.updates:
-        weighted = []
+        terms = []
         for term in update.terms:
             if term.is_t:
-                source = t_source(_argument(recurrence, term))
+                source = reading.t_source(_argument(recurrence, term))
             else:
                 assert term.state is not None
-                source = Source("state", term.state.stream, _ref_lag(recurrence, term.state, term))
-            weighted.append((term.coefficient, source))
-        terms = []
-        for coefficient, source in weighted:
-            name = f"{update.stream}_{_source_name(source, symbols)}"
+                source = Source(
+                    "state", term.state.stream, _ref_lag(recurrence, term.state, term)
+                )
+            name = f"{update.stream}_{_source_name(source, reading.symbols)}"
             terms.append(
-                WeightedSource(_coefficient(name, name, "outer", source.lag, coefficient), source)
+                WeightedSource(
+                    _coefficient(name, name, "outer", source.lag, term.coefficient),
+                    source,
+                )
             )
         updates.append((update.stream, tuple(terms)))
-        for w in terms:
-            _note_read(recurrence, w.source, written, lags_read, starts)
-        written.add(update.stream)
+        reading.note(tuple(terms))
+        reading.written.add(update.stream)
+    return updates
+
+
+def _branches(reading: _BlockReading, bases: list[Argument]) -> list[Branch]:
+    """One Branch per base: its argument's relaxed coefficients, stride and cache depth."""
     branches = []
     for i, base in enumerate(bases):
         argument = []
         for key, lag, coefficient in base:
-            source = Source("state", key, lag) if isinstance(key, str) else t_source(key[1])
-            name = f"t{i + 1}_{_source_name(source, symbols)}"
-            argument.append(
-                WeightedSource(_coefficient(name, name, "inner", lag, coefficient), source)
+            source = (
+                Source("state", key, lag)
+                if isinstance(key, str)
+                else reading.t_source(key[1])
             )
-        identity = len(argument) == 1 and sp.simplify(argument[0].coefficient.expr - 1) == 0
-        reads_input = all(w.source.kind == "state" and w.source.lag >= 0 for w in argument) and any(
-            starts[w.source.name] == "input" for w in argument
+            name = f"t{i + 1}_{_source_name(source, reading.symbols)}"
+            argument.append(
+                WeightedSource(
+                    _coefficient(name, name, "inner", lag, coefficient), source
+                )
+            )
+        identity = (
+            len(argument) == 1 and sp.simplify(argument[0].coefficient.expr - 1) == 0
         )
-        cached = max([back for _, b, back in reuse if b == i] + [0])
+        reads_input = all(
+            w.source.kind == "state" and w.source.lag >= 0 for w in argument
+        ) and any(reading.starts[w.source.name] == "input" for w in argument)
+        cached = max([back for _, b, back in reading.reuse if b == i] + [0])
+        name = reading.names[i]
         branches.append(
-            Branch(names[i], symbols[names[i]], tuple(argument), identity, reads_input, cached)
+            Branch(
+                name,
+                reading.symbols[name],
+                tuple(argument),
+                identity,
+                reads_input,
+                cached,
+            )
         )
-        for w in argument:
-            _note_read(recurrence, w.source, written, lags_read, starts)
+        reading.note(tuple(argument))
+    return branches
+
+
+def _readout(
+    recurrence: Recurrence, lags_read: dict[str, int]
+) -> list[tuple[str, int, sp.Expr]]:
+    """The stage's output Σ c·s_{K−lag} as (stream, lag, c); it deepens the look-back it reads."""
     output = []
     for term in recurrence.output:
         if term.state is None:
@@ -761,19 +916,26 @@ def streams_form(recurrence: Recurrence) -> StreamsForm:
             raise UserError(f"{recurrence.name}: cannot read out {term.to_sympy()}")
         output.append((term.state.stream, lag, term.coefficient))
         lags_read[term.state.stream] = max(lags_read[term.state.stream], lag)
+    return output
+
+
+def _check_set_before_read(
+    recurrence: Recurrence,
+    starts: dict[str, str],
+    updates: list[tuple[str, tuple[WeightedSource, ...]]],
+    branches: list[Branch],
+) -> None:
+    """UserError when a stream with no restart value is read at k or earlier."""
+    read = [t for _, t in updates] + [b.argument for b in branches]
     for stream, start in starts.items():
         if start == "unset" and any(
             w.source.kind == "state" and w.source.name == stream and w.source.lag >= 0
-            for terms in [t for _, t in updates] + [b.argument for b in branches]
+            for terms in read
             for w in terms
         ):
-            raise UserError(f"{recurrence.name}: stream {stream} is read before it has a value")
-    streams = tuple(
-        StreamStart(s, lags_read[s] + 1, "zero" if starts[s] == "zero" else "input")
-        for s in recurrence.streams
-    )
-    display = tuple((s.z_name, s.z_symbol) for s in recurrence.algorithm.streams)
-    return StreamsForm(streams, tuple(branches), tuple(updates), tuple(output), display=display)
+            raise UserError(
+                f"{recurrence.name}: stream {stream} is read before it has a value"
+            )
 
 
 def _note_read(
