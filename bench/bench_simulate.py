@@ -19,8 +19,8 @@ import time
 import torch
 import torch.nn.functional as F
 
-from derive.experiments.simconfig import NETWORKS, SimulationConfig
-from derive.experiments.simulation import build_network, make_data, seeded
+from derive.experiments.simulation.config import NETWORKS, SimulationConfig
+from derive.experiments.simulation.run import build_network, make_data, seeded
 
 
 def epoch_seconds(

@@ -53,8 +53,8 @@ def child(steps: int, demo_epochs: int) -> dict[str, float]:
     import torch
     import torch.nn.functional as F
 
-    from derive.experiments.simconfig import QUICK, SimulationConfig
-    from derive.experiments.simulation import run_simulation
+    from derive.experiments.simulation.config import QUICK, SimulationConfig
+    from derive.experiments.simulation.run import run_simulation
     from derive.models.registry import create_model
 
     times: dict[str, float] = {}

@@ -11,7 +11,7 @@ from train_fixtures import single_thread, write_cifar10, write_model  # noqa: F4
 from derive import limits, memory
 from derive.cli import build_parser, main
 from derive.errors import UserError
-from derive.experiments.simconfig import SimulationConfig
+from derive.experiments.simulation.config import SimulationConfig
 from derive.train.config import TrainConfig
 
 # The options that set a size, a count or a seed: each must carry a bound.

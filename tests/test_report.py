@@ -194,8 +194,8 @@ def test_commands_reproduce_each_runs_options(runs):
 
 
 def test_simulation_section(runs, tmp_path):
-    from derive.experiments.simconfig import SimulationConfig
-    from derive.experiments.simulation import run_simulation
+    from derive.experiments.simulation.config import SimulationConfig
+    from derive.experiments.simulation.run import run_simulation
 
     root, made = runs
     sim = tmp_path / "sim"

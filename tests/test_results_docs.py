@@ -41,7 +41,7 @@ def test_cifar_report_is_rebuilt_exactly_from_the_committed_runs(tmp_path, monke
 
 
 def test_simulation_table_is_redrawn_exactly_from_its_data(tmp_path):
-    from derive.experiments.simfiles import CURVES, JSON, MARKDOWN, render
+    from derive.experiments.simulation.files import CURVES, JSON, MARKDOWN, render
 
     folder = RESULTS / "simulation"
     if not (folder / MARKDOWN).exists():

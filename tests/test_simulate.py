@@ -18,8 +18,8 @@ import torch
 from derive.cli import build_parser, main
 from derive.codegen.loader import load_generated
 from derive.errors import UserError
-from derive.experiments.simconfig import ACTIVATIONS, QUICK, SimulationConfig, config_seed
-from derive.experiments.simulation import (
+from derive.experiments.simulation.config import ACTIVATIONS, QUICK, SimulationConfig, config_seed
+from derive.experiments.simulation.run import (
     build_network,
     evaluate_mse,
     make_data,
@@ -382,7 +382,7 @@ def test_help_explains_the_choices(capsys):
 
 
 def test_render_redraws_the_table_from_the_files(sim_out, tmp_path):
-    from derive.experiments.simfiles import render
+    from derive.experiments.simulation.files import render
 
     copy = tmp_path / "copy"
     copy.mkdir()
@@ -394,7 +394,7 @@ def test_render_redraws_the_table_from_the_files(sim_out, tmp_path):
 
 
 def test_a_stopped_run_keeps_its_curves_and_says_so(tmp_path, monkeypatch):
-    import derive.experiments.simulation as simulation
+    import derive.experiments.simulation.run as simulation
 
     real = simulation.train_run
     calls = []
@@ -424,7 +424,7 @@ def test_cuda_missing_is_bad_input(tmp_path, capsys):
 def test_resume_trains_only_the_missing_runs_and_gives_the_uninterrupted_table(
     tmp_path, monkeypatch
 ):
-    import derive.experiments.simulation as simulation
+    import derive.experiments.simulation.run as simulation
 
     config = _cfg(algorithms=("gd", "heavyball", "admm"), depths=(2,))
     whole = tmp_path / "whole"
@@ -466,7 +466,7 @@ def test_resume_refuses_other_settings_or_no_earlier_run(tmp_path, capsys):
 
 
 def test_a_blow_up_in_the_last_step_is_diverged_and_the_folder_stays_readable(tmp_path):
-    from derive.experiments.simfiles import read_simulation
+    from derive.experiments.simulation.files import read_simulation
 
     config = _cfg(algorithms=("gd",), depths=(2,), epochs=1, optimizer="sgd", lr=1e30,
                   activation="relu")  # fmt: skip
@@ -505,7 +505,7 @@ def test_recorded_command_keeps_every_digit_of_the_rates(tmp_path):
 
 
 def test_quick_label_states_the_values_used():
-    from derive.experiments.simtable import settings_lines
+    from derive.experiments.simulation.table import settings_lines
 
     config = SimulationConfig(**{**TINY, "quick": True})
     data = {"config": config.to_dict(), "runs": [], "data": {}}
@@ -514,7 +514,7 @@ def test_quick_label_states_the_values_used():
 
 
 def test_ordering_joins_ties_at_the_printed_digits_and_names_unfinished_runs():
-    from derive.experiments.simtable import ordering_table
+    from derive.experiments.simulation.table import ordering_table
 
     config = SimulationConfig(algorithms=("gd", "heavyball", "nesterov2", "admm"), depths=(40,))
     runs = [
@@ -563,7 +563,7 @@ def test_a_damaged_simulation_json_is_one_line_exit_2(damage, needle, sim_out, t
 
 
 def test_without_matplotlib_the_table_is_still_written(tmp_path, monkeypatch, caplog):
-    import derive.experiments.simplot as simplot
+    import derive.experiments.simulation.plot as simplot
 
     def no_matplotlib(*args, **kwargs):
         raise UserError("the simulation plot needs matplotlib")

@@ -53,7 +53,7 @@ HELP_GROUPS: HelpLayout = (
     ),
 )
 """`derive simulate --help`'s groups in order; the options are declared on SimulationConfig's
-fields (derive.experiments.simconfig), except these, which only say where the files go."""
+fields (derive.experiments.simulation.config), except these, which only say where the files go."""
 
 
 def _add_out(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
@@ -84,7 +84,7 @@ def _add_force(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> Non
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `derive simulate`, its options built from SimulationConfig's declarations."""
-    from derive.experiments.simconfig import SimulationConfig
+    from derive.experiments.simulation.config import SimulationConfig
 
     p = subparsers.add_parser(
         "simulate",
@@ -105,7 +105,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def build_config(args: argparse.Namespace):  # -> SimulationConfig (import kept lazy)
     """The SimulationConfig of parsed `args`: --quick values first, the options typed over them."""
-    from derive.experiments.simconfig import QUICK, SimulationConfig
+    from derive.experiments.simulation.config import QUICK, SimulationConfig
 
     values: dict[str, object] = dict(QUICK) if args.quick else {}
     values.update(given_values(args, SimulationConfig))
@@ -153,8 +153,8 @@ def command_for(config, out: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Validate everything, then train and write OUT; print where the table is."""
-    from derive.experiments import simfiles
-    from derive.experiments.simulation import run_simulation
+    from derive.experiments.simulation import files as simfiles
+    from derive.experiments.simulation.run import run_simulation
 
     config = build_config(args)
     out = args.out or ("runs/simulation-quick" if config.quick else "runs/simulation")

@@ -7,9 +7,8 @@
     text = build_report(["runs/hbnet56-c10"], simulation="docs/results/simulation")
 
 One package or module per study: `stability/` the depth-stability study, `nas/` the NAS study's
-doc, `claims` the claims page. The simulation: `simconfig` holds its options, `simulation` trains its
-networks, `simfiles` writes and reads its output folder, `simtable` and `simplot` draw its table and
-figure. The CIFAR report: `runs` reads and groups `derive train` run folders, and `report` writes the
+doc, `simulation/` the simulation (its options, training, output files, table and figure), `claims`
+the claims page. The CIFAR report: `runs` reads and groups `derive train` run folders, and `report` writes the
 results doc. Shared by all: `printed` holds the papers' printed tables as data, `stats` the exact
 statistics (mean ± std, permutation and Fisher tests). The reports' sentences are Jinja templates
 under templates/; the numbers are computed here and passed to them.
@@ -21,11 +20,11 @@ import importlib
 
 # Resolved on first use, so importing the package does not import torch.
 _EXPORTS = {
-    "SimulationConfig": "derive.experiments.simconfig",
-    "SimulationResult": "derive.experiments.simulation",
-    "run_simulation": "derive.experiments.simulation",
-    "read_simulation": "derive.experiments.simfiles",
-    "simulation_markdown": "derive.experiments.simtable",
+    "SimulationConfig": "derive.experiments.simulation.config",
+    "SimulationResult": "derive.experiments.simulation.results",
+    "run_simulation": "derive.experiments.simulation.run",
+    "read_simulation": "derive.experiments.simulation.files",
+    "simulation_markdown": "derive.experiments.simulation.table",
     "collect_runs": "derive.experiments.runs",
     "build_report": "derive.experiments.report",
     "write_report": "derive.experiments.report",

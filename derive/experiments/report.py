@@ -29,6 +29,8 @@ from derive.experiments.runs import (
     recipe_differences,
     train_command,
 )
+from derive.experiments.simulation.files import read_simulation
+from derive.experiments.simulation.table import ordering_table, results_table, settings_lines
 from derive.fsutil import atomic_write_text, check_path, ensure_output_dir
 
 
@@ -427,8 +429,6 @@ def build_report(
     runs = collect_runs(list(run_dirs), list(runs_roots))
     sim = None
     if simulation is not None:
-        from derive.experiments.simfiles import read_simulation
-
         sim, _ = read_simulation(simulation)
     groups = group_runs(runs)
     full = [g for g in groups if g.first.variant == "full"]
@@ -487,8 +487,6 @@ def build_report(
     ]
     lines += ["```"] + [train_command(r) for r in runs] + ["```", ""]
     if sim is not None:
-        from derive.experiments.simtable import ordering_table, results_table, settings_lines
-
         lines += [
             "## Simulation (SCIS'23 Table B1 = ACML'18 Table 2)",
             "",

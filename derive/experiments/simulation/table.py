@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from derive.experiments.printed import ACML_SIM, SCIS_SIM, SIM_COLUMNS, SIM_EQUATIONS, SIM_PRINTED
-from derive.experiments.simconfig import NETWORKS, QUICK
+from derive.experiments.simulation.config import NETWORKS, QUICK
 
 PRINTED_LABEL = "printed"
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from derive.experiments.printed import SIM_COLUMNS
-from derive.experiments.simconfig import NETWORKS
+from derive.experiments.simulation.config import NETWORKS
 from derive.plotting import new_figure, save_figure
 
 

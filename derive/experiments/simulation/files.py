@@ -17,15 +17,16 @@ import logging
 import math
 import platform
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from derive import __version__
+from derive.devices import thread_settings
 from derive.errors import UserError
+from derive.experiments.simulation import plot, table
+from derive.experiments.simulation.config import SimulationConfig
+from derive.experiments.simulation.results import SimulationResult
 from derive.fsutil import atomic_write_text, check_path, remove_file
 from derive.readers import read_json_object
 from derive.rundir import Column, MetricsTable, RunDirectory, json_text, optional_float
-
-if TYPE_CHECKING:
-    from derive.experiments.simulation import SimulationResult
 
 CURVES = "curves.csv"
 FINAL = "final.csv"
@@ -81,10 +82,7 @@ def final_csv(result: SimulationResult) -> str:
 
 def summary(result: SimulationResult, status: str, command: str | None) -> dict[str, object]:
     """The content of simulation.json."""
-    import torch
-
-    from derive import __version__
-    from derive.devices import thread_settings
+    import torch  # deferred: torch is slow to import, and reading a folder back needs no torch
 
     return {
         "status": status,
@@ -135,10 +133,8 @@ def write_progress(out: Path, result: SimulationResult, status: str, command: st
 
 def _plot(data: dict[str, object], curves: list[dict[str, object]], out: Path) -> str | None:
     """Draw simulation.png; its name, or None (with a warning) when matplotlib is missing."""
-    from derive.experiments.simplot import plot_simulation
-
     try:
-        plot_simulation(data, curves, out / PLOT)
+        plot.plot_simulation(data, curves, out / PLOT)
     except UserError as exc:  # no matplotlib: keep the table, skip the picture
         logging.getLogger("derive.simulate").warning("no %s: %s", PLOT, exc)
         remove_file(out / PLOT)
@@ -148,14 +144,12 @@ def _plot(data: dict[str, object], curves: list[dict[str, object]], out: Path) -
 
 def write_final(out: Path, result: SimulationResult, command: str | None) -> None:
     """Write every output file: the data first, then the plot (if matplotlib is there) and the table."""
-    from derive.experiments.simtable import simulation_markdown
-
     data = summary(result, "completed", command)
     atomic_write_text(out / CURVES, curves_csv(result))
     atomic_write_text(out / FINAL, final_csv(result))
     atomic_write_text(out / JSON, _json(data))
-    plot = _plot(data, read_curves_text(curves_csv(result)), out)
-    atomic_write_text(out / MARKDOWN, simulation_markdown(data, plot_name=plot))
+    plot_name = _plot(data, read_curves_text(curves_csv(result)), out)
+    atomic_write_text(out / MARKDOWN, table.simulation_markdown(data, plot_name=plot_name))
 
 
 def read_curves_text(text: str, where: str = CURVES) -> list[dict[str, object]]:
@@ -205,8 +199,6 @@ def _is(value: object, kinds: tuple[type | None, ...]) -> bool:
 
 def check_summary(data: object, where: str) -> None:
     """UserError (one line) unless `data` is a simulation.json that the table, plot and resume can use."""
-    from derive.experiments.simconfig import SimulationConfig
-
     if not (
         isinstance(data, dict)
         and isinstance(data.get("config"), dict)
@@ -248,9 +240,9 @@ def render(folder: str | Path) -> Path:
     For a run that was stopped before the end (the table then says "Status: running"), or after a
     change to the table's layout. Returns the markdown's path.
     """
-    from derive.experiments.simtable import simulation_markdown
-
     folder = Path(folder)
     data, curves = read_simulation(folder)
-    plot = _plot(data, curves, folder)
-    return atomic_write_text(folder / MARKDOWN, simulation_markdown(data, plot_name=plot))
+    plot_name = _plot(data, curves, folder)
+    return atomic_write_text(
+        folder / MARKDOWN, table.simulation_markdown(data, plot_name=plot_name)
+    )

@@ -28,66 +28,20 @@ from torch import nn
 from derive.codegen.loader import load_generated
 from derive.devices import device_name
 from derive.errors import UserError
-from derive.experiments.simconfig import NETWORKS, SimulationConfig, config_seed
+from derive.experiments.simulation import files
+from derive.experiments.simulation.config import NETWORKS, SimulationConfig, config_seed
+from derive.experiments.simulation.results import (
+    CurvePoint,
+    DataStats,
+    RunResult,
+    SimulationResult,
+)
+from derive.memcheck import check_fits, simulation_bytes
 from derive.rundir import changed_settings, recording_stop
 from derive.timefmt import time_left
 from derive.train.progress import seconds_to_go
 
 log = logging.getLogger("derive.simulate")
-
-
-@dataclass(frozen=True)
-class CurvePoint:
-    """The training set's MSE of one run after `epoch` epochs (0: at initialization)."""
-
-    algorithm: str
-    depth: int
-    epoch: int
-    train_mse: float  # whole training set, evaluated after the epoch
-    batch_loss_mean: float | None  # mean of the epoch's mini-batch losses (None at epoch 0)
-    seconds: float  # training seconds of this run so far
-
-
-@dataclass
-class RunResult:
-    """One (algorithm, depth) run: its status, final MSE and cost."""
-
-    algorithm: str
-    depth: int
-    status: str  # "completed" or "diverged" (a non-finite loss stopped it)
-    epochs_completed: int
-    final_train_mse: float | None
-    parameters: int
-    seconds: float
-    compile_seconds: float = 0.0
-    device: str = ""  # where it was trained (a resumed simulation may have moved)
-
-
-@dataclass
-class DataStats:
-    """Reference values of the data that any honest reading of the table needs."""
-
-    mean_f_squared: float  # the MSE of always predicting 0
-    best_constant_mse: float  # the MSE of predicting each coordinate's sample mean of f
-    mean_x0_squared: float
-
-
-@dataclass
-class SimulationResult:
-    """Everything a run produced: the curves, one result per run, the data's reference values."""
-
-    config: SimulationConfig
-    data: DataStats
-    runs: list[RunResult] = field(default_factory=list)
-    curves: list[CurvePoint] = field(default_factory=list)
-    device: str = ""
-    wall_seconds: float = 0.0
-
-    def final(self, algorithm: str, depth: int) -> RunResult | None:
-        for run in self.runs:
-            if (run.algorithm, run.depth) == (algorithm, depth):
-                return run
-        return None
 
 
 def make_data(samples: int, dim: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -310,8 +264,6 @@ def compute_settings(config: SimulationConfig) -> Iterator[torch.device]:
 
 def check_memory(config: SimulationConfig, device: torch.device) -> None:
     """UserError when --samples, --dim, --depths and --batch-size cannot fit in memory."""
-    from derive.memory import check_fits, simulation_bytes
-
     needed = simulation_bytes(
         config.samples,
         config.dim,
@@ -339,11 +291,9 @@ def finished_runs(
     UserError when `out` holds no simulation, or one whose settings differ from `config` in anything
     but RESUMABLE_CHANGES (its numbers would not belong in the same table).
     """
-    from derive.experiments import simfiles
-
-    if not (out / simfiles.JSON).is_file():
-        raise UserError(f"--resume: {str(out)!r} holds no {simfiles.JSON} to resume from")
-    data, curves = simfiles.read_simulation(out)
+    if not (out / files.JSON).is_file():
+        raise UserError(f"--resume: {str(out)!r} holds no {files.JSON} to resume from")
+    data, curves = files.read_simulation(out)
     for key, stored, wanted in changed_settings(
         data["config"], config.to_dict(), RESUMABLE_CHANGES
     )[:1]:
@@ -390,7 +340,7 @@ def run_simulation(
 ) -> SimulationResult:
     """Train every (algorithm, depth) of `config`; with `out_dir`, write the outputs there as it goes.
 
-    Files (see derive.experiments.simfiles): curves.csv and simulation.json are rewritten atomically
+    Files (see `files`): curves.csv and simulation.json are rewritten atomically
     after each evaluation and each run, so a long run can be watched and a killed one keeps what it did;
     simulation.md, final.csv and simulation.png are written at the end. With `resume`, the runs that
     `out_dir` already holds are kept and not trained again (each run is seeded on its own, so the
@@ -408,12 +358,12 @@ def run_simulation(
         if previous[0]:
             log.info("simulate: resuming; %d run(s) already done", len(previous[0]))
         _log_start(config, result)
-        files = _Outputs(result, out, command, began)
-        with recording_stop(files.save):  # keep what was done, and say why it stopped
-            _train_all(config, result, z0.to(device), f.to(device), files)
+        writer = _Outputs(result, out, command, began)
+        with recording_stop(writer.save):  # keep what was done, and say why it stopped
+            _train_all(config, result, z0.to(device), f.to(device), writer)
         order = {run: i for i, run in enumerate(config.runs())}
         result.runs.sort(key=lambda r: order[(r.algorithm, r.depth)])
-        files.finish()
+        writer.finish()
     return result
 
 
@@ -425,9 +375,7 @@ def _open_out_dir(
 ) -> tuple[Path | None, Previous]:
     """The output folder, checked and created (None without `out_dir`), and what an earlier run
     there finished (with `resume`); UserError, before anything is written, for bad options."""
-    from derive.experiments import simfiles
-
-    folder = simfiles.run_directory(out_dir) if out_dir is not None else None
+    folder = files.run_directory(out_dir) if out_dir is not None else None
     if folder is not None:
         folder.check_writable()
     if resume and folder is None:
@@ -473,9 +421,7 @@ class _Outputs:
         """Rewrite curves.csv and simulation.json with `status`."""
         self.result.wall_seconds = time.perf_counter() - self.began
         if self.out is not None:
-            from derive.experiments import simfiles
-
-            simfiles.write_progress(self.out, self.result, status, self.command)
+            files.write_progress(self.out, self.result, status, self.command)
 
     def on_point(self, entry: CurvePoint) -> None:
         self.result.curves.append(entry)
@@ -485,9 +431,7 @@ class _Outputs:
         """Write every output file of the completed simulation."""
         self.result.wall_seconds = time.perf_counter() - self.began
         if self.out is not None:
-            from derive.experiments import simfiles
-
-            simfiles.write_final(self.out, self.result, self.command)
+            files.write_final(self.out, self.result, self.command)
 
 
 def _train_all(
@@ -495,7 +439,7 @@ def _train_all(
     result: SimulationResult,
     z0: torch.Tensor,
     f: torch.Tensor,
-    files: _Outputs,
+    writer: _Outputs,
 ) -> None:
     """Train every run that `result` does not hold yet, saving after each."""
     runs = config.runs()
@@ -504,7 +448,7 @@ def _train_all(
             continue
         label = f"[{i}/{len(runs)}] {NETWORKS[algorithm].label} depth {depth}"
         log.info("%s", label)
-        run, _ = train_run(config, algorithm, depth, z0, f, files.on_point)
+        run, _ = train_run(config, algorithm, depth, z0, f, writer.on_point)
         run.device = result.device
         result.runs.append(run)
         log.info(
@@ -514,4 +458,4 @@ def _train_all(
             "-" if run.final_train_mse is None else f"{run.final_train_mse:.5f}",
             run.seconds,
         )
-        files.save("running")
+        writer.save("running")
