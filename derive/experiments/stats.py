@@ -56,3 +56,16 @@ def fisher_p(k1: int, n1: int, k2: int, n2: int) -> float | None:
     low, high = max(0, k - n2), min(k, n1)
     p = sum(probability(x) for x in range(low, high + 1) if probability(x) <= observed * (1 + 1e-9))
     return min(1.0, p)
+
+
+def sign_flip_p(differences: Sequence[float]) -> float | None:
+    """Exact two-sided sign-flip p-value of mean(differences) = 0 for paired differences: the share
+    of the 2ⁿ sign patterns whose |mean| reaches the observed one; None for no pair or n > 20."""
+    n = len(differences)
+    if n == 0 or n > 20:
+        return None
+    values = np.asarray(differences, dtype=np.float64)
+    signs = np.array(list(itertools.product((1.0, -1.0), repeat=n)))
+    means = np.abs(signs @ values) / n
+    observed = abs(values.mean())
+    return float(np.mean(means >= observed - 1e-12 * max(1.0, observed)))
