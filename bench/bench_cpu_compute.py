@@ -45,7 +45,8 @@ from derive.train.loop import (  # noqa: E402
     train_epoch,
 )
 from derive.train.progress import Progress  # noqa: E402
-from derive.train.sources import TrainData, open_data  # noqa: E402
+from derive.train.sources import open_data  # noqa: E402
+from derive.train.traindata import TrainData  # noqa: E402
 
 MODES = (
     ("fp32", "contiguous"),

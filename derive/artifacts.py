@@ -9,13 +9,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from derive.algorithms import list_algorithms
+from derive.algorithms.docs import algorithms_markdown
+from derive.codegen.generate import generate
+from derive.errors import UserError
+from derive.experiments.claims import DOC, build_markdown
+from derive.symbolic.docs import activations_markdown
+
 FORMS = ("fc", "conv")
 
 
 def generated_code() -> dict[str, str]:
     """{'generated/heavyball_fc.py': source, ...} for every built-in algorithm and form."""
-    from derive.algorithms import list_algorithms
-    from derive.codegen.generate import generate
 
     out = {}
     for name in list_algorithms():
@@ -26,20 +31,15 @@ def generated_code() -> dict[str, str]:
 
 
 def algorithm_docs() -> dict[str, str]:
-    from derive.algorithms.docs import algorithms_markdown
-
     return {"docs/algorithms.md": algorithms_markdown()}
 
 
 def activation_docs() -> dict[str, str]:
-    from derive.symbolic.docs import activations_markdown
-
     return {"docs/activations.md": activations_markdown()}
 
 
 def claims_doc() -> dict[str, str]:
     """docs/results/claims.md, from the committed results and the docs above (so it runs last)."""
-    from derive.experiments.claims import DOC, build_markdown
 
     return {DOC: build_markdown()}
 
@@ -56,8 +56,6 @@ def repository_root() -> Path:
     """The source checkout this module runs from (regenerate writes into a checkout, not site-packages)."""
     root = Path(__file__).resolve().parents[1]
     if not (root / "pyproject.toml").is_file() or not (root / "generated").is_dir():
-        from derive.errors import UserError
-
         raise UserError(
             "derive regenerate runs from a source checkout (pyproject.toml and generated/ not found)"
         )

@@ -25,6 +25,7 @@ from torch import nn
 
 from derive.errors import UserError
 from derive.fsutil import output_file
+from derive.models import model_entry, resolve_model
 
 FORMATS = ("pt2", "onnx")
 ONNX_PACKAGES = ("onnx", "onnxscript", "onnxruntime")
@@ -83,14 +84,12 @@ def default_input_size(spec: str) -> int:
     """224 for the zoo's ImageNet networks, else 32 (CIFAR)."""
     if spec.endswith(".py"):
         return 32
-    from derive.models import model_entry
 
     return 224 if model_entry(spec).dataset == "imagenet" else 32
 
 
 def build_model(spec: str, num_classes: int | None, model_args: Mapping[str, object]) -> nn.Module:
     """The model in eval mode (derive.models.resolve_model); a user's file failing is bad input."""
-    from derive.models import resolve_model
 
     try:
         model = resolve_model(spec, num_classes=num_classes, **model_args)

@@ -238,11 +238,3 @@ def staged_files(out_dir: str | os.PathLike[str]) -> Iterator[Path]:
                 atomic_write_bytes(target, item.read_bytes())
     finally:
         shutil.rmtree(stage, ignore_errors=True)
-
-
-def read_csv_rows(path: str | os.PathLike[str], name: str) -> tuple[Path, Iterator[list[str]]]:
-    """(the file, its CSV records): `path` itself, or `path/name` where `path` is a folder (a run
-    directory); UserError if it cannot be read or is malformed (derive.readers.read_csv_rows)."""
-    from derive.readers import read_csv_rows as read
-
-    return read(path, name)

@@ -19,6 +19,10 @@ from collections.abc import Callable, Iterable, Mapping
 
 from derive.errors import UserError
 
+MEMORY_MODES = ("standard", "checkpoint", "reversible")
+"""How a built model keeps its activations for the backward pass (`create_model(..., memory=...)`,
+derive.models.memory; `derive train --memory`)."""
+
 Scalar = bool | int | float | str
 ModelArgs = dict[str, Scalar | dict[str, Scalar]]
 

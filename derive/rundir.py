@@ -32,10 +32,9 @@ from derive.fsutil import (
     clean_stale_temp,
     ensure_output_dir,
     output_file,
-    read_csv_rows,
     remove_file,
 )
-from derive.readers import read_json_object
+from derive.readers import read_csv_rows, read_json_object
 
 SUMMARY = "summary.json"
 CHECKPOINT = "checkpoint.pt"

@@ -407,8 +407,8 @@ def test_a_users_three_lag_recurrence_runs_backwards(tmp_path):
 
 
 def test_the_pre_run_memory_estimate_follows_the_mode():
-    """derive train's memory check (derive.memory) counts one recomputed block, not all of them."""
-    from derive.memory import activation_bytes_per_image
+    """derive train's memory check (derive.memcheck) counts one recomputed block, not all of them."""
+    from derive.memcheck import activation_bytes_per_image
 
     sizes = {}
     for mode in ("standard", "checkpoint", "reversible"):

@@ -10,11 +10,11 @@ import pytest
 import torch
 from train_fixtures import single_thread, write_cifar10  # noqa: F401
 
-import derive.memory
+import derive.memcheck
 import derive.nas.search
 from derive.cli import main
 from derive.errors import UserError
-from derive.memory import activation_bytes_per_image
+from derive.memcheck import activation_bytes_per_image
 from derive.nas import build_supernet
 from derive.nas.ops import OP_NAMES, make_search_op
 from derive.nas.search import prepare_space, search_bytes
@@ -72,8 +72,8 @@ def test_a_search_too_large_for_memory_exits_2_before_anything(
         raise AssertionError("the supernet was built")
 
     monkeypatch.setattr(derive.nas.search, "build", never)
-    real = derive.memory.available_bytes  # capped, so the test holds on a machine of any size
-    monkeypatch.setattr(derive.memory, "available_bytes", lambda d: min(real(d) or 2**36, 2**36))
+    real = derive.memcheck.available_bytes  # capped, so the test holds on a machine of any size
+    monkeypatch.setattr(derive.memcheck, "available_bytes", lambda d: min(real(d) or 2**36, 2**36))
     out = tmp_path / "run"
     argv = ["nas", "search", "--space", "darts", "--data-dir", str(data), "--out", str(out)]
     started = time.perf_counter()
@@ -107,10 +107,10 @@ def test_the_check_compares_the_estimate_with_free_memory(
     out = tmp_path / "run"
     config = tiny(data, out)
     needed = search_bytes(config, prepare_space(config))
-    monkeypatch.setattr(derive.memory, "available_bytes", lambda device: needed - 1)
+    monkeypatch.setattr(derive.memcheck, "available_bytes", lambda device: needed - 1)
     with pytest.raises(UserError, match="needs at least"):
         derive.nas.search.run_search(config)
     assert not out.exists()
-    monkeypatch.setattr(derive.memory, "available_bytes", lambda device: needed)
+    monkeypatch.setattr(derive.memcheck, "available_bytes", lambda device: needed)
     summary = derive.nas.search.run_search(config)
     assert summary["epochs_completed"] == 1 and (out / "genotype.json").is_file()

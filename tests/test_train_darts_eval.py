@@ -20,10 +20,10 @@ from derive.errors import UserError
 from derive.models.registry import load_python_file
 from derive.train.augment import AugmentOptions, BatchMaker, Normalizer, derive_seed
 from derive.train.checkpoint import load_checkpoint, save_checkpoint
-from derive.train.config import TrainConfig, config_fields
+from derive.train.config import TrainConfig, config_fields, recipe_config
 from derive.train.data import load_cifar
 from derive.train.loop import build_model, run_training
-from derive.train.recipes import RECIPES, recipe_config
+from derive.train.recipes import RECIPES
 from derive.train.regularize import cutout_centres, drop_path_at
 from derive.train.runfiles import read_metrics
 

@@ -146,7 +146,7 @@ def _check_out(path: Path) -> None:
 
 
 def _list_text() -> str:
-    from derive.symbolic import catalog
+    from derive.symbolic import catalog  # deferred: imports SymPy
 
     lines = []
     for act in catalog.ACTIVATIONS:
@@ -160,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
     _validate(args)
     if args.list:
         return _emit(_list_text(), args.out)
-    from derive.symbolic import timelimit
+    from derive.symbolic import timelimit  # deferred: imports SymPy
 
     seconds = None
     if args.expr is not None:
@@ -176,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _derive_and_render(args: argparse.Namespace) -> tuple[str, list[ActivationRecord]]:
     """The output text for the chosen activations, and their records."""
-    from derive.symbolic import derivation, docs, formats
+    from derive.symbolic import derivation, docs, formats  # deferred: imports SymPy
 
     params = {k: v for k, v in (("alpha", args.alpha), ("a", args.a)) if v is not None}
     if args.all:

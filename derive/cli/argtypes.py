@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from derive.limits import Limit, format_number
+from derive.limits import THREADS, Limit, format_number
 
 
 def number(
@@ -83,7 +83,6 @@ def add_threads_option(
     default: int | None = None,
 ) -> None:
     """`--threads N` of a command that runs torch; derive.cli.main applies it (derive.devices)."""
-    from derive.limits import THREADS
 
     parser.add_argument(
         "--threads",

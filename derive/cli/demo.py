@@ -9,6 +9,7 @@ from pathlib import Path
 
 from derive.cli.argtypes import add_threads_option
 from derive.errors import UserError
+from derive.fsutil import ensure_output_dir
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from derive.algorithms import get_algorithm, list_algorithms
-    from derive.cli import main as derive_main
-    from derive.fsutil import ensure_output_dir
+    from derive.algorithms import get_algorithm, list_algorithms  # deferred: imports SymPy
+    from derive.cli import main as derive_main  # deferred: derive.cli imports this module
 
     out = ensure_output_dir(args.out)
     start = time.perf_counter()

@@ -6,6 +6,7 @@ import argparse
 import re
 
 from derive.cli.argtypes import number
+from derive.modelargs import collect
 
 DESCRIPTION = """\
 Export a network in eval mode, traced on one input batch: `pt2` is a torch.export program
@@ -89,8 +90,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from derive.export import export_model
-    from derive.modelargs import collect
+    from derive.export import export_model  # deferred: imports torch
 
     report = export_model(
         args.model,

@@ -7,9 +7,11 @@ import json
 
 from derive.cli.argtypes import add_threads_option
 from derive.cli.nas_sizes import add_size_options
+from derive.cli.network import parse_coefficients
 from derive.cli.options_parser import HelpLayout, add_declared, all_values
 from derive.errors import UserError
 from derive.nas.searchconfig import IMAGE_SIZES, SearchConfig
+from derive.train.progress import Progress
 
 DESCRIPTION = """\
 Search a cell with DARTS (Liu et al. 2019) in a search space derived from an optimization algorithm's
@@ -166,19 +168,18 @@ def run(args: argparse.Namespace) -> int:
     """Show the space, or search it; exit 3 if the loss diverged."""
     import sys
 
-    from derive.cli.network import parse_coefficients
-
     coefficients = parse_coefficients(args.coef)
     if args.show:
-        from derive.nas.spaces import resolve_space
-        from derive.nas.supernet import with_ops
+        from derive.nas.spaces import resolve_space  # deferred: imports torch and SymPy
+        from derive.nas.supernet import with_ops  # deferred: imports torch and SymPy
 
         space = with_ops(resolve_space(args.space, coefficients), args.ops)
+        # deferred: imports torch and SymPy
         from derive.nas.archinit import start_coefficients, start_name
 
         start = start_name(args.hb_init, args.algo_init)
         if start is not None:  # refused here as the search would refuse it
-            from derive.nas.spaces import coefficient_weights
+            from derive.nas.spaces import coefficient_weights  # deferred: imports torch and SymPy
 
             starts = start_coefficients(space, start)
         if args.format == "json":
@@ -202,9 +203,8 @@ def run(args: argparse.Namespace) -> int:
     ]
     if missing:
         raise UserError(f"nas search: {' and '.join(missing)} required (or --show)")
-    from derive.nas.search import run_search
-    from derive.train.loop import TrainingDiverged
-    from derive.train.progress import Progress
+    from derive.nas.search import run_search  # deferred: imports torch and SymPy
+    from derive.train.loop import TrainingDiverged  # deferred: imports torch
 
     config = SearchConfig(
         **all_values(args, SearchConfig),  # type: ignore[arg-type]

@@ -90,7 +90,9 @@ def parse_coefficients(items: list[str]) -> dict[str, float]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from derive.algorithms import get_algorithm, list_algorithms
+    from derive.algorithms import get_algorithm, list_algorithms  # deferred: imports SymPy
+
+    # deferred: imports SymPy
     from derive.codegen.generate import FORMS, with_defaults, write_network
 
     if args.list:
@@ -112,8 +114,8 @@ def run(args: argparse.Namespace) -> int:
             "nothing to do: give --out DIR to write code, or --show to print the recurrence"
         )
     if args.reversible:
-        from derive.algorithms import recurrence_of
-        from derive.algorithms.forms import invertibility
+        from derive.algorithms import recurrence_of  # deferred: imports SymPy
+        from derive.algorithms.forms import invertibility  # deferred: imports SymPy
 
         inverse = invertibility(recurrence_of(algorithm))
         if not inverse.invertible:
@@ -129,17 +131,17 @@ def run(args: argparse.Namespace) -> int:
 
 def show(algorithm: object, fmt: str, depth: int) -> str:
     """The iteration, the derived recurrence and the first schedule values, as text/latex/json."""
-    from derive.algorithms import recurrence_of
-    from derive.algorithms.forms import invertibility
-    from derive.algorithms.ir import unroll_accumulators
-    from derive.algorithms.render import (
+    from derive.algorithms import recurrence_of  # deferred: imports SymPy
+    from derive.algorithms.forms import invertibility  # deferred: imports SymPy
+    from derive.algorithms.ir import unroll_accumulators  # deferred: imports SymPy
+    from derive.algorithms.render import (  # deferred: imports SymPy
         algorithm_latex,
         algorithm_lines,
         initial_conditions_text,
         recurrence_latex,
         recurrence_lines,
     )
-    from derive.algorithms.schedules import ScheduleTable
+    from derive.algorithms.schedules import ScheduleTable  # deferred: imports SymPy
 
     recurrence = recurrence_of(algorithm)  # type: ignore[arg-type]
     inverse = invertibility(recurrence)

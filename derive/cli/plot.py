@@ -69,10 +69,11 @@ def run(args: argparse.Namespace) -> int:
     name = "steps.png" if args.steps else "curves.png"
     out = args.out or (Path(args.runs[0]) / name if len(args.runs) == 1 else Path(name))
     if args.steps:
-        from derive.train.stepplot import plot_steps
+        from derive.train.stepplot import plot_steps  # deferred: imports torch
 
         print(plot_steps(args.runs, out, title=args.title, log_y=args.log_y))
         return 0
+    # deferred: matplotlib's set-up, kept out of `derive --help`
     from derive.train.plot import plot_runs
 
     print(plot_runs(args.runs, out, title=args.title))

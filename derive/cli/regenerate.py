@@ -6,6 +6,7 @@ import argparse
 import logging
 
 from derive.errors import UserError
+from derive.fsutil import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from derive.artifacts import GROUPS, repository_root
-    from derive.fsutil import atomic_write_text
+    from derive.artifacts import GROUPS, repository_root  # deferred: imports SymPy
 
     unknown = sorted(set(args.only) - set(GROUPS))
     if unknown:

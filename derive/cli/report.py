@@ -78,6 +78,7 @@ def command_for(args: argparse.Namespace) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Read and check every input, then write the doc; print its path."""
+    # deferred: ~0.1 s of imports, kept out of `derive --help`
     from derive.experiments.report import build_report, write_report
 
     text = build_report(

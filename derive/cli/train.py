@@ -6,14 +6,13 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from typing import TYPE_CHECKING
 
 from derive.cli.argtypes import add_threads_option
 from derive.cli.options_parser import HelpLayout, add_declared, given_values
 from derive.errors import UserError
-
-if TYPE_CHECKING:
-    from derive.train.config import TrainConfig
+from derive.train.config import TrainConfig, recipe_config, with_dataset_recipe
+from derive.train.progress import Progress
+from derive.train.recipes import DEFAULT_RECIPE
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +185,6 @@ Each option itself is declared on its TrainConfig field (derive.train.config).""
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `derive train`, its options built from TrainConfig's declarations."""
-    from derive.train.config import TrainConfig
 
     p = subparsers.add_parser(
         "train",
@@ -203,8 +201,6 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
     """The TrainConfig of the parsed arguments: the --recipe preset (for ImageNet under appendix-d:
     the papers' ImageNet recipe), overridden by the options typed, even where a typed value
     equals the default."""
-    from derive.train.config import TrainConfig, with_dataset_recipe
-    from derive.train.recipes import DEFAULT_RECIPE, recipe_config
 
     options = given_values(args, TrainConfig)
     options.pop("recipe_name", None)  # recipe_config records args.recipe
@@ -215,9 +211,8 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
 
 def run(args: argparse.Namespace) -> int:
     """Build the config, train, print where the results are; exit 3 if the loss diverged."""
-    from derive.train.distributed import RankLost, launch_from_env
-    from derive.train.loop import TrainingDiverged, run_training
-    from derive.train.progress import Progress
+    from derive.train.distributed import RankLost, launch_from_env  # deferred: imports torch
+    from derive.train.loop import TrainingDiverged, run_training  # deferred: imports torch
 
     main_rank = launch_from_env().rank == 0
     progress = Progress(args.progress_interval, enabled=not args.quiet)

@@ -52,7 +52,7 @@ from torch.autograd.function import once_differentiable
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from derive.errors import UserError
-from derive.train.options import MEMORY_MODES
+from derive.modelargs import MEMORY_MODES
 
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 _HINT = (

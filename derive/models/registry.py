@@ -1,15 +1,20 @@
-"""A small timm-style model registry: `@register_model` on a factory, `create_model(name, ...)`."""
+"""A small timm-style model registry: `create_model(name, ...)`, `list_models()` over the factories
+registered with `@register_model` (derive.models.entries), the built-in zoo's included."""
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable
-from dataclasses import dataclass
+import importlib.util
+import os
+import sys
 
 import torch.nn as nn
 
 from derive.errors import UserError
 from derive.modelargs import check_factory_arguments
+from derive.models import zoo  # noqa: F401  (registers the built-in networks on import)
+from derive.models.entries import REGISTERED, ModelEntry, register_model
+from derive.models.memory import check_mode, set_memory
 
 ZOO_HINT = (
     "; a zoo network is fixed by its name: for another depth or other coefficients, train a "
@@ -17,49 +22,17 @@ ZOO_HINT = (
 )
 
 
-@dataclass(frozen=True)
-class ModelEntry:
-    """A registered factory and what it is for."""
-
-    name: str
-    factory: Callable[..., nn.Module]
-    dataset: str  # "cifar" or "imagenet"
-    default_num_classes: int
-    description: str
-
-
-_REGISTRY: dict[str, ModelEntry] = {}
-
-
-def register_model(
-    name: str, *, dataset: str = "cifar", num_classes: int = 10, description: str = ""
-) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Decorator: register `factory(num_classes=..., **kwargs) -> nn.Module` under `name`."""
-
-    def wrap(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        if name in _REGISTRY:
-            raise ValueError(f"model {name!r} registered twice")
-        doc = description or (factory.__doc__ or "").strip().splitlines()[0:1]
-        text = doc if isinstance(doc, str) else (doc[0] if doc else "")
-        _REGISTRY[name] = ModelEntry(name, factory, dataset, num_classes, text)
-        return factory
-
-    return wrap
-
-
 def list_models(dataset: str | None = None) -> list[str]:
     """Names of all registered models (optionally only 'cifar' or 'imagenet' ones), sorted."""
-    _load_builtin()
-    return sorted(n for n, e in _REGISTRY.items() if dataset is None or e.dataset == dataset)
+    return sorted(n for n, e in REGISTERED.items() if dataset is None or e.dataset == dataset)
 
 
 def model_entry(name: str) -> ModelEntry:
     """The registry entry for `name`; UserError with the nearest names when unknown."""
-    _load_builtin()
     try:
-        return _REGISTRY[name]
+        return REGISTERED[name]
     except KeyError:
-        close = difflib.get_close_matches(name, list(_REGISTRY), n=3)
+        close = difflib.get_close_matches(name, list(REGISTERED), n=3)
         hint = (
             f"; did you mean {', '.join(close)}?"
             if close
@@ -76,8 +49,6 @@ def create_model(
     `memory` ("standard", "checkpoint" or "reversible") is how its training steps keep
     activations (derive.models.memory); UserError when the model cannot run that way.
     """
-    from derive.models.memory import check_mode, set_memory
-
     check_mode(memory)
     entry = model_entry(name)
     if num_classes is None:
@@ -99,8 +70,6 @@ def resolve_model(
     checked against its signature first (derive.modelargs; UserError when they do not fit).
     """
     if spec.endswith(".py"):
-        from derive.models.memory import check_mode, set_memory
-
         check_mode(memory)
         module = load_python_file(spec)
         factory = getattr(module, "create_model", None)
@@ -119,10 +88,6 @@ def load_python_file(path: str) -> object:
 
     Importing runs the file's code (docs/training.md says so where model files are described).
     """
-    import importlib.util
-    import os
-    import sys
-
     if not os.path.isfile(path):
         raise UserError(f"model file {path!r} does not exist")
     name = "derive_user_" + os.path.splitext(os.path.basename(path))[0].replace("-", "_")
@@ -143,6 +108,12 @@ def load_python_file(path: str) -> object:
     return module
 
 
-def _load_builtin() -> None:
-    """Import the modules whose factories register the built-in zoo (idempotent)."""
-    from derive.models import zoo  # noqa: F401  (registers on import)
+__all__ = [
+    "ModelEntry",
+    "create_model",
+    "list_models",
+    "load_python_file",
+    "model_entry",
+    "register_model",
+    "resolve_model",
+]

@@ -14,7 +14,7 @@ from torch import nn
 
 from derive.codegen.loader import load_generated
 from derive.codegen.papers import ZOO, ZooNetwork
-from derive.models.registry import register_model
+from derive.models.entries import register_model
 
 
 def _register(network: ZooNetwork) -> None:

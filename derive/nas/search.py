@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from derive.devices import device_name
 from derive.errors import UserError
-from derive.memory import FLOAT, check_fits
+from derive.memcheck import FLOAT, check_fits
 from derive.nas.architect import Architect
 from derive.nas.genotype import Genotype
 from derive.nas.searchconfig import ARCH_BETAS, SearchConfig

@@ -10,19 +10,19 @@ import math
 from dataclasses import MISSING, asdict, dataclass, fields
 
 from derive import limits
-from derive.errors import need
+from derive.errors import UserError, need
 from derive.fsutil import check_path
-from derive.modelargs import check_model_args, collect
+from derive.modelargs import MEMORY_MODES, check_model_args, collect
 from derive.optionspec import check_option, default_of, option
 from derive.train.data import DATASETS
 from derive.train.options import (
     ERROR_WINDOW,
-    MEMORY_MODES,
+    MAX_AUXILIARY_WEIGHT,
+    MAX_CUTOUT,
     PAD_FILLS,
     SCHEDULES,
     AugmentOptions,
     Every,
-    check_evaluation_options,
     cosine_factor,
     parse_error_percent,
     parse_every,
@@ -30,6 +30,7 @@ from derive.train.options import (
     parse_model_arg_text,
     parse_warmup_factor,
 )
+from derive.train.recipes import RECIPES
 
 DEVICES = ("auto", "cpu", "cuda")
 IMAGENET = "imagenet"  # an ImageFolder tree (derive.train.imagenet); the CIFARs are in DATASETS
@@ -74,7 +75,7 @@ INITS = ("paper", "torch")
 AUGMENT_PER = ("image", "batch")
 
 
-RECIPE_NAMES = ("appendix-d", "darts-eval")  # the presets of derive.train.recipes
+RECIPE_NAMES = tuple(RECIPES)
 
 NONNEG = {"kind": float, "what": "a number >= 0"}
 """A float option refused below 0 on the command line (TrainConfig.validate has the finer checks)."""
@@ -562,3 +563,40 @@ def recipe_defaults() -> dict[str, object]:
 def config_fields() -> list[str]:
     """Names of every TrainConfig field, in declaration order."""
     return [f.name for f in fields(TrainConfig)]
+
+
+def check_evaluation_options(config: TrainConfig) -> None:
+    """UserError for an out-of-range evaluation option (called by TrainConfig.validate)."""
+    if config.recipe_name not in RECIPES:
+        raise UserError(f"--recipe must be one of {', '.join(RECIPES)}, got {config.recipe_name!r}")
+    if config.lr_schedule not in SCHEDULES:
+        raise UserError(
+            f"--lr-schedule must be one of {', '.join(SCHEDULES)}, got {config.lr_schedule!r}"
+        )
+    if isinstance(config.cutout, bool) or not isinstance(config.cutout, int):
+        raise UserError(f"--cutout must be an integer, got {config.cutout!r}")
+    if not 0 <= config.cutout <= MAX_CUTOUT:
+        raise UserError(
+            f"--cutout must be between 0 (off) and {MAX_CUTOUT} (the image side), got {config.cutout}"
+        )
+    w = config.auxiliary_weight
+    if not (math.isfinite(w) and 0 <= w <= MAX_AUXILIARY_WEIGHT):
+        raise UserError(
+            f"--auxiliary-weight must be between 0 (off) and {MAX_AUXILIARY_WEIGHT:g}, got {w}"
+        )
+    if not (math.isfinite(config.drop_path) and 0 <= config.drop_path < 1):
+        raise UserError(
+            f"--drop-path must be >= 0 and < 1 (kept paths are scaled by 1/(1 - P)), got {config.drop_path}"
+        )
+    if not (math.isfinite(config.grad_clip) and config.grad_clip >= 0):
+        raise UserError(
+            f"--grad-clip must be a finite number >= 0 (0: off), got {config.grad_clip}"
+        )
+
+
+def recipe_config(name: str, **options: object) -> TrainConfig:
+    """TrainConfig of recipe `name` (derive.train.recipes), with `options` (model, data_dir, out, …)
+    overriding its preset."""
+    if name not in RECIPES:
+        raise UserError(f"--recipe must be one of {', '.join(RECIPES)}, got {name!r}")
+    return TrainConfig(**{**RECIPES[name], **options, "recipe_name": name})  # type: ignore[arg-type]

@@ -63,7 +63,7 @@ from derive.train.imagescan import (
     read_head,
 )
 from derive.train.sharding import epoch_order, eval_range
-from derive.train.sources import TrainData
+from derive.train.traindata import TrainData
 
 log = logging.getLogger(__name__)
 

@@ -34,6 +34,10 @@ import torch.nn.functional as F
 from derive.allocator import configure_for as configure_allocator
 from derive.devices import device_name
 from derive.errors import UserError
+from derive.memcheck import check_fits, training_bytes
+from derive.models import resolve_model
+from derive.models.stats import count_flops, count_parameters
+from derive.models.variants import paper_init, torch_default_init, use_projection_shortcuts
 from derive.rundir import RunDirectory, TrainingDiverged, recording_stop
 from derive.timefmt import time_left
 from derive.train import distributed
@@ -62,8 +66,9 @@ from derive.train.runfiles import CHECKPOINT, run_directory, write_metrics, writ
 from derive.train.schedule import describe as describe_schedule
 from derive.train.schedule import make_scheduler, retarget
 from derive.train.sharding import Share, epoch_shares
-from derive.train.sources import Batch, EvalSource, TrainData, TrainSource, dataset_shape, open_data
+from derive.train.sources import dataset_shape, open_data
 from derive.train.steplog import StepLog, grad_norm, write_steps
+from derive.train.traindata import Batch, EvalSource, TrainData, TrainSource
 from derive.train.warmup import Warmup
 
 log = logging.getLogger(__name__)
@@ -136,8 +141,6 @@ def build_model(
 ) -> nn.Module:
     """The model, initialized from the run's seed (paper init unless turned off), checked on a dummy
     batch of input_size x input_size images (default: CIFAR's classes and 32 x 32)."""
-    from derive.models import resolve_model
-    from derive.models.variants import paper_init
 
     num_classes = config.num_classes if num_classes is None else num_classes
     torch.manual_seed(derive_seed(config.seed, "init"))
@@ -160,14 +163,10 @@ def build_model(
             f"{config.model}: create_model returned {type(model).__name__}, not a torch.nn.Module"
         )
     if config.shortcut == "projection":
-        from derive.models.variants import use_projection_shortcuts
-
         use_projection_shortcuts(model)
     if config.paper_init:
         paper_init(model)
     if config.conv_init == "torch" or config.classifier_init == "torch":
-        from derive.models.variants import torch_default_init
-
         torch_default_init(
             model, convs=config.conv_init == "torch", linears=config.classifier_init == "torch"
         )
@@ -861,8 +860,6 @@ def eval_metrics(
 def _check_memory(
     model: nn.Module, config: TrainConfig, data: TrainData, rt: Runtime, d: Dist
 ) -> None:
-    from derive.memory import check_fits, training_bytes
-
     batch = config.batch_size // d.world_size  # this rank's part of the global batch
     try:
         needed = training_bytes(
@@ -899,14 +896,10 @@ def _restore_steps(
 
 
 def _count_parameters(model: nn.Module) -> int:
-    from derive.models.stats import count_parameters
-
     return count_parameters(model)
 
 
 def _count_flops(model: nn.Module, input_size: int = 32) -> int | None:
-    from derive.models.stats import count_flops
-
     try:
         return count_flops(model, (1, 3, input_size, input_size))
     except Exception as exc:  # counting is informative only; never block a run on it

@@ -2,7 +2,7 @@
 
 `derive train --help` and TrainConfig read these, so building the parser or validating a
 configuration never loads torch; the modules that act on an option (augment, checkpoint, schedule,
-regularize, warmup, models.memory) import their definitions from here.
+regularize, warmup) import their definitions from here.
 """
 
 from __future__ import annotations
@@ -10,16 +10,10 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from derive import limits
 from derive.errors import UserError
-
-if TYPE_CHECKING:
-    from derive.train.config import TrainConfig
-
-MEMORY_MODES = ("standard", "checkpoint", "reversible")
-"""How a model keeps its activations for the backward pass (derive.models.memory)."""
+from derive.modelargs import parse_model_arg
 
 PAD_FILLS = ("mean", "black")
 SCHEDULES = ("step", "cosine")
@@ -82,37 +76,6 @@ def cosine_factor(completed: int, epochs: int) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * completed / epochs))
 
 
-def check_evaluation_options(config: TrainConfig) -> None:
-    """UserError for an out-of-range evaluation option (called by TrainConfig.validate)."""
-    from derive.train.recipes import RECIPES
-
-    if config.recipe_name not in RECIPES:
-        raise UserError(f"--recipe must be one of {', '.join(RECIPES)}, got {config.recipe_name!r}")
-    if config.lr_schedule not in SCHEDULES:
-        raise UserError(
-            f"--lr-schedule must be one of {', '.join(SCHEDULES)}, got {config.lr_schedule!r}"
-        )
-    if isinstance(config.cutout, bool) or not isinstance(config.cutout, int):
-        raise UserError(f"--cutout must be an integer, got {config.cutout!r}")
-    if not 0 <= config.cutout <= MAX_CUTOUT:
-        raise UserError(
-            f"--cutout must be between 0 (off) and {MAX_CUTOUT} (the image side), got {config.cutout}"
-        )
-    w = config.auxiliary_weight
-    if not (math.isfinite(w) and 0 <= w <= MAX_AUXILIARY_WEIGHT):
-        raise UserError(
-            f"--auxiliary-weight must be between 0 (off) and {MAX_AUXILIARY_WEIGHT:g}, got {w}"
-        )
-    if not (math.isfinite(config.drop_path) and 0 <= config.drop_path < 1):
-        raise UserError(
-            f"--drop-path must be >= 0 and < 1 (kept paths are scaled by 1/(1 - P)), got {config.drop_path}"
-        )
-    if not (math.isfinite(config.grad_clip) and config.grad_clip >= 0):
-        raise UserError(
-            f"--grad-clip must be a finite number >= 0 (0: off), got {config.grad_clip}"
-        )
-
-
 # --- values of options given as text (ValueError: the message the command line shows) -------------
 
 
@@ -155,8 +118,6 @@ def parse_error_percent(text: str) -> float:
 
 def parse_model_arg_text(text: str) -> str:
     """--model-arg NAME=VALUE, checked as text (derive.modelargs.collect parses it the same way)."""
-    from derive.modelargs import parse_model_arg
-
     try:
         parse_model_arg(text)
     except UserError as exc:

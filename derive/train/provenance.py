@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from derive import __version__
+from derive.devices import thread_settings
 
 
 def utc_now() -> str:
@@ -50,7 +51,6 @@ def git_commit() -> tuple[str | None, bool | None]:
 def software(commit: str | None, dirty: bool | None) -> dict[str, object]:
     """The summary's "software" record: derive, torch and Python versions, the git checkout, and
     torch's CPU threads with the OpenMP wait policy (derive.devices)."""
-    from derive.devices import thread_settings
 
     return {
         "derive": __version__,

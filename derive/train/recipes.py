@@ -1,4 +1,5 @@
-"""Named training recipes: a preset of TrainConfig options; options given explicitly override it.
+"""Named training recipes: a preset of TrainConfig options; options given explicitly override it
+(derive.train.config.recipe_config builds the config of one).
 
 - `appendix-d` (the default): the papers' manual-design recipe, SCIS'23 appendix D: TrainConfig's
   own defaults (SGD Nesterov 0.9, lr 0.1 stepped ÷10 at 50 %/75 %, wd 1e-4, batch 64, 300 epochs).
@@ -10,9 +11,6 @@
 """
 
 from __future__ import annotations
-
-from derive.errors import UserError
-from derive.train.config import TrainConfig
 
 RECIPES: dict[str, dict[str, object]] = {
     "appendix-d": {},
@@ -37,11 +35,4 @@ RECIPE_FIELDS: frozenset[str] = frozenset(key for preset in RECIPES.values() for
 """Every option some recipe sets: the CLI passes these on only when they were given explicitly."""
 
 
-def recipe_config(name: str, **options: object) -> TrainConfig:
-    """TrainConfig of recipe `name`, with `options` (model, data_dir, out, …) overriding its preset."""
-    if name not in RECIPES:
-        raise UserError(f"--recipe must be one of {', '.join(RECIPES)}, got {name!r}")
-    return TrainConfig(**{**RECIPES[name], **options, "recipe_name": name})  # type: ignore[arg-type]
-
-
-__all__ = ["DEFAULT_RECIPE", "RECIPES", "RECIPE_FIELDS", "recipe_config"]
+__all__ = ["DEFAULT_RECIPE", "RECIPES", "RECIPE_FIELDS"]

@@ -15,17 +15,15 @@ from __future__ import annotations
 import copy
 import inspect
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from derive.errors import UserError
-from derive.train.options import MAX_AUXILIARY_WEIGHT, MAX_CUTOUT, check_evaluation_options
-
-if TYPE_CHECKING:
-    from derive.train.config import TrainConfig
+from derive.models.registry import load_python_file, model_entry
+from derive.train.config import TrainConfig, check_evaluation_options
+from derive.train.options import MAX_AUXILIARY_WEIGHT, MAX_CUTOUT
 
 AUXILIARY_MARKER = "auxiliary"
 """Parameters whose name contains this belong to the auxiliary head (DARTS count_parameters_in_MB)."""
@@ -92,8 +90,6 @@ def model_options(config: TrainConfig) -> dict[str, object]:
 
 
 def _factory(spec: str) -> Callable[..., object]:
-    from derive.models.registry import load_python_file, model_entry
-
     if spec.endswith(".py"):
         factory = getattr(load_python_file(spec), "create_model", None)
         if not callable(factory):

@@ -24,6 +24,7 @@ from derive.rundir import (
 )
 
 METRICS = "metrics.csv"
+STEPS = "steps.csv"  # written by derive.train.steplog with --log-steps
 RUN_FILES = (METRICS, SUMMARY, CHECKPOINT)
 METRICS_HEADER = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds")
 # Columns after METRICS_HEADER that some runs add: ImageNet runs record top-5 accuracy.
@@ -42,8 +43,6 @@ _FORMATS = {
 
 def run_directory(run_dir: Path) -> RunDirectory:
     """The run folder of `derive train` (steps.csv, written with --log-steps, goes with --force)."""
-    from derive.train.steplog import STEPS  # imports torch: only when a run starts
-
     return RunDirectory(run_dir, RUN_FILES, also_removed=(STEPS,))
 
 

@@ -4,16 +4,11 @@
 - ImageNet (`derive.train.imagenet.open_imagenet`): an ImageFolder tree, JPEGs decoded by DataLoader
   workers (torchvision), batches finished on the device.
 
-Either way the loop gets a `TrainData`: a training source whose `train_batches(batch_size, seed, epoch,
-rows)` yields this rank's part of every global step (`derive.train.sharding`), this rank's
-contiguous part of the test set, and what summary.json and the checkpoint record about the data.
+Either way the loop gets a `TrainData` (derive.train.traindata): a training source, this rank's
+part of the test set, and what summary.json and the checkpoint record about the data.
 """
 
 from __future__ import annotations
-
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 import torch
@@ -22,46 +17,15 @@ from derive.train.augment import BatchMaker, Normalizer
 from derive.train.config import TrainConfig
 from derive.train.data import DATASETS, channel_stats, load_cifar
 from derive.train.distributed import Dist
+from derive.train.download import download_cifar
+from derive.train.imagenet import open_imagenet, scan_classes
 from derive.train.sharding import eval_range
-
-Batch = tuple[torch.Tensor, torch.Tensor]
-
-
-class TrainSource(Protocol):
-    def __len__(self) -> int: ...
-
-    def train_batches(
-        self, batch_size: int, seed: int, epoch: int, rows: Sequence[slice] | None = None
-    ) -> Iterator[Batch]: ...
-
-
-class EvalSource(Protocol):
-    def __len__(self) -> int: ...
-
-    def eval_batches(self, batch_size: int) -> Iterator[Batch]: ...
-
-
-@dataclass
-class TrainData:
-    """A dataset ready for the loop."""
-
-    name: str
-    num_classes: int
-    input_size: int  # images are input_size x input_size
-    train: TrainSource
-    test: EvalSource  # this rank's part of the test (ImageNet: validation) set
-    fingerprint: str
-    normalization: dict[str, list[float]]
-    info: dict[str, object]  # summary.json's "dataset" block
-    report_top5: bool = False  # ImageNet: record top-5 accuracy too
-    resident_bytes: int = 0  # bytes of images held in memory for the whole run (CIFAR: all of them)
+from derive.train.traindata import TrainData
 
 
 def dataset_shape(config: TrainConfig) -> tuple[int, int]:
     """(number of classes, image side) before the data is read: CIFAR's, or ImageNet's class folders."""
     if config.dataset == "imagenet":
-        from derive.train.imagenet import scan_classes
-
         return len(scan_classes(config.data_dir)), config.image_size
     return DATASETS[config.dataset].num_classes, 32
 
@@ -71,8 +35,6 @@ def open_data(
 ) -> TrainData:
     """Read the dataset `config` names (downloading CIFAR on rank 0 first if asked)."""
     if config.dataset == "imagenet":
-        from derive.train.imagenet import open_imagenet
-
         return open_imagenet(config, device, memory_format, d)
     return open_cifar(config, device, memory_format, d)
 
@@ -82,8 +44,6 @@ def open_cifar(
 ) -> TrainData:
     """CIFAR on the device: the training set whole, the test set this rank's part of it."""
     if config.download:
-        from derive.train.download import download_cifar
-
         d.on_main(download_cifar, config.dataset, config.data_dir, base_url=config.download_url)
     data = load_cifar(config.dataset, config.data_dir)
     mean, std = channel_stats(data.train_images)

@@ -18,9 +18,10 @@ from pathlib import Path
 import torch
 
 from derive.errors import UserError
-from derive.fsutil import atomic_write_text, read_csv_rows
+from derive.fsutil import atomic_write_text
+from derive.readers import read_csv_rows
+from derive.train.runfiles import STEPS
 
-STEPS = "steps.csv"
 STEPS_HEADER = ("step", "epoch", "loss", "acc", "lr", "grad_norm")
 _FORMATS = ("{:.0f}", "{:.0f}", "{:.6f}", "{:.6f}", "{:.6g}", "{:.6g}")
 

@@ -13,8 +13,8 @@ from pathlib import Path
 from derive.errors import UserError
 from derive.plotting import log_scale_y, new_figure, save_figure
 from derive.train.plot import FORMATS
-from derive.train.runfiles import read_summary
-from derive.train.steplog import STEPS, read_steps
+from derive.train.runfiles import STEPS, read_summary
+from derive.train.steplog import read_steps
 
 
 def _label(run_dir: Path, rows: list[dict[str, float]]) -> str:

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from derive.errors import UserError
+from derive.models.memory import recomputed_blocks
 
 FLOAT = 4  # bytes of a float32
 
@@ -67,7 +68,6 @@ def activation_bytes_per_image(model: nn.Module, image: tuple[int, ...] = (3, 32
     Of the blocks that `--memory checkpoint|reversible` recomputes in backward
     (derive.models.memory), only the largest counts: backward holds one of them at a time.
     """
-    from derive.models.memory import recomputed_blocks
 
     blocks = recomputed_blocks(model)
     owner = {id(m): i for i, block in enumerate(blocks) for m in block.modules()}
