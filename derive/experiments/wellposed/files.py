@@ -89,7 +89,9 @@ def read_study(folder: Path) -> tuple[Setting, Grid]:
             tuple(str(x) for x in grid["algorithms"]),  # type: ignore[index]
         )
     except (KeyError, TypeError, ValueError) as exc:
-        raise UserError(f"{str(folder / STUDY)!r} is not a well-posed study's record ({exc})") from None
+        raise UserError(
+            f"{str(folder / STUDY)!r} is not a well-posed study's record ({exc})"
+        ) from None
 
 
 def read_runs(folder: Path) -> list[RunResult]:

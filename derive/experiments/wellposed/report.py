@@ -90,7 +90,15 @@ def compare(runs: Runs, kappa: float, start: str, depth: int, a: str, b: str) ->
     diffs = [net_a[s] - net_b[s] for s in seeds]
     spread = statistics.stdev(diffs) if len(diffs) > 1 else None
     return Pair(
-        kappa, start, depth, a, b, 10**opt, 10 ** statistics.fmean(diffs), spread, sign_flip_p(diffs)
+        kappa,
+        start,
+        depth,
+        a,
+        b,
+        10**opt,
+        10 ** statistics.fmean(diffs),
+        spread,
+        sign_flip_p(diffs),
     )
 
 
@@ -160,7 +168,10 @@ def flips(pairs: Sequence[Pair], runs: Runs, grid: Grid, kappa: float, start: st
     network, and depths at which AGD's network is worse than GD's."""
     fastest_not_best = []
     for depth in grid.depths:
-        optimizer = {a: runs.geometric(kappa, a, depth, "teacher", "optimizer_error") for a in grid.algorithms}
+        optimizer = {
+            a: runs.geometric(kappa, a, depth, "teacher", "optimizer_error")
+            for a in grid.algorithms
+        }
         network = {a: runs.geometric(kappa, a, depth, start, "test_error") for a in grid.algorithms}
         if None in optimizer.values() or None in network.values():
             continue
@@ -169,11 +180,15 @@ def flips(pairs: Sequence[Pair], runs: Runs, grid: Grid, kappa: float, start: st
         fastest = min(optimizer, key=optimizer.__getitem__)
         best = min(network, key=network.__getitem__)
         if fastest != best:
-            fastest_not_best.append(f"{depth} ({LABELS[fastest]} fastest, {LABELS[best]}'s network best)")
+            fastest_not_best.append(
+                f"{depth} ({LABELS[fastest]} fastest, {LABELS[best]}'s network best)"
+            )
     agd_worse = [
         p.depth
         for p in pairs
-        if p.kappa == kappa and p.start == start and {p.faster, p.slower} == {"nesterov", "gd"}
+        if p.kappa == kappa
+        and p.start == start
+        and {p.faster, p.slower} == {"nesterov", "gd"}
         and (p.network_factor > 1) == (p.faster == "nesterov")
     ]
     return {"fastest_not_best": fastest_not_best, "agd_worse": agd_worse}
@@ -233,7 +248,11 @@ def context(runs_list: Sequence[RunResult], setting: Setting, grid: Grid) -> dic
     pairs = all_pairs(runs, grid)
     tallies = [t for k in grid.kappas for s in STARTS if (t := tally(pairs, k, s)) is not None]
     seeds = sorted({r.seed for r in runs_list})
-    holds = {s: bool(ts) and all(t.holds for t in ts) for s in STARTS for ts in [[t for t in tallies if t.start == s]]}
+    holds = {
+        s: bool(ts) and all(t.holds for t in ts)
+        for s in STARTS
+        for ts in [[t for t in tallies if t.start == s]]
+    }
     return {
         "setting": setting,
         "grid": grid,

@@ -128,7 +128,9 @@ def run_one(key: RunKey, setting: Setting) -> RunResult:
     """Build, measure the optimizer's error, learn, measure again."""
     started = time.perf_counter()
     teacher, train_pairs, test_pairs = task(setting, key.kappa, key.seed)
-    optimizer_error = relative_error(build_network(replace_start(key), setting, teacher), test_pairs)
+    optimizer_error = relative_error(
+        build_network(replace_start(key), setting, teacher), test_pairs
+    )
     network = build_network(key, setting, teacher)
     initial_error = relative_error(network, test_pairs)
     train(network, train_pairs, setting, key.start)
