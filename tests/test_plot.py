@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from derive.cli import main
-from derive.train.plot import run_label
+from derive.train.curves import run_label
 from derive.train.runfiles import write_metrics
 
 

@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         print(plot_steps(args.runs, out, title=args.title, log_y=args.log_y))
         return 0
     # deferred: matplotlib's set-up, kept out of `derive --help`
-    from derive.train.plot import plot_runs
+    from derive.train.curves import plot_runs
 
     print(plot_runs(args.runs, out, title=args.title))
     return 0

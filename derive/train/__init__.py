@@ -6,17 +6,17 @@ curves (`derive plot`).
 
 One job per module: `data` reads and checks the official CIFAR files, `download` fetches and safely
 unpacks them, `augment` makes normalized, cropped and flipped batches on the device, `imagenet` scans
-an ImageFolder tree and loads it, `sources` gives the loop one interface to both, `sharding` splits
-each global step across ranks, `distributed` holds torchrun/DDP and the collectives, `config` holds
+an ImageFolder tree and loads it, `sources` opens either as the one interface the loop reads
+(`traindata`), `sharding` splits each global step across ranks, `distributed` holds torchrun/DDP and the collectives, `config` holds
 the options (defaults: the papers' recipe), `loop` trains and evaluates, `checkpoint` and `runfiles`
-write the run directory, `progress` draws the progress line, `plot` draws learning curves.
+write the run directory, `progress` draws the progress line, `curves` draws learning curves.
 """
 
 from __future__ import annotations
 
 import importlib
 
-# Exports are resolved on first use, so `derive plot` (derive.train.plot) does not pay for importing torch.
+# Exports are resolved on first use, so `derive plot` (derive.train.curves) does not pay for importing torch.
 _EXPORTS = {
     "CifarData": "derive.train.data",
     "TrainConfig": "derive.train.config",

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from derive.errors import UserError
 from derive.plotting import log_scale_y, new_figure, save_figure
-from derive.train.plot import FORMATS
+from derive.train.curves import FORMATS
 from derive.train.runfiles import STEPS, read_summary
 from derive.train.steplog import read_steps
 
