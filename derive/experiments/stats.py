@@ -1,11 +1,14 @@
-"""Small exact statistics shared by the studies: mean ± std, a permutation test, Fisher's exact test.
+"""Small exact statistics shared by the studies: mean ± std, permutation, sign-flip, sign and Fisher tests.
 
 With 10 seeds per arm the samples are small and far from normal (a run either spikes or not), so
 the tests are exact and assume nothing about the distribution:
 - `permutation_p(a, b)`: two-sided p-value of the difference of means, over every way of splitting
   the pooled values into groups of len(a) and len(b) (184,756 splits for 10 + 10);
 - `fisher_p(k1, n1, k2, n2)`: two-sided Fisher exact test of two proportions (e.g. failed runs),
-  summing the hypergeometric probabilities of all tables no more likely than the observed one.
+  summing the hypergeometric probabilities of all tables no more likely than the observed one;
+- `sign_flip_p_value(d)` / `sign_flip_p(d)` and `sign_test_p_value(d)`: two-sided p-values of paired
+  differences (the paired seeds of two models), over every assignment of signs to them, and over the
+  count of negative ones against Binomial(m, ½).
 """
 
 from __future__ import annotations
@@ -58,14 +61,43 @@ def fisher_p(k1: int, n1: int, k2: int, n2: int) -> float | None:
     return min(1.0, p)
 
 
+MAX_EXACT_PAIRS = 20
+"""The sign-flip test enumerates 2^n sign assignments; 20 pairs are about a million."""
+
+
+def sign_flip_p_value(diffs: Sequence[float]) -> float:
+    """Exact two-sided p-value of the paired sign-flip permutation test (Fisher 1935): under the null
+    hypothesis each paired difference is as likely negative as positive, so all 2^n assignments of
+    signs to |d_i| are equally likely; p is the share of them whose |Σ ± |d_i|| is at least the
+    observed |Σ d_i| (sums within 1e-9 · Σ |d_i| of it count as ties: rounding). ValueError beyond
+    MAX_EXACT_PAIRS pairs or with none."""
+    n = len(diffs)
+    if not 0 < n <= MAX_EXACT_PAIRS:
+        raise ValueError(f"the exact sign-flip test takes 1 to {MAX_EXACT_PAIRS} pairs, got {n}")
+    sizes = [abs(d) for d in diffs]
+    observed = abs(sum(diffs))
+    tolerance = 1e-9 * max(sum(sizes), 1.0)
+    extreme = 0
+    for mask in range(1 << n):
+        total = sum(-s if mask >> i & 1 else s for i, s in enumerate(sizes))
+        extreme += abs(total) >= observed - tolerance
+    return extreme / (1 << n)
+
+
+def sign_test_p_value(diffs: Sequence[float]) -> float:
+    """Exact two-sided p-value of the sign test: zero differences dropped, the count of negative ones
+    is Binomial(m, ½) under the null hypothesis, p = min(1, 2·P(X ≤ min(k, m − k))); 1 when all are 0."""
+    negative = sum(d < 0 for d in diffs)
+    m = negative + sum(d > 0 for d in diffs)
+    if m == 0:
+        return 1.0
+    tail = sum(math.comb(m, i) for i in range(min(negative, m - negative) + 1))
+    return min(1.0, 2 * tail / 2**m)
+
+
 def sign_flip_p(differences: Sequence[float]) -> float | None:
-    """Exact two-sided sign-flip p-value of mean(differences) = 0 for paired differences: the share
-    of the 2ⁿ sign patterns whose |mean| reaches the observed one; None for no pair or n > 20."""
-    n = len(differences)
-    if n == 0 or n > 20:
+    """`sign_flip_p_value` of the paired differences; None for no pair or more than
+    MAX_EXACT_PAIRS."""
+    if not 0 < len(differences) <= MAX_EXACT_PAIRS:
         return None
-    values = np.asarray(differences, dtype=np.float64)
-    signs = np.array(list(itertools.product((1.0, -1.0), repeat=n)))
-    means = np.abs(signs @ values) / n
-    observed = abs(values.mean())
-    return float(np.mean(means >= observed - 1e-12 * max(1.0, observed)))
+    return sign_flip_p_value(differences)

@@ -24,7 +24,7 @@ FULL = (
     Setting(),
     Grid(
         kappas=(10.0, 100.0),
-        depths=(1, 2, 3, 5, 8, 12, 20, 30, 40),
+        depths=(1, 2, 3, 5, 8, 12, 20, 40),
         seeds=(0, 1, 2, 3, 4, 5),
         algorithms=tuple(name for name, _ in ALGORITHMS),
     ),

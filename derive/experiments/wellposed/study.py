@@ -45,7 +45,7 @@ class Setting:
     dim: int = 16
     train: int = 512
     test: int = 1024
-    steps: int = 300
+    steps: int = 200
     lr_teacher: float = 1e-3  # a refinement of the optimizer's weights
     lr_random: float = 1e-2  # learning from scratch
     input_mean: float = -0.5
