@@ -49,6 +49,9 @@ def plot_errors(runs: ErrorSource, grid: Grid, out: Path) -> Path:
                     label=labels[algorithm],
                 )
             ax.set_yscale("log")
+            ax.set_xscale("log")
+            ax.set_xticks(list(grid.depths), [str(d) for d in grid.depths])
+            ax.minorticks_off()
             ax.grid(True, alpha=0.3)
             ax.set_title(f"κ = {kappa:g}: {title}", fontsize=9)
             ax.set_xlabel("d (iterations = layers)")
