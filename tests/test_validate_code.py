@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from derive.algorithms import get_algorithm, recurrence_of
+from derive.algorithms.pycode import CoefficientPrinter
 from derive.algorithms.validate import check_numbers, checked_code
-from derive.codegen.printer import CoefficientPrinter
 from derive.errors import UserError
 
 NAMES = {"c_beta", "s_mom", "k", "j", "row", "depth", "math"}

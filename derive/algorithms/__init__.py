@@ -15,6 +15,8 @@ from derive.algorithms.derivation import derive_recurrence
 from derive.algorithms.ir import Recurrence
 from derive.algorithms.passes import DerivationError
 from derive.algorithms.spec import Algorithm
+from derive.algorithms.userspec import load_spec
+from derive.algorithms.validate import check_recurrence
 from derive.errors import UserError
 
 __all__ = ["Algorithm", "Recurrence", "get_algorithm", "list_algorithms", "recurrence_of"]
@@ -28,8 +30,6 @@ def list_algorithms() -> list[str]:
 def get_algorithm(name: str) -> Algorithm:
     """A built-in algorithm by name or alias, or a user's spec file (*.toml)."""
     if name.endswith(".toml"):
-        from derive.algorithms.userspec import load_spec
-
         return load_spec(Path(name))
     key = ALIASES.get(name, name)
     if key in BUILTIN:
@@ -59,7 +59,5 @@ def recurrence_of(algorithm: Algorithm, *, with_input: bool = False) -> Recurren
     except DerivationError as exc:
         raise UserError(f"{algorithm.name}: cannot derive a layer recurrence: {exc}") from None
     if algorithm.source_file:  # a user's spec: check it runs before any code is written
-        from derive.algorithms.validate import check_recurrence
-
         check_recurrence(recurrence)
     return recurrence

@@ -6,6 +6,7 @@ Produced by `derive regenerate`; tests/test_docs_fresh.py fails when the committ
 from __future__ import annotations
 
 from derive.algorithms import get_algorithm, list_algorithms, recurrence_of
+from derive.algorithms.forms import LaggedForm, StreamsForm, engineering_form
 from derive.algorithms.ir import unroll_accumulators
 from derive.algorithms.render import algorithm_lines, output_text, recurrence_lines
 
@@ -27,7 +28,6 @@ SCIS footnote 3). `derive network --algo NAME --show` prints the same, with exac
 
 def _conv_form(recurrence: object) -> str:
     """The engineering form the code generator gives this recurrence, as one readable line."""
-    from derive.algorithms.forms import LaggedForm, StreamsForm, engineering_form
 
     engineering = recurrence.algorithm.engineering  # type: ignore[attr-defined]
     if engineering == "dense":

@@ -45,6 +45,7 @@ from derive.algorithms.spec import Algorithm, Coefficient, Stream, Update
 from derive.algorithms.symbols import GRAD, j, k, vector
 from derive.errors import UserError
 from derive.limits import LOOKBACK, MAX_CONSTANT, MAX_EXPONENT, TITLE_CHARS
+from derive.readers import parse_toml
 
 MAX_TEXT = 2000
 MAX_NODES = 400
@@ -273,7 +274,6 @@ def _indexed(key: str, parser: _Parser, names: set[str], where: str) -> sp.Expr:
 
 def load_spec(path: Path) -> Algorithm:
     """Read and check a TOML iteration spec; UserError (one line) on any problem."""
-    from derive.readers import parse_toml
 
     try:
         data = parse_toml(path.read_text(encoding="utf-8"), str(path))

@@ -31,6 +31,12 @@ from types import CodeType
 import sympy as sp
 
 from derive.algorithms.ir import Recurrence, Term
+from derive.algorithms.pycode import (
+    CoefficientPrinter,
+    constants_code,
+    schedule_code,
+    table_variables,
+)
 from derive.algorithms.symbols import j, k
 from derive.errors import UserError
 from derive.limits import LOOKBACK, MAX_DEPTH
@@ -186,12 +192,6 @@ def check_values(recurrence: Recurrence) -> None:
 
 def check_numbers(recurrence: Recurrence, depth: int = MAX_DEPTH) -> None:
     """Schedules and coefficients are finite numbers for every layer up to `depth` (UserError)."""
-    from derive.codegen.printer import (
-        CoefficientPrinter,
-        constants_code,
-        schedule_code,
-        table_variables,
-    )
 
     name = recurrence.name
     namespace: dict[str, object] = {"__builtins__": dict(SAFE_BUILTINS), "math": math}

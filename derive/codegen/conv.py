@@ -42,10 +42,7 @@ from derive.algorithms.forms import (
     twopath_form,
 )
 from derive.algorithms.ir import Recurrence
-from derive.algorithms.render import UnicodePrinter, algorithm_lines, names_of, recurrence_lines
-from derive.codegen.fc import class_name
-from derive.codegen.papers import factories, paper_networks, zoo_networks
-from derive.codegen.printer import (
+from derive.algorithms.pycode import (
     CoefficientPrinter,
     bindings,
     constants_code,
@@ -53,6 +50,9 @@ from derive.codegen.printer import (
     schedule_code,
     table_variables,
 )
+from derive.algorithms.render import UnicodePrinter, algorithm_lines, names_of, recurrence_lines
+from derive.codegen.fc import class_name
+from derive.codegen.papers import factories, paper_networks, zoo_networks
 from derive.codegen.streams import forward_lines
 from derive.codegen.templates import render
 

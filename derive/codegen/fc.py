@@ -7,8 +7,7 @@ import re
 import sympy as sp
 
 from derive.algorithms.ir import Recurrence
-from derive.algorithms.render import algorithm_lines, output_text, recurrence_lines
-from derive.codegen.printer import (
+from derive.algorithms.pycode import (
     bindings,
     constants_code,
     initial_code,
@@ -16,6 +15,7 @@ from derive.codegen.printer import (
     schedule_code,
     step_code,
 )
+from derive.algorithms.render import algorithm_lines, output_text, recurrence_lines
 from derive.codegen.templates import render
 
 # Activation name → the torch function the generated code calls (names as in derive.symbolic).

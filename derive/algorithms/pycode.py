@@ -1,7 +1,8 @@
 """Print IR coefficients, schedules and updates as Python source for the generated modules.
 
 The generated code evaluates exactly the SymPy rules of the IR (in float64 at run time): the
-templates never restate an equation, they paste what this printer made of the derived one.
+templates never restate an equation, they paste what this printer made of the derived one
+(derive.codegen), and derive.algorithms.validate runs the same printed code before any is written.
 """
 
 from __future__ import annotations
