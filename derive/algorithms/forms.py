@@ -33,6 +33,8 @@ from derive.algorithms.ir import (
     combination_to_sympy,
     unroll_accumulators,
 )
+from derive.algorithms.render import UnicodePrinter, names_of
+from derive.algorithms.schedules import ScheduleTable
 from derive.algorithms.symbols import j, k
 from derive.errors import UserError
 
@@ -223,7 +225,6 @@ def _count(n: int, noun: str) -> str:
 
 def lagged_invertibility(recurrence: Recurrence, form: LaggedForm) -> Invertibility:
     """The invertibility rule of `Invertibility` applied to a lagged form."""
-    from derive.algorithms.render import UnicodePrinter, names_of
 
     oldest = form.lags - 1
     text = UnicodePrinter(names_of(recurrence.algorithm))
@@ -288,7 +289,6 @@ def _zero_at_defaults(
 
     Block 0 reads the stage input (z_{−l} = z_0) and is never run backwards, so it is not checked.
     """
-    from derive.algorithms.schedules import ScheduleTable
 
     table = ScheduleTable(
         recurrence.schedules, recurrence.coefficient_values(), exact=True
@@ -367,7 +367,6 @@ def _check_block_input_leaves(
     h_{2,0} = β_2(h_{1,0} − 1) = 0 (induction). Checked exactly for the first `steps` layers (exact
     θ_k grow threefold per step); the generated stage checks every layer numerically.
     """
-    from derive.algorithms.schedules import ScheduleTable
 
     table = ScheduleTable(
         recurrence.schedules, recurrence.coefficient_values(), exact=True
