@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.derive-installed
 # users elsewhere keep their own builds.
 TORCH_PIN ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: demo test test-slow lint format regenerate bench clean
+.PHONY: demo test test-slow lint lint-imports format regenerate bench clean
 
 # Set-up prints one line a step; pip's own output goes to $(VENV)/pip.log and is shown only if a step fails.
 PIP_LOG := $(VENV)/pip.log
@@ -31,7 +31,8 @@ demo: $(STAMP)
 # than cores make OpenMP threads wait on each other). `pytest tests/test_x.py` alone stays serial.
 TEST_PARALLEL ?= -n auto --dist worksteal
 
-test: $(STAMP)
+# The import contracts run first (a second or two), so CI's `make test` enforces the layers too.
+test: $(STAMP) lint-imports
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q -m "not slow" $(TEST_PARALLEL)
 
 # The long checks (tests marked @pytest.mark.slow, a few minutes): built-in recurrences checked at
@@ -39,9 +40,13 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q -m slow $(TEST_PARALLEL)
 
-lint: $(STAMP)
+lint: $(STAMP) lint-imports
 	$(PY) -m ruff check derive tests bench generated
 	$(PY) -m ruff format --check derive tests bench generated
+
+# The layers and the standalone generated modules (.importlinter; docs/architecture.md, "Layers").
+lint-imports: $(STAMP)
+	$(VENV)/bin/lint-imports
 
 format: $(STAMP)
 	$(PY) -m ruff format derive tests bench

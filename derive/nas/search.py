@@ -28,7 +28,13 @@ from derive.nas.architect import Architect
 from derive.nas.genotype import Genotype
 from derive.nas.searchconfig import ARCH_BETAS, SearchConfig
 from derive.nas.searchdata import CyclingBatches, SearchData, load_search_data
-from derive.nas.searchfiles import compact, run_directory, write_genotype, write_metrics
+from derive.nas.searchfiles import (
+    METRICS_HEADER,
+    compact,
+    run_directory,
+    write_genotype,
+    write_metrics,
+)
 from derive.nas.spaces import SearchSpace, resolve_space
 from derive.nas.supernet import (
     SearchNetwork,
@@ -147,7 +153,7 @@ def _load_state(
     """The checkpoint to resume from (None: a new search), checked to fit the space, data, recipe."""
     ckpt_path = run_dir / CHECKPOINT
     if config.resume and ckpt_path.exists():
-        state = load_checkpoint(ckpt_path)
+        state = load_checkpoint(ckpt_path, search_history=METRICS_HEADER)
         if state.get("kind") != KIND:
             raise UserError(f"{ckpt_path} is not an architecture-search checkpoint")
         check_compatible(ckpt_path, state, config.recipe(), model_id, data_id)

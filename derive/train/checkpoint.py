@@ -12,7 +12,7 @@ its warm-up state). Checkpoints written before mid-epoch checkpoints existed hav
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -35,11 +35,13 @@ def save_checkpoint(path: Path, state: Mapping[str, object]) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
-def load_checkpoint(path: Path) -> dict[str, object]:
+def load_checkpoint(path: Path, search_history: Sequence[str] = ()) -> dict[str, object]:
     """Read a checkpoint written by save_checkpoint (tensors land on the CPU); UserError if unreadable.
 
     Every field is checked here (check_fields), before anything uses it: a damaged field is one line
-    naming the checkpoint and the field.
+    naming the checkpoint and the field. An architecture search's checkpoint is read only by the
+    search, which gives the columns of its history rows as `search_history`
+    (derive.nas.searchfiles.METRICS_HEADER); anywhere else it is refused as not a training one.
     """
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -51,8 +53,13 @@ def load_checkpoint(path: Path) -> dict[str, object]:
         ) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise UserError(f"{str(path)!r} is not a derive training checkpoint")
+    if state.get("kind") == _SEARCH_KIND and not search_history:
+        raise UserError(
+            f"{str(path)!r} is an architecture search's checkpoint, not a training one "
+            "(`derive nas search --resume` continues it)"
+        )
     try:
-        check_fields(state)
+        check_fields(state, search_history)
     except BadField as exc:
         raise _damaged(path, str(exc)) from None
     return state
@@ -88,8 +95,9 @@ Check = Callable[[object, str], None]
 _SEARCH_KIND = "nas-search"  # what `derive nas search` writes as "kind"
 
 
-def check_fields(state: Mapping[str, object]) -> None:
-    """BadField unless every field of a training (or architecture-search) checkpoint has its type and shape."""
+def check_fields(state: Mapping[str, object], search_history: Sequence[str] = ()) -> None:
+    """BadField unless every field of a training (or architecture-search) checkpoint has its type and
+    shape; a search's history rows have the columns `search_history`."""
     search = state.get("kind") == _SEARCH_KIND
     fields = _SEARCH_FIELDS if search else _TRAIN_FIELDS
     for name, (check, required) in {**_COMMON_FIELDS, **fields}.items():
@@ -97,7 +105,7 @@ def check_fields(state: Mapping[str, object]) -> None:
             check(state[name], name)
         elif required:
             raise BadField(f"{name} is missing")
-    _check_history(state["history"], "history", _search_row() if search else METRICS_HEADER)
+    _check_history(state["history"], "history", tuple(search_history) if search else METRICS_HEADER)
     rows = len(state["history"])  # type: ignore[arg-type]
     _require(
         state["epoch"] == rows, "epoch", f"{rows} (the number of history rows)", state["epoch"]
@@ -348,12 +356,6 @@ def _check_position_epoch(state: Mapping[str, object]) -> None:
 def _records(value: object, field: str) -> None:
     for i, item in enumerate(_list(value, field)):
         _plain(_mapping(item, f"{field}[{i}]"), f"{field}[{i}]")
-
-
-def _search_row() -> tuple[str, ...]:
-    from derive.nas.searchfiles import METRICS_HEADER as SEARCH_HEADER
-
-    return SEARCH_HEADER
 
 
 def _check_history(value: object, field: str, header: tuple[str, ...]) -> None:
