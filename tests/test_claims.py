@@ -149,7 +149,7 @@ def test_parameter_statuses_agree_with_the_zoo_and_the_other_transcriptions(topi
     from models.md), and the printed values agree with the two other transcriptions of the tables."""
     import importlib.util
 
-    from derive.experiments.printed import CIFAR_PRINTED, SCIS_CIFAR
+    from derive.experiments.paper_tables import CIFAR_PRINTED, SCIS_CIFAR
 
     spec = importlib.util.spec_from_file_location("model_stats", ROOT / "bench" / "model_stats.py")
     model_stats = importlib.util.module_from_spec(spec)

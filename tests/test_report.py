@@ -15,8 +15,8 @@ import torch
 from train_fixtures import write_cifar10, write_model
 
 from derive.cli import build_parser, main
-from derive.experiments.report import build_report
-from derive.experiments.runs import collect_runs, train_command
+from derive.experiments.cifar.report import build_report
+from derive.experiments.cifar.runs import collect_runs, train_command
 from derive.train.config import TrainConfig
 from derive.train.loop import TrainingDiverged, run_training
 from derive.train.runfiles import write_metrics

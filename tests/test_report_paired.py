@@ -20,7 +20,8 @@ import torch
 from train_fixtures import write_cifar10, write_model
 
 from derive.cli import main
-from derive.experiments.report import build_report, sign_flip_p_value, sign_test_p_value
+from derive.experiments.cifar.report import build_report
+from derive.experiments.stats import sign_flip_p_value, sign_test_p_value
 from derive.train.config import TrainConfig
 from derive.train.loop import run_training
 from derive.train.runfiles import write_metrics

@@ -133,7 +133,7 @@ def test_numbers_quoted_in_the_results_readme_come_from_the_files():
     import json
     import re
 
-    from derive.experiments.printed import SIM_PRINTED
+    from derive.experiments.paper_tables import SIM_PRINTED
 
     readme = (RESULTS / "README.md").read_text(encoding="utf-8")
     cifar = (RESULTS / "cifar.md").read_text(encoding="utf-8")

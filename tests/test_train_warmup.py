@@ -318,7 +318,7 @@ def test_cli_warmup_and_log_steps(tmp_path, capsys):
 
 
 def test_the_cifar_report_names_the_warmup_in_the_recipe_column_and_command(setup):
-    from derive.experiments.report import build_report
+    from derive.experiments.cifar.report import build_report
 
     run_training(setup.config("plain", epochs=1))
     run_training(setup.config("warm", epochs=1, warmup_steps=5, warmup_factor=0.1, log_steps=True))

@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     from derive.experiments.nas.report import build_nas_report, command_for
 
     # deferred: ~0.1 s of imports, kept out of `derive --help`
-    from derive.experiments.report import write_report
+    from derive.experiments.tables import write_report
 
     text = build_nas_report(args.study, args.eval, command_for(args.study, args.eval, args.out))
     print(write_report(args.out, text))

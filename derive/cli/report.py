@@ -79,7 +79,8 @@ def command_for(args: argparse.Namespace) -> str:
 def run(args: argparse.Namespace) -> int:
     """Read and check every input, then write the doc; print its path."""
     # deferred: ~0.1 s of imports, kept out of `derive --help`
-    from derive.experiments.report import build_report, write_report
+    from derive.experiments.cifar.report import build_report
+    from derive.experiments.tables import write_report
 
     text = build_report(
         args.runs,

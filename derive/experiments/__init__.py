@@ -6,12 +6,14 @@
     from derive.experiments import build_report
     text = build_report(["runs/hbnet56-c10"], simulation="docs/results/simulation")
 
-One package or module per study: `stability/` the depth-stability study, `nas/` the NAS study's
-doc, `simulation/` the simulation (its options, training, output files, table and figure), `claims`
-the claims page. The CIFAR report: `runs` reads and groups `derive train` run folders, and `report` writes the
-results doc. Shared by all: `printed` holds the papers' printed tables as data, `stats` the exact
-statistics (mean ± std, permutation and Fisher tests). The reports' sentences are Jinja templates
-under templates/; the numbers are computed here and passed to them.
+One package per study: `stability/` the depth-stability study, `nas/` the NAS study's doc,
+`simulation/` the simulation (its options, training, output files, table and figure), `wellposed/`
+the well-posed simulation, `cifar/` the CIFAR report (`runs` reads and groups `derive train` run
+folders, `report` writes the doc); `claims` the claims page. Shared by all: `tables` (markdown
+tables, writing a report file, finding run folders), `paper_tables` the papers' printed tables as
+data, `stats` the exact statistics (mean ± std; permutation, sign-flip, sign and Fisher tests). The
+reports' sentences are Jinja templates under templates/; the numbers are computed here and passed
+to them.
 """
 
 from __future__ import annotations
@@ -25,9 +27,9 @@ _EXPORTS = {
     "run_simulation": "derive.experiments.simulation.run",
     "read_simulation": "derive.experiments.simulation.files",
     "simulation_markdown": "derive.experiments.simulation.table",
-    "collect_runs": "derive.experiments.runs",
-    "build_report": "derive.experiments.report",
-    "write_report": "derive.experiments.report",
+    "collect_runs": "derive.experiments.cifar.runs",
+    "build_report": "derive.experiments.cifar.report",
+    "write_report": "derive.experiments.tables",
 }
 __all__ = sorted(_EXPORTS)
 

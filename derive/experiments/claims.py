@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from derive.experiments.printed import (
+from derive.experiments.paper_tables import (
     CIFAR_COLUMNS,
     SCIS_CIFAR,
     SIM_COLUMNS,
@@ -906,7 +906,7 @@ def topics() -> tuple[Topic, ...]:
         Topic(
             "The simulation (SCIS appendix B.3, Table B1 = ACML Table 2)",
             "Status computed from simulation/final.csv against the printed table "
-            "(derive/experiments/printed.py); values compared at the five printed decimals.",
+            "(derive/experiments/paper_tables.py); values compared at the five printed decimals.",
             simulation_claims(),
         ),
         Topic(

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from derive.errors import UserError
+from derive.experiments.tables import run_folders
 from derive.nas.genotype import Genotype, genotype_of
 from derive.readers import field, optional_field, read_json_object, read_text
 from derive.train.runfiles import METRICS, SUMMARY, read_metrics
@@ -162,11 +163,7 @@ def read_eval_run(folder: Path) -> EvalRun:
 
 def collect_evals(root: str | Path) -> dict[str, EvalRun]:
     """Every evaluation folder directly under `root` (those holding a summary.json), by name."""
-    base = Path(root)
-    if not base.is_dir():
-        raise UserError(f"--eval {str(root)!r} is not a folder")
-    folders = sorted(p for p in base.iterdir() if (p / SUMMARY).is_file())
-    return {folder.name: read_eval_run(folder) for folder in folders}
+    return {folder.name: read_eval_run(folder) for folder in run_folders(root, "--eval")}
 
 
 __all__ = ["BUDGET", "COST", "EvalRun", "collect_evals", "network_constants", "read_eval_run"]

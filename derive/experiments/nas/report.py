@@ -20,12 +20,13 @@ import json
 import math
 import shlex
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from derive.codegen.templates import render
 from derive.errors import UserError
 from derive.experiments.nas.eval_runs import EvalRun, collect_evals
-from derive.experiments.report import markdown_table
+from derive.experiments.tables import markdown_table, run_folders
 from derive.limits import GENOTYPE_BYTES
 from derive.nas.genotype import Gene, Genotype, genotype_of
 from derive.nas.searchfiles import GENOTYPE, METRICS, read_metrics
@@ -173,12 +174,7 @@ def collect(
     each with its evaluation from `eval_root` when there is one; and the reference evaluations
     (folders of `eval_root` that match no search). UserError when an evaluation of search S did not
     train S's genotype."""
-    import dataclasses
-
-    base = Path(study)
-    if not base.is_dir():
-        raise UserError(f"--study {str(study)!r} is not a folder")
-    folders = sorted(p for p in base.iterdir() if (p / SUMMARY).is_file())
+    folders = run_folders(study, "--study")
     if not folders:
         raise UserError(f"no search run folder (with {SUMMARY}) under {str(study)!r}")
     runs = [read_search_run(folder) for folder in folders]
@@ -191,7 +187,7 @@ def collect(
             raise UserError(
                 f"evaluation {ev.name!r} trained another genotype than search {run.path!r}"
             )
-        runs[i] = dataclasses.replace(run, evaluation=ev)
+        runs[i] = replace(run, evaluation=ev)
     return runs, sorted(evals.values(), key=lambda e: (e.network, e.seed, e.name))
 
 
@@ -561,8 +557,6 @@ def _reference_context(
 def eval_findings(groups: list[list[SearchRun]], references: list[EvalRun]) -> list[str]:
     """Plain sentences on what the evaluations do and do not show, from their numbers
     (templates/nas_findings.md.j2)."""
-    from derive.codegen.templates import render
-
     evals = _completed_evals(groups, references)
     if not evals:
         return []
@@ -584,8 +578,6 @@ def eval_findings(groups: list[list[SearchRun]], references: list[EvalRun]) -> l
 
 def build_nas_report(study: str | Path, eval_root: str | Path | None, command: str) -> str:
     """The text of the study's doc: numbers from the run files, prose from templates/nas.md.j2."""
-    from derive.codegen.templates import render
-
     runs, references = collect(study, eval_root)
     groups = _groups(runs)
     evals = _completed_evals(groups, references)

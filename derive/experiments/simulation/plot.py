@@ -11,7 +11,7 @@ import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from derive.experiments.printed import SIM_COLUMNS
+from derive.experiments.paper_tables import SIM_COLUMNS
 from derive.experiments.simulation.config import NETWORKS
 from derive.plotting import new_figure, save_figure
 

@@ -9,8 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from derive.experiments.printed import ACML_SIM, SCIS_SIM, SIM_COLUMNS, SIM_EQUATIONS, SIM_PRINTED
+from derive.experiments.paper_tables import (
+    ACML_SIM,
+    SCIS_SIM,
+    SIM_COLUMNS,
+    SIM_EQUATIONS,
+    SIM_PRINTED,
+)
 from derive.experiments.simulation.config import NETWORKS, QUICK
+from derive.experiments.tables import markdown_table
 
 PRINTED_LABEL = "printed"
 
@@ -38,15 +45,15 @@ def results_table(data: Mapping[str, object]) -> str:
     for a in algorithms:
         eq = f"{NETWORKS[a].scis}/{SIM_EQUATIONS[ACML_SIM][a]}"
         head += [f"{NETWORKS[a].label} {eq}: ours", f"{NETWORKS[a].label}: {PRINTED_LABEL}"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    rows = []
     for depth in depths:
         row = [str(depth)]
         for a in algorithms:
             ours = _ours(runs, a, depth) if depth in config["depths"] else "not run"
             printed = SIM_PRINTED.get(depth, {}).get(a)
             row += [ours, _fmt(printed)]
-        lines.append("| " + " | ".join(row) + " |")
-    return "\n".join(lines)
+        rows.append(row)
+    return "\n".join(markdown_table(head, rows))
 
 
 def _ranking(values: Mapping[str, float], digits: int = 5) -> str:
@@ -69,10 +76,8 @@ def ordering_table(data: Mapping[str, object]) -> str:
     """
     config = data["config"]
     algorithms = [a for a in SIM_COLUMNS if a in config["algorithms"]]
-    lines = [
-        f"| depth | ours, best → worst | {PRINTED_LABEL}, best → worst (same networks) |",
-        "|---|---|---|",
-    ]
+    head = ["depth", "ours, best → worst", f"{PRINTED_LABEL}, best → worst (same networks)"]
+    rows = []
     for depth in sorted(config["depths"]):
         runs = [r for r in data["runs"] if r["depth"] == depth and r["algorithm"] in algorithms]
         ours = {r["algorithm"]: r["final_train_mse"] for r in runs if r["status"] == "completed"}
@@ -85,8 +90,8 @@ def ordering_table(data: Mapping[str, object]) -> str:
             paper = _ranking({a: printed[a] for a in algorithms if a in printed})
         else:
             paper = "(no printed row)"
-        lines.append(f"| {depth} | {ranked or '—'} | {paper} |")
-    return "\n".join(lines)
+        rows.append([str(depth), ranked or "—", paper])
+    return "\n".join(markdown_table(head, rows))
 
 
 def settings_lines(data: Mapping[str, object]) -> list[str]:

@@ -12,7 +12,6 @@ import statistics
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from derive.experiments.report import markdown_table, write_report
 from derive.experiments.stability.plan import (
     ABLATION_ARMS,
     ABLATION_BASELINE,
@@ -31,6 +30,7 @@ from derive.experiments.stability.plan import (
 )
 from derive.experiments.stability.readout import RunFigures, read_study
 from derive.experiments.stats import fisher_p, mean_std, permutation_p
+from derive.experiments.tables import markdown_table, write_report
 
 SIGNIFICANT = 0.05  # the doc calls a difference clear when its exact two-sided p is below this
 STUDY_COMMAND = (

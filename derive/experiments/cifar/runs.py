@@ -17,8 +17,10 @@ from dataclasses import MISSING, Field, dataclass, field, fields
 from pathlib import Path
 
 from derive.errors import UserError
+from derive.experiments.stats import mean_std
 from derive.fsutil import check_path
 from derive.rundir import SUMMARY, load_summary
+from derive.train.config import RUNTIME_FIELDS, TrainConfig
 from derive.train.runfiles import METRICS, read_metrics
 
 FULL_SIZES = {"cifar10": (50_000, 10_000), "cifar100": (50_000, 10_000)}
@@ -133,7 +135,7 @@ def read_run(path: str | Path) -> Run:
         sorted(
             (k, json.dumps(v, sort_keys=True))
             for k, v in options.items()
-            if k not in _NOT_RECIPE and k not in _runtime_fields()
+            if k not in _NOT_RECIPE and k not in RUNTIME_FIELDS
         )
     )
     return Run(
@@ -170,12 +172,6 @@ def _device_text(device: dict[str, object]) -> str:
     name = str(device.get("name", "?"))
     precision = device.get("precision")
     return f"{name}, {precision}" if precision else name
-
-
-def _runtime_fields() -> frozenset[str]:
-    from derive.train.config import RUNTIME_FIELDS
-
-    return RUNTIME_FIELDS
 
 
 def find_runs(root: str | Path) -> list[Path]:
@@ -235,8 +231,6 @@ class Group:
 
     def mean_std(self) -> tuple[float | None, float | None]:
         """Mean and sample standard deviation (n − 1) of the counted runs' final errors."""
-        from derive.experiments.stats import mean_std
-
         return mean_std(self.errors())
 
     def seeds(self) -> list[int]:
@@ -294,8 +288,6 @@ def _order(run: Run) -> tuple[object, ...]:
 
 def train_command(run: Run) -> str:
     """A `derive train` command line with the run's data, folder and every option that is not the default."""
-    from derive.train.config import TrainConfig
-
     options = run.options
     parts = ["derive", "train", run.model, "--dataset", run.dataset]
     parts += ["--data-dir", str(options.get("data_dir", "DIR")), "--out", run.path]
@@ -362,8 +354,6 @@ def _exact(value: object) -> str:
 
 def recipe_differences(run: Run) -> list[str]:
     """'name=value' for each recipe option (but epochs) that differs from derive train's default."""
-    from derive.train.config import TrainConfig
-
     out = []
     for f in fields(TrainConfig):
         key = f.name

@@ -8,19 +8,10 @@ The text depends on the inputs alone (sorted, no clock), so the same runs give t
 
 from __future__ import annotations
 
-import math
-import statistics
 from collections.abc import Sequence
 from pathlib import Path
 
-from derive.experiments.printed import (
-    ACML_CIFAR,
-    CIFAR_COLUMNS,
-    CIFAR_PRINTED,
-    SCIS_CIFAR,
-    printed_cifar,
-)
-from derive.experiments.runs import (
+from derive.experiments.cifar.runs import (
     DATASET_LABELS,
     Group,
     Run,
@@ -29,9 +20,22 @@ from derive.experiments.runs import (
     recipe_differences,
     train_command,
 )
+from derive.experiments.paper_tables import (
+    ACML_CIFAR,
+    CIFAR_COLUMNS,
+    CIFAR_PRINTED,
+    SCIS_CIFAR,
+    printed_cifar,
+)
 from derive.experiments.simulation.files import read_simulation
 from derive.experiments.simulation.table import ordering_table, results_table, settings_lines
-from derive.fsutil import atomic_write_text, check_path, ensure_output_dir
+from derive.experiments.stats import (
+    MAX_EXACT_PAIRS,
+    mean_std,
+    sign_flip_p_value,
+    sign_test_p_value,
+)
+from derive.experiments.tables import markdown_table
 
 
 def _pct(value: float | None) -> str:
@@ -92,12 +96,6 @@ def _printed(model: str, dataset: str, augment: bool, source: str) -> str:
     if row is None or row.error(dataset, augment) is None:
         return "—"
     return _as_printed(row.error(dataset, augment)) + ("*" if row.note else "")
-
-
-def markdown_table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    """The lines of a markdown table: header, separator, one line per row."""
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    return lines + ["| " + " | ".join(row) + " |" for row in rows]
 
 
 def full_table(groups: Sequence[Group]) -> list[str]:
@@ -234,40 +232,6 @@ def _pair_key(run: Run, name: str) -> tuple[object, ...]:
     return (name, source, run.dataset, run.variant, run.train_size, run.augment, recipe)
 
 
-MAX_EXACT_PAIRS = 20
-"""The sign-flip test enumerates 2^n sign assignments; 20 pairs are about a million."""
-
-
-def sign_flip_p_value(diffs: Sequence[float]) -> float:
-    """Exact two-sided p-value of the paired sign-flip permutation test (Fisher 1935): under the null
-    hypothesis each paired difference is as likely negative as positive, so all 2^n assignments of
-    signs to |d_i| are equally likely; p is the share of them whose |Σ ± |d_i|| is at least the
-    observed |Σ d_i| (sums within 1e-9 · Σ |d_i| of it count as ties: rounding). ValueError beyond
-    MAX_EXACT_PAIRS pairs or with none."""
-    n = len(diffs)
-    if not 0 < n <= MAX_EXACT_PAIRS:
-        raise ValueError(f"the exact sign-flip test takes 1 to {MAX_EXACT_PAIRS} pairs, got {n}")
-    sizes = [abs(d) for d in diffs]
-    observed = abs(sum(diffs))
-    tolerance = 1e-9 * max(sum(sizes), 1.0)
-    extreme = 0
-    for mask in range(1 << n):
-        total = sum(-s if mask >> i & 1 else s for i, s in enumerate(sizes))
-        extreme += abs(total) >= observed - tolerance
-    return extreme / (1 << n)
-
-
-def sign_test_p_value(diffs: Sequence[float]) -> float:
-    """Exact two-sided p-value of the sign test: zero differences dropped, the count of negative ones
-    is Binomial(m, ½) under the null hypothesis, p = min(1, 2·P(X ≤ min(k, m − k))); 1 when all are 0."""
-    negative = sum(d < 0 for d in diffs)
-    m = negative + sum(d > 0 for d in diffs)
-    if m == 0:
-        return 1.0
-    tail = sum(math.comb(m, i) for i in range(min(negative, m - negative) + 1))
-    return min(1.0, 2 * tail / 2**m)
-
-
 def _p(value: float) -> str:
     """A p-value with three significant digits ('0.00195', '0.754', '1')."""
     return f"{value:.3g}"
@@ -294,8 +258,8 @@ def paired_rows(groups: Sequence[Group], tests: bool = False) -> list[list[str]]
         if not seeds:
             continue
         diffs = [ours[s] - theirs[s] for s in seeds]  # type: ignore[operator]
-        mean = statistics.fmean(diffs)
-        spread = f" ± {statistics.stdev(diffs):.2f}" if len(diffs) > 1 else ""
+        mean, std = mean_std(diffs)
+        spread = "" if std is None else f" ± {std:.2f}"
         row = [
             f"{name} − {base_name}",
             r.data_label,
@@ -499,11 +463,3 @@ def build_report(
         lines += settings_lines(sim) + ["", results_table(sim), "", ordering_table(sim), ""]
     lines += ["## The papers' tables, as printed (not our results)", ""] + printed_tables()
     return "\n".join(lines).rstrip() + "\n"
-
-
-def write_report(out: str | Path, text: str) -> Path:
-    """Write `text` to `out` atomically (its folder created if missing); UserError if it cannot."""
-    target = check_path(out, "--out")
-    if not target.is_dir():  # a folder is refused by atomic_write_text, with the others
-        ensure_output_dir(target.parent, "--out folder")
-    return atomic_write_text(target, text)
