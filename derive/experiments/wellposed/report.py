@@ -278,6 +278,22 @@ def context(runs_list: Sequence[RunResult], setting: Setting, grid: Grid) -> dic
         "tallies": tallies,
         "factor": factor,
         "holds": holds,
+        "diverged": [
+            f"{LABELS[r.algorithm]} at depth {r.depth} (κ = {r.kappa:g}, {r.start} start, seed {r.seed})"
+            for r in runs_list
+            if not (math.isfinite(r.test_error) and r.test_error > 0)
+        ],
+        "totals": {
+            start: {
+                "pairs": sum(t.pairs for t in tallies if t.start == start),
+                "agree": sum(t.agree for t in tallies if t.start == start),
+                "significant_agree": sum(t.significant_agree for t in tallies if t.start == start),
+                "significant_disagree": sum(
+                    t.significant_disagree for t in tallies if t.start == start
+                ),
+            }
+            for start in STARTS
+        },
     }
 
 
