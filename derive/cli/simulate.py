@@ -8,6 +8,7 @@ import shlex
 
 from derive.cli.argtypes import add_threads_option
 from derive.cli.options_parser import HelpLayout, add_declared, given_values
+from derive.experiments.simulation.config import QUICK, SimulationConfig
 
 DESCRIPTION = """\
 Train the fully connected networks inspired by GD (7), HB (10, beta = 0.3), AGD (11), AGD all-history
@@ -84,7 +85,6 @@ def _add_force(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> Non
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `derive simulate`, its options built from SimulationConfig's declarations."""
-    from derive.experiments.simulation.config import SimulationConfig
 
     p = subparsers.add_parser(
         "simulate",
@@ -103,9 +103,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def build_config(args: argparse.Namespace):  # -> SimulationConfig (import kept lazy)
+def build_config(args: argparse.Namespace) -> SimulationConfig:
     """The SimulationConfig of parsed `args`: --quick values first, the options typed over them."""
-    from derive.experiments.simulation.config import QUICK, SimulationConfig
 
     values: dict[str, object] = dict(QUICK) if args.quick else {}
     values.update(given_values(args, SimulationConfig))
@@ -153,7 +152,10 @@ def command_for(config, out: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Validate everything, then train and write OUT; print where the table is."""
+    # deferred: ~0.05 s of imports, kept out of `derive --help`
     from derive.experiments.simulation import files as simfiles
+
+    # deferred: imports torch and SymPy
     from derive.experiments.simulation.run import run_simulation
 
     config = build_config(args)
