@@ -22,6 +22,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from derive.codegen.templates import render
 from derive.experiments.paper_tables import (
     CIFAR_COLUMNS,
     SCIS_CIFAR,
@@ -29,6 +30,7 @@ from derive.experiments.paper_tables import (
     SIM_PRINTED,
     printed_cifar,
 )
+from derive.fsutil import atomic_write_text
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = "docs/results/claims.md"
@@ -222,7 +224,12 @@ def _by_test(claim: str, why: str, path: str, test: str, *more: Evidence) -> Cla
 
 
 def recurrence_claims() -> tuple[Claim, ...]:
-    # Long because it is one list of claims (data), one entry per claim, not one long computation.
+    """The recurrences of SCIS §3–5 (derived from the algorithms), then appendix C's conv forms."""
+    return derivation_claims() + conv_form_claims()
+
+
+def derivation_claims() -> tuple[Claim, ...]:
+    """SCIS §3–5: each layer recurrence derived from its algorithm, and the rates of §3."""
     algorithms = Evidence(
         ALGORITHMS_DOC, anchor="Algorithms and the layer recurrences they inspire"
     )
@@ -291,6 +298,12 @@ def recurrence_claims() -> tuple[Claim, ...]:
             FC_TEST,
             "test_accelerated_methods_converge_at_their_published_rate",
         ),
+    )
+
+
+def conv_form_claims() -> tuple[Claim, ...]:
+    """SCIS appendix C: the conv forms (C1)–(C3), (C5), checked against the fc networks."""
+    return (
         _by_test(
             "(C1), (C2): zₖ₊₁ = T(zₖ) + β₁zₖ + β₂zₖ₋₁ and zₖ₊₁ = T(β₁zₖ + β₂zₖ₋₁) (SCIS appendix C)",
             "with T = Φ(W·) tied, a conv stage equals the fc network, hence the optimizer, at every depth",
@@ -472,10 +485,23 @@ def _labels(names: set[str] | list[str]) -> str:
 
 
 def simulation_claims() -> tuple[Claim, ...]:
-    # Long because it is one list of claims (data), one entry per claim, not one long computation.
+    """Table B1's statements, each decided from our final MSE per (algorithm, depth)."""
     final = simulation_results()
     depths = sorted(SIM_PRINTED)
     ours = {d: {a: final[(a, d)] for a in SIM_COLUMNS} for d in depths}
+    command = first_command(SIM_DOC)
+    return (
+        *_sim_ranking_claims(ours, depths, command),
+        _sim_agd2_depth_claim(ours, depths, command),
+        *_sim_printed_table_claims(ours, depths, command),
+    )
+
+
+SimTable = dict[int, dict[str, float]]  # depth -> algorithm -> final train MSE
+
+
+def _sim_ranking_claims(ours: SimTable, depths: list[int], command: str) -> tuple[Claim, ...]:
+    """B.3: HB, AGD and AGD2 beat GD; ADMM is the worst."""
     doc = Evidence(SIM_DOC, anchor="Final train MSE")
     measures = Evidence(
         README,
@@ -483,23 +509,18 @@ def simulation_claims() -> tuple[Claim, ...]:
         quote="The table measures how close each network gets to the best constant, and how much "
         "it memorizes.",
     )
-    command = first_command(SIM_DOC)
-    claims = []
-
     beat_gd = all(
         ours[d][a] < ours[d]["gd"] for d in depths for a in ("heavyball", "nesterov", "nesterov2")
     )
-    claims.append(
+    admm_worst = all(max(ours[d], key=ours[d].get) == "admm" for d in depths)
+    return (
         Claim(
             "B.3: the HB, AGD and AGD2 networks score a lower MSE than the GD network (Table B1)",
             REPRODUCED if beat_gd else AGAINST,
             "at every depth, in ours as printed" if beat_gd else "not at every depth in ours",
             (doc, measures),
             command,
-        )
-    )
-    admm_worst = all(max(ours[d], key=ours[d].get) == "admm" for d in depths)
-    claims.append(
+        ),
         Claim(
             "B.3: the ADMM network performs the worst (Table B1)",
             REPRODUCED if admm_worst else AGAINST,
@@ -508,29 +529,34 @@ def simulation_claims() -> tuple[Claim, ...]:
             else "not at every depth",
             (doc, measures),
             command,
-        )
+        ),
     )
+
+
+def _sim_agd2_depth_claim(ours: SimTable, depths: list[int], command: str) -> Claim:
+    """B.3: the AGD2 network's MSE falls with depth."""
     agd2 = [ours[d]["nesterov2"] for d in depths]
     falls = all(b <= a for a, b in zip(agd2, agd2[1:], strict=False))
-    claims.append(
-        Claim(
-            "B.3: the AGD2 network's MSE falls with depth, unlike GD's, HB's and AGD's (Table B1)",
-            REPRODUCED if falls else AGAINST,
-            "ours, AGD2 at depths "
-            + ", ".join(str(d) for d in depths)
-            + ": "
-            + ", ".join(f"{v:.5f}" for v in agd2)
-            + (
-                ""
-                if falls
-                else ": the shallowest memorizes, the deeper ones stop at the best constant"
-            ),
-            (doc,),
-            command,
-        )
+    return Claim(
+        "B.3: the AGD2 network's MSE falls with depth, unlike GD's, HB's and AGD's (Table B1)",
+        REPRODUCED if falls else AGAINST,
+        "ours, AGD2 at depths "
+        + ", ".join(str(d) for d in depths)
+        + ": "
+        + ", ".join(f"{v:.5f}" for v in agd2)
+        + (
+            "" if falls else ": the shallowest memorizes, the deeper ones stop at the best constant"
+        ),
+        (Evidence(SIM_DOC, anchor="Final train MSE"),),
+        command,
     )
+
+
+def _sim_printed_table_claims(ours: SimTable, depths: list[int], command: str) -> tuple[Claim, ...]:
+    """Table B1: the best network per depth, and the printed values themselves."""
     mismatched = [d for d in depths if not _best(SIM_PRINTED[d]) <= _best(ours[d])]
-    claims.append(
+    gaps = [SIM_PRINTED[d][a] - ours[d][a] for d in depths for a in SIM_COLUMNS]
+    return (
         Claim(
             "Table B1: the best network per depth (printed: "
             + ", ".join(f"{_labels(_best(SIM_PRINTED[d]))} at {d}" for d in depths)
@@ -539,10 +565,7 @@ def simulation_claims() -> tuple[Claim, ...]:
             "ours: " + ", ".join(f"{_labels(_best(ours[d]))} at {d}" for d in depths),
             (Evidence(SIM_DOC, anchor="Ordering per depth"),),
             command,
-        )
-    )
-    gaps = [SIM_PRINTED[d][a] - ours[d][a] for d in depths for a in SIM_COLUMNS]
-    claims.append(
+        ),
         Claim(
             "Table B1: the printed MSE values after 1,000 epochs",
             UNDECIDED,
@@ -556,9 +579,8 @@ def simulation_claims() -> tuple[Claim, ...]:
                 ),
             ),
             command,
-        )
+        ),
     )
-    return tuple(claims)
 
 
 # --- depth stability -----------------------------------------------------------------------------
@@ -744,40 +766,35 @@ def _bench_nas_row(text: str, space: str, section: str) -> list[str]:
 
 
 def nas_claims() -> tuple[Claim, ...]:
-    # Long because it is one list of claims (data), one entry per claim, not one long computation.
+    """SCIS §9: the search cost (from bench_nas.md), the spaces (tests), the results (quoted)."""
+    return (_nas_cost_claim(), *_nas_space_claims(), *_nas_result_claims())
+
+
+def _nas_cost_claim() -> Claim:
+    """Table 4's cost: fewer edges and a cheaper search step, from bench_nas.md."""
     bench = read(BENCH_NAS)
     edges = {s: int(_bench_nas_row(bench, s, "")[1]) for s in ("darts", "heavyball")}
     ratio = float(_bench_nas_row(bench, "heavyball", "order 1:")[4])
     cheaper = edges["heavyball"] < edges["darts"] and ratio < 1
-    study = Evidence(
-        NAS_DOC,
-        anchor="What this does and does not show",
-        quote="It does not show which space finds better architectures.",
-    )
-    search_epochs = number_in(NAS_DOC, r"(\d+) epochs; order")
-    images = number_in(NAS_DOC, r"the first ([\d,]+) training images")
-    eval_epochs = number_in(NAS_DOC, r"shortened to \*\*(\d+)\*\* \(DARTS: 600\)")
-    budget = (
-        f"{search_epochs} search epochs on {images} images, {eval_epochs} of 600 evaluation epochs"
-    )
-    search = "bash bench/nas_study.sh 0 1 2; bash bench/nas_eval_study.sh; " + first_command(
-        NAS_DOC
-    )
-    return (
-        Claim(
-            "SCIS §9.3, Table 4: the HB search space has fewer edges, so its search costs less "
-            "(0.3 vs DARTS's 0.4 GPU-days)",
-            REPRODUCED if cheaper else AGAINST,
-            f"{edges['heavyball']} edges against {edges['darts']}; a search step costs {ratio:.2f} "
-            "of DARTS's (CPU, first order; GPU-days not measured)",
-            (
-                Evidence(
-                    BENCH_NAS,
-                    anchor="Benchmark: one architecture-search step of every NAS space, as a ratio to `darts` (CPU)",
-                ),
+    return Claim(
+        "SCIS §9.3, Table 4: the HB search space has fewer edges, so its search costs less "
+        "(0.3 vs DARTS's 0.4 GPU-days)",
+        REPRODUCED if cheaper else AGAINST,
+        f"{edges['heavyball']} edges against {edges['darts']}; a search step costs {ratio:.2f} "
+        "of DARTS's (CPU, first order; GPU-days not measured)",
+        (
+            Evidence(
+                BENCH_NAS,
+                anchor="Benchmark: one architecture-search step of every NAS space, as a ratio to `darts` (CPU)",
             ),
-            "OMP_NUM_THREADS=1 .venv/bin/python bench/bench_nas.py --rounds 5",
         ),
+        "OMP_NUM_THREADS=1 .venv/bin/python bench/bench_nas.py --rounds 5",
+    )
+
+
+def _nas_space_claims() -> tuple[Claim, ...]:
+    """The search spaces (15), (20)–(21) and the HB initialisation (18), checked by tests."""
+    return (
         _by_test(
             "SCIS §9.1, (15): the HB search space, xₜ = ō₁(xₜ₋₁) + ō₂(xₜ₋₁) + ō(xₜ₋₂), nine "
             "operations (Table 3)",
@@ -798,6 +815,26 @@ def nas_claims() -> tuple[Claim, ...]:
             "tests/test_nas_supernet.py",
             "test_hb_init_computes_scis_18",
         ),
+    )
+
+
+def _nas_result_claims() -> tuple[Claim, ...]:
+    """Tables 4–5's accuracies: undecided at this budget, the study's words quoted."""
+    study = Evidence(
+        NAS_DOC,
+        anchor="What this does and does not show",
+        quote="It does not show which space finds better architectures.",
+    )
+    search_epochs = number_in(NAS_DOC, r"(\d+) epochs; order")
+    images = number_in(NAS_DOC, r"the first ([\d,]+) training images")
+    eval_epochs = number_in(NAS_DOC, r"shortened to \*\*(\d+)\*\* \(DARTS: 600\)")
+    budget = (
+        f"{search_epochs} search epochs on {images} images, {eval_epochs} of 600 evaluation epochs"
+    )
+    search = "bash bench/nas_study.sh 0 1 2; bash bench/nas_eval_study.sh; " + first_command(
+        NAS_DOC
+    )
+    return (
         Claim(
             "SCIS Table 4: search space-HB finds a better cell than DARTS (2.82 % vs 3.00 %)",
             UNDECIDED,
@@ -963,8 +1000,6 @@ def why_cell(claim: Claim) -> str:
 
 def build_markdown() -> str:
     """The text of docs/results/claims.md."""
-    from derive.codegen.templates import render
-
     all_topics = topics()
     counts = {s: sum(c.status == s for t in all_topics for c in t.claims) for s in STATUSES}
     return render(
@@ -980,8 +1015,6 @@ def build_markdown() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from derive.fsutil import atomic_write_text
-
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default=str(ROOT / DOC), help=f"file to write (default: {DOC})")
     args = parser.parse_args(argv)
