@@ -7,6 +7,7 @@ import logging
 import time
 from pathlib import Path
 
+from derive.cli import main as derive_main
 from derive.cli.argtypes import add_threads_option
 from derive.errors import UserError
 from derive.fsutil import ensure_output_dir
@@ -36,7 +37,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from derive.algorithms import get_algorithm, list_algorithms  # deferred: imports SymPy
-    from derive.cli import main as derive_main  # deferred: derive.cli imports this module
 
     out = ensure_output_dir(args.out)
     start = time.perf_counter()
