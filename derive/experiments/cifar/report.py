@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from derive.codegen.templates import render
 from derive.experiments.cifar.runs import (
     DATASET_LABELS,
     Group,
@@ -283,7 +284,7 @@ def paired_rows(groups: Sequence[Group], tests: bool = False) -> list[list[str]]
 
 def paired_table(groups: Sequence[Group], tests: bool = False) -> list[str]:
     """The paired differences as a markdown table (no lines when no pair shares a seed); `tests`
-    adds the exact tests' columns (paired_rows)."""
+    adds the exact tests' columns (paired_rows). Its introduction is in templates/cifar.md.j2."""
     rows = paired_rows(groups, tests)
     if not rows:
         return []
@@ -297,24 +298,13 @@ def paired_table(groups: Sequence[Group], tests: bool = False) -> list[str]:
         "Test error difference per seed, points",
         "mean ± std",
     ]
-    intro = (
-        "Paired by seed (a seed gives both models the same data order, crops and flips): the "
-        "difference of their final test errors, seed by seed; negative means the first model "
-        "erred less."
-    )
     if tests:
         head += [
             "first model erred less in",
             "p, sign-flip permutation test (exact, two-sided)",
             "p, sign test (exact, two-sided)",
         ]
-        intro += (
-            " The sign-flip test counts, among all 2^n assignments of signs to the n differences' "
-            "sizes, those whose sum is at least as far from 0 as the observed one; the sign test "
-            "counts the negative differences against Binomial(m, ½) over the m non-zero ones. "
-            "Both are exact: no normal approximation."
-        )
-    return [intro, ""] + markdown_table(head, rows) + [""]
+    return markdown_table(head, rows)
 
 
 def runs_table(runs: Sequence[Run]) -> list[str]:
@@ -389,77 +379,51 @@ def build_report(
     paired_tests: bool = False,
 ) -> str:
     """The markdown results doc of the given run folders (and simulation folder); UserError on bad input.
-    `paired_tests` adds the exact paired tests to each paired table (paired_rows)."""
+    `paired_tests` adds the exact paired tests to each paired table (paired_rows). The sentences
+    are templates/cifar.md.j2; the numbers and tables come from here."""
     runs = collect_runs(list(run_dirs), list(runs_roots))
-    sim = None
-    if simulation is not None:
-        sim, _ = read_simulation(simulation)
+    sim = simulation_section(simulation) if simulation is not None else None
     groups = group_runs(runs)
-    full = [g for g in groups if g.first.variant == "full"]
-    head = [g for g in groups if g.first.variant == "head"]
-    other = [g for g in groups if g.first.variant == "subset"]
-    diverged = sum(r.status == "diverged" for r in runs)
+    text = render(
+        "cifar.md.j2",
+        run_count=len(runs),
+        group_count=len(groups),
+        diverged=sum(r.status == "diverged" for r in runs),
+        scis=SCIS_CIFAR,
+        acml=ACML_CIFAR,
+        command=command,
+        sections=group_sections(groups, paired_tests),
+        paired_tests=paired_tests,
+        runs_table="\n".join(runs_table(runs)),
+        commands=[train_command(r) for r in runs],
+        sim=sim,
+        printed="\n".join(printed_tables()),
+    )
+    return text.rstrip() + "\n"
 
-    lines = [
-        "# CIFAR results",
-        "",
-        f"{len(runs)} training run{'s' if len(runs) != 1 else ''} (`derive train`) in {len(groups)} "
-        f"group{'s' if len(groups) != 1 else ''} of model, data, augmentation and recipe"
-        + (f"; {diverged} diverged (counted, shown, not in the means)" if diverged else "")
-        + ".",
-        "",
-        "- **ours**: the test error after the last epoch of each run (100 · (1 − test accuracy), "
-        "last row of metrics.csv); over several seeds, mean ± sample standard deviation (n − 1) of "
-        "the completed runs. A diverged or unfinished run is never dropped: it is counted in "
-        "“not in mean” and listed under Runs.",
-        f"- **printed**: the papers' numbers exactly as printed ({SCIS_CIFAR}, {ACML_CIFAR}); "
-        "never ours. Only runs on the full data (50,000 training / 10,000 test images) sit beside them; "
-        "a '*' marks a row the paper annotates (its note is under the printed table at the end).",
-        "- **Recipe**: “paper recipe” means `derive train`'s defaults (SCIS'23 appendix D); otherwise "
-        "the options that differ. Different recipes or epoch counts are never averaged together.",
-        "",
-    ]
-    if command:
-        lines += ["```", command, "```", ""]
-    lines += ["## Full CIFAR, beside the papers", ""]
-    if full:
-        lines += full_table(full) + [""] + paired_table(full, paired_tests)
-    else:
-        lines += [
-            "No run on the full CIFAR-10/100 data among the inputs, so there is nothing of ours to set "
-            "beside the printed tables (below). `derive train MODEL --dataset cifar10 --data-dir DIR "
-            "--download` trains on the full data.",
-            "",
-        ]
-    if head:
-        lines += [
-            "## CIFAR-10-head: the 10 % subset (not comparable with the papers)",
-            "",
-            "cifar-10-head holds the first 1,017 images of each official CIFAR-10 batch file (5,085 "
-            "training / 1,017 test images). Errors on it are not the papers' benchmark, whose numbers "
-            "come from the full data: no printed column here on purpose.",
-            "",
-        ]
-        lines += subset_table(head) + [""] + paired_table(head, paired_tests)
-    if other:
-        lines += ["## Other data (subsets; not comparable with the papers)", ""]
-        lines += subset_table(other) + [""] + paired_table(other, paired_tests)
-    lines += ["## Runs", ""] + runs_table(runs) + [""]
-    lines += [
-        "Commands (the run's data, folder and every option that differs from the default):",
-        "",
-    ]
-    lines += ["```"] + [train_command(r) for r in runs] + ["```", ""]
-    if sim is not None:
-        lines += [
-            "## Simulation (SCIS'23 Table B1 = ACML'18 Table 2)",
-            "",
-            f"From `{simulation}` (status: {sim.get('status', '?')}). "
-            "Columns marked “printed” are the papers' numbers.",
-            "",
-        ]
-        if sim.get("command"):
-            lines += ["```", str(sim["command"]), "```", ""]
-        lines += settings_lines(sim) + ["", results_table(sim), "", ordering_table(sim), ""]
-    lines += ["## The papers' tables, as printed (not our results)", ""] + printed_tables()
-    return "\n".join(lines).rstrip() + "\n"
+
+def group_sections(groups: Sequence[Group], paired_tests: bool) -> list[dict[str, str]]:
+    """The doc's sections of groups: the full data (always, perhaps empty), cifar-10-head and other
+    subsets (when there are any), each with its table and its paired table ('' when none)."""
+    sections = []
+    for kind in ("full", "head", "subset"):
+        chosen = [g for g in groups if g.first.variant == kind]
+        if not chosen and kind != "full":
+            continue
+        table = (full_table if kind == "full" else subset_table)(chosen) if chosen else []
+        paired = paired_table(chosen, paired_tests) if chosen else []
+        sections.append({"kind": kind, "table": "\n".join(table), "paired": "\n".join(paired)})
+    return sections
+
+
+def simulation_section(folder: str | Path) -> dict[str, object]:
+    """What the doc's simulation section shows of a simulation output folder; UserError if bad."""
+    sim, _ = read_simulation(folder)
+    return {
+        "folder": str(folder),
+        "status": sim.get("status", "?"),
+        "command": str(sim["command"]) if sim.get("command") else "",
+        "settings": "\n".join(settings_lines(sim)),
+        "results": results_table(sim),
+        "ordering": ordering_table(sim),
+    }
