@@ -21,6 +21,7 @@ from derive.models.stats import count_flops, count_parameters
 
 # (printed params in M, printed GFLOPs or None): SCIS Table 1 (CIFAR) and Table 2 (ImageNet).
 PRINTED = {
+    "resnet32": (0.46, None),  # He et al., Deep Residual Learning (2016), Table 6
     "resnet56": (0.85, None),
     "hbnet56": (0.85, None),
     "resnet110": (1.7, None),
@@ -57,7 +58,11 @@ Notes:
   input with z₋₁ = z₀, so β₁z₀ + β₂z₋₁ = z₀ − z₀ cancels the shortcut: z₁ = ReLU(T(x)) (`hbnet*`;
   T(x) for the pre-activation `prehbnet*`), the first step of heavy ball from rest; only the later
   blocks are z_{k+1} = ρ(T(z_k) + z_k − z_{k−1}) (docs/algorithms.md, "Stages"; tests/test_zoo.py
-  checks it on the built networks).
+  checks it on the built networks). That is the zoo's reading; the HBNet factories take the others
+  the papers leave open as keywords: `stage_start="zero"` (z₋₁ = 0, so z₁ = ReLU(T(x) + z₀),
+  ResNet's first block), `post_relu=False` (no ρ) and `learn_beta2=True` (β₂ learned from −1,
+  one parameter per block). The rows here are the defaults.
+- `resnet32`, `hbnet32`: printed 0.46M is He et al.'s (Deep Residual Learning, 2016, Table 6).
 - `admmnet56`: (C5) adds one history sum Σₜ αᵗz′ₜ + βᵗzₜ to both paths. Its α, β are those of the
   first (z′) path of (13), α = −½ on z′₁…z′ₖ and β = ½ on z₁…zₖ plus ½ on zₖ; (13)'s z path weighs
   the history otherwise (+½ on z′₁…z′ₖ₊₁, −½ on z₁…zₖ), and (C5) does not use those weights.

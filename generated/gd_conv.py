@@ -21,6 +21,9 @@ Special cases:
 Blocks are grouped in stages with down-sampling between them. Each stage restarts the iteration:
 its input mapped by the shortcut S to the new resolution is z_0, and z_{-1} = z_0 (x_{-1} = x_0);
 T of the first block reads the stage input itself (its first convolution carries the stride).
+The builders' `stage_start="zero"` reads the restart otherwise, z_{-1} = 0: no earlier state
+enters the first block (with heavy ball's coefficients it adds z_0 as a ResNet block does); it is
+there for look-backs of one earlier state (LAGS ≤ 2).
 
 The recurrence cannot be run backwards: zₖ enters through T (zₖ₊₁ = ρ(T_k(zₖ))), which cannot be
 undone.
@@ -56,6 +59,7 @@ LAGS = 1
 COEFFICIENTS: dict[str, str] = {}
 DEFAULTS: dict[str, float] = {}
 MODES = ("fixed", "learnable", "pruned")
+STAGE_STARTS = ("input", "zero")  # z_(-l) = z_0 or 0 for l >= 1 at a stage's first block
 INVERTIBLE = False
 INVERTIBILITY = "not invertible: zₖ enters through T (zₖ₊₁ = ρ(T_k(zₖ))), which cannot be undone"
 
@@ -90,19 +94,32 @@ class GdBlock(nn.Module):
         coefficients: Mapping[str, float],
         modes: Mapping[str, str] | None = None,
         post_activation: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        stage_start: str = "input",
     ) -> None:
+        """`stage_start` says what the states before the stage are when this block is a stage's
+        first (called with `stage_input`): "input", z_(-l) = z_0, or "zero", z_(-l) = 0."""
         super().__init__()
         modes = modes or {}
         unknown = sorted(set(modes) - set(COEFFICIENTS))
         if unknown:
             raise ValueError(f"unknown coefficient(s) {unknown}; known: {list(COEFFICIENTS)}")
+        if stage_start not in STAGE_STARTS:
+            raise ValueError(f"stage_start must be one of {STAGE_STARTS}, got {stage_start!r}")
+        if stage_start == "zero" and LAGS > 2:
+            raise ValueError(
+                "stage_start='zero' needs a look-back of at most one state (LAGS <= 2)"
+            )
         self.branch = branch
         self.post_activation = post_activation
+        self.stage_start = stage_start
 
     def forward(
         self, history: Sequence[torch.Tensor], stage_input: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """history[l] is z_(k-l); `stage_input` is given for the first block of a stage (k = 0)."""
+        """history[l] is z_(k-l); `stage_input` is given for the first block of a stage (k = 0),
+        whose z_(-l), l >= 1, are history[l] (z_0) or 0 as `stage_start` says."""
+        if stage_input is not None and self.stage_start == "zero":
+            history = [history[0], *(torch.zeros_like(z) for z in history[1:])]
         return self.combine(self.transform(history, stage_input), history)
 
     def transform(
@@ -373,6 +390,7 @@ def residual_stage(
     modes: Mapping[str, str],
     algorithm_coefficients: Mapping[str, float],
     post_activation: Callable[[torch.Tensor], torch.Tensor] | None,
+    stage_start: str = "input",
 ) -> Stage:
     """A stage of `blocks` blocks; block k gets T = make_branch(k, path) for each of its paths."""
     return Stage(
@@ -382,6 +400,7 @@ def residual_stage(
                 _block_coefficients(k, algorithm_coefficients, coefficients),
                 modes,
                 post_activation,
+                stage_start,
             )
             for k in range(blocks)
         ],
@@ -398,8 +417,13 @@ def cifar_resnet(
     algorithm_coefficients: Mapping[str, float] | None = None,
     post_activation: bool = True,
     widths: Sequence[int] = (16, 32, 64),
+    stage_start: str = "input",
 ) -> Network:
-    """He et al.'s CIFAR ResNet shape (6n + 2 layers, shortcut "A") around these blocks."""
+    """He et al.'s CIFAR ResNet shape (6n + 2 layers, shortcut "A") around these blocks.
+
+    `stage_start`: the states before each stage, "input" (z_(-1) = z_0, the derived restart) or
+    "zero" (z_(-1) = 0).
+    """
     if depth < 8 or (depth - 2) % 6:
         raise ValueError(
             f"CIFAR ResNet depth must be 6n + 2 with n >= 1 (56, 110, ...), got {depth}"
@@ -431,6 +455,7 @@ def cifar_resnet(
                 modes=modes or {},
                 algorithm_coefficients=algorithm_coefficients or {},
                 post_activation=F.relu if post_activation else None,
+                stage_start=stage_start,
             )
         )
         in_channels = channels
@@ -446,6 +471,7 @@ def cifar_preact_resnet(
     modes: Mapping[str, str] | None = None,
     algorithm_coefficients: Mapping[str, float] | None = None,
     widths: Sequence[int] = (16, 32, 64),
+    stage_start: str = "input",
 ) -> Network:
     """He et al.'s pre-activation CIFAR ResNet (Identity Mappings, 2016) around these blocks.
 
@@ -508,6 +534,7 @@ def cifar_preact_resnet(
                 modes=modes or {},
                 algorithm_coefficients=algorithm_coefficients or {},
                 post_activation=None,
+                stage_start=stage_start,
             )
         )
         in_channels = out_channels
@@ -525,22 +552,48 @@ IMAGENET_RESNETS: dict[int, tuple[type[nn.Module], tuple[int, ...]]] = {
 """The ImageNet ResNets' branch and blocks per stage, by depth (He et al. 2016, Table 1)."""
 
 
+def imagenet_resnet_plan(
+    depth: int | None, layers: Sequence[int] | None, bottleneck: bool | None
+) -> tuple[type[nn.Module], tuple[int, ...]]:
+    """(branch, blocks per stage) from `layers` and `bottleneck`, or from `depth` (50 if neither)."""
+    if layers is None:
+        depth = 50 if depth is None else depth
+        if depth not in IMAGENET_RESNETS:
+            raise ValueError(
+                f"ImageNet ResNet depth must be one of {sorted(IMAGENET_RESNETS)}, got {depth}"
+            )
+        branch_type, counts = IMAGENET_RESNETS[depth]
+        if bottleneck is not None and bottleneck != (branch_type is Bottleneck):
+            raise ValueError(f"ImageNet ResNet-{depth} has bottleneck={branch_type is Bottleneck}")
+        return branch_type, counts
+    if depth is not None:
+        raise ValueError("give the ImageNet ResNet's depth or its layers, not both")
+    counts = tuple(layers)
+    if len(counts) != 4 or any(type(c) is not int or c < 1 for c in counts):
+        raise ValueError(f"layers must be 4 positive block counts, one per stage, got {layers!r}")
+    return (Bottleneck if bottleneck else BasicBranch), counts
+
+
 def imagenet_resnet(
     *,
-    depth: int = 50,
+    layers: Sequence[int] | None = None,
+    bottleneck: bool | None = None,
+    depth: int | None = None,
     num_classes: int = 1000,
     coefficients: Coefficients | None = None,
     modes: Mapping[str, str] | None = None,
     algorithm_coefficients: Mapping[str, float] | None = None,
     post_activation: bool = True,
     stride_in_1x1: bool = True,
+    stage_start: str = "input",
 ) -> Network:
-    """He et al.'s ImageNet ResNet shape (7×7 stem, 4 stages, shortcut "B") around these blocks."""
-    if depth not in IMAGENET_RESNETS:
-        raise ValueError(
-            f"ImageNet ResNet depth must be one of {sorted(IMAGENET_RESNETS)}, got {depth}"
-        )
-    branch_type, counts = IMAGENET_RESNETS[depth]
+    """He et al.'s ImageNet ResNet shape (7×7 stem, 4 stages, shortcut "B") around these blocks.
+
+    The plan, as torchvision writes it: `layers`, the blocks of each of the 4 stages, of
+    `bottleneck` units or basic ones (ResNet-50: layers=(3, 4, 6, 3), bottleneck=True); or `depth`,
+    a row of He et al.'s Table 1 (`IMAGENET_RESNETS`; 50 when neither is given).
+    """
+    branch_type, counts = imagenet_resnet_plan(depth, layers, bottleneck)
     expansion = branch_type.expansion
     stem = nn.Sequential(
         nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False),
@@ -575,6 +628,7 @@ def imagenet_resnet(
                 modes=modes or {},
                 algorithm_coefficients=algorithm_coefficients or {},
                 post_activation=F.relu if post_activation else None,
+                stage_start=stage_start,
             )
         )
         in_channels = out_channels
@@ -590,6 +644,7 @@ def create_model(
     modes: Mapping[str, str] | None = None,
     algorithm_coefficients: Mapping[str, float] | None = None,
     widths: Sequence[int] = (16, 32, 64),
+    stage_start: str = "input",
 ) -> nn.Module:
     """A CIFAR network of these blocks in He et al.'s ResNet shape (`cifar_resnet`).
 
@@ -597,7 +652,9 @@ def create_model(
     `coefficients`: engineering coefficients for every block (or a function of k giving them), in
     place of the algorithm's; `modes`: "fixed", "learnable" or "pruned" for each coefficient;
     `algorithm_coefficients`: values of the algorithm's own coefficients (DEFAULTS); `widths`: the
-    three stages' channels. (`derive train --memory` sets how training keeps activations.)
+    three stages' channels; `stage_start`: "input" (z_(-1) = z_0 at each stage's first block, the
+    derived restart) or "zero" (z_(-1) = 0). (`derive train --memory` sets how training keeps
+    activations.)
     """
     return cifar_resnet(
         depth=depth,
@@ -607,6 +664,7 @@ def create_model(
         algorithm_coefficients=algorithm_coefficients,
         post_activation=post_activation,
         widths=widths,
+        stage_start=stage_start,
     )
 
 

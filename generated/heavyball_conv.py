@@ -26,6 +26,9 @@ Special cases:
 Blocks are grouped in stages with down-sampling between them. Each stage restarts the iteration:
 its input mapped by the shortcut S to the new resolution is z_0, and z_{-1} = z_0 (x_{-1} = x_0);
 T of the first block reads the stage input itself (its first convolution carries the stride).
+The builders' `stage_start="zero"` reads the restart otherwise, z_{-1} = 0: no earlier state
+enters the first block (with heavy ball's coefficients it adds z_0 as a ResNet block does); it is
+there for look-backs of one earlier state (LAGS ≤ 2).
 
 The recurrence can be run backwards: its oldest state enters only linearly, outside T, so block k
 gives it back from its output and the newer states (`Block.inverse`),
@@ -43,12 +46,12 @@ learnable (`modes`) any coefficient of every block. `derive train FILE.py --mode
 passes the same arguments (NAME.KEY=VALUE sets one entry of a mapping such as `modes`).
 
 The module is the whole network and needs only torch: copy it into a project and call a factory at
-its end (`resnet20()`, `hbnet20()`, `resnet56()`, `hbnet56()`, `resnet110()`, `hbnet110()`,
-`preresnet20()`, `prehbnet20()`, `preresnet56()`, `prehbnet56()`, `preresnet110()`, `prehbnet110()`,
-`preresnet164()`, `prehbnet164()`, `preresnet1001()`, `prehbnet1001()`, `resnet34()`, `hbnet34()`,
-`resnet50()`, `hbnet50()`, `resnet101()`, `hbnet101()`); each builds the network of the same name in
-derive's zoo as a short call of a builder (`cifar_resnet`, `cifar_preact_resnet`, `imagenet_resnet`)
-with its plan in the arguments.
+its end (`resnet20()`, `hbnet20()`, `resnet32()`, `hbnet32()`, `resnet56()`, `hbnet56()`,
+`resnet110()`, `hbnet110()`, `preresnet20()`, `prehbnet20()`, `preresnet56()`, `prehbnet56()`,
+`preresnet110()`, `prehbnet110()`, `preresnet164()`, `prehbnet164()`, `preresnet1001()`,
+`prehbnet1001()`, `resnet34()`, `hbnet34()`, `resnet50()`, `hbnet50()`, `resnet101()`,
+`hbnet101()`); each builds the network of the same name in derive's zoo as a short call of a builder
+(`cifar_resnet`, `cifar_preact_resnet`, `imagenet_resnet`) with its plan in the arguments.
 
 The papers' networks from this module (each the same network as the zoo name in brackets):
 
@@ -78,6 +81,7 @@ COEFFICIENTS: dict[str, str] = {
 }
 DEFAULTS: dict[str, float] = {"beta": 0.3}
 MODES = ("fixed", "learnable", "pruned")
+STAGE_STARTS = ("input", "zero")  # z_(-l) = z_0 or 0 for l >= 1 at a stage's first block
 INVERTIBLE = True
 INVERTIBILITY = "zₖ₋₁ = (zₖ₊₁ − T_k(zₖ) − β₁·zₖ)/β₂"
 
@@ -117,21 +121,34 @@ class HeavyballBlock(nn.Module):
         coefficients: Mapping[str, float],
         modes: Mapping[str, str] | None = None,
         post_activation: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        stage_start: str = "input",
     ) -> None:
+        """`stage_start` says what the states before the stage are when this block is a stage's
+        first (called with `stage_input`): "input", z_(-l) = z_0, or "zero", z_(-l) = 0."""
         super().__init__()
         modes = modes or {}
         unknown = sorted(set(modes) - set(COEFFICIENTS))
         if unknown:
             raise ValueError(f"unknown coefficient(s) {unknown}; known: {list(COEFFICIENTS)}")
+        if stage_start not in STAGE_STARTS:
+            raise ValueError(f"stage_start must be one of {STAGE_STARTS}, got {stage_start!r}")
+        if stage_start == "zero" and LAGS > 2:
+            raise ValueError(
+                "stage_start='zero' needs a look-back of at most one state (LAGS <= 2)"
+            )
         self.branch = branch
         self.post_activation = post_activation
+        self.stage_start = stage_start
         self.beta1 = _coefficient(coefficients["beta1"], modes.get("beta1", "fixed"))
         self.beta2 = _coefficient(coefficients["beta2"], modes.get("beta2", "fixed"))
 
     def forward(
         self, history: Sequence[torch.Tensor], stage_input: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """history[l] is z_(k-l); `stage_input` is given for the first block of a stage (k = 0)."""
+        """history[l] is z_(k-l); `stage_input` is given for the first block of a stage (k = 0),
+        whose z_(-l), l >= 1, are history[l] (z_0) or 0 as `stage_start` says."""
+        if stage_input is not None and self.stage_start == "zero":
+            history = [history[0], *(torch.zeros_like(z) for z in history[1:])]
         return self.combine(self.transform(history, stage_input), history)
 
     def transform(
@@ -437,6 +454,7 @@ def residual_stage(
     modes: Mapping[str, str],
     algorithm_coefficients: Mapping[str, float],
     post_activation: Callable[[torch.Tensor], torch.Tensor] | None,
+    stage_start: str = "input",
 ) -> Stage:
     """A stage of `blocks` blocks; block k gets T = make_branch(k, path) for each of its paths."""
     return Stage(
@@ -446,6 +464,7 @@ def residual_stage(
                 _block_coefficients(k, algorithm_coefficients, coefficients),
                 modes,
                 post_activation,
+                stage_start,
             )
             for k in range(blocks)
         ],
@@ -462,8 +481,13 @@ def cifar_resnet(
     algorithm_coefficients: Mapping[str, float] | None = None,
     post_activation: bool = True,
     widths: Sequence[int] = (16, 32, 64),
+    stage_start: str = "input",
 ) -> Network:
-    """He et al.'s CIFAR ResNet shape (6n + 2 layers, shortcut "A") around these blocks."""
+    """He et al.'s CIFAR ResNet shape (6n + 2 layers, shortcut "A") around these blocks.
+
+    `stage_start`: the states before each stage, "input" (z_(-1) = z_0, the derived restart) or
+    "zero" (z_(-1) = 0).
+    """
     if depth < 8 or (depth - 2) % 6:
         raise ValueError(
             f"CIFAR ResNet depth must be 6n + 2 with n >= 1 (56, 110, ...), got {depth}"
@@ -495,6 +519,7 @@ def cifar_resnet(
                 modes=modes or {},
                 algorithm_coefficients=algorithm_coefficients or {},
                 post_activation=F.relu if post_activation else None,
+                stage_start=stage_start,
             )
         )
         in_channels = channels
@@ -510,6 +535,7 @@ def cifar_preact_resnet(
     modes: Mapping[str, str] | None = None,
     algorithm_coefficients: Mapping[str, float] | None = None,
     widths: Sequence[int] = (16, 32, 64),
+    stage_start: str = "input",
 ) -> Network:
     """He et al.'s pre-activation CIFAR ResNet (Identity Mappings, 2016) around these blocks.
 
@@ -572,6 +598,7 @@ def cifar_preact_resnet(
                 modes=modes or {},
                 algorithm_coefficients=algorithm_coefficients or {},
                 post_activation=None,
+                stage_start=stage_start,
             )
         )
         in_channels = out_channels
@@ -589,22 +616,48 @@ IMAGENET_RESNETS: dict[int, tuple[type[nn.Module], tuple[int, ...]]] = {
 """The ImageNet ResNets' branch and blocks per stage, by depth (He et al. 2016, Table 1)."""
 
 
+def imagenet_resnet_plan(
+    depth: int | None, layers: Sequence[int] | None, bottleneck: bool | None
+) -> tuple[type[nn.Module], tuple[int, ...]]:
+    """(branch, blocks per stage) from `layers` and `bottleneck`, or from `depth` (50 if neither)."""
+    if layers is None:
+        depth = 50 if depth is None else depth
+        if depth not in IMAGENET_RESNETS:
+            raise ValueError(
+                f"ImageNet ResNet depth must be one of {sorted(IMAGENET_RESNETS)}, got {depth}"
+            )
+        branch_type, counts = IMAGENET_RESNETS[depth]
+        if bottleneck is not None and bottleneck != (branch_type is Bottleneck):
+            raise ValueError(f"ImageNet ResNet-{depth} has bottleneck={branch_type is Bottleneck}")
+        return branch_type, counts
+    if depth is not None:
+        raise ValueError("give the ImageNet ResNet's depth or its layers, not both")
+    counts = tuple(layers)
+    if len(counts) != 4 or any(type(c) is not int or c < 1 for c in counts):
+        raise ValueError(f"layers must be 4 positive block counts, one per stage, got {layers!r}")
+    return (Bottleneck if bottleneck else BasicBranch), counts
+
+
 def imagenet_resnet(
     *,
-    depth: int = 50,
+    layers: Sequence[int] | None = None,
+    bottleneck: bool | None = None,
+    depth: int | None = None,
     num_classes: int = 1000,
     coefficients: Coefficients | None = None,
     modes: Mapping[str, str] | None = None,
     algorithm_coefficients: Mapping[str, float] | None = None,
     post_activation: bool = True,
     stride_in_1x1: bool = True,
+    stage_start: str = "input",
 ) -> Network:
-    """He et al.'s ImageNet ResNet shape (7×7 stem, 4 stages, shortcut "B") around these blocks."""
-    if depth not in IMAGENET_RESNETS:
-        raise ValueError(
-            f"ImageNet ResNet depth must be one of {sorted(IMAGENET_RESNETS)}, got {depth}"
-        )
-    branch_type, counts = IMAGENET_RESNETS[depth]
+    """He et al.'s ImageNet ResNet shape (7×7 stem, 4 stages, shortcut "B") around these blocks.
+
+    The plan, as torchvision writes it: `layers`, the blocks of each of the 4 stages, of
+    `bottleneck` units or basic ones (ResNet-50: layers=(3, 4, 6, 3), bottleneck=True); or `depth`,
+    a row of He et al.'s Table 1 (`IMAGENET_RESNETS`; 50 when neither is given).
+    """
+    branch_type, counts = imagenet_resnet_plan(depth, layers, bottleneck)
     expansion = branch_type.expansion
     stem = nn.Sequential(
         nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False),
@@ -639,6 +692,7 @@ def imagenet_resnet(
                 modes=modes or {},
                 algorithm_coefficients=algorithm_coefficients or {},
                 post_activation=F.relu if post_activation else None,
+                stage_start=stage_start,
             )
         )
         in_channels = out_channels
@@ -654,6 +708,7 @@ def create_model(
     modes: Mapping[str, str] | None = None,
     algorithm_coefficients: Mapping[str, float] | None = None,
     widths: Sequence[int] = (16, 32, 64),
+    stage_start: str = "input",
 ) -> nn.Module:
     """A CIFAR network of these blocks in He et al.'s ResNet shape (`cifar_resnet`).
 
@@ -661,7 +716,9 @@ def create_model(
     `coefficients`: engineering coefficients for every block (or a function of k giving them), in
     place of the algorithm's; `modes`: "fixed", "learnable" or "pruned" for each coefficient;
     `algorithm_coefficients`: values of the algorithm's own coefficients (DEFAULTS); `widths`: the
-    three stages' channels. (`derive train --memory` sets how training keeps activations.)
+    three stages' channels; `stage_start`: "input" (z_(-1) = z_0 at each stage's first block, the
+    derived restart) or "zero" (z_(-1) = 0). (`derive train --memory` sets how training keeps
+    activations.)
     """
     return cifar_resnet(
         depth=depth,
@@ -671,6 +728,7 @@ def create_model(
         algorithm_coefficients=algorithm_coefficients,
         post_activation=post_activation,
         widths=widths,
+        stage_start=stage_start,
     )
 
 
@@ -688,12 +746,77 @@ def resnet20(num_classes: int = 10) -> Network:
     )
 
 
-def hbnet20(num_classes: int = 10) -> Network:
+def hbnet20(
+    num_classes: int = 10,
+    *,
+    stage_start: str = "input",
+    post_relu: bool = True,
+    learn_beta2: bool = False,
+) -> Network:
     """HBNet-20 (SCIS C.1): (C1) with β₁ = 1, β₂ = −1, ReLU after the sum (not invertible); the
     first block of each stage is a plain block, z₁ = ReLU(T(x)) (z₋₁ = z₀ cancels the shortcut).
+
+    The readings the papers leave open, as keywords (the defaults build the zoo's network):
+
+    - `stage_start`: 'input': z₋₁ = z₀, as derived, so each stage's first block is z₁ =
+      ρ(T₀(x)), without the shortcut; 'zero': z₋₁ = 0, so z₁ = ρ(T₀(x) + z₀), ResNet's first
+      block.
+
+    - `post_relu`: True: ρ = ReLU after the sum, zₖ₊₁ = ReLU(Tₖ(zₖ) + zₖ + β₂·zₖ₋₁); False: no
+      ρ, zₖ₊₁ = Tₖ(zₖ) + zₖ + β₂·zₖ₋₁.
+
+    - `learn_beta2`: False: β₂ = −1 fixed; True: β₂ a learnable parameter of every block,
+      starting from −1.
     """
     return cifar_resnet(
-        depth=20, num_classes=num_classes, coefficients={"beta1": 1.0, "beta2": -1.0}
+        depth=20,
+        num_classes=num_classes,
+        coefficients={"beta1": 1.0, "beta2": -1.0},
+        stage_start=stage_start,
+        post_activation=post_relu,
+        modes={"beta2": "learnable" if learn_beta2 else "fixed"},
+    )
+
+
+def resnet32(num_classes: int = 10) -> Network:
+    """ResNet-32 (He et al. 2016): (C1) with β₁ = 1, β₂ = 0."""
+    return cifar_resnet(
+        depth=32,
+        num_classes=num_classes,
+        coefficients={"beta1": 1.0, "beta2": 0.0},
+        modes={"beta2": "pruned"},
+    )
+
+
+def hbnet32(
+    num_classes: int = 10,
+    *,
+    stage_start: str = "input",
+    post_relu: bool = True,
+    learn_beta2: bool = False,
+) -> Network:
+    """HBNet-32 (SCIS C.1): (C1) with β₁ = 1, β₂ = −1, ReLU after the sum (not invertible); the
+    first block of each stage is a plain block, z₁ = ReLU(T(x)) (z₋₁ = z₀ cancels the shortcut).
+
+    The readings the papers leave open, as keywords (the defaults build the zoo's network):
+
+    - `stage_start`: 'input': z₋₁ = z₀, as derived, so each stage's first block is z₁ =
+      ρ(T₀(x)), without the shortcut; 'zero': z₋₁ = 0, so z₁ = ρ(T₀(x) + z₀), ResNet's first
+      block.
+
+    - `post_relu`: True: ρ = ReLU after the sum, zₖ₊₁ = ReLU(Tₖ(zₖ) + zₖ + β₂·zₖ₋₁); False: no
+      ρ, zₖ₊₁ = Tₖ(zₖ) + zₖ + β₂·zₖ₋₁.
+
+    - `learn_beta2`: False: β₂ = −1 fixed; True: β₂ a learnable parameter of every block,
+      starting from −1.
+    """
+    return cifar_resnet(
+        depth=32,
+        num_classes=num_classes,
+        coefficients={"beta1": 1.0, "beta2": -1.0},
+        stage_start=stage_start,
+        post_activation=post_relu,
+        modes={"beta2": "learnable" if learn_beta2 else "fixed"},
     )
 
 
@@ -707,12 +830,35 @@ def resnet56(num_classes: int = 10) -> Network:
     )
 
 
-def hbnet56(num_classes: int = 10) -> Network:
+def hbnet56(
+    num_classes: int = 10,
+    *,
+    stage_start: str = "input",
+    post_relu: bool = True,
+    learn_beta2: bool = False,
+) -> Network:
     """HBNet-56 (SCIS C.1): (C1) with β₁ = 1, β₂ = −1, ReLU after the sum (not invertible); the
     first block of each stage is a plain block, z₁ = ReLU(T(x)) (z₋₁ = z₀ cancels the shortcut).
+
+    The readings the papers leave open, as keywords (the defaults build the zoo's network):
+
+    - `stage_start`: 'input': z₋₁ = z₀, as derived, so each stage's first block is z₁ =
+      ρ(T₀(x)), without the shortcut; 'zero': z₋₁ = 0, so z₁ = ρ(T₀(x) + z₀), ResNet's first
+      block.
+
+    - `post_relu`: True: ρ = ReLU after the sum, zₖ₊₁ = ReLU(Tₖ(zₖ) + zₖ + β₂·zₖ₋₁); False: no
+      ρ, zₖ₊₁ = Tₖ(zₖ) + zₖ + β₂·zₖ₋₁.
+
+    - `learn_beta2`: False: β₂ = −1 fixed; True: β₂ a learnable parameter of every block,
+      starting from −1.
     """
     return cifar_resnet(
-        depth=56, num_classes=num_classes, coefficients={"beta1": 1.0, "beta2": -1.0}
+        depth=56,
+        num_classes=num_classes,
+        coefficients={"beta1": 1.0, "beta2": -1.0},
+        stage_start=stage_start,
+        post_activation=post_relu,
+        modes={"beta2": "learnable" if learn_beta2 else "fixed"},
     )
 
 
@@ -726,12 +872,35 @@ def resnet110(num_classes: int = 10) -> Network:
     )
 
 
-def hbnet110(num_classes: int = 10) -> Network:
+def hbnet110(
+    num_classes: int = 10,
+    *,
+    stage_start: str = "input",
+    post_relu: bool = True,
+    learn_beta2: bool = False,
+) -> Network:
     """HBNet-110 (SCIS C.1): (C1) with β₁ = 1, β₂ = −1, ReLU after the sum (not invertible); the
     first block of each stage is a plain block, z₁ = ReLU(T(x)) (z₋₁ = z₀ cancels the shortcut).
+
+    The readings the papers leave open, as keywords (the defaults build the zoo's network):
+
+    - `stage_start`: 'input': z₋₁ = z₀, as derived, so each stage's first block is z₁ =
+      ρ(T₀(x)), without the shortcut; 'zero': z₋₁ = 0, so z₁ = ρ(T₀(x) + z₀), ResNet's first
+      block.
+
+    - `post_relu`: True: ρ = ReLU after the sum, zₖ₊₁ = ReLU(Tₖ(zₖ) + zₖ + β₂·zₖ₋₁); False: no
+      ρ, zₖ₊₁ = Tₖ(zₖ) + zₖ + β₂·zₖ₋₁.
+
+    - `learn_beta2`: False: β₂ = −1 fixed; True: β₂ a learnable parameter of every block,
+      starting from −1.
     """
     return cifar_resnet(
-        depth=110, num_classes=num_classes, coefficients={"beta1": 1.0, "beta2": -1.0}
+        depth=110,
+        num_classes=num_classes,
+        coefficients={"beta1": 1.0, "beta2": -1.0},
+        stage_start=stage_start,
+        post_activation=post_relu,
+        modes={"beta2": "learnable" if learn_beta2 else "fixed"},
     )
 
 
@@ -741,23 +910,36 @@ def preresnet20(num_classes: int = 10) -> Network:
     """
     return cifar_preact_resnet(
         depth=20,
-        num_classes=num_classes,
         bottleneck=False,
+        num_classes=num_classes,
         coefficients={"beta1": 1.0, "beta2": 0.0},
         modes={"beta2": "pruned"},
     )
 
 
-def prehbnet20(num_classes: int = 10) -> Network:
+def prehbnet20(
+    num_classes: int = 10, *, stage_start: str = "input", learn_beta2: bool = False
+) -> Network:
     """Pre-activation HBNet-20 (basic units): (C1) with β₁ = 1, β₂ = −1, no ρ; the first block of
     each stage is a plain block, z₁ = T(x) (z₋₁ = z₀ cancels the shortcut); invertible
     (memory='reversible').
+
+    The readings the papers leave open, as keywords (the defaults build the zoo's network):
+
+    - `stage_start`: 'input': z₋₁ = z₀, as derived, so each stage's first block is z₁ =
+      ρ(T₀(x)), without the shortcut; 'zero': z₋₁ = 0, so z₁ = ρ(T₀(x) + z₀), ResNet's first
+      block.
+
+    - `learn_beta2`: False: β₂ = −1 fixed; True: β₂ a learnable parameter of every block,
+      starting from −1.
     """
     return cifar_preact_resnet(
         depth=20,
-        num_classes=num_classes,
         bottleneck=False,
+        num_classes=num_classes,
         coefficients={"beta1": 1.0, "beta2": -1.0},
+        stage_start=stage_start,
+        modes={"beta2": "learnable" if learn_beta2 else "fixed"},
     )
 
 
@@ -767,23 +949,36 @@ def preresnet56(num_classes: int = 10) -> Network:
     """
     return cifar_preact_resnet(
         depth=56,
-        num_classes=num_classes,
         bottleneck=False,
+        num_classes=num_classes,
         coefficients={"beta1": 1.0, "beta2": 0.0},
         modes={"beta2": "pruned"},
     )
 
 
-def prehbnet56(num_classes: int = 10) -> Network:
+def prehbnet56(
+    num_classes: int = 10, *, stage_start: str = "input", learn_beta2: bool = False
+) -> Network:
     """Pre-activation HBNet-56 (basic units): (C1) with β₁ = 1, β₂ = −1, no ρ; the first block of
     each stage is a plain block, z₁ = T(x) (z₋₁ = z₀ cancels the shortcut); invertible
     (memory='reversible').
+
+    The readings the papers leave open, as keywords (the defaults build the zoo's network):
+
+    - `stage_start`: 'input': z₋₁ = z₀, as derived, so each stage's first block is z₁ =
+      ρ(T₀(x)), without the shortcut; 'zero': z₋₁ = 0, so z₁ = ρ(T₀(x) + z₀), ResNet's first
+      block.
+
+    - `learn_beta2`: False: β₂ = −1 fixed; True: β₂ a learnable parameter of every block,
+      starting from −1.
     """
     return cifar_preact_resnet(
         depth=56,
-        num_classes=num_classes,
         bottleneck=False,
+        num_classes=num_classes,
         coefficients={"beta1": 1.0, "beta2": -1.0},
+        stage_start=stage_start,
+        modes={"beta2": "learnable" if learn_beta2 else "fixed"},
     )
 
 
@@ -793,23 +988,36 @@ def preresnet110(num_classes: int = 10) -> Network:
     """
     return cifar_preact_resnet(
         depth=110,
-        num_classes=num_classes,
         bottleneck=False,
+        num_classes=num_classes,
         coefficients={"beta1": 1.0, "beta2": 0.0},
         modes={"beta2": "pruned"},
     )
 
 
-def prehbnet110(num_classes: int = 10) -> Network:
+def prehbnet110(
+    num_classes: int = 10, *, stage_start: str = "input", learn_beta2: bool = False
+) -> Network:
     """Pre-activation HBNet-110 (basic units): (C1) with β₁ = 1, β₂ = −1, no ρ; the first block of
     each stage is a plain block, z₁ = T(x) (z₋₁ = z₀ cancels the shortcut); invertible
     (memory='reversible').
+
+    The readings the papers leave open, as keywords (the defaults build the zoo's network):
+
+    - `stage_start`: 'input': z₋₁ = z₀, as derived, so each stage's first block is z₁ =
+      ρ(T₀(x)), without the shortcut; 'zero': z₋₁ = 0, so z₁ = ρ(T₀(x) + z₀), ResNet's first
+      block.
+
+    - `learn_beta2`: False: β₂ = −1 fixed; True: β₂ a learnable parameter of every block,
+      starting from −1.
     """
     return cifar_preact_resnet(
         depth=110,
-        num_classes=num_classes,
         bottleneck=False,
+        num_classes=num_classes,
         coefficients={"beta1": 1.0, "beta2": -1.0},
+        stage_start=stage_start,
+        modes={"beta2": "learnable" if learn_beta2 else "fixed"},
     )
 
 
@@ -819,23 +1027,36 @@ def preresnet164(num_classes: int = 10) -> Network:
     """
     return cifar_preact_resnet(
         depth=164,
-        num_classes=num_classes,
         bottleneck=True,
+        num_classes=num_classes,
         coefficients={"beta1": 1.0, "beta2": 0.0},
         modes={"beta2": "pruned"},
     )
 
 
-def prehbnet164(num_classes: int = 10) -> Network:
+def prehbnet164(
+    num_classes: int = 10, *, stage_start: str = "input", learn_beta2: bool = False
+) -> Network:
     """Pre-activation HBNet-164 (bottleneck units): (C1) with β₁ = 1, β₂ = −1, no ρ; the first
     block of each stage is a plain block, z₁ = T(x) (z₋₁ = z₀ cancels the shortcut); invertible
     (memory='reversible').
+
+    The readings the papers leave open, as keywords (the defaults build the zoo's network):
+
+    - `stage_start`: 'input': z₋₁ = z₀, as derived, so each stage's first block is z₁ =
+      ρ(T₀(x)), without the shortcut; 'zero': z₋₁ = 0, so z₁ = ρ(T₀(x) + z₀), ResNet's first
+      block.
+
+    - `learn_beta2`: False: β₂ = −1 fixed; True: β₂ a learnable parameter of every block,
+      starting from −1.
     """
     return cifar_preact_resnet(
         depth=164,
-        num_classes=num_classes,
         bottleneck=True,
+        num_classes=num_classes,
         coefficients={"beta1": 1.0, "beta2": -1.0},
+        stage_start=stage_start,
+        modes={"beta2": "learnable" if learn_beta2 else "fixed"},
     )
 
 
@@ -845,78 +1066,166 @@ def preresnet1001(num_classes: int = 10) -> Network:
     """
     return cifar_preact_resnet(
         depth=1001,
-        num_classes=num_classes,
         bottleneck=True,
+        num_classes=num_classes,
         coefficients={"beta1": 1.0, "beta2": 0.0},
         modes={"beta2": "pruned"},
     )
 
 
-def prehbnet1001(num_classes: int = 10) -> Network:
+def prehbnet1001(
+    num_classes: int = 10, *, stage_start: str = "input", learn_beta2: bool = False
+) -> Network:
     """Pre-activation HBNet-1001 (bottleneck units): (C1) with β₁ = 1, β₂ = −1, no ρ; the first
     block of each stage is a plain block, z₁ = T(x) (z₋₁ = z₀ cancels the shortcut); invertible
     (memory='reversible').
+
+    The readings the papers leave open, as keywords (the defaults build the zoo's network):
+
+    - `stage_start`: 'input': z₋₁ = z₀, as derived, so each stage's first block is z₁ =
+      ρ(T₀(x)), without the shortcut; 'zero': z₋₁ = 0, so z₁ = ρ(T₀(x) + z₀), ResNet's first
+      block.
+
+    - `learn_beta2`: False: β₂ = −1 fixed; True: β₂ a learnable parameter of every block,
+      starting from −1.
     """
     return cifar_preact_resnet(
         depth=1001,
-        num_classes=num_classes,
         bottleneck=True,
+        num_classes=num_classes,
         coefficients={"beta1": 1.0, "beta2": -1.0},
+        stage_start=stage_start,
+        modes={"beta2": "learnable" if learn_beta2 else "fixed"},
     )
 
 
 def resnet34(num_classes: int = 1000) -> Network:
     """ResNet-34 for ImageNet: (C1) with β₁ = 1, β₂ = 0."""
     return imagenet_resnet(
-        depth=34,
+        layers=(3, 4, 6, 3),
+        bottleneck=False,
         num_classes=num_classes,
         coefficients={"beta1": 1.0, "beta2": 0.0},
         modes={"beta2": "pruned"},
     )
 
 
-def hbnet34(num_classes: int = 1000) -> Network:
+def hbnet34(
+    num_classes: int = 1000,
+    *,
+    stage_start: str = "input",
+    post_relu: bool = True,
+    learn_beta2: bool = False,
+) -> Network:
     """HBNet-34 for ImageNet: (C1) with β₁ = 1, β₂ = −1; the first block of each stage is a plain
     block, z₁ = ReLU(T(x)) (z₋₁ = z₀ cancels the shortcut).
+
+    The readings the papers leave open, as keywords (the defaults build the zoo's network):
+
+    - `stage_start`: 'input': z₋₁ = z₀, as derived, so each stage's first block is z₁ =
+      ρ(T₀(x)), without the shortcut; 'zero': z₋₁ = 0, so z₁ = ρ(T₀(x) + z₀), ResNet's first
+      block.
+
+    - `post_relu`: True: ρ = ReLU after the sum, zₖ₊₁ = ReLU(Tₖ(zₖ) + zₖ + β₂·zₖ₋₁); False: no
+      ρ, zₖ₊₁ = Tₖ(zₖ) + zₖ + β₂·zₖ₋₁.
+
+    - `learn_beta2`: False: β₂ = −1 fixed; True: β₂ a learnable parameter of every block,
+      starting from −1.
     """
     return imagenet_resnet(
-        depth=34, num_classes=num_classes, coefficients={"beta1": 1.0, "beta2": -1.0}
+        layers=(3, 4, 6, 3),
+        bottleneck=False,
+        num_classes=num_classes,
+        coefficients={"beta1": 1.0, "beta2": -1.0},
+        stage_start=stage_start,
+        post_activation=post_relu,
+        modes={"beta2": "learnable" if learn_beta2 else "fixed"},
     )
 
 
 def resnet50(num_classes: int = 1000) -> Network:
     """ResNet-50 for ImageNet: (C1) with β₁ = 1, β₂ = 0."""
     return imagenet_resnet(
-        depth=50,
+        layers=(3, 4, 6, 3),
+        bottleneck=True,
         num_classes=num_classes,
         coefficients={"beta1": 1.0, "beta2": 0.0},
         modes={"beta2": "pruned"},
     )
 
 
-def hbnet50(num_classes: int = 1000) -> Network:
+def hbnet50(
+    num_classes: int = 1000,
+    *,
+    stage_start: str = "input",
+    post_relu: bool = True,
+    learn_beta2: bool = False,
+) -> Network:
     """HBNet-50 for ImageNet: (C1) with β₁ = 1, β₂ = −1; the first block of each stage is a plain
     block, z₁ = ReLU(T(x)) (z₋₁ = z₀ cancels the shortcut).
+
+    The readings the papers leave open, as keywords (the defaults build the zoo's network):
+
+    - `stage_start`: 'input': z₋₁ = z₀, as derived, so each stage's first block is z₁ =
+      ρ(T₀(x)), without the shortcut; 'zero': z₋₁ = 0, so z₁ = ρ(T₀(x) + z₀), ResNet's first
+      block.
+
+    - `post_relu`: True: ρ = ReLU after the sum, zₖ₊₁ = ReLU(Tₖ(zₖ) + zₖ + β₂·zₖ₋₁); False: no
+      ρ, zₖ₊₁ = Tₖ(zₖ) + zₖ + β₂·zₖ₋₁.
+
+    - `learn_beta2`: False: β₂ = −1 fixed; True: β₂ a learnable parameter of every block,
+      starting from −1.
     """
     return imagenet_resnet(
-        depth=50, num_classes=num_classes, coefficients={"beta1": 1.0, "beta2": -1.0}
+        layers=(3, 4, 6, 3),
+        bottleneck=True,
+        num_classes=num_classes,
+        coefficients={"beta1": 1.0, "beta2": -1.0},
+        stage_start=stage_start,
+        post_activation=post_relu,
+        modes={"beta2": "learnable" if learn_beta2 else "fixed"},
     )
 
 
 def resnet101(num_classes: int = 1000) -> Network:
     """ResNet-101 for ImageNet: (C1) with β₁ = 1, β₂ = 0."""
     return imagenet_resnet(
-        depth=101,
+        layers=(3, 4, 23, 3),
+        bottleneck=True,
         num_classes=num_classes,
         coefficients={"beta1": 1.0, "beta2": 0.0},
         modes={"beta2": "pruned"},
     )
 
 
-def hbnet101(num_classes: int = 1000) -> Network:
+def hbnet101(
+    num_classes: int = 1000,
+    *,
+    stage_start: str = "input",
+    post_relu: bool = True,
+    learn_beta2: bool = False,
+) -> Network:
     """HBNet-101 for ImageNet: (C1) with β₁ = 1, β₂ = −1; the first block of each stage is a plain
     block, z₁ = ReLU(T(x)) (z₋₁ = z₀ cancels the shortcut).
+
+    The readings the papers leave open, as keywords (the defaults build the zoo's network):
+
+    - `stage_start`: 'input': z₋₁ = z₀, as derived, so each stage's first block is z₁ =
+      ρ(T₀(x)), without the shortcut; 'zero': z₋₁ = 0, so z₁ = ρ(T₀(x) + z₀), ResNet's first
+      block.
+
+    - `post_relu`: True: ρ = ReLU after the sum, zₖ₊₁ = ReLU(Tₖ(zₖ) + zₖ + β₂·zₖ₋₁); False: no
+      ρ, zₖ₊₁ = Tₖ(zₖ) + zₖ + β₂·zₖ₋₁.
+
+    - `learn_beta2`: False: β₂ = −1 fixed; True: β₂ a learnable parameter of every block,
+      starting from −1.
     """
     return imagenet_resnet(
-        depth=101, num_classes=num_classes, coefficients={"beta1": 1.0, "beta2": -1.0}
+        layers=(3, 4, 23, 3),
+        bottleneck=True,
+        num_classes=num_classes,
+        coefficients={"beta1": 1.0, "beta2": -1.0},
+        stage_start=stage_start,
+        post_activation=post_relu,
+        modes={"beta2": "learnable" if learn_beta2 else "fixed"},
     )

@@ -589,9 +589,33 @@ IMAGENET_RESNETS: dict[int, tuple[type[nn.Module], tuple[int, ...]]] = {
 """The ImageNet ResNets' branch and blocks per stage, by depth (He et al. 2016, Table 1)."""
 
 
+def imagenet_resnet_plan(
+    depth: int | None, layers: Sequence[int] | None, bottleneck: bool | None
+) -> tuple[type[nn.Module], tuple[int, ...]]:
+    """(branch, blocks per stage) from `layers` and `bottleneck`, or from `depth` (50 if neither)."""
+    if layers is None:
+        depth = 50 if depth is None else depth
+        if depth not in IMAGENET_RESNETS:
+            raise ValueError(
+                f"ImageNet ResNet depth must be one of {sorted(IMAGENET_RESNETS)}, got {depth}"
+            )
+        branch_type, counts = IMAGENET_RESNETS[depth]
+        if bottleneck is not None and bottleneck != (branch_type is Bottleneck):
+            raise ValueError(f"ImageNet ResNet-{depth} has bottleneck={branch_type is Bottleneck}")
+        return branch_type, counts
+    if depth is not None:
+        raise ValueError("give the ImageNet ResNet's depth or its layers, not both")
+    counts = tuple(layers)
+    if len(counts) != 4 or any(type(c) is not int or c < 1 for c in counts):
+        raise ValueError(f"layers must be 4 positive block counts, one per stage, got {layers!r}")
+    return (Bottleneck if bottleneck else BasicBranch), counts
+
+
 def imagenet_resnet(
     *,
-    depth: int = 50,
+    layers: Sequence[int] | None = None,
+    bottleneck: bool | None = None,
+    depth: int | None = None,
     num_classes: int = 1000,
     coefficients: Coefficients | None = None,
     modes: Mapping[str, str] | None = None,
@@ -599,12 +623,13 @@ def imagenet_resnet(
     post_activation: bool = True,
     stride_in_1x1: bool = True,
 ) -> Network:
-    """He et al.'s ImageNet ResNet shape (7×7 stem, 4 stages, shortcut "B") around these blocks."""
-    if depth not in IMAGENET_RESNETS:
-        raise ValueError(
-            f"ImageNet ResNet depth must be one of {sorted(IMAGENET_RESNETS)}, got {depth}"
-        )
-    branch_type, counts = IMAGENET_RESNETS[depth]
+    """He et al.'s ImageNet ResNet shape (7×7 stem, 4 stages, shortcut "B") around these blocks.
+
+    The plan, as torchvision writes it: `layers`, the blocks of each of the 4 stages, of
+    `bottleneck` units or basic ones (ResNet-50: layers=(3, 4, 6, 3), bottleneck=True); or `depth`,
+    a row of He et al.'s Table 1 (`IMAGENET_RESNETS`; 50 when neither is given).
+    """
+    branch_type, counts = imagenet_resnet_plan(depth, layers, bottleneck)
     expansion = branch_type.expansion
     stem = nn.Sequential(
         nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False),

@@ -33,6 +33,10 @@ DenseNet layer costs. What the block computes depends on T:
 
 The block input z₀ has other channels than z₁, z₂, …; the state sum never needs it, since sₖ₊₁⁰ = 0
 for every k (h₁,₀ = 1 cancels z₀ at k = 0 and h_{k+1,0} = 0 after), which the stage checks.
+The state sum costs one update per layer, not a pass over the history: when the coefficients have
+the product structure sₖ₊₁ʲ = rₖ·sₖʲ for j < k (AGD's h of (5) has it, rₖ = β_{k+1} of (11)), the
+stage keeps Sₖ = Σⱼ sₖ₊₁ʲ·zⱼ (j = 1 … k) as Sₖ = rₖ·Sₖ₋₁ + sₖ₊₁ᵏ·zₖ (`history_decay` finds the rₖ
+when the stage is built; other coefficients are summed over the history).
 Each dense stage restarts the iteration at its input; the stage returns [z₀, …, z_K] concatenated.
 
 Building networks: `create_model` puts these blocks in DenseNet's CIFAR shape (depth 3n + 4, 40 by
@@ -121,6 +125,26 @@ def block_coefficients(k: int, **coefficients: float) -> dict[str, list[float]]:
     }
 
 
+def history_decay(states: Sequence[Sequence[float]], rtol: float = 1e-9) -> list[float] | None:
+    """rₖ with sₖ₊₁ʲ = rₖ·sₖʲ for j = 1 … k − 1 at every layer k (`states[k]` is layer k's sₖ₊₁ʲ,
+    j = 0 … k), so that Sₖ = Σⱼ sₖ₊₁ʲ·zⱼ = rₖ·Sₖ₋₁ + sₖ₊₁ᵏ·zₖ; None when some layer has no such rₖ.
+
+    rₖ is the least-squares ratio of layer k's older coefficients to layer k − 1's, accepted when
+    it reproduces each of them to `rtol` of the largest; r₀ = r₁ = 0 (no earlier sum to carry).
+    """
+    decay = [0.0] * min(len(states), 2)
+    for k in range(2, len(states)):
+        older = [float(s) for s in states[k][1:k]]
+        before = [float(s) for s in states[k - 1][1:k]]
+        norm = math.fsum(b * b for b in before)
+        ratio = math.fsum(a * b for a, b in zip(older, before, strict=True)) / norm if norm else 0.0
+        scale = max([abs(a) for a in older] + [abs(b) for b in before])
+        if any(abs(a - ratio * b) > rtol * scale for a, b in zip(older, before, strict=True)):
+            return None
+        decay.append(ratio)
+    return decay
+
+
 class Nesterov2Stage(nn.Module):
     """A dense stage: zₖ₊₁ = Σⱼ αₖ₊₁ʲ·Tₖ(zⱼ) + β·Σⱼ sₖ₊₁ʲ·zⱼ; returns [z₀, …, z_K] concatenated.
 
@@ -129,7 +153,9 @@ class Nesterov2Stage(nn.Module):
 
     `units[k]` is Tₖ, called as `units[k](features, scale)` with one scale per input channel.
     `coefficients[k]` holds "alpha" and "state" for layer k (k + 1 entries each); `modes` sets
-    "alpha" (fixed or learnable) and "beta" (fixed, learnable or pruned: DenseNet).
+    "alpha" (fixed or learnable) and "beta" (fixed, learnable or pruned: DenseNet). The state sum
+    is carried from layer to layer when `history_decay` finds its factors (AGD's h), else summed
+    over the history; either way sₖ₊₁ᵏ, the newest source's weight, is read from `state{k}`.
     """
 
     def __init__(
@@ -172,6 +198,7 @@ class Nesterov2Stage(nn.Module):
                 self.register_buffer(f"alpha{k}", None)
             else:
                 self.register_buffer(f"alpha{k}", alpha, persistent=False)
+        self.history_decay = history_decay([values["state"] for values in coefficients])
         beta_mode = modes.get("beta", "fixed")
         if beta_mode == "pruned":
             self.beta: float | nn.Parameter | None = None
@@ -185,14 +212,31 @@ class Nesterov2Stage(nn.Module):
         alpha = self.alpha[k] if self.alpha is not None else getattr(self, f"alpha{k}")
         return None if alpha is None else alpha[getattr(self, f"source{k}")]
 
+    def state_sum(
+        self, k: int, features: Sequence[torch.Tensor], previous: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Sₖ = Σⱼ sₖ₊₁ʲ·zⱼ, j = 1 … k (`features` is [z₀, …, zₖ], `previous` is Sₖ₋₁ or None at
+        k = 1): rₖ·Sₖ₋₁ + sₖ₊₁ᵏ·zₖ when the coefficients allow, else the sum over the history."""
+        state = getattr(self, f"state{k}")
+        if self.history_decay is None:
+            history = torch.stack(list(features[1:]), 0)
+            return torch.tensordot(state.to(history.dtype), history, dims=1)
+        newest = state[-1].to(features[k].dtype)  # sₖ₊₁ᵏ
+        if previous is None:
+            return features[k] * newest
+        return torch.addcmul(previous * self.history_decay[k], features[k], newest)
+
     def forward(self, z0: torch.Tensor) -> torch.Tensor:
         features = [z0]
+        total: torch.Tensor | None = None  # Sₖ₋₁, the state sum of the previous layer
         for k, unit in enumerate(self.units):
             z = unit(torch.cat(features, 1), self._scale(k))
             if self.beta is not None and k >= 1:
-                history = torch.stack(features[1:], 0)
-                state = getattr(self, f"state{k}").to(history.dtype)
-                z = z + self.beta * torch.tensordot(state, history, dims=1)
+                total = self.state_sum(k, features, total)
+                if isinstance(self.beta, float):
+                    z = torch.add(z, total, alpha=self.beta)  # one pass for z + β·Sₖ
+                else:
+                    z = z + self.beta * total
             features.append(z)
         return torch.cat(features, 1)
 
@@ -426,21 +470,43 @@ IMAGENET_DENSENETS: dict[int, tuple[int, tuple[int, ...]]] = {
 """The ImageNet DenseNet-BCs' growth and layers per stage, by depth (Huang et al. 2017, Table 1)."""
 
 
+def imagenet_densenet_plan(
+    depth: int | None, growth: int | None, layers: Sequence[int] | None
+) -> tuple[int, tuple[int, ...]]:
+    """(growth, layers per stage) as given, or from `depth` (121 if neither is given)."""
+    if layers is None and growth is None:
+        depth = 121 if depth is None else depth
+        if depth not in IMAGENET_DENSENETS:
+            raise ValueError(
+                f"ImageNet DenseNet depth must be one of {sorted(IMAGENET_DENSENETS)}, got {depth}"
+            )
+        return IMAGENET_DENSENETS[depth]
+    if depth is not None or layers is None or growth is None:
+        raise ValueError("give the ImageNet DenseNet's depth, or its growth and layers")
+    counts = tuple(layers)
+    if not counts or any(type(c) is not int or c < 1 for c in (growth, *counts)):
+        raise ValueError(f"growth and layers must be positive integers, got {growth!r}, {layers!r}")
+    return growth, counts
+
+
 def imagenet_densenet(
     *,
-    depth: int = 121,
+    growth: int | None = None,
+    layers: Sequence[int] | None = None,
+    depth: int | None = None,
     num_classes: int = 1000,
     alpha: str = "ones",
     modes: Mapping[str, str] | None = None,
     beta: float = 1.0,
     algorithm_coefficients: Mapping[str, float] | None = None,
 ) -> Network:
-    """DenseNet-BC for ImageNet (7×7 stem, bottleneck 4k, compression ½)."""
-    if depth not in IMAGENET_DENSENETS:
-        raise ValueError(
-            f"ImageNet DenseNet depth must be one of {sorted(IMAGENET_DENSENETS)}, got {depth}"
-        )
-    growth, layers = IMAGENET_DENSENETS[depth]
+    """DenseNet-BC for ImageNet (7×7 stem, bottleneck 4k, compression ½).
+
+    The plan, as torchvision writes it: the `growth` k and the `layers` of each dense stage
+    (DenseNet-121: growth=32, layers=(6, 12, 24, 16)); or `depth`, a row of Huang et al.'s
+    Table 1 (`IMAGENET_DENSENETS`; 121 when neither is given).
+    """
+    growth, layers = imagenet_densenet_plan(depth, growth, layers)
     stem = nn.Sequential(
         nn.Conv2d(3, 2 * growth, 7, stride=2, padding=3, bias=False),
         nn.BatchNorm2d(2 * growth),
@@ -527,12 +593,21 @@ def agdnet52(num_classes: int = 10) -> Network:
 def densenet121(num_classes: int = 1000) -> Network:
     """DenseNet-121 (DenseNet-BC, k = 32): (C3) with α = 1, β = 0."""
     return imagenet_densenet(
-        depth=121, num_classes=num_classes, alpha="ones", modes={"beta": "pruned"}
+        growth=32,
+        layers=(6, 12, 24, 16),
+        num_classes=num_classes,
+        alpha="ones",
+        modes={"beta": "pruned"},
     )
 
 
 def agdnet121(num_classes: int = 1000) -> Network:
     """AGDNet-121: (C6) on DenseNet-121, learnable α, β = 0.1."""
     return imagenet_densenet(
-        depth=121, num_classes=num_classes, alpha="ones", modes={"alpha": "learnable"}, beta=0.1
+        growth=32,
+        layers=(6, 12, 24, 16),
+        num_classes=num_classes,
+        alpha="ones",
+        modes={"alpha": "learnable"},
+        beta=0.1,
     )

@@ -103,6 +103,21 @@ def test_hbnet56_from_heavyball_conv_alone(tmp_path: Path) -> None:
     assert report["shape"] == [2, 10] and report["finite"]
 
 
+def test_hbnet32_with_every_reading_from_heavyball_conv_alone(tmp_path: Path) -> None:
+    """The readings are keywords of the file's own factory: z₋₁ = 0, no ρ, β₂ learned (one more
+    parameter per block, 3 stages of 5, beside ResNet-32's documented count)."""
+    report = run_alone(
+        generated_dir() / "heavyball_conv.py",
+        tmp_path / "alone",
+        "hbnet32",
+        stage_start="zero",
+        post_relu=False,
+        learn_beta2=True,
+    )
+    assert report["parameters"] == documented_parameters("resnet32") + 15 == 464_154 + 15
+    assert report["shape"] == [2, 10] and report["finite"]
+
+
 def test_agdnet40_from_nesterov2_conv_alone(tmp_path: Path) -> None:
     report = run_alone(generated_dir() / "nesterov2_conv.py", tmp_path / "alone", "agdnet40")
     assert report["parameters"] == documented_parameters("agdnet40") == 1_019_956

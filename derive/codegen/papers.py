@@ -15,8 +15,11 @@ they build the zoo's network). DMRNet is not: its coefficients differ per block 
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+from derive.errors import UserError
 
 
 class PythonName(str):
@@ -27,15 +30,73 @@ class PythonName(str):
 
 
 @dataclass(frozen=True)
+class Reading:
+    """A keyword of a zoo factory for a choice the papers leave open; its default is the zoo's."""
+
+    name: str
+    default: bool | str
+    choices: tuple[bool | str, ...]
+    argument: str  # the builder's keyword argument, Python source reading `name`
+    doc: str  # what each value means, with the equation
+
+    @property
+    def annotation(self) -> str:
+        """'bool' or 'str', as the factory's signature prints it."""
+        return type(self.default).__name__
+
+    def check(self, value: object, network: str) -> object:
+        """`value` if it is one of the choices; UserError otherwise."""
+        if type(value) is type(self.default) and value in self.choices:
+            return value
+        raise UserError(
+            f"{network}: {self.name} must be one of {', '.join(map(repr, self.choices))}, "
+            f"got {value!r}"
+        )
+
+
+STAGE_START = Reading(
+    "stage_start",
+    "input",
+    ("input", "zero"),
+    "stage_start=stage_start",
+    "'input': z₋₁ = z₀, as derived, so each stage's first block is z₁ = ρ(T₀(x)), without the "
+    "shortcut; 'zero': z₋₁ = 0, so z₁ = ρ(T₀(x) + z₀), ResNet's first block",
+)
+POST_RELU = Reading(
+    "post_relu",
+    True,
+    (True, False),
+    "post_activation=post_relu",
+    "True: ρ = ReLU after the sum, zₖ₊₁ = ReLU(Tₖ(zₖ) + zₖ + β₂·zₖ₋₁); False: no ρ, "
+    "zₖ₊₁ = Tₖ(zₖ) + zₖ + β₂·zₖ₋₁",
+)
+LEARN_BETA2 = Reading(
+    "learn_beta2",
+    False,
+    (True, False),
+    'modes={"beta2": "learnable" if learn_beta2 else "fixed"}',
+    "False: β₂ = −1 fixed; True: β₂ a learnable parameter of every block, starting from −1",
+)
+HBNET_READINGS = (STAGE_START, POST_RELU, LEARN_BETA2)
+"""HBNet's open readings (post-activation shapes): the restart, ρ, and whether β₂ is learned."""
+
+PREACT_HBNET_READINGS = (STAGE_START, LEARN_BETA2)
+"""The pre-activation HBNets have no ρ; the restart and β₂ stay open."""
+
+
+@dataclass(frozen=True)
 class ZooNetwork:
     """A built-in network: its zoo name, the generated module and builder, and the arguments."""
 
     name: str
     algorithm: str  # built by generated/ALGORITHM_conv.py
     builder: str
-    arguments: Mapping[str, object]  # the builder's keyword arguments besides num_classes
+    arguments: Mapping[
+        str, object
+    ]  # the builder's keyword arguments besides num_classes
     description: str
     title: str = ""  # set: listed in the module docstring as a create_model call
+    readings: tuple[Reading, ...] = ()  # the factory's keywords besides num_classes
 
     @property
     def dataset(self) -> str:
@@ -48,12 +109,64 @@ class ZooNetwork:
         return 1000 if self.dataset == "imagenet" else 10
 
     def call(self) -> str:
-        """The factory's body: 'cifar_resnet(depth=56, num_classes=num_classes, ...)'."""
-        items = list(self.arguments.items())
-        first, rest = items[:1], items[1:]
-        parts = [f"{k}={v!r}" for k, v in first] + ["num_classes=num_classes"]
-        parts += [f"{k}={v!r}" for k, v in rest]
+        """The factory's body: 'cifar_resnet(depth=56, num_classes=num_classes, ...)', the plan
+        (depth, or growth, layers and bottleneck) first, then the readings' arguments.
+        """
+        plan = [k for k in self.arguments if k in PLAN_ARGUMENTS]
+        rest = [k for k in self.arguments if k not in PLAN_ARGUMENTS]
+        parts = [f"{k}={self.arguments[k]!r}" for k in plan] + [
+            "num_classes=num_classes"
+        ]
+        parts += [f"{k}={self.arguments[k]!r}" for k in rest]
+        parts += [r.argument for r in self.readings]
         return f"{self.builder}({', '.join(parts)})"
+
+    def parameters(self) -> str:
+        """The factory's parameters: 'num_classes: int = 10, *, stage_start: str = "input", ...'."""
+        text = f"num_classes: int = {self.num_classes}"
+        if self.readings:
+            text += ", *, " + ", ".join(
+                f"{r.name}: {r.annotation} = {r.default!r}" for r in self.readings
+            )
+        return text
+
+    def reading_docs(self) -> list[str]:
+        """Each reading of the factory and what its values mean, for its docstring."""
+        return [f"`{r.name}`: {r.doc}." for r in self.readings]
+
+    def signature(self) -> inspect.Signature:
+        """The factory's signature (annotations as strings), without importing its module."""
+        keyword = inspect.Parameter.KEYWORD_ONLY
+        return inspect.Signature(
+            [
+                inspect.Parameter(
+                    "num_classes", keyword, default=self.num_classes, annotation="int"
+                )
+            ]
+            + [
+                inspect.Parameter(
+                    r.name, keyword, default=r.default, annotation=r.annotation
+                )
+                for r in self.readings
+            ]
+        )
+
+    def checked_readings(self, values: Mapping[str, object]) -> dict[str, object]:
+        """`values` for the factory's readings, each checked; UserError on an unknown name."""
+        known = {r.name: r for r in self.readings}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            takes = ", ".join(known) or "nothing besides num_classes"
+            raise UserError(
+                f"{self.name} takes no argument {unknown[0]!r} (it takes: {takes})"
+            )
+        return {
+            name: known[name].check(value, self.name) for name, value in values.items()
+        }
+
+
+PLAN_ARGUMENTS = ("depth", "growth", "layers", "bottleneck")
+"""A builder's arguments that give a network's plan, printed first in a factory's call."""
 
 
 RESNET = {"coefficients": {"beta1": 1.0, "beta2": 0.0}, "modes": {"beta2": "pruned"}}
@@ -68,9 +181,7 @@ DENSENET = {"alpha": "ones", "modes": {"beta": "pruned"}}
 AGDNET = {"alpha": "ones", "modes": {"alpha": "learnable"}, "beta": 0.1}
 """AGDNet (SCIS C.2, (C6)): learnable α (initialised at 1, i.e. DenseNet), h from (5), β = 0.1."""
 
-PLAIN_FIRST = (
-    "the first block of each stage is a plain block, z₁ = {z1} (z₋₁ = z₀ cancels the shortcut)"
-)
+PLAIN_FIRST = "the first block of each stage is a plain block, z₁ = {z1} (z₋₁ = z₀ cancels the shortcut)"
 """What HBNet's restart at z₋₁ = z₀ makes of each stage's first block (docs/algorithms.md, Stages)."""
 
 PREACT_DEPTHS = {20: False, 56: False, 110: False, 164: True, 1001: True}
@@ -79,7 +190,7 @@ PREACT_DEPTHS = {20: False, 56: False, 110: False, 164: True, 1001: True}
 
 def _cifar_resnets() -> list[ZooNetwork]:
     networks = []
-    for depth in (20, 56, 110):
+    for depth in (20, 32, 56, 110):
         networks.append(
             ZooNetwork(
                 f"resnet{depth}",
@@ -99,6 +210,7 @@ def _cifar_resnets() -> list[ZooNetwork]:
                 f"HBNet-{depth} (SCIS C.1): (C1) with β₁ = 1, β₂ = −1, ReLU after the sum "
                 f"(not invertible); {PLAIN_FIRST.format(z1='ReLU(T(x))')}",
                 "HBNet-56" if depth == 56 else "",
+                HBNET_READINGS,
             )
         )
     return networks
@@ -188,6 +300,7 @@ def _cifar_preact() -> list[ZooNetwork]:
                 {**arguments, **HBNET},
                 f"Pre-activation HBNet-{depth} ({unit} units): (C1) with β₁ = 1, β₂ = −1, no ρ; "
                 f"{PLAIN_FIRST.format(z1='T(x)')}; invertible (memory='reversible')",
+                readings=PREACT_HBNET_READINGS,
             )
         )
     return networks
@@ -219,15 +332,26 @@ def _cifar_densenets() -> list[ZooNetwork]:
     return networks
 
 
+IMAGENET_RESNET_PLANS: dict[int, dict[str, object]] = {
+    34: {"layers": (3, 4, 6, 3), "bottleneck": False},
+    50: {"layers": (3, 4, 6, 3), "bottleneck": True},
+    101: {"layers": (3, 4, 23, 3), "bottleneck": True},
+}
+"""Blocks per stage and unit of the zoo's ImageNet ResNets (He et al. 2016, Table 1)."""
+
+DENSENET121_PLAN: dict[str, object] = {"growth": 32, "layers": (6, 12, 24, 16)}
+"""DenseNet-121's growth and layers per dense stage (Huang et al. 2017, Table 1)."""
+
+
 def _imagenet() -> list[ZooNetwork]:
     networks = []
-    for depth in (34, 50, 101):
+    for depth, plan in IMAGENET_RESNET_PLANS.items():
         networks.append(
             ZooNetwork(
                 f"resnet{depth}",
                 "heavyball",
                 "imagenet_resnet",
-                {"depth": depth, **RESNET},
+                {**plan, **RESNET},
                 f"ResNet-{depth} for ImageNet: (C1) with β₁ = 1, β₂ = 0",
             )
         )
@@ -236,9 +360,10 @@ def _imagenet() -> list[ZooNetwork]:
                 f"hbnet{depth}",
                 "heavyball",
                 "imagenet_resnet",
-                {"depth": depth, **HBNET},
+                {**plan, **HBNET},
                 f"HBNet-{depth} for ImageNet: (C1) with β₁ = 1, β₂ = −1; "
                 + PLAIN_FIRST.format(z1="ReLU(T(x))"),
+                readings=HBNET_READINGS,
             )
         )
     networks.append(
@@ -246,7 +371,7 @@ def _imagenet() -> list[ZooNetwork]:
             "densenet121",
             "nesterov2",
             "imagenet_densenet",
-            {"depth": 121, **DENSENET},
+            {**DENSENET121_PLAN, **DENSENET},
             "DenseNet-121 (DenseNet-BC, k = 32): (C3) with α = 1, β = 0",
         )
     )
@@ -255,7 +380,7 @@ def _imagenet() -> list[ZooNetwork]:
             "agdnet121",
             "nesterov2",
             "imagenet_densenet",
-            {"depth": 121, **AGDNET},
+            {**DENSENET121_PLAN, **AGDNET},
             "AGDNet-121: (C6) on DenseNet-121, learnable α, β = 0.1",
         )
     )
@@ -288,7 +413,11 @@ class PaperNetwork:
 
     def call(self) -> str:
         """'create_model(depth=56, coefficients={...})'."""
-        return "create_model(" + ", ".join(f"{k}={v!r}" for k, v in self.arguments.items()) + ")"
+        return (
+            "create_model("
+            + ", ".join(f"{k}={v!r}" for k, v in self.arguments.items())
+            + ")"
+        )
 
     def command(self, filename: str) -> str:
         """'derive train FILE --model-arg depth=56 --model-arg coefficients.beta1=1.0 ...'."""
@@ -313,7 +442,9 @@ def _paper_networks() -> dict[str, tuple[PaperNetwork, ...]]:
     found: dict[str, list[PaperNetwork]] = {}
     for n in ZOO:
         if n.title and n.builder in ("cifar_resnet", "cifar_densenet"):
-            found.setdefault(n.algorithm, []).append(PaperNetwork(n.title, n.name, n.arguments))
+            found.setdefault(n.algorithm, []).append(
+                PaperNetwork(n.title, n.name, n.arguments)
+            )
     return {algorithm: tuple(networks) for algorithm, networks in found.items()}
 
 
@@ -324,7 +455,12 @@ PAPER_NETWORKS: dict[str, tuple[PaperNetwork, ...]] = _paper_networks()
 def paper_networks(algorithm: str, filename: str) -> list[dict[str, str]]:
     """What a generated module's docstring lists: title, zoo name, Python call, command."""
     return [
-        {"title": n.title, "zoo": n.zoo, "call": n.call(), "command": n.command(filename)}
+        {
+            "title": n.title,
+            "zoo": n.zoo,
+            "call": n.call(),
+            "command": n.command(filename),
+        }
         for n in PAPER_NETWORKS.get(algorithm, ())
     ]
 
@@ -369,8 +505,9 @@ def factories(algorithm: str, family: str) -> list[dict[str, str]]:
         return [
             {
                 "name": n.name,
-                "parameters": f"num_classes: int = {n.num_classes}",
+                "parameters": n.parameters(),
                 "doc": n.description + ".",
+                "readings": n.reading_docs(),
                 "call": n.call(),
             }
             for n in zoo
@@ -380,6 +517,7 @@ def factories(algorithm: str, family: str) -> list[dict[str, str]]:
             "name": name,
             "parameters": f"depth: int = {depth}, num_classes: int = {1000 if name == 'imagenet' else 10}",
             "doc": doc,
+            "readings": [],
             "call": f"{builder}(depth=depth, num_classes=num_classes)",
         }
         for name, builder, depth, doc in GENERIC_FACTORIES[family]

@@ -20,11 +20,12 @@ from derive.models.entries import register_model
 def _register(network: ZooNetwork) -> None:
     """Register `network` under its name; the generated module is imported on first use."""
 
-    def factory(num_classes: int = network.num_classes) -> nn.Module:
+    def factory(num_classes: int = network.num_classes, **readings: object) -> nn.Module:
         build = getattr(load_generated(f"{network.algorithm}_conv"), network.name)
-        return build(num_classes=num_classes)
+        return build(num_classes=num_classes, **network.checked_readings(readings))
 
     factory.__name__ = network.name
+    factory.__signature__ = network.signature()  # type: ignore[attr-defined]
     factory.__doc__ = network.description
     register_model(
         network.name,
