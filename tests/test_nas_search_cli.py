@@ -106,6 +106,8 @@ def test_resume_refuses_other_settings(data: Path, tmp_path: Path, capsys) -> No
     [
         ([], "nope", "unknown search space"),
         ([], "admm", "3 streams"),
+        ([], "extragradient", "a T of a T"),
+        (["--coef", "nu=0"], "qhm", "0 at these coefficients"),
         (["--cells", "2"], "darts", "--cells"),
         (["--channels", "5"], "darts", "even"),
         (["--ops", "sep_conv_3x3,conv_9x9"], "darts", "unknown operation"),

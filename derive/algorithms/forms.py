@@ -52,9 +52,7 @@ class EngineeringCoefficient:
 
     name: str  # beta1
     symbol: str  # β₁
-    role: (
-        str  # "outer" (multiplies z_{k−lag}), "inner" (inside T) or "t" (multiplies T)
-    )
+    role: str  # "outer" (multiplies z_{k−lag}), "inner" (inside T) or "t" (multiplies T)
     lag: int | None
     expr: sp.Expr  # the derived value, in k, coefficients and schedules
 
@@ -66,9 +64,7 @@ class LaggedForm:
     lags: int
     inner_identity: bool  # T reads z_k itself (C1); otherwise a combination (C2)
     coefficients: tuple[EngineeringCoefficient, ...]
-    output: tuple[
-        tuple[int, sp.Expr], ...
-    ]  # stage output Σ c·z_{K−lag}: (lag, coefficient)
+    output: tuple[tuple[int, sp.Expr], ...]  # stage output Σ c·z_{K−lag}: (lag, coefficient)
     label: str  # "(C1)", "(C2)" or "lagged"
 
     def by_role(self, role: str) -> list[EngineeringCoefficient]:
@@ -79,9 +75,7 @@ class LaggedForm:
         inner = (
             "zₖ"
             if self.inner_identity
-            else " + ".join(
-                f"{c.symbol}·{state_text(c.lag)}" for c in self.by_role("inner")
-            )
+            else " + ".join(f"{c.symbol}·{state_text(c.lag)}" for c in self.by_role("inner"))
         )
         alpha = self.by_role("t")
         return f"{alpha[0].symbol}·T_k({inner})" if alpha else f"T_k({inner})"
@@ -97,9 +91,7 @@ def term_lag(recurrence: Recurrence, term: Term) -> int:
     """k − index of a bounded state term (0 for z_k); UserError for anything else."""
     lag = term.state.lag() if term.state is not None else None
     if lag is None or lag < 0:
-        raise UserError(
-            f"{recurrence.name}: cannot read the look-back of {term.to_sympy()}"
-        )
+        raise UserError(f"{recurrence.name}: cannot read the look-back of {term.to_sympy()}")
     return lag
 
 
@@ -142,9 +134,7 @@ def lagged_form(recurrence: Recurrence) -> LaggedForm:
         coefficients.append(_coefficient("alpha", "α", "t", None, t_term.coefficient))
     for term in state_terms:
         lag = term_lag(recurrence, term)
-        coefficients.append(
-            _coefficient(f"beta{lag + 1}", "β", "outer", lag, term.coefficient)
-        )
+        coefficients.append(_coefficient(f"beta{lag + 1}", "β", "outer", lag, term.coefficient))
     lags = 1 + max([c.lag for c in coefficients if c.lag is not None] + [0])
     output = []
     for term in recurrence.output:
@@ -238,9 +228,7 @@ def lagged_invertibility(recurrence: Recurrence, form: LaggedForm) -> Invertibil
             for c in form.by_role("inner")
         )
     if inside_t:
-        reasons.append(
-            f"{state} enters through T ({form.equation()}), which cannot be undone"
-        )
+        reasons.append(f"{state} enters through T ({form.equation()}), which cannot be undone")
     divisor = next((c for c in form.by_role("outer") if c.lag == oldest), None)
     if divisor is None:
         if not inside_t:
@@ -260,11 +248,7 @@ def lagged_invertibility(recurrence: Recurrence, form: LaggedForm) -> Invertibil
     if reasons:
         return Invertibility(False, "; ".join(reasons), divisor)
     assert divisor is not None
-    newer = [
-        f"{c.symbol}·{state_text(c.lag)}"
-        for c in form.by_role("outer")
-        if c.lag != oldest
-    ]
+    newer = [f"{c.symbol}·{state_text(c.lag)}" for c in form.by_role("outer") if c.lag != oldest]
     numerator = " − ".join(["zₖ₊₁", form.t_text(), *newer])
     return Invertibility(True, "", divisor, f"{state} = ({numerator})/{divisor.symbol}")
 
@@ -282,17 +266,13 @@ def _identically_zero(recurrence: Recurrence, expr: sp.Expr) -> bool:
     return sp.simplify(sp.sympify(expr).subs(_constants(recurrence))) == 0
 
 
-def _zero_at_defaults(
-    recurrence: Recurrence, expr: sp.Expr, blocks: int = 6
-) -> int | None:
+def _zero_at_defaults(recurrence: Recurrence, expr: sp.Expr, blocks: int = 6) -> int | None:
     """The first block k = 1 … `blocks` − 1 where `expr` is 0 at the default coefficients, or None.
 
     Block 0 reads the stage input (z_{−l} = z_0) and is never run backwards, so it is not checked.
     """
 
-    table = ScheduleTable(
-        recurrence.schedules, recurrence.coefficient_values(), exact=True
-    )
+    table = ScheduleTable(recurrence.schedules, recurrence.coefficient_values(), exact=True)
     for step in range(1, blocks):
         if sp.simplify(table.evaluate(expr, k=step)) == 0:
             return step
@@ -340,6 +320,17 @@ def per_source(terms: list[Term], stream: str) -> tuple[Piece, ...]:
 
 def dense_form(recurrence: Recurrence) -> DenseForm:
     """(C3)/(C6) from an all-history single-stream recurrence such as SCIS (12)."""
+    form = dense_shape(recurrence)
+    _check_block_input_leaves(recurrence, form.state)
+    return form
+
+
+def dense_shape(recurrence: Recurrence) -> DenseForm:
+    """The terms of an all-history recurrence: one Σ_{j=0}^{k} a(k, j)·T(z_j) and the state pieces.
+
+    `dense_form` adds what the conv block needs on top (the block input out of the state sum);
+    a NAS search space, whose coefficients are relaxed into the edge normalisation, reads this.
+    """
     if len(recurrence.updates) != 1:
         raise UserError(f"{recurrence.name}: the dense conv form needs a single stream")
     (update,) = recurrence.updates
@@ -347,14 +338,13 @@ def dense_form(recurrence: Recurrence) -> DenseForm:
     t_terms = [t for t in update.terms if t.is_t]
     if (
         len(t_terms) != 1
-        or t_terms[0].history is None
+        or t_terms[0].history != (0, k)
         or t_terms[0].t_argument != (Term(sp.Integer(1), StateRef(stream, j)),)
     ):
         raise UserError(
-            f"{recurrence.name}: the dense conv form needs one Σ_j a_(k+1,j) T(z_j) term"
+            f"{recurrence.name}: the dense conv form needs one Σ_(j=0..k) a_(k+1,j) T(z_j) term"
         )
     state = per_source([t for t in update.terms if not t.is_t], stream)
-    _check_block_input_leaves(recurrence, state)
     return DenseForm(t_terms[0].coefficient, state)
 
 
@@ -368,14 +358,9 @@ def _check_block_input_leaves(
     θ_k grow threefold per step); the generated stage checks every layer numerically.
     """
 
-    table = ScheduleTable(
-        recurrence.schedules, recurrence.coefficient_values(), exact=True
-    )
+    table = ScheduleTable(recurrence.schedules, recurrence.coefficient_values(), exact=True)
     weight = sp.Add(
-        *(
-            c if cond is None else sp.Piecewise((c, cond), (0, True))
-            for c, cond in state
-        )
+        *(c if cond is None else sp.Piecewise((c, cond), (0, True)) for c, cond in state)
     )
     for step in range(steps):
         value = sp.simplify(table.evaluate(weight, k=step, j=0))
@@ -394,13 +379,9 @@ def twopath_form(recurrence: Recurrence) -> TwoPathForm:
     first, second = unrolled.updates
     t_terms = [t for t in first.terms if t.is_t]
     if len(t_terms) != 1:
-        raise UserError(
-            f"{recurrence.name}: the two-path form needs one T-term per path"
-        )
+        raise UserError(f"{recurrence.name}: the two-path form needs one T-term per path")
     states = [t for t in first.terms if not t.is_t]
-    return TwoPathForm(
-        per_source(states, first.stream), per_source(states, second.stream)
-    )
+    return TwoPathForm(per_source(states, first.stream), per_source(states, second.stream))
 
 
 def engineering_form(
@@ -426,6 +407,10 @@ __all__ = [
     "StreamStart",
     "StreamsForm",
     "WeightedSource",
+    "LookBack",
+    "dense_shape",
+    "lagged_lookback",
+    "streams_lookback",
     "fits_lagged",
     "streams_form",
     "EngineeringCoefficient",
@@ -470,9 +455,7 @@ class Source:
             base = symbols.get(self.name, self.name) + "ₖ"
         if self.lag == -1:
             return base + "₊₁"
-        return (
-            base if self.lag == 0 else base + "₋" + str(self.lag).translate(_SUBSCRIPTS)
-        )
+        return base if self.lag == 0 else base + "₋" + str(self.lag).translate(_SUBSCRIPTS)
 
 
 @dataclass(frozen=True)
@@ -519,21 +502,13 @@ class Branch:
 
         def shown(w: WeightedSource) -> str:
             if w.source.kind == "t" and branches and not w.source.lag:
-                return (
-                    branches[w.source.name]
-                    .text(symbols, back, branches)
-                    .split(" of block")[0]
-                )
-            return Source(w.source.kind, w.source.name, w.source.lag + back).text(
-                symbols
-            )
+                return branches[w.source.name].text(symbols, back, branches).split(" of block")[0]
+            return Source(w.source.kind, w.source.name, w.source.lag + back).text(symbols)
 
         if self.identity:
             inner = shown(self.argument[0])
         else:
-            inner = " + ".join(
-                f"{w.coefficient.name}·{shown(w)}" for w in self.argument
-            )
+            inner = " + ".join(f"{w.coefficient.name}·{shown(w)}" for w in self.argument)
         block = f" of block k − {back}" if back else ""
         return f"{self.symbol}({inner}){block}"
 
@@ -552,15 +527,11 @@ class StreamsForm:
     updates: tuple[tuple[str, tuple[WeightedSource, ...]], ...]
     output: tuple[tuple[str, int, sp.Expr], ...]
     label: str = STREAMS_LABEL
-    display: tuple[
-        tuple[str, str], ...
-    ] = ()  # (stream, how equations print it: zₘ for zm)
+    display: tuple[tuple[str, str], ...] = ()  # (stream, how equations print it: zₘ for zm)
 
     @property
     def coefficients(self) -> tuple[EngineeringCoefficient, ...]:
-        inner = [
-            w.coefficient for b in self.branches if not b.identity for w in b.argument
-        ]
+        inner = [w.coefficient for b in self.branches if not b.identity for w in b.argument]
         outer = [w.coefficient for _, terms in self.updates for w in terms]
         return tuple(inner + outer)
 
@@ -581,9 +552,7 @@ class StreamsForm:
             parts = []
             for w in terms:
                 if w.source.kind == "t":
-                    operand = by_name[w.source.name].text(
-                        symbols, w.source.lag, by_name
-                    )
+                    operand = by_name[w.source.name].text(symbols, w.source.lag, by_name)
                 else:
                     operand = w.source.text(symbols)
                 parts.append(f"{w.coefficient.name}·{operand}")
@@ -668,14 +637,10 @@ def _same_key(a: object, b: object) -> bool:
 
 def _newest(argument: Argument) -> int:
     """The smallest lag the argument reads (−1: a state of this block), nested T-terms included."""
-    return min(
-        lag if isinstance(key, str) else _newest(key[1]) for key, lag, _ in argument
-    )
+    return min(lag if isinstance(key, str) else _newest(key[1]) for key, lag, _ in argument)
 
 
-def _collect_arguments(
-    recurrence: Recurrence, term: Term, found: list[Argument]
-) -> None:
+def _collect_arguments(recurrence: Recurrence, term: Term, found: list[Argument]) -> None:
     """Add the distinct T arguments of `term` to `found`, a nested T before the T around it."""
     for inner in term.t_argument or ():
         if inner.is_t:
@@ -732,9 +697,7 @@ class _BlockReading:
     names: list[str]  # the branches' attribute names, base by base
     symbols: dict[str, str]  # branch name → T₁, T₂, …
     lags_read: dict[str, int]  # the deepest look-back read so far, stream by stream
-    written: set[str] = field(
-        default_factory=set
-    )  # streams whose k + 1 value is computed
+    written: set[str] = field(default_factory=set)  # streams whose k + 1 value is computed
 
     def t_source(self, argument: Argument) -> Source:
         """The branch output (this block's or a cached earlier one) that T(`argument`) is."""
@@ -743,9 +706,7 @@ class _BlockReading:
 
     def note(self, sources: tuple[WeightedSource, ...]) -> None:
         for w in sources:
-            _note_read(
-                self.recurrence, w.source, self.written, self.lags_read, self.starts
-            )
+            _note_read(self.recurrence, w.source, self.written, self.lags_read, self.starts)
 
 
 def streams_form(recurrence: Recurrence) -> StreamsForm:
@@ -770,9 +731,7 @@ def streams_form(recurrence: Recurrence) -> StreamsForm:
         for s in recurrence.streams
     )
     display = tuple((s.z_name, s.z_symbol) for s in recurrence.algorithm.streams)
-    return StreamsForm(
-        streams, tuple(branches), tuple(updates), tuple(output), display=display
-    )
+    return StreamsForm(streams, tuple(branches), tuple(updates), tuple(output), display=display)
 
 
 def _refuse_history_terms(recurrence: Recurrence) -> None:
@@ -797,9 +756,7 @@ def _branch_bases(recurrence: Recurrence) -> tuple[list[Argument], list[Reuse]]:
             if term.is_t:
                 _collect_arguments(recurrence, term, arguments)
     order = list(arguments)  # first use, which names the branches
-    arguments.sort(
-        key=_newest
-    )  # newest first: bases before reuses (stable: inner T first)
+    arguments.sort(key=_newest)  # newest first: bases before reuses (stable: inner T first)
     bases: list[Argument] = []
     reuse: list[Reuse] = []
     for arg in arguments:
@@ -809,13 +766,9 @@ def _branch_bases(recurrence: Recurrence) -> tuple[list[Argument], list[Reuse]]:
             reuse.append((arg, len(bases) - 1, 0))
         else:
             reuse.append((arg, *found))
-    first_use = [
-        min(order.index(a) for a, b, _ in reuse if b == i) for i in range(len(bases))
-    ]
+    first_use = [min(order.index(a) for a, b, _ in reuse if b == i) for i in range(len(bases))]
     renumber = sorted(range(len(bases)), key=first_use.__getitem__)
-    return [bases[i] for i in renumber], [
-        (a, renumber.index(b), back) for a, b, back in reuse
-    ]
+    return [bases[i] for i in renumber], [(a, renumber.index(b), back) for a, b, back in reuse]
 
 
 def _earlier_base(bases: list[Argument], argument: Argument) -> tuple[int, int] | None:
@@ -844,9 +797,7 @@ def _stream_updates(
                 source = reading.t_source(_argument(recurrence, term))
             else:
                 assert term.state is not None
-                source = Source(
-                    "state", term.state.stream, _ref_lag(recurrence, term.state, term)
-                )
+                source = Source("state", term.state.stream, _ref_lag(recurrence, term.state, term))
             name = f"{update.stream}_{_source_name(source, reading.symbols)}"
             terms.append(
                 WeightedSource(
@@ -866,23 +817,15 @@ def _branches(reading: _BlockReading, bases: list[Argument]) -> list[Branch]:
     for i, base in enumerate(bases):
         argument = []
         for key, lag, coefficient in base:
-            source = (
-                Source("state", key, lag)
-                if isinstance(key, str)
-                else reading.t_source(key[1])
-            )
+            source = Source("state", key, lag) if isinstance(key, str) else reading.t_source(key[1])
             name = f"t{i + 1}_{_source_name(source, reading.symbols)}"
             argument.append(
-                WeightedSource(
-                    _coefficient(name, name, "inner", lag, coefficient), source
-                )
+                WeightedSource(_coefficient(name, name, "inner", lag, coefficient), source)
             )
-        identity = (
-            len(argument) == 1 and sp.simplify(argument[0].coefficient.expr - 1) == 0
+        identity = len(argument) == 1 and sp.simplify(argument[0].coefficient.expr - 1) == 0
+        reads_input = all(w.source.kind == "state" and w.source.lag >= 0 for w in argument) and any(
+            reading.starts[w.source.name] == "input" for w in argument
         )
-        reads_input = all(
-            w.source.kind == "state" and w.source.lag >= 0 for w in argument
-        ) and any(reading.starts[w.source.name] == "input" for w in argument)
         cached = max([back for _, b, back in reading.reuse if b == i] + [0])
         name = reading.names[i]
         branches.append(
@@ -899,9 +842,7 @@ def _branches(reading: _BlockReading, bases: list[Argument]) -> list[Branch]:
     return branches
 
 
-def _readout(
-    recurrence: Recurrence, lags_read: dict[str, int]
-) -> list[tuple[str, int, sp.Expr]]:
+def _readout(recurrence: Recurrence, lags_read: dict[str, int]) -> list[tuple[str, int, sp.Expr]]:
     """The stage's output Σ c·s_{K−lag} as (stream, lag, c); it deepens the look-back it reads."""
     output = []
     for term in recurrence.output:
@@ -932,9 +873,7 @@ def _check_set_before_read(
             for terms in read
             for w in terms
         ):
-            raise UserError(
-                f"{recurrence.name}: stream {stream} is read before it has a value"
-            )
+            raise UserError(f"{recurrence.name}: stream {stream} is read before it has a value")
 
 
 def _note_read(
@@ -963,3 +902,156 @@ def fits_lagged(recurrence: Recurrence) -> bool:
     return len(t_terms) == 1 and all(
         inner.state is not None for inner in t_terms[0].t_argument or ()
     )
+
+
+# ------------------------------------------------------------------ one stream's own look-back
+
+Combination = dict[Source, sp.Expr]
+"""Σ coefficient·source: states (stream, lag) and branch outputs (branch, blocks back)."""
+
+_MAX_SUBSTITUTIONS = 32
+
+
+@dataclass(frozen=True)
+class LookBack:
+    """One stream's update written with its own states only: s_{k+1} = Σ c·T(Σ_l γ_l·s_{k−l}) + Σ_l β_l·s_{k−l}.
+
+    `t_terms` holds (c, ((l, γ_l), …)) per T evaluation, a cached earlier block's T already shifted
+    to its own lags and coefficients; `state_terms` holds (l, β_l). `eliminated` names the other
+    streams, written out in `stream`'s states by the block's own equations (`streams_lookback`).
+    """
+
+    stream: str
+    t_terms: tuple[tuple[sp.Expr, tuple[tuple[int, sp.Expr], ...]], ...]
+    state_terms: tuple[tuple[int, sp.Expr], ...]
+    eliminated: tuple[str, ...] = ()
+
+
+def lagged_lookback(recurrence: Recurrence, form: LaggedForm) -> LookBack:
+    """The lagged form (C1)/(C2) as a look-back: α·T(Σ γ_l z_{k−l}) and its β_l z_{k−l}."""
+    t = form.by_role("t")
+    alpha = t[0].expr if t else sp.Integer(1)
+    inner = (
+        ((0, sp.Integer(1)),)
+        if form.inner_identity
+        else tuple((c.lag, c.expr) for c in form.by_role("inner"))
+    )
+    states = tuple((c.lag, c.expr) for c in form.by_role("outer"))  # type: ignore[misc]
+    return LookBack(recurrence.updates[0].stream, ((alpha, inner),), states)
+
+
+def streams_lookback(
+    recurrence: Recurrence, form: StreamsForm, stream: str | None = None
+) -> LookBack:
+    """Write `stream`'s update (default: the input stream) with its own states only.
+
+    Every other stream is replaced, as long as it is read, by what the block's equations say it
+    is: a value computed in this block by its update; an earlier value by its update in the block
+    that computed it, when that update reads no other stream's past (a definition); otherwise
+    by solving `stream`'s own update of an earlier block for it (QHM's momentum m_k from
+    z_k = … − ν·m_k, heavy ball's velocity v_k = z_k − z_{k−1}). Each step is an identity of the
+    iterates from the block on whose earlier equations it uses, so the result holds from block 1
+    on; the stage's first block, which starts the other streams, is not part of it. UserError when
+    a T would read another T's output (extragradient), a state of the same block, or the
+    substitutions do not end.
+    """
+    node = stream or recurrence.input_stream
+    updates = {s: _combination(terms) for s, terms in form.updates}
+    values = recurrence.coefficient_values()
+    writer = _StreamWriter(recurrence.name, node, updates, values)
+    total = writer.written_out(updates[node], f"the update of {node}")
+    symbols = form.symbols()
+    arguments = {}
+    for branch in form.branches:
+        argument = writer.written_out(_combination(branch.argument), branch.text(symbols))
+        if any(s.kind == "t" for s in argument):
+            raise UserError(
+                f"{recurrence.name}: {branch.text(symbols)} applies T to a T output once the other "
+                f"streams are written in {node}'s states (a T of a T)"
+            )
+        if any(s.lag < 0 for s in argument):
+            raise UserError(
+                f"{recurrence.name}: {branch.text(symbols)} reads {node}ₖ₊₁, the state the block "
+                f"computes, once the other streams are written in {node}'s states"
+            )
+        arguments[branch.name] = argument
+    t_terms = []
+    for source, c in total.items():
+        if source.kind == "t":
+            argument = _shift_combination(arguments[source.name], source.lag)
+            t_terms.append((c, tuple((s.lag, g) for s, g in argument.items())))
+    states = tuple(sorted((s.lag, c) for s, c in total.items() if s.kind == "state"))
+    if any(lag < 0 for lag, _ in states):
+        raise UserError(f"{recurrence.name}: the update of {node} reads {node}ₖ₊₁ itself")
+    eliminated = tuple(s for s in recurrence.streams if s != node)
+    return LookBack(node, tuple(t_terms), states, eliminated)
+
+
+def _combination(terms: tuple[WeightedSource, ...]) -> Combination:
+    """Σ coefficient·source of relaxed coefficients, equal sources added."""
+    total: Combination = {}
+    for w in terms:
+        total[w.source] = total.get(w.source, sp.Integer(0)) + w.coefficient.expr
+    return total
+
+
+def _shift_combination(combination: Combination, by: int) -> Combination:
+    """The same combination `by` blocks earlier: every lag grows by `by`, coefficients read k − by."""
+    return {
+        Source(s.kind, s.name, s.lag + by): sp.sympify(c).subs(k, k - by)
+        for s, c in combination.items()
+    }
+
+
+@dataclass(frozen=True)
+class _StreamWriter:
+    """Replaces every other stream's state in a combination by what the block's equations give."""
+
+    name: str  # the algorithm, for messages
+    node: str
+    updates: dict[str, Combination]
+    values: dict
+
+    def written_out(self, combination: Combination, what: str) -> Combination:
+        """`combination` with no state of a stream other than `node`; zero coefficients dropped."""
+        total = dict(combination)
+        for _ in range(_MAX_SUBSTITUTIONS):
+            total = {s: c for s, c in total.items() if sp.simplify(c) != 0}
+            other = next((s for s in total if s.kind == "state" and s.name != self.node), None)
+            if other is None:
+                return total
+            coefficient = total.pop(other)
+            for source, c in self.value_of(other).items():
+                total[source] = total.get(source, sp.Integer(0)) + coefficient * c
+        raise UserError(
+            f"{self.name}: {what} cannot be written in {self.node}'s states "
+            f"({_MAX_SUBSTITUTIONS} substitutions of the other streams did not end)"
+        )
+
+    def value_of(self, state: Source) -> Combination:
+        """What another stream's state is, by the block's equations (see `streams_lookback`)."""
+        own = self.updates[state.name]
+        if state.lag < 0:
+            return own
+        definition = not any(s.kind == "state" and s.name != self.node and s.lag >= 0 for s in own)
+        solved = None if definition else self.solved_from_node(state)
+        return solved if solved is not None else _shift_combination(own, state.lag + 1)
+
+    def solved_from_node(self, state: Source) -> Combination | None:
+        """`state` solved from the node's update of an earlier block, when it appears there once."""
+        node_update = self.updates[self.node]
+        lags = [s.lag for s in node_update if s.kind == "state" and s.name == state.name]
+        if len(lags) != 1 or state.lag - lags[0] < 1:
+            return None
+        earlier = _shift_combination(node_update, state.lag - lags[0])
+        divisor = sp.simplify(earlier.pop(state))
+        if divisor == 0 or sp.simplify(divisor.subs(self.values)) == 0:
+            raise UserError(
+                f"{self.name}: {state.name} enters the update of {self.node} with coefficient "
+                f"{divisor}, which is 0 at these coefficients, so {self.node}'s own states do not "
+                f"determine it"
+            )
+        solved = {s: -c / divisor for s, c in earlier.items()}
+        newer = Source("state", self.node, state.lag - lags[0] - 1)
+        solved[newer] = solved.get(newer, sp.Integer(0)) + 1 / divisor
+        return solved

@@ -5,8 +5,19 @@ their concatenation, SCIS (14). SCIS writes the inputs as x_{−2} = c_{k−2} (
 x_{−1} = c_{k−1} (input 1); node t (0-based) is x_t, DARTS input 2 + t.
 
 `darts` is SCIS (19) stated directly: a mixed edge from every predecessor, DARTS's own 8 operations.
-Every other space is DERIVED from the single-stream layer recurrence z_{k+1} = Σ terms of an
-algorithm (the IR that `derive network` prints), with the 9 operations of SCIS Table 3, by this rule:
+Every other space is DERIVED from an algorithm's layer recurrence (the IR that `derive network`
+prints), with the 9 operations of SCIS Table 3. The shape is read by the forms pass
+(`derive.algorithms.forms`, which code generation reads too), never here (`space_form`):
+
+- a one-stream bounded look-back: `lagged_form` ((C1)/(C2)) as a `LookBack`;
+- several streams, or several T evaluations: `streams_form`, then `streams_lookback` writes every
+  other stream in the input stream's own states by the update equations (heavy ball written with a
+  velocity, v_k = z_k − z_{k−1}, gives the heavy-ball space; QHM's momentum m_k is solved from
+  z_k's update). The result is an identity of the iterates from block 1 on; a cell never sees
+  the stage's first block, its inputs being the previous cells;
+- an all-history recurrence: `dense_shape` (one Σ_{j=0}^{k} a(k, j)·T(z_j) and the state pieces).
+
+The edges then follow by this rule:
 
 1. Each term becomes a mixed edge from the state it reads: T-terms (T-edges) and state terms (state
    edges) alike. A T of a combination, T(Σ_l γ_l z_{k−l}) as in Nesterov's (C2), becomes one T-edge
@@ -39,8 +50,9 @@ edge apart, so they merge.
 
 A look-back that reaches before x_{−2} reads x_{−2} (the restart rule of the stages, z_{−l} = z_0).
 The recurrence's output map (the triple momentum method's (1 + δ)z_K − δz_{K−1}) is not part of a
-cell: the cell's output is the concatenation (14). Several streams (ADMM) cannot be expressed as
-one node's edges: UserError.
+cell: the cell's output is the concatenation (14). UserError where no one-stream reading exists:
+ADMM's two paths (each applies T to its own stream), extragradient (written in z's states its
+second gradient is a T of a T, which no edge from one node holds), a history not of the dense shape.
 """
 
 from __future__ import annotations
@@ -50,9 +62,26 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
+from derive.algorithms import get_algorithm, list_algorithms, recurrence_of
+from derive.algorithms.forms import (
+    DenseForm,
+    LookBack,
+    dense_shape,
+    fits_lagged,
+    lagged_form,
+    lagged_lookback,
+    streams_form,
+    streams_lookback,
+)
 from derive.algorithms.ir import Recurrence, StateRef, Term
+from derive.algorithms.render import (
+    UnicodePrinter,
+    combination_text,
+    names_of,
+    recurrence_lines,
+)
 from derive.algorithms.spec import Algorithm
-from derive.algorithms.symbols import j, k
+from derive.algorithms.symbols import k
 from derive.errors import UserError
 from derive.nas.ops import OP_NAMES
 
@@ -111,6 +140,7 @@ class SearchSpace:
     recurrence_text: tuple[str, ...] = ()
     coefficients: dict[str, float] = field(default_factory=dict)  # the algorithm's values
     steps: int = STEPS
+    written_out: tuple[str, ...] = ()  # the node stream, then the streams written in its states
 
     def cell_edges(self) -> tuple[CellEdge, ...]:
         """Every edge of a cell, node by node, in the order of `kinds` (then of the source input)."""
@@ -144,6 +174,12 @@ class SearchSpace:
         if self.coefficients:
             values = ", ".join(f"{n} = {_num(v)}" for n, v in self.coefficients.items())
             lines.append(f"    at {values}")
+        if self.written_out:
+            node, *others = self.written_out
+            lines.append(
+                f"    written in {node}'s own states ({', '.join(others)} substituted by the update "
+                "equations; an identity of the iterates from block 1 on)"
+            )
         lines += [
             "",
             f"operations ({len(self.ops)}, α columns in this order): {', '.join(self.ops)}",
@@ -186,7 +222,7 @@ class SearchSpace:
         return lines
 
     def to_json(self) -> dict[str, object]:
-        return {
+        data: dict[str, object] = {
             "name": self.name,
             "equation": self.equation,
             "algorithm": self.algorithm.name if self.algorithm else None,
@@ -198,7 +234,7 @@ class SearchSpace:
                     "source": "all" if kind.lag is None else f"lag {kind.lag}",
                     "role": kind.role,
                     "term": kind.term,
-                    "coefficient": None if kind.coefficient is None else str(kind.coefficient),
+                    "coefficient": (None if kind.coefficient is None else str(kind.coefficient)),
                     "value": kind.value,
                     "split_from_combination": kind.split,
                 }
@@ -208,6 +244,10 @@ class SearchSpace:
             "edge_normalisation": self.normalised,
             "keep": self.keep,
         }
+        if self.written_out:
+            data["written_in"] = self.written_out[0]
+            data["written_out"] = list(self.written_out[1:])
+        return data
 
 
 def _sub(n: int) -> str:
@@ -234,8 +274,6 @@ def _printer_text(expr: sp.Expr | None, algorithm: Algorithm | None) -> str:
         return "—"
     if algorithm is None:
         return str(expr)
-    from derive.algorithms.render import UnicodePrinter, names_of
-
     return UnicodePrinter(names_of(algorithm)).doprint(expr)
 
 
@@ -251,8 +289,9 @@ DARTS_SPACE = SearchSpace(
 
 def resolve_space(name: str, coefficients: dict[str, float] | None = None) -> SearchSpace:
     """`darts`, `heavyball`/`hb`, `agd` (the paper's Search space-AGD, from `nesterov2`), or any
-    `derive network --algo` value (built-in name, alias, .toml spec). UserError for anything else."""
-    from derive.algorithms import get_algorithm
+    `derive network --algo` value (built-in name, alias, .toml spec). UserError for anything else.
+    """
+    # deferred: derive.codegen loads black and the templates (~0.3 s), needed only here
     from derive.codegen.generate import with_defaults
 
     key = SPACE_ALIASES.get(name, name)
@@ -266,8 +305,6 @@ def resolve_space(name: str, coefficients: dict[str, float] | None = None) -> Se
     except UserError:
         if name.endswith(".toml"):
             raise
-        from derive.algorithms import list_algorithms
-
         raise UserError(
             f"unknown search space {name!r}: choose darts, heavyball (hb), agd, an algorithm "
             f"({', '.join(list_algorithms())}; aliases as in `derive network`) or a .toml spec"
@@ -279,45 +316,13 @@ def resolve_space(name: str, coefficients: dict[str, float] | None = None) -> Se
 
 def derive_space(name: str, algorithm: Algorithm) -> SearchSpace:
     """The search space the module docstring's rule gives for `algorithm`'s layer recurrence."""
-    from derive.algorithms import recurrence_of
-    from derive.algorithms.render import recurrence_lines
-
     recurrence = recurrence_of(algorithm)
-    if len(recurrence.updates) != 1:
-        raise UserError(
-            f"{algorithm.name}: its layer recurrence has {len(recurrence.updates)} streams "
-            f"({', '.join(recurrence.streams)}); a cell's node is one state, so a search space needs "
-            "a single-stream recurrence"
-        )
-    values = recurrence.coefficient_values()
-    bounded: dict[tuple[int, str], list[Term]] = {}
-    history: list[Term] = []
-    coefficient: dict[tuple[int, str], sp.Expr] = {}
-    split: set[tuple[int, str]] = set()
-    (update,) = recurrence.updates
-    for term in update.terms:
-        if term.history is not None:
-            _check_history(recurrence, term)
-            history.append(term)
-            continue
-        if term.is_t:
-            assert term.t_argument is not None
-            for inner in term.t_argument:
-                key = (_lag(recurrence, inner), T_ROLE)
-                bounded.setdefault(key, []).append(term)
-                coefficient[key] = coefficient.get(key, 0) + term.coefficient * inner.coefficient
-                if len(term.t_argument) > 1 or inner.coefficient != 1:
-                    split.add(key)
-        else:
-            key = (_lag(recurrence, term), STATE_ROLE)
-            bounded.setdefault(key, []).append(term)
-            coefficient[key] = coefficient.get(key, 0) + term.coefficient
+    form = space_form(recurrence)
     text = tuple(recurrence_lines(recurrence))
+    values = recurrence.coefficient_values()
     shown = {c.name: float(sp.N(values[c.sym])) for c in recurrence.coefficients}
-    if history:
-        roles = {T_ROLE if t.is_t else STATE_ROLE for t in history}
-        roles |= {role for _, role in bounded}
-        role = MERGED_ROLE if len(roles) == 2 else roles.pop()
+    if isinstance(form, DenseForm):
+        role = MERGED_ROLE if form.state else T_ROLE
         return SearchSpace(
             name=name,
             ops=OP_NAMES,
@@ -329,8 +334,65 @@ def derive_space(name: str, algorithm: Algorithm) -> SearchSpace:
             recurrence_text=text,
             coefficients=shown,
         )
+    kinds = _edge_kinds(recurrence, form, values)
+    if not kinds:
+        raise UserError(f"{algorithm.name}: the recurrence has no term a cell edge could hold")
+    return SearchSpace(
+        name=name,
+        ops=OP_NAMES,
+        kinds=kinds,
+        normalised=False,
+        keep=KEEP_EACH,
+        equation=(PAPER_SPACES.get(name, "derived") + f" from {algorithm.equation}"),
+        algorithm=algorithm,
+        recurrence_text=text,
+        coefficients=shown,
+        written_out=_written_out(algorithm, form),
+    )
+
+
+def space_form(recurrence: Recurrence) -> DenseForm | LookBack:
+    """What the forms pass reads of `recurrence` that a cell can hold: the all-history terms
+    (`dense_shape`), or one stream's own look-back (`lagged_form`, or `streams_form` with the other
+    streams written out). UserError, naming the streams, for anything else."""
+    streams = recurrence.streams
+    several = (
+        f"its layer recurrence has {len(streams)} streams ({', '.join(streams)}); a cell's node is "
+        "one state"
+    )
+    if recurrence.algorithm.engineering == "twopath":
+        raise UserError(
+            f"{recurrence.name}: {several}, and its two paths each apply T to their own stream "
+            "(the two-path form (C5)), so neither is a look-back of the other"
+        )
+    try:
+        if recurrence.has_history():
+            return dense_shape(recurrence)
+        if fits_lagged(recurrence):
+            return lagged_lookback(recurrence, lagged_form(recurrence))
+        return streams_lookback(recurrence, streams_form(recurrence))
+    except UserError as exc:
+        if len(streams) == 1:
+            raise
+        reason = str(exc).removeprefix(f"{recurrence.name}: ")
+        raise UserError(f"{recurrence.name}: {several}, and {reason}") from None
+
+
+def _edge_kinds(recurrence: Recurrence, form: LookBack, values: dict) -> tuple[EdgeKind, ...]:
+    """Rules 1-2 of the module docstring: one edge kind per (lag, role), zero terms left out."""
+    coefficient: dict[tuple[int, str], sp.Expr] = {}
+    split: set[tuple[int, str]] = set()
+    for outer, argument in form.t_terms:
+        for lag, inner in argument:
+            key = (lag, T_ROLE)
+            coefficient[key] = coefficient.get(key, 0) + outer * inner
+            if len(argument) > 1 or inner != 1:
+                split.add(key)
+    for lag, c in form.state_terms:
+        key = (lag, STATE_ROLE)
+        coefficient[key] = coefficient.get(key, 0) + c
     kinds = []
-    for key in sorted(bounded, key=lambda kr: (kr[1] != T_ROLE, kr[0])):
+    for key in sorted(coefficient, key=lambda kr: (kr[1] != T_ROLE, kr[0])):
         lag, role = key
         expr = sp.simplify(coefficient[key])
         exact = sp.simplify(expr.subs(values))
@@ -340,69 +402,27 @@ def derive_space(name: str, algorithm: Algorithm) -> SearchSpace:
             EdgeKind(
                 lag=lag,
                 role=role,
-                term=_term_text(recurrence, lag, role),
+                term=_term_text(recurrence, form.stream, lag, role),
                 coefficient=expr,
                 value=float(exact) if exact.is_number and exact.is_real else None,
                 split=key in split,
             )
         )
-    if not kinds:
-        raise UserError(f"{algorithm.name}: the recurrence has no term a cell edge could hold")
-    return SearchSpace(
-        name=name,
-        ops=OP_NAMES,
-        kinds=tuple(kinds),
-        normalised=False,
-        keep=KEEP_EACH,
-        equation=(PAPER_SPACES.get(name, "derived") + f" from {algorithm.equation}"),
-        algorithm=algorithm,
-        recurrence_text=text,
-        coefficients=shown,
-    )
+    return tuple(kinds)
 
 
-def _lag(recurrence: Recurrence, term: Term) -> int:
-    state = term.state
-    if state is None:
-        raise UserError(f"{recurrence.name}: a T inside a T cannot become one edge")
-    lag = state.lag()
-    if lag is None or lag < 0:
-        raise UserError(
-            f"{recurrence.name}: the term {term.to_sympy()} reads {state.to_sympy()}, which is not an "
-            "earlier state z_{k−l}; a cell edge reads an earlier node"
-        )
-    return lag
+def _written_out(algorithm: Algorithm, form: LookBack) -> tuple[str, ...]:
+    """(z, zₘ, …): the node stream and the streams written in its states, as equations print them."""
+    if not form.eliminated:
+        return ()
+    symbols = {s.z_name: s.z_symbol for s in algorithm.streams}
+    return tuple(symbols.get(s, s) for s in (form.stream, *form.eliminated))
 
 
-def _check_history(recurrence: Recurrence, term: Term) -> None:
-    lo, hi = term.history  # type: ignore[misc]
-    if lo != 0 or hi != k:
-        raise UserError(
-            f"{recurrence.name}: a history sum must run over j = 0..k to become an edge from every "
-            f"predecessor, got {term.to_sympy()}"
-        )
-    if term.is_t:
-        inner = term.t_argument or ()
-        ok = len(inner) == 1 and inner[0].coefficient == 1 and _reads_j(inner[0])
-    else:
-        ok = _reads_j(term)
-    if not ok:
-        raise UserError(
-            f"{recurrence.name}: a history term must read one z_j (as c(k, j)·T(z_j) or c(k, j)·z_j), "
-            f"got {term.to_sympy()}"
-        )
-
-
-def _reads_j(term: Term) -> bool:
-    return term.state is not None and term.state.index == j
-
-
-def _term_text(recurrence: Recurrence, lag: int, role: str) -> str:
+def _term_text(recurrence: Recurrence, stream: str, lag: int, role: str) -> str:
     """T(zₖ) or zₖ₋₁: the state an edge reads, as the recurrence prints it."""
-    from derive.algorithms.render import UnicodePrinter, combination_text, names_of
-
     printer = UnicodePrinter(names_of(recurrence.algorithm))
-    ref = StateRef(recurrence.streams[0], k - lag)
+    ref = StateRef(stream, k - lag)
     body = combination_text((Term(sp.Integer(1), ref),), printer)
     return f"T({body})" if role == T_ROLE else body
 
