@@ -23,18 +23,24 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from derive import __version__
+from derive.devices import device_name
 from derive.errors import UserError
 from derive.fsutil import atomic_write_text, ensure_output_dir
 from derive.readers import field, read_json_object
+from derive.train.augment import BatchMaker, Normalizer, derive_seed
+from derive.train.config import TrainConfig
+from derive.train.data import channel_stats, load_cifar
+from derive.train.loop import Runtime, build_model, resolve_runtime
 from derive.train.runfiles import json_safe, load_summary
+from derive.train.steplog import grad_norm, read_steps
+from derive.train.warmup import Warmup
 
 FORMAT = "derive-stability-probe/1"
 
 
-def config_of_run(run_dir: str | Path, data_dir: str | None = None):  # -> TrainConfig
+def config_of_run(run_dir: str | Path, data_dir: str | None = None) -> TrainConfig:
     """The TrainConfig a run was made with (from its summary.json); UserError if it has none."""
-    from derive.train.config import TrainConfig
-
     summary = load_summary(run_dir)  # UserError naming the file if it is damaged
     if summary is None or not isinstance(summary.get("options"), dict):
         raise UserError(f"{str(run_dir)!r} is not a derive train run (no readable summary.json)")
@@ -124,9 +130,6 @@ def _store_dense(sink: dict[int, float], first: int, units: int) -> Callable[...
 
 def _batch_maker(config, data, rt):
     """The run's batches, normalised and augmented as its training made them."""
-    from derive.train.augment import BatchMaker, Normalizer
-    from derive.train.data import channel_stats
-
     mean, std = channel_stats(data.train_images)
     return BatchMaker(
         torch.from_numpy(data.train_images).to(rt.device),
@@ -150,8 +153,6 @@ def _optimizer(config, model: torch.nn.Module) -> torch.optim.SGD:
 
 def _difference_to_steps_csv(run_dir: Path, losses: list[float]) -> float | None:
     """Largest gap between the replayed losses and the run's logged ones (None without steps.csv)."""
-    from derive.train.steplog import read_steps
-
     steps_file = run_dir / "steps.csv"
     if not steps_file.is_file():
         return None
@@ -165,63 +166,17 @@ def probe_run(
     run_dir: str | Path, steps: int = 20, data_dir: str | None = None
 ) -> dict[str, object]:
     """Replay the first `steps` + 1 steps of a run with hooks; return the probe's record."""
-    from derive import __version__
-    from derive.devices import device_name
-    from derive.train.augment import derive_seed
-    from derive.train.data import load_cifar
-    from derive.train.loop import build_model, resolve_runtime
-    from derive.train.steplog import grad_norm
-    from derive.train.warmup import Warmup
-
     config = config_of_run(run_dir, data_dir)
     rt = resolve_runtime(config)
     data = load_cifar(config.dataset, config.data_dir)
-    n_batches = -(-len(data.train_labels) // config.batch_size)
-    if not 1 <= steps < n_batches:
-        raise UserError(
-            f"--steps must be between 1 and {n_batches - 1} (the probe replays steps of the first "
-            f"epoch, which has {n_batches}), got {steps}"
-        )
+    _check_steps(steps, -(-len(data.train_labels) // config.batch_size))
     model = build_model(config).to(rt.device, memory_format=rt.memory_format)
     batches = _batch_maker(config, data, rt)
-    optimizer = _optimizer(config, model)
-    warmup = Warmup(config.warmup_steps, config.warmup_factor, config.warmup_until_error)
     sink: dict[int, float] = {}
     labels, handles = block_hooks(model, sink)
-    record: dict[str, list] = {
-        "z_std": [],
-        "logit_std": [],
-        "loss": [],
-        "grad_norm": [],
-        "lr": [],
-        "part_grad_norm": [],
-        "part_weight_norm": [],
-    }
     parts = parameter_parts(model)
-    torch.manual_seed(derive_seed(config.seed, 1, "model"))  # as train_epoch does for epoch 1
-    model.train()
     try:
-        for i, (x, y) in enumerate(batches.train_batches(config.batch_size, config.seed, 1)):
-            if i > steps:
-                break
-            sink.clear()
-            with rt.autocast():
-                logits = model(x)
-                loss = F.cross_entropy(logits, y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            norm = grad_norm(model.parameters())
-            record["part_grad_norm"].append([float(grad_norm(ps)) for _, ps in parts])
-            record["part_weight_norm"].append([_norm(ps) for _, ps in parts])
-            with warmup.scaled(optimizer) as lr_used:
-                optimizer.step()
-            hits = int((logits.detach().argmax(1) == y).sum())
-            warmup.after_step(*((y.shape[0] - hits, y.shape[0]) if warmup.needs_counts else ()))
-            record["z_std"].append([sink[j] for j in range(len(labels))])
-            record["logit_std"].append(_std(logits))
-            record["loss"].append(float(loss.detach()))
-            record["grad_norm"].append(float(norm))
-            record["lr"].append(lr_used)
+        record = _replay(config, rt, model, batches, steps, sink, len(labels), parts)
     finally:
         for handle in handles:
             handle.remove()
@@ -244,6 +199,57 @@ def probe_run(
         "torch": torch.__version__,
         "derive": __version__,
     }
+
+
+def _check_steps(steps: int, n_batches: int) -> None:
+    """UserError unless the probe's `steps` + 1 steps all fall in the first epoch."""
+    if not 1 <= steps < n_batches:
+        raise UserError(
+            f"--steps must be between 1 and {n_batches - 1} (the probe replays steps of the first "
+            f"epoch, which has {n_batches}), got {steps}"
+        )
+
+
+def _replay(
+    config: TrainConfig,
+    rt: Runtime,
+    model: nn.Module,
+    batches: BatchMaker,
+    steps: int,
+    sink: dict[int, float],
+    blocks: int,
+    parts: list[tuple[str, list[nn.Parameter]]],
+) -> dict[str, list]:
+    """The per-step lists of the probe: train steps 1 .. `steps` + 1 of epoch 1 as `derive train`
+    does (same seed, batches, optimizer and warm-up), reading the hooks' `sink` after each."""
+    optimizer = _optimizer(config, model)
+    warmup = Warmup(config.warmup_steps, config.warmup_factor, config.warmup_until_error)
+    names = ("z_std", "logit_std", "loss", "grad_norm", "lr", "part_grad_norm", "part_weight_norm")
+    record: dict[str, list] = {name: [] for name in names}
+    torch.manual_seed(derive_seed(config.seed, 1, "model"))  # as train_epoch does for epoch 1
+    model.train()
+    for i, (x, y) in enumerate(batches.train_batches(config.batch_size, config.seed, 1)):
+        if i > steps:
+            break
+        sink.clear()
+        with rt.autocast():
+            logits = model(x)
+            loss = F.cross_entropy(logits, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        norm = grad_norm(model.parameters())
+        record["part_grad_norm"].append([float(grad_norm(ps)) for _, ps in parts])
+        record["part_weight_norm"].append([_norm(ps) for _, ps in parts])
+        with warmup.scaled(optimizer) as lr_used:
+            optimizer.step()
+        hits = int((logits.detach().argmax(1) == y).sum())
+        warmup.after_step(*((y.shape[0] - hits, y.shape[0]) if warmup.needs_counts else ()))
+        record["z_std"].append([sink[j] for j in range(blocks)])
+        record["logit_std"].append(_std(logits))
+        record["loss"].append(float(loss.detach()))
+        record["grad_norm"].append(float(norm))
+        record["lr"].append(lr_used)
+    return record
 
 
 def write_probe(out: str | Path, record: dict[str, object]) -> Path:
