@@ -8,7 +8,8 @@ import argparse
 import pytest
 from train_fixtures import single_thread, write_cifar10, write_model  # noqa: F401
 
-from derive import limits, memory
+from derive import limits
+from derive import memcheck as memory
 from derive.cli import build_parser, main
 from derive.errors import UserError
 from derive.experiments.simulation.config import SimulationConfig
