@@ -18,6 +18,7 @@ import math
 from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -28,13 +29,15 @@ from derive.devices import device_name
 from derive.errors import UserError
 from derive.fsutil import atomic_write_text, ensure_output_dir
 from derive.readers import field, read_json_object
-from derive.train.augment import BatchMaker, Normalizer, derive_seed
 from derive.train.config import TrainConfig
 from derive.train.data import channel_stats, load_cifar
-from derive.train.loop import Runtime, build_model, resolve_runtime
 from derive.train.runfiles import json_safe, load_summary
 from derive.train.steplog import grad_norm, read_steps
 from derive.train.warmup import Warmup
+
+if TYPE_CHECKING:
+    from derive.train.augment import BatchMaker
+    from derive.train.loop import Runtime
 
 FORMAT = "derive-stability-probe/1"
 
@@ -130,6 +133,10 @@ def _store_dense(sink: dict[int, float], first: int, units: int) -> Callable[...
 
 def _batch_maker(config, data, rt):
     """The run's batches, normalised and augmented as its training made them."""
+    # deferred: train.augment and train.loop import torch._dynamo (~3 s); `derive stability
+    # report` imports this module for read_probe only
+    from derive.train.augment import BatchMaker, Normalizer
+
     mean, std = channel_stats(data.train_images)
     return BatchMaker(
         torch.from_numpy(data.train_images).to(rt.device),
@@ -166,6 +173,10 @@ def probe_run(
     run_dir: str | Path, steps: int = 20, data_dir: str | None = None
 ) -> dict[str, object]:
     """Replay the first `steps` + 1 steps of a run with hooks; return the probe's record."""
+    # deferred: train.augment and train.loop import torch._dynamo (~3 s); `derive stability
+    # report` imports this module for read_probe only
+    from derive.train.loop import build_model, resolve_runtime
+
     config = config_of_run(run_dir, data_dir)
     rt = resolve_runtime(config)
     data = load_cifar(config.dataset, config.data_dir)
@@ -222,6 +233,10 @@ def _replay(
 ) -> dict[str, list]:
     """The per-step lists of the probe: train steps 1 .. `steps` + 1 of epoch 1 as `derive train`
     does (same seed, batches, optimizer and warm-up), reading the hooks' `sink` after each."""
+    # deferred: train.augment and train.loop import torch._dynamo (~3 s); `derive stability
+    # report` imports this module for read_probe only
+    from derive.train.augment import derive_seed
+
     optimizer = _optimizer(config, model)
     warmup = Warmup(config.warmup_steps, config.warmup_factor, config.warmup_until_error)
     names = ("z_std", "logit_std", "loss", "grad_norm", "lr", "part_grad_norm", "part_weight_norm")
