@@ -12,6 +12,8 @@ import statistics
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from derive.codegen.templates import render
+from derive.experiments.stability.charts import draw_figures
 from derive.experiments.stability.plan import (
     ABLATION_ARMS,
     ABLATION_BASELINE,
@@ -221,8 +223,6 @@ def _warmup_context(res: list[RunFigures], warm: list[RunFigures]) -> dict[str, 
 
 def verdict(by_arm: dict[str, list[RunFigures]]) -> list[str]:
     """Plain sentences on the claim (templates/stability_verdict.md.j2), chosen by fixed rules."""
-    from derive.codegen.templates import render
-
     series = [(f"Depth {d}", f"resnet{d}", f"hbnet{d}") for d in (20, 56, 110)]
     series.append(("Depth 164, pre-activation bottleneck", *(a.name for a in PREACT_ARMS)))
     present = [(t, by_arm.get(r, []), by_arm.get(h, [])) for t, r, h in series]
@@ -323,8 +323,6 @@ def _ablation_arm_context(
 
 def ablation_sentences(by_arm: dict[str, list[RunFigures]]) -> list[str]:
     """What each changed choice of the recipe does (templates/stability_ablation.md.j2)."""
-    from derive.codegen.templates import render
-
     base = by_arm.get(ABLATION_BASELINE, [])
     if not base:
         return []
@@ -476,8 +474,6 @@ def _preact_series(probes: dict[str, dict], parts: bool) -> dict | None:
 def mechanism(probes: dict[str, dict]) -> list[str]:
     """The measured reasons, by depth, then what the recurrences say about them
     (templates/stability_mechanism.md.j2)."""
-    from derive.codegen.templates import render
-
     depths = [
         d
         for d in (20, 56, 110)
@@ -608,8 +604,6 @@ def _results_context(
 
 def build_stability_report(study: str | Path, command: str) -> str:
     """The text of the study's doc: the numbers from the files, the prose from stability.md.j2."""
-    from derive.codegen.templates import render
-
     runs, probes = read_study(study)
     text = render(
         "stability.md.j2",
@@ -628,7 +622,5 @@ def write_study_report(
     text = build_stability_report(study, command)
     written = [write_report(out, text)]
     if figures:
-        from derive.experiments.stability.charts import draw_figures
-
         written += draw_figures(study)
     return written
