@@ -15,7 +15,7 @@ import sympy as sp
 
 from derive import limits
 from derive.cli import main
-from derive.symbolic import derivation, formats, pieces, proof_numeric, proof_symbolic, timelimit
+from derive.symbolic import formats, pieces, pipeline, proof_numeric, proof_symbolic, timelimit
 from derive.symbolic.energy import derive_energy, numeric_psi
 from derive.symbolic.symbols import x
 from derive.symbolic.timelimit import TIME_LIMIT, budget, budget_spent, time_limit
@@ -144,7 +144,7 @@ def test_numeric_proof_checks_the_deadline_between_points_without_alarms():
 
 
 def test_a_spent_budget_reports_every_analysis_undecided():
-    record = derivation.derive_expression("x*exp(-x**2)", "bump", seconds=0)
+    record = pipeline.derive_expression("x*exp(-x**2)", "bump", seconds=0)
     assert record.timed_out and not record.verified
     with budget(0):  # the smoothness analysis of the text output counts too, as in the command
         text = formats.render([record], "text")
@@ -156,7 +156,7 @@ def test_a_spent_budget_reports_every_analysis_undecided():
 
 
 def test_the_default_budget_does_not_change_a_normal_expression():
-    record = derivation.derive_expression("x*exp(-x**2)", "bump")
+    record = pipeline.derive_expression("x*exp(-x**2)", "bump")
     assert record.verified and not record.timed_out
     assert record.energy.closed_form and record.symbolic.proved
 

@@ -176,15 +176,15 @@ def run(args: argparse.Namespace) -> int:
 
 def _derive_and_render(args: argparse.Namespace) -> tuple[str, list[ActivationRecord]]:
     """The output text for the chosen activations, and their records."""
-    from derive.symbolic import derivation, docs, formats  # deferred: imports SymPy
+    from derive.symbolic import docs, formats, pipeline  # deferred: imports SymPy
 
     params = {k: v for k, v in (("alpha", args.alpha), ("a", args.a)) if v is not None}
     if args.all:
-        records = derivation.derive_all(**params)
+        records = pipeline.derive_all(**params)
     elif args.expr is not None:
-        records = [derivation.derive_expression(args.expr, args.name or "custom", seconds=None)]
+        records = [pipeline.derive_expression(args.expr, args.name or "custom", seconds=None)]
     else:
-        records = [derivation.derive_activation(args.activation, **params)]
+        records = [pipeline.derive_activation(args.activation, **params)]
     sigma = float(args.sigma) if args.sigma is not None else None
     if args.all and args.format == "markdown" and sigma is None:
         text = docs.render_document(records)

@@ -141,7 +141,7 @@ def run_search(config: SearchConfig, progress: Progress | None = None) -> dict[s
     search.begin_session()
     result = search.run()
     if config.plot:
-        from derive.nas.plot import write_plot
+        from derive.nas.cellplot import write_plot
 
         write_plot(model.genotype(), folder.path)
     return result

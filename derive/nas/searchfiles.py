@@ -6,7 +6,7 @@
   as compact JSON (CSV-quoted).
 - genotype.json: the genotype after the last completed epoch (`Genotype.dumps()`).
 - summary.json, checkpoint.pt: as `derive train` (derive.rundir, derive.train.checkpoint).
-- cells.dot, cells.png: the plot of the cells (derive.nas.plot).
+- cells.dot, cells.png: the plot of the cells (derive.nas.cellplot).
 """
 
 from __future__ import annotations

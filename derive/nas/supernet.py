@@ -178,8 +178,8 @@ class SearchNetwork(nn.Module):
         return self.classifier(self.global_pooling(s1).flatten(1))
 
     def genotype(self) -> Genotype:
-        """The discrete cells the current α (and β) give (derive.nas.derivation)."""
-        from derive.nas.derivation import derive_genotype
+        """The discrete cells the current α (and β) give (derive.nas.discretize)."""
+        from derive.nas.discretize import derive_genotype
 
         with torch.no_grad():
             return derive_genotype(

@@ -15,14 +15,14 @@ ActivationRecord: .phi, .psi (SymPy), .verified, .symbolic, .numeric, .paper, .t
 from __future__ import annotations
 
 from derive.symbolic.catalog import names
-from derive.symbolic.derivation import (
+from derive.symbolic.docs import activations_markdown
+from derive.symbolic.formats import FORMATS, render
+from derive.symbolic.pipeline import (
     derive_activation,
     derive_all,
     derive_expression,
     smoothness_for,
 )
-from derive.symbolic.docs import activations_markdown
-from derive.symbolic.formats import FORMATS, render
 from derive.symbolic.record import ActivationRecord
 from derive.symbolic.smoothness import Smoothness
 

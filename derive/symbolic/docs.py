@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from derive.symbolic.derivation import derive_all
 from derive.symbolic.formats import _error, cell, math_cell, paper_verdict, pretty, symbolic_summary
+from derive.symbolic.pipeline import derive_all
 from derive.symbolic.printing import minus_signs
 from derive.symbolic.record import ActivationRecord
 from derive.symbolic.smoothness import Smoothness

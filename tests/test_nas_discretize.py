@@ -7,7 +7,7 @@ import torch
 from train_fixtures import single_thread  # noqa: F401
 
 from derive.nas import build_supernet
-from derive.nas.derivation import derive_cell, derive_genotype
+from derive.nas.discretize import derive_cell, derive_genotype
 from derive.nas.spaces import resolve_space
 
 DARTS = resolve_space("darts")
