@@ -48,7 +48,7 @@ def build_network(
     auxiliary: bool = False,
 ) -> object:
     """The evaluation network of a genotype (DARTS's NetworkCIFAR shape), from its generated code."""
-    from derive.nas.network import build_network as build
+    from derive.nas.network import build_network as build  # deferred: torch, see _LAZY
 
     return build(
         genotype, channels=channels, cells=cells, num_classes=num_classes, auxiliary=auxiliary
@@ -57,6 +57,6 @@ def build_network(
 
 def build_supernet(space: str, channels: int = 16, cells: int = 8, **options: object) -> object:
     """The search supernet of a space (`darts`, `heavyball`, `agd`, or any `derive network --algo`)."""
-    from derive.nas.supernet import build_supernet as build
+    from derive.nas.supernet import build_supernet as build  # deferred: torch, see _LAZY
 
     return build(space, channels=channels, cells=cells, **options)

@@ -8,10 +8,13 @@ always written; `cells.png` is rendered by Graphviz `dot` when installed, else b
 
 from __future__ import annotations
 
+import io
 import logging
 import shutil
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from derive.fsutil import atomic_write_bytes, atomic_write_text
 from derive.nas.genotype import Gene, Genotype
@@ -80,8 +83,12 @@ def write_plot(genotype: Genotype, out_dir: Path) -> list[Path]:
     return written
 
 
-def _positions(gene: Gene) -> dict[int | str, tuple[float, float]]:
-    pos: dict[int | str, tuple[float, float]] = {0: (0.0, 0.0), 1: (0.0, 2.0)}
+Positions = dict[int | str, tuple[float, float]]
+"""Where each node of a cell is drawn: DARTS input index, or "out" for c_k."""
+
+
+def _positions(gene: Gene) -> Positions:
+    pos: Positions = {0: (0.0, 0.0), 1: (0.0, 2.0)}
     for node in range(len(gene)):
         pos[node + 2] = (1.5 + 1.3 * node, 3.0 if node % 2 else -1.0)
     pos["out"] = (1.5 + 1.3 * len(gene), 1.0)
@@ -89,8 +96,8 @@ def _positions(gene: Gene) -> dict[int | str, tuple[float, float]]:
 
 
 def _matplotlib_png(genotype: Genotype) -> bytes:
-    import io
-
+    """Both cells drawn with matplotlib, as PNG bytes; ImportError when it is not installed."""
+    # deferred: matplotlib is an optional dependency (the `plot` extra)
     import matplotlib
 
     matplotlib.use("Agg")
@@ -101,74 +108,84 @@ def _matplotlib_png(genotype: Genotype) -> bytes:
     for ax, cell in zip(axes, ("normal", "reduce"), strict=True):
         gene, concat = genotype.cell(cell == "reduce")
         pos = _positions(gene)
-        seen: dict[tuple[int, int], int] = {}
-        for node, pairs in enumerate(gene):
-            for op, source in pairs:
-                key = (source, node + 2)
-                bend = 0.15 + 0.25 * seen.get(key, 0)
-                seen[key] = seen.get(key, 0) + 1
-                start, end = pos[source], pos[node + 2]
-                colour = _COLOURS.get(op, "black")
-                ax.add_patch(
-                    FancyArrowPatch(
-                        start,
-                        end,
-                        connectionstyle=f"arc3,rad={bend}",
-                        arrowstyle="-|>",
-                        mutation_scale=12,
-                        color=colour,
-                        shrinkA=14,
-                        shrinkB=14,
-                    )
-                )
-                # the midpoint of matplotlib's arc3 Bézier curve (control point mid + rad·(dy, −dx))
-                dx, dy = end[0] - start[0], end[1] - start[1]
-                mx = (start[0] + end[0]) / 2 + bend * dy / 2
-                my = (start[1] + end[1]) / 2 - bend * dx / 2
-                ax.text(
-                    mx,
-                    my,
-                    op,
-                    fontsize=7,
-                    color=colour,
-                    ha="center",
-                    va="center",
-                    bbox={"boxstyle": "round,pad=0.1", "facecolor": "white", "edgecolor": "none"},
-                )
-        for index in concat:
-            ax.add_patch(
-                FancyArrowPatch(
-                    pos[index],
-                    pos["out"],
-                    arrowstyle="-|>",
-                    color="lightgray",
-                    mutation_scale=10,
-                    shrinkA=14,
-                    shrinkB=14,
-                )
-            )
-        for key, (x, y) in pos.items():
-            label = "c_k" if key == "out" else _name(int(key))  # type: ignore[arg-type]
-            fill = "#cde8cd" if key in (0, 1) else "#f0eab0" if key == "out" else "#cfe3f5"
-            ax.text(
-                x,
-                y,
-                label,
-                ha="center",
-                va="center",
-                fontsize=9,
-                bbox={"boxstyle": "round", "facecolor": fill, "edgecolor": "gray"},
-            )
-        ax.set_xlim(-0.8, pos["out"][0] + 0.8)
-        ax.set_ylim(-2.2, 4.2)
-        ax.set_aspect("equal")
-        ax.set_axis_off()
+        _draw_operations(ax, gene, pos, FancyArrowPatch)
+        _draw_nodes(ax, concat, pos, FancyArrowPatch)
         ax.set_title(f"{cell} cell — space {genotype.space}")
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110)
     plt.close(fig)
     return buffer.getvalue()
+
+
+def _draw_operations(ax: Any, gene: Gene, pos: Positions, arrow: type) -> None:
+    """An arrow per kept operation, labelled with its name at the middle of its arc."""
+    seen: dict[tuple[int, int], int] = {}
+    for node, pairs in enumerate(gene):
+        for op, source in pairs:
+            key = (source, node + 2)
+            bend = 0.15 + 0.25 * seen.get(key, 0)
+            seen[key] = seen.get(key, 0) + 1
+            start, end = pos[source], pos[node + 2]
+            colour = _COLOURS.get(op, "black")
+            ax.add_patch(
+                arrow(
+                    start,
+                    end,
+                    connectionstyle=f"arc3,rad={bend}",
+                    arrowstyle="-|>",
+                    mutation_scale=12,
+                    color=colour,
+                    shrinkA=14,
+                    shrinkB=14,
+                )
+            )
+            # the midpoint of matplotlib's arc3 Bézier curve (control point mid + rad·(dy, −dx))
+            dx, dy = end[0] - start[0], end[1] - start[1]
+            mx = (start[0] + end[0]) / 2 + bend * dy / 2
+            my = (start[1] + end[1]) / 2 - bend * dx / 2
+            ax.text(
+                mx,
+                my,
+                op,
+                fontsize=7,
+                color=colour,
+                ha="center",
+                va="center",
+                bbox={"boxstyle": "round,pad=0.1", "facecolor": "white", "edgecolor": "none"},
+            )
+
+
+def _draw_nodes(ax: Any, concat: Sequence[int], pos: Positions, arrow: type) -> None:
+    """The inputs, the intermediate nodes and the output c_k, with the concatenation's arrows."""
+    for index in concat:
+        ax.add_patch(
+            arrow(
+                pos[index],
+                pos["out"],
+                arrowstyle="-|>",
+                color="lightgray",
+                mutation_scale=10,
+                shrinkA=14,
+                shrinkB=14,
+            )
+        )
+    for key, (x, y) in pos.items():
+        label = "c_k" if key == "out" else _name(int(key))
+        fill = "#cde8cd" if key in (0, 1) else "#f0eab0" if key == "out" else "#cfe3f5"
+        ax.text(
+            x,
+            y,
+            label,
+            ha="center",
+            va="center",
+            fontsize=9,
+            bbox={"boxstyle": "round", "facecolor": fill, "edgecolor": "gray"},
+        )
+    ax.set_xlim(-0.8, pos["out"][0] + 0.8)
+    ax.set_ylim(-2.2, 4.2)
+    ax.set_aspect("equal")
+    ax.set_axis_off()
 
 
 __all__ = ["dot_source", "write_plot"]

@@ -25,6 +25,7 @@ from derive.devices import device_name
 from derive.errors import UserError
 from derive.memcheck import FLOAT, check_fits
 from derive.nas.architect import Architect
+from derive.nas.cellplot import write_plot
 from derive.nas.genotype import Genotype
 from derive.nas.searchconfig import ARCH_BETAS, SearchConfig
 from derive.nas.searchdata import CyclingBatches, SearchData, load_search_data
@@ -141,8 +142,6 @@ def run_search(config: SearchConfig, progress: Progress | None = None) -> dict[s
     search.begin_session()
     result = search.run()
     if config.plot:
-        from derive.nas.cellplot import write_plot
-
         write_plot(model.genotype(), folder.path)
     return result
 

@@ -170,6 +170,7 @@ class SearchConfig:
 
     def validate(self) -> None:
         """UserError naming the first out-of-range option."""
+        # deferred: both import torch, and this module is read by `derive --help`
         from derive.nas.archinit import ALPHA_INITS
         from derive.nas.searchdata import IMAGE_SIZES
 
@@ -240,7 +241,7 @@ class SearchConfig:
     @property
     def start(self) -> str | None:
         """The initialisation of the architecture: "hb", "algo" or None (alpha_init)."""
-        from derive.nas.archinit import start_name
+        from derive.nas.archinit import start_name  # deferred: torch, as in validate
 
         return start_name(self.hb_init, self.algo_init)
 

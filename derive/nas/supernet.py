@@ -30,6 +30,7 @@ from torch import nn
 from derive.errors import UserError
 from derive.limits import check_nas_sizes
 from derive.nas.archinit import initial_alphas, initial_betas
+from derive.nas.discretize import derive_genotype
 from derive.nas.genotype import Genotype
 from derive.nas.ops import OP_NAMES, FactorizedReduce, ReLUConvBN, make_search_op
 from derive.nas.spaces import SearchSpace, resolve_space
@@ -179,8 +180,6 @@ class SearchNetwork(nn.Module):
 
     def genotype(self) -> Genotype:
         """The discrete cells the current α (and β) give (derive.nas.discretize)."""
-        from derive.nas.discretize import derive_genotype
-
         with torch.no_grad():
             return derive_genotype(
                 self.space,

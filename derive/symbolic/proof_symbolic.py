@@ -387,79 +387,95 @@ def prove(
     psi_branching = phi_branching if numeric else pieces.split(psi, what="energy Psi")
     refined = pieces.refine(phi_branching, psi_branching)
     if numeric:
-
-        def ftc() -> Step:
-            difference = pieces.normalise(sp.diff(psi, x).doit() - phi)
-            return Step(DERIVATIVE, FTC_CLAIM, identity.is_zero(difference))
-
-        steps.append(_within_budget(DERIVATIVE, FTC_CLAIM, ftc))
-    for phi_cell, psi_cell in refined:
-        where = interval_text(phi_cell, var)
-        if not numeric:
-            claim = f"Psi' - Phi = 0 identically on {where}"
-            steps.append(
-                _within_budget(
-                    DERIVATIVE,
-                    claim,
-                    lambda a=phi_cell, b=psi_cell, c=claim: _derivative_step(a, b, c),
-                    psi_cell,
-                )
-            )
-            claim = f"Psi real on {where}"
-            steps.append(
-                _within_budget(
-                    REAL,
-                    claim,
-                    lambda b=psi_cell, c=claim: Step(
-                        REAL, c, identity.real_on_cell(b.expr, b), cell=b
-                    ),
-                    psi_cell,
-                )
-            )
-            if psi_cell.expr.has(sp.log, sp.polylog):
-                claim = (
-                    f"log and Li2 arguments off their branch cuts on {where} (Psi continuous there)"
-                )
-                steps.append(
-                    _within_budget(
-                        CUTS, claim, lambda b=psi_cell, c=claim: _cuts_step(b, c), psi_cell
-                    )
-                )
+        steps.append(_within_budget(DERIVATIVE, FTC_CLAIM, lambda: _ftc_step(phi, psi)))
+    else:
+        for phi_cell, psi_cell in refined:
+            steps += _cell_steps(phi_cell, psi_cell, interval_text(phi_cell, var))
     if normalised and not numeric:
         steps.append(_within_budget(ORIGIN, ORIGIN_CLAIM, lambda: _origin_step(psi)))
-    for (left_phi, left_psi), (right_phi, right_psi) in pairwise(refined):
-        point = left_phi.hi
-        claim = f"Phi continuous at {var} = {point} (so Psi' = Phi there too)"
-        steps.append(
-            _within_budget(
-                PHI_CONTINUITY,
-                claim,
-                lambda a=left_phi, b=right_phi, c=claim: _phi_continuity_step(a, b, c),
-            )
-        )
-        if not numeric:
-            claim = f"Psi continuous at {var} = {point}"
-            steps.append(
-                _within_budget(
-                    CONTINUITY,
-                    claim,
-                    lambda a=left_psi, b=right_psi, c=claim: _continuity_step(a, b, c),
-                )
-            )
+    for left, right in pairwise(refined):
+        steps += _branch_point_steps(left, right, var, numeric)
     steps.extend(_chain_rule_steps())
-    if assembled and any(step.kind == DERIVATIVE and step.ok is False for step in steps):
-        steps.append(
-            Step(ASSEMBLED, ASSEMBLED_CLAIM, False, "fails with the scalar identity Psi' = Phi")
+    if assembled:
+        steps.append(_assembled_step(phi, psi, phi_branching, psi_branching, steps))
+    return SymbolicProof(tuple(steps))
+
+
+def _ftc_step(phi: sp.Expr, psi: sp.Expr) -> Step:
+    """Ψ = ∫₀ˣ Φ: d/dx of the integral minus Φ is 0 (the fundamental theorem of calculus)."""
+    difference = pieces.normalise(sp.diff(psi, x).doit() - phi)
+    return Step(DERIVATIVE, FTC_CLAIM, identity.is_zero(difference))
+
+
+def _cell_steps(phi_cell: Cell, psi_cell: Cell, where: str) -> list[Step]:
+    """On one cell of a closed-form Ψ: Ψ′ − Φ ≡ 0, Ψ real and, with log or Li₂, off the cuts."""
+    claim = f"Psi' - Phi = 0 identically on {where}"
+    steps = [
+        _within_budget(
+            DERIVATIVE,
+            claim,
+            lambda c=claim: _derivative_step(phi_cell, psi_cell, c),
+            psi_cell,
         )
-    elif assembled:
+    ]
+    claim = f"Psi real on {where}"
+    steps.append(
+        _within_budget(
+            REAL,
+            claim,
+            lambda c=claim: Step(
+                REAL, c, identity.real_on_cell(psi_cell.expr, psi_cell), cell=psi_cell
+            ),
+            psi_cell,
+        )
+    )
+    if psi_cell.expr.has(sp.log, sp.polylog):
+        claim = f"log and Li2 arguments off their branch cuts on {where} (Psi continuous there)"
+        steps.append(_within_budget(CUTS, claim, lambda c=claim: _cuts_step(psi_cell, c), psi_cell))
+    return steps
+
+
+def _branch_point_steps(
+    left: tuple[Cell, Cell], right: tuple[Cell, Cell], var: str, numeric: bool
+) -> list[Step]:
+    """Where two cells meet: Φ continuous and, for a closed-form Ψ, Ψ continuous."""
+    (left_phi, left_psi), (right_phi, right_psi) = left, right
+    point = left_phi.hi
+    claim = f"Phi continuous at {var} = {point} (so Psi' = Phi there too)"
+    steps = [
+        _within_budget(
+            PHI_CONTINUITY,
+            claim,
+            lambda c=claim: _phi_continuity_step(left_phi, right_phi, c),
+        )
+    ]
+    if not numeric:
+        claim = f"Psi continuous at {var} = {point}"
         steps.append(
             _within_budget(
-                ASSEMBLED,
-                ASSEMBLED_CLAIM,
-                lambda: assembled_check(pieces.normalise(phi), psi, phi_branching, psi_branching),
+                CONTINUITY,
+                claim,
+                lambda c=claim: _continuity_step(left_psi, right_psi, c),
             )
         )
-    return SymbolicProof(tuple(steps))
+    return steps
+
+
+def _assembled_step(
+    phi: sp.Expr,
+    psi: sp.Expr,
+    phi_branching: Branching,
+    psi_branching: Branching,
+    steps: list[Step],
+) -> Step:
+    """∇f of the assembled f for a symmetric 2×2 U; failed outright when Ψ′ = Φ already failed."""
+    if any(step.kind == DERIVATIVE and step.ok is False for step in steps):
+        return Step(ASSEMBLED, ASSEMBLED_CLAIM, False, "fails with the scalar identity Psi' = Phi")
+    return _within_budget(
+        ASSEMBLED,
+        ASSEMBLED_CLAIM,
+        lambda: assembled_check(pieces.normalise(phi), psi, phi_branching, psi_branching),
+    )
 
 
 def _chain_rule_steps() -> tuple[Step, Step]:
