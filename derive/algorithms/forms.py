@@ -6,16 +6,20 @@ either, one has to read off the recurrence *what it is made of*; that reading li
 IR, because several stages use it:
 
 - code generation (`derive.codegen.conv`) prints the engineering forms;
-- NAS search spaces (`derive.nas`) turn each term into a mixed edge;
+- NAS search spaces (`derive.nas.spaces`) turn each term into a mixed edge, reading a recurrence
+  as one stream's own look-back (`LookBack`: `lagged_lookback`, or `streams_lookback`, which writes
+  the other streams in that stream's states) or as its all-history terms (`dense_shape`);
 - reversibility (`invertibility`) reads whether the oldest state enters linearly.
 
-Three shapes are recognised:
+Four shapes are recognised:
 
 - lagged: one stream, one T-term and a bounded look-back,
   z_{k+1} = α T_k(Σ_l γ_l z_{k−l}) + Σ_l β_l z_{k−l}; heavy ball gives (C1) (T(z_k) + β₁z_k + β₂z_{k−1}),
   Nesterov gives (C2) (T(β₁z_k + β₂z_{k−1}));
 - dense: the all-history form (12), z_{k+1} = Σ_j a_{k+1,j} T(z_j) + Σ_j s_{k+1,j} z_j ((C3)/(C6));
 - twopath: ADMM (13), two streams with accumulated histories ((C5)).
+- multi-stream: any other bounded look-back, several streams and T evaluations read as one block
+  per step (`streams_form`; QHM, extragradient, heavy ball with a velocity).
 
 Everything here is exact SymPy; nothing is printed as code.
 """

@@ -456,4 +456,5 @@ __all__ = [
     "coefficient_weights",
     "derive_space",
     "resolve_space",
+    "space_form",
 ]
