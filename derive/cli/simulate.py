@@ -8,6 +8,7 @@ import shlex
 
 from derive.cli.argtypes import add_threads_option
 from derive.cli.options_parser import HelpLayout, add_declared, given_values
+from derive.cli.simulate_task import add_task_option, run_wellposed
 from derive.experiments.simulation.config import QUICK, SimulationConfig
 
 DESCRIPTION = """\
@@ -27,6 +28,7 @@ The full run takes hours on a CPU; --quick runs a reduced version in about a min
 EPILOG = """\
 examples:
   derive simulate --quick                                   reduced run into runs/simulation-quick
+  derive simulate --task wellposed --out docs/results/simulation_wellposed --resume   the well-posed study
   derive simulate --threads 1 --compile --out docs/results/simulation     the full table
   derive simulate --threads 1 --compile --out docs/results/simulation --resume   ...after a stop
   derive simulate --algorithms gd,agd2 --depths 40 --epochs 200 --out runs/sim-d40
@@ -36,7 +38,7 @@ record "interrupted" and keep what was done; continue with --resume)."""
 
 
 HELP_GROUPS: HelpLayout = (
-    (None, None, ("--quick", "--out", "--resume", "--force")),
+    (None, None, ("--task", "--quick", "--out", "--resume", "--force")),
     (
         "what the papers fix (defaults: theirs)",
         None,
@@ -98,6 +100,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--resume": _add_resume,
         "--force": _add_force,
         "--threads": add_threads_option,
+        "--task": add_task_option,
     }
     add_declared(p, SimulationConfig, HELP_GROUPS, extras)
     p.set_defaults(run=run)
@@ -152,6 +155,8 @@ def command_for(config, out: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Validate everything, then train and write OUT; print where the table is."""
+    if args.task == "wellposed":
+        return run_wellposed(args, SimulationConfig)
     # deferred: ~0.05 s of imports, kept out of `derive --help`
     from derive.experiments.simulation import files as simfiles
 
