@@ -215,28 +215,27 @@ class Nesterov2Stage(nn.Module):
     def state_sum(
         self, k: int, features: Sequence[torch.Tensor], previous: torch.Tensor | None
     ) -> torch.Tensor:
-        """Sₖ = Σⱼ sₖ₊₁ʲ·zⱼ, j = 1 … k (`features` is [z₀, …, zₖ], `previous` is Sₖ₋₁ or None at
-        k = 1): rₖ·Sₖ₋₁ + sₖ₊₁ᵏ·zₖ when the coefficients allow, else the sum over the history."""
+        """w·Sₖ, Sₖ = Σⱼ sₖ₊₁ʲ·zⱼ for j = 1 … k (`features` is [z₀, …, zₖ], `previous` is w·Sₖ₋₁,
+        None at k = 1), with w = β when β is fixed (folded in here), else 1: rₖ·(w·Sₖ₋₁) +
+        w·sₖ₊₁ᵏ·zₖ when the coefficients allow, else the sum over the history."""
         state = getattr(self, f"state{k}")
+        weight = self.beta if isinstance(self.beta, float) else 1.0
         if self.history_decay is None:
             history = torch.stack(list(features[1:]), 0)
-            return torch.tensordot(state.to(history.dtype), history, dims=1)
-        newest = state[-1].to(features[k].dtype)  # sₖ₊₁ᵏ
+            return torch.tensordot(state.to(history.dtype) * weight, history, dims=1)
+        newest = state[-1].to(features[k].dtype) * weight  # w·sₖ₊₁ᵏ
         if previous is None:
             return features[k] * newest
-        return torch.addcmul(previous * self.history_decay[k], features[k], newest)
+        return (previous * self.history_decay[k]).addcmul_(features[k], newest)
 
     def forward(self, z0: torch.Tensor) -> torch.Tensor:
         features = [z0]
-        total: torch.Tensor | None = None  # Sₖ₋₁, the state sum of the previous layer
+        carried: torch.Tensor | None = None  # w·Sₖ₋₁, the previous layer's (see state_sum)
         for k, unit in enumerate(self.units):
             z = unit(torch.cat(features, 1), self._scale(k))
             if self.beta is not None and k >= 1:
-                total = self.state_sum(k, features, total)
-                if isinstance(self.beta, float):
-                    z = torch.add(z, total, alpha=self.beta)  # one pass for z + β·Sₖ
-                else:
-                    z = z + self.beta * total
+                carried = self.state_sum(k, features, carried)
+                z = z + carried if isinstance(self.beta, float) else z + self.beta * carried
             features.append(z)
         return torch.cat(features, 1)
 
