@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import sympy as sp
 
-from derive.algorithms.symbols import GRAD, INNER, INPUT, SQNORM, U, T, is_state, k
+from derive.algorithms.symbols import GRAD, INNER, INPUT, SQNORM, T, U, is_state, k
 
 
 class DerivationError(ValueError):
