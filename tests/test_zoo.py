@@ -968,3 +968,17 @@ def test_derive_train_refuses_a_wrong_reading_in_one_line(
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "stage_start must be one of" in err, err
     assert not (cifar_files / "run").exists()
+
+
+def test_zero_start_drops_the_earlier_state_inside_t_too() -> None:
+    """(C2) reads z₋₁ inside T: at a stage's first block T(β₁·x + β₂·z₋₁) is T(β₁·x) when
+    z₋₁ = 0 and T((β₁ + β₂)·x) when z₋₁ = z₀ = x."""
+    module = load_generated("nesterov_conv")
+    torch.manual_seed(3)
+    conv = nn.Conv2d(4, 4, 3, padding=1)
+    x = torch.randn(2, 4, 6, 6)
+    beta = {"beta1": 1.3, "beta2": -0.4}
+    with torch.no_grad():
+        for start, scale in (("zero", 1.3), ("input", 0.9)):
+            block = module.Block(conv, beta, stage_start=start)
+            torch.testing.assert_close(block([x, x], x), conv(scale * x))
