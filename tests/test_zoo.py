@@ -982,3 +982,18 @@ def test_zero_start_drops_the_earlier_state_inside_t_too() -> None:
         for start, scale in (("zero", 1.3), ("input", 0.9)):
             block = module.Block(conv, beta, stage_start=start)
             torch.testing.assert_close(block([x, x], x), conv(scale * x))
+
+
+def test_an_imagenet_densenet_plan_by_growth_and_layers_is_the_plan_by_depth() -> None:
+    dense = load_generated("nesterov2_conv")
+    with torch.device("meta"):
+        by_depth = dense.imagenet_densenet(depth=121)
+        by_plan = dense.imagenet_densenet(**IMAGENET_PLANS["densenet121"])
+    assert state_dict_digest(by_plan) == state_dict_digest(by_depth)
+    for wrong in (
+        {"depth": 121, "growth": 32},
+        {"layers": (6, 12, 24, 16)},
+        {"growth": 0, "layers": (1,)},
+    ):
+        with pytest.raises(ValueError), torch.device("meta"):
+            dense.imagenet_densenet(**wrong)
