@@ -13,10 +13,22 @@ from derive.errors import UserError
 from derive.fsutil import atomic_write_text, check_path, ensure_output_dir
 from derive.rundir import SUMMARY
 
+RULES = {"": "---", "l": ":---", "r": "---:", "c": ":---:"}
+"""The separator cell of each column alignment: none given, left, right, centred."""
 
-def markdown_table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    """The lines of a markdown table: header, separator, one line per row."""
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+
+def markdown_table(
+    head: Sequence[str], rows: Sequence[Sequence[str]], align: Sequence[str] | None = None
+) -> list[str]:
+    """The lines of a markdown table: header, separator, one line per row.
+
+    `align` gives each column's alignment, "l", "r", "c" or "" (none), e.g. "lrr"; without it
+    every separator cell is a plain `---`."""
+    alignment = [""] * len(head) if align is None else list(align)
+    if len(alignment) != len(head) or any(a not in RULES for a in alignment):
+        raise ValueError(f"align {align!r}: one of l, r, c or '' per column of {len(head)}")
+    rule = "|" + "".join(RULES[a] + "|" for a in alignment)
+    lines = ["| " + " | ".join(head) + " |", rule]
     return lines + ["| " + " | ".join(row) + " |" for row in rows]
 
 

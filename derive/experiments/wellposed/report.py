@@ -18,6 +18,7 @@ from pathlib import Path
 
 from derive.codegen.templates import render
 from derive.experiments.stats import sign_flip_p
+from derive.experiments.tables import markdown_table
 from derive.experiments.wellposed.charts import plot_errors
 from derive.experiments.wellposed.files import Grid, read_runs, read_study
 from derive.experiments.wellposed.study import ALGORITHMS, STARTS, RunResult, Setting
@@ -206,19 +207,22 @@ def factor(value: float) -> str:
 
 
 def error_table(runs: Runs, grid: Grid, kappa: float, start: str, field: str) -> list[str]:
-    """Markdown rows: depth, then the geometric-mean error of each algorithm over the seeds."""
-    header = "| depth | " + " | ".join(LABELS[a] for a in grid.algorithms) + " |"
-    rule = "|---:|" + "---:|" * len(grid.algorithms)
-    rows = [header, rule]
-    for depth in grid.depths:
-        cells = [sci(runs.geometric(kappa, a, depth, start, field)) for a in grid.algorithms]
-        rows.append(f"| {depth} | " + " | ".join(cells) + " |")
-    return rows
+    """Markdown lines: depth, then the geometric-mean error of each algorithm over the seeds."""
+    head = ["depth", *(LABELS[a] for a in grid.algorithms)]
+    rows = [
+        [str(depth), *(sci(runs.geometric(kappa, a, depth, start, field)) for a in grid.algorithms)]
+        for depth in grid.depths
+    ]
+    return markdown_table(head, rows, align="r" * len(head))
+
+
+HEADLINE = ("κ", "depth", "optimizer", "network, teacher start", "network, random start")
 
 
 def headline_rows(pairs: Sequence[Pair], grid: Grid) -> list[str]:
-    """AGD against GD at each depth: optimizer ratio, network ratios ± spread and p per start."""
-    rows = []
+    """Markdown lines of AGD against GD at each depth: optimizer ratio, network ratios ± spread
+    and p per start."""
+    rows: list[list[str]] = []
     for kappa in grid.kappas:
         for depth in grid.depths:
             cells = [f"{kappa:g}", str(depth)]
@@ -239,8 +243,8 @@ def headline_rows(pairs: Sequence[Pair], grid: Grid) -> list[str]:
                 spread = "—" if p.spread is None else f"{p.spread:.2f}"
                 p_text = "—" if p.p is None else f"{p.p:.3f}"
                 cells.append(f"{factor(p.network_factor**sign)} (± {spread} dex, p = {p_text})")
-            rows.append("| " + " | ".join(cells) + " |")
-    return rows
+            rows.append(cells)
+    return markdown_table(HEADLINE, rows, align="r" * len(HEADLINE))
 
 
 def context(runs_list: Sequence[RunResult], setting: Setting, grid: Grid) -> dict[str, object]:
