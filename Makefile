@@ -31,8 +31,9 @@ demo: $(STAMP)
 # than cores make OpenMP threads wait on each other). `pytest tests/test_x.py` alone stays serial.
 TEST_PARALLEL ?= -n auto --dist worksteal
 
-# The import contracts run first (a second or two), so CI's `make test` enforces the layers too.
-test: $(STAMP) lint-imports
+# The linters run first (a few seconds), so CI's `make test` enforces the layers, ruff's checks
+# and the formatting too.
+test: $(STAMP) lint
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q -m "not slow" $(TEST_PARALLEL)
 
 # The long checks (tests marked @pytest.mark.slow, a few minutes): built-in recurrences checked at

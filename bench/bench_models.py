@@ -46,9 +46,7 @@ class PlainBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
         if self.stride != 1 or self.pad:
-            x = F.pad(
-                x[:, :, ::2, ::2], (0, 0, 0, 0, self.pad // 2, self.pad - self.pad // 2)
-            )
+            x = F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, self.pad // 2, self.pad - self.pad // 2))
         return F.relu(out + x)
 
 
@@ -60,9 +58,7 @@ class PlainResNet56(nn.Module):
         blocks, c_in = [], 16
         for w in (16, 32, 64):
             for b in range(9):
-                blocks.append(
-                    PlainBlock(c_in if b == 0 else w, w, 2 if b == 0 and w != 16 else 1)
-                )
+                blocks.append(PlainBlock(c_in if b == 0 else w, w, 2 if b == 0 and w != 16 else 1))
             c_in = w
         self.blocks = nn.Sequential(*blocks)
         self.fc = nn.Linear(64, num_classes)
@@ -77,9 +73,7 @@ CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 does not lengthen (with one torch thread the two agree on an idle machine)."""
 
 
-def step_timer(
-    model: nn.Module, batch: int, clock: Callable[[], float]
-) -> Callable[[], float]:
+def step_timer(model: nn.Module, batch: int, clock: Callable[[], float]) -> Callable[[], float]:
     optimizer = torch.optim.SGD(
         model.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-4
     )
@@ -152,16 +146,12 @@ def main() -> None:
     chosen = [name.strip() for name in args.models.split(",") if name.strip()]
     unknown = sorted(set(chosen) - set(MODELS))
     if unknown or not chosen:
-        parser.error(
-            f"--models: unknown {unknown or 'empty list'}; known: {', '.join(MODELS)}"
-        )
+        parser.error(f"--models: unknown {unknown or 'empty list'}; known: {', '.join(MODELS)}")
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     models = {name: MODELS[name]() for name in MODELS if name in chosen}
     clock = CLOCKS[args.clock]
-    steps = {
-        name: step_timer(model, args.batch, clock) for name, model in models.items()
-    }
+    steps = {name: step_timer(model, args.batch, clock) for name, model in models.items()}
     for step in steps.values():  # warm-up
         step()
     times: dict[str, list[float]] = {name: [] for name in steps}

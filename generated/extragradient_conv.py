@@ -148,7 +148,6 @@ class ExtragradientBlock(nn.Module):
         at k + 1 and the T outputs later blocks reuse.
         """
         first = stage_input is not None
-        past_zy = states["zy"]
         past_z = states["z"]
         t1 = self.branch(stage_input if first else past_z[0])
         new_zy = _combine((self.zy_t1, t1))

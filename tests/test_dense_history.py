@@ -46,14 +46,10 @@ class LinearUnit(nn.Module):
     def __init__(self, in_channels: int, seed: int) -> None:
         super().__init__()
         generator = torch.Generator().manual_seed(seed)
-        weight = torch.randn(
-            GROWTH, in_channels, generator=generator, dtype=torch.float64
-        )
+        weight = torch.randn(GROWTH, in_channels, generator=generator, dtype=torch.float64)
         self.register_buffer("weight", weight / math.sqrt(in_channels))
 
-    def forward(
-        self, features: torch.Tensor, scale: torch.Tensor | None = None
-    ) -> torch.Tensor:
+    def forward(self, features: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
         x = features if scale is None else features * scale.view(1, -1, 1, 1)
         return torch.tanh(torch.einsum("bchw,oc->bohw", x, self.weight))
 
@@ -66,19 +62,13 @@ def exact_stage(module, coefficients: list[dict], depth: int) -> nn.Module:
     """The stage in float64, its coefficient buffers holding the float64 values it was given."""
     stage = module.Stage(units(depth), IN, GROWTH, coefficients, {}, beta=BETA).double()
     for k, values in enumerate(coefficients):
-        setattr(
-            stage, f"state{k}", torch.tensor(values["state"][1:], dtype=torch.float64)
-        )
+        setattr(stage, f"state{k}", torch.tensor(values["state"][1:], dtype=torch.float64))
         if getattr(stage, f"alpha{k}") is not None:
-            setattr(
-                stage, f"alpha{k}", torch.tensor(values["alpha"], dtype=torch.float64)
-            )
+            setattr(stage, f"alpha{k}", torch.tensor(values["alpha"], dtype=torch.float64))
     return stage
 
 
-def direct(
-    z0: torch.Tensor, depth: int, state: list[list[float]], alpha: list[list[float]]
-):
+def direct(z0: torch.Tensor, depth: int, state: list[list[float]], alpha: list[list[float]]):
     """z₁ … z_depth with the state sum formed over the whole history (no carried sum)."""
     features = [z0]
     for k, unit in enumerate(units(depth)):
@@ -93,18 +83,13 @@ def direct(
 
 
 def _z0() -> torch.Tensor:
-    return torch.randn(
-        2, IN, 3, 3, generator=torch.Generator().manual_seed(9), dtype=torch.float64
-    )
+    return torch.randn(2, IN, 3, 3, generator=torch.Generator().manual_seed(9), dtype=torch.float64)
 
 
 def test_the_carried_state_sum_is_the_direct_sum_at_every_depth() -> None:
     module = load_generated("nesterov2_conv")
     h = h_table(DEPTH + 1)
-    state = [
-        [(1.0 if j == k else 0.0) - h[k + 1][j] for j in range(k + 1)]
-        for k in range(DEPTH)
-    ]
+    state = [[(1.0 if j == k else 0.0) - h[k + 1][j] for j in range(k + 1)] for k in range(DEPTH)]
     coefficients = [module.block_coefficients(k) for k in range(DEPTH)]
     stage = exact_stage(module, coefficients, DEPTH)
     assert stage.history_decay is not None  # the carried sum is in use
@@ -134,9 +119,7 @@ def test_the_first_layers_need_no_earlier_sum(depth: int) -> None:
         [c["state"] for c in coefficients],
         [c["alpha"] for c in coefficients],
     )
-    torch.testing.assert_close(
-        stage(z0)[:, IN:], torch.cat(want, 1), rtol=1e-12, atol=1e-13
-    )
+    torch.testing.assert_close(stage(z0)[:, IN:], torch.cat(want, 1), rtol=1e-12, atol=1e-13)
 
 
 def test_coefficients_without_the_product_structure_are_summed_directly() -> None:
@@ -166,9 +149,7 @@ def test_a_wrong_decay_is_caught() -> None:
     stage.history_decay[5] *= 1.01
     z0 = _z0()
     h = h_table(9)
-    state = [
-        [(1.0 if j == k else 0.0) - h[k + 1][j] for j in range(k + 1)] for k in range(8)
-    ]
+    state = [[(1.0 if j == k else 0.0) - h[k + 1][j] for j in range(k + 1)] for k in range(8)]
     want = torch.cat(direct(z0, 8, state, [c["alpha"] for c in coefficients]), 1)
     assert not torch.allclose(stage(z0)[:, IN:], want, rtol=1e-9, atol=1e-12)
 

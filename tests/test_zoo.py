@@ -80,9 +80,7 @@ def test_unknown_model_is_a_user_error_with_a_suggestion() -> None:
         ("hbnet110", 1.7, 1),
     ],
 )
-def test_cifar_counts_match_the_papers(
-    name: str, printed_millions: float, digits: int
-) -> None:
+def test_cifar_counts_match_the_papers(name: str, printed_millions: float, digits: int) -> None:
     assert round(count_parameters(create_model(name)) / 1e6, digits) == printed_millions
 
 
@@ -116,9 +114,7 @@ def cifar_resnet_parameters(n: int, num_classes: int = 10) -> int:
     total, c_in = 3 * 16 * 9 + 2 * 16, 16
     for w in (16, 32, 64):
         for b in range(n):
-            total += (
-                (c_in if b == 0 else w) * w * 9 + w * w * 9 + 4 * w
-            )  # two convs, two BNs
+            total += (c_in if b == 0 else w) * w * 9 + w * w * 9 + 4 * w  # two convs, two BNs
         c_in = w
     return total + 64 * num_classes + num_classes
 
@@ -159,9 +155,7 @@ def test_imagenet_counts_match_the_papers(name: str, expected: int) -> None:
 
 
 def test_hb_and_agd_add_no_parameters_on_cifar() -> None:
-    assert count_parameters(create_model("hbnet56")) == count_parameters(
-        create_model("resnet56")
-    )
+    assert count_parameters(create_model("hbnet56")) == count_parameters(create_model("resnet56"))
     extra = count_parameters(create_model("agdnet40")) - count_parameters(
         create_model("densenet40")
     )
@@ -211,9 +205,7 @@ class PlainResNet(nn.Module):
                 paths = 2 if dmr else 1
                 self.blocks.append(
                     nn.ModuleList(
-                        PlainBasic(
-                            c_in if b == 0 else w, w, 2 if b == 0 and w != 16 else 1
-                        )
+                        PlainBasic(c_in if b == 0 else w, w, 2 if b == 0 and w != 16 else 1)
                         for _ in range(paths)
                     )
                 )
@@ -233,14 +225,10 @@ class PlainResNet(nn.Module):
                     if i:
                         z = (zp + z) / 2
                     s = paths[0].shortcut(z)
-                    zp, z = F.relu(paths[0].branch(z) + s), F.relu(
-                        paths[1].branch(z) + s
-                    )
+                    zp, z = F.relu(paths[0].branch(z) + s), F.relu(paths[1].branch(z) + s)
                 else:
                     mix = (zp + z) / 2
-                    zp, z = F.relu(paths[0].branch(zp) + mix), F.relu(
-                        paths[1].branch(z) + mix
-                    )
+                    zp, z = F.relu(paths[0].branch(zp) + mix), F.relu(paths[1].branch(z) + mix)
                 continue
             block = paths[0]
             s = block.shortcut(z)
@@ -260,9 +248,7 @@ class PlainResNet(nn.Module):
 class PlainDenseNet(nn.Module):
     """Huang et al. (2017) DenseNet (no bottleneck, no compression); with `agd`, AGDNet's (C6)."""
 
-    def __init__(
-        self, layers: int, growth: int = 12, agd: bool = False, beta: float = 0.1
-    ) -> None:
+    def __init__(self, layers: int, growth: int = 12, agd: bool = False, beta: float = 0.1) -> None:
         super().__init__()
         self.conv = nn.Conv2d(3, 16, 3, 1, 1, bias=False)
         self.parts = nn.ModuleList()  # stage, transition, stage, transition, stage
@@ -275,15 +261,11 @@ class PlainDenseNet(nn.Module):
                     nn.ModuleDict(
                         {
                             "bn": nn.BatchNorm2d(c + k * growth),
-                            "conv": nn.Conv2d(
-                                c + k * growth, growth, 3, 1, 1, bias=False
-                            ),
+                            "conv": nn.Conv2d(c + k * growth, growth, 3, 1, 1, bias=False),
                         }
                     )
                 )
-                self.alphas.append(
-                    torch.rand(k + 1) + 0.5 if agd else torch.ones(k + 1)
-                )
+                self.alphas.append(torch.rand(k + 1) + 0.5 if agd else torch.ones(k + 1))
             self.parts.append(units)
             c += layers * growth
             if stage < 2:
@@ -325,9 +307,7 @@ class PlainDenseNet(nn.Module):
                 index += 1
                 out = 0
                 offset = 0
-                for jj, source in enumerate(
-                    features
-                ):  # Σ_j α^j T(z_j), one convolution per source
+                for jj, source in enumerate(features):  # Σ_j α^j T(z_j), one convolution per source
                     c = source.shape[1]
                     w, b = (
                         unit["bn"].weight[offset : offset + c],
@@ -340,14 +320,10 @@ class PlainDenseNet(nn.Module):
                         padding=1,
                     )
                     offset += c
-                if (
-                    self.agd and k >= 1
-                ):  # β(z_k − Σ_j h_{k+1,j} z_j), z_0 has h_{k+1,0} = 0
+                if self.agd and k >= 1:  # β(z_k − Σ_j h_{k+1,j} z_j), z_0 has h_{k+1,0} = 0
                     out = out + self.beta * (
                         features[k]
-                        - sum(
-                            self.h[k + 1][jj] * features[jj] for jj in range(1, k + 1)
-                        )
+                        - sum(self.h[k + 1][jj] * features[jj] for jj in range(1, k + 1))
                     )
                 features.append(out)
             z = torch.cat(features, 1)
@@ -527,16 +503,11 @@ def test_gpu_ready_features_work_on_cpu() -> None:
         torch.testing.assert_close(compiled(x), model(x))
 
 
-def _stage_inputs(
-    model: nn.Module, kind: str, size: int
-) -> dict[nn.Module, torch.Tensor]:
+def _stage_inputs(model: nn.Module, kind: str, size: int) -> dict[nn.Module, torch.Tensor]:
     """The input each stage of class `kind` sees in one forward pass of random images."""
     stages = [m for m in model.modules() if type(m).__name__ == kind]
     seen: dict[nn.Module, torch.Tensor] = {}
-    hooks = [
-        s.register_forward_pre_hook(lambda m, a: seen.__setitem__(m, a[0]))
-        for s in stages
-    ]
+    hooks = [s.register_forward_pre_hook(lambda m, a: seen.__setitem__(m, a[0])) for s in stages]
     with torch.no_grad():
         model(torch.randn(2, 3, size, size))
     for hook in hooks:
@@ -545,9 +516,7 @@ def _stage_inputs(
     return seen
 
 
-@pytest.mark.parametrize(
-    "name", ["hbnet20", "prehbnet20", "prehbnet164", "hbnet34", "resnet20"]
-)
+@pytest.mark.parametrize("name", ["hbnet20", "prehbnet20", "prehbnet164", "hbnet34", "resnet20"])
 def test_hbnet_first_block_of_each_stage_is_plain_as_described(name: str) -> None:
     """HBNet restarts every stage at z₋₁ = z₀, so its first block is ρ(T(x)) whatever z₀ is; the
     zoo says so. ResNet's first block adds z₀ (the check fails there, so it can fail).
@@ -563,23 +532,17 @@ def test_hbnet_first_block_of_each_stage_is_plain_as_described(name: str) -> Non
         with torch.no_grad():
             t = block.transform([stage.shortcut(x)] * lags, x)
             plain = t if block.post_activation is None else block.post_activation(t)
-            outputs = [
-                block([z] * lags, x) for z in (stage.shortcut(x), torch.randn_like(t))
-            ]
+            outputs = [block([z] * lags, x) for z in (stage.shortcut(x), torch.randn_like(t))]
         for out in outputs:
             if name.startswith("resnet"):
                 assert not torch.allclose(out, plain, atol=1e-3)
             else:
-                torch.testing.assert_close(
-                    out, plain, rtol=1e-3, atol=1e-3
-                )  # (T + z) − z
+                torch.testing.assert_close(out, plain, rtol=1e-3, atol=1e-3)  # (T + z) − z
     description = model_entry(name).description
     if not name.startswith("resnet"):
         relu = block.post_activation is not None
         z1 = "ReLU(T(x))" if relu else "T(x)"
-        assert (
-            f"the first block of each stage is a plain block, z₁ = {z1} " in description
-        )
+        assert f"the first block of each stage is a plain block, z₁ = {z1} " in description
 
 
 def test_admmnet_shares_the_first_path_of_13_between_both_paths() -> None:
@@ -593,18 +556,13 @@ def test_admmnet_shares_the_first_path_of_13_between_both_paths() -> None:
         for k, block in enumerate(stage.blocks):
             first_alpha = {t: -0.5 for t in range(1, k + 1)}
             first_beta = {t: 0.5 * (t >= 1) + 0.5 * (t == k) for t in range(k + 1)}
-            first_beta = {
-                t: w for t, w in first_beta.items() if w
-            }  # zeros cost nothing
+            first_beta = {t: w for t, w in first_beta.items() if w}  # zeros cost nothing
             z_path_beta = {t: -0.5 for t in range(1, k + 1)}
             assert dict(block.alpha.fixed) == first_alpha
             assert dict(block.beta.fixed) == first_beta
             assert k == 0 or dict(block.beta.fixed) != z_path_beta
     description = model_entry("admmnet56").description
-    assert (
-        "the first (z′) path of (13)" in description
-        and "shared by both paths" in description
-    )
+    assert "the first (z′) path of (13)" in description and "shared by both paths" in description
 
 
 # ------------------------------------------------------------ the zoo is the generated factories
@@ -667,9 +625,7 @@ def test_every_zoo_network_keeps_its_state_dict_keys_and_shapes() -> None:
         assert state_dict_digest(model) == digest, name
 
 
-FACTORY_CHECKED = [
-    n for n in ZOO if n.name not in ("preresnet1001", "prehbnet1001", "hbnet101")
-]
+FACTORY_CHECKED = [n for n in ZOO if n.name not in ("preresnet1001", "prehbnet1001", "hbnet101")]
 
 
 @pytest.mark.parametrize("network", FACTORY_CHECKED, ids=lambda n: n.name)
@@ -679,15 +635,11 @@ def test_the_zoo_network_is_the_generated_factory(network) -> None:
     zoo = create_model(network.name)
     torch.manual_seed(7)
     built = getattr(load_generated(f"{network.algorithm}_conv"), network.name)()
-    assert [type(m).__name__ for m in zoo.modules()] == [
-        type(m).__name__ for m in built.modules()
-    ]
+    assert [type(m).__name__ for m in zoo.modules()] == [type(m).__name__ for m in built.modules()]
     ours, theirs = zoo.state_dict(), built.state_dict()
     assert list(ours) == list(theirs)
     assert all(torch.equal(ours[k], theirs[k]) for k in ours)
-    assert (
-        type(built).__module__ == load_generated(f"{network.algorithm}_conv").__name__
-    )
+    assert type(built).__module__ == load_generated(f"{network.algorithm}_conv").__name__
 
 
 # ------------------------------------------------------------ ImageNet plans, as torchvision writes them
@@ -707,10 +659,7 @@ def _factory_call(network) -> dict[str, object]:
     module = load_generated(f"{network.algorithm}_conv")
     tree = ast.parse(textwrap.dedent(inspect.getsource(getattr(module, network.name))))
     returned = next(n for n in ast.walk(tree) if isinstance(n, ast.Return))
-    assert (
-        isinstance(returned.value, ast.Call)
-        and returned.value.func.id == network.builder
-    )
+    assert isinstance(returned.value, ast.Call) and returned.value.func.id == network.builder
     return {
         k.arg: ast.literal_eval(k.value)
         for k in returned.value.keywords
@@ -724,9 +673,7 @@ def _factory_call(network) -> dict[str, object]:
 def test_imagenet_factories_show_the_blocks_of_each_stage(network) -> None:
     """resnet50() calls imagenet_resnet(layers=(3, 4, 6, 3), bottleneck=True, ...), not depth=50;
     the stages built have those block counts."""
-    plan = IMAGENET_PLANS[
-        network.name.replace("hbnet", "resnet").replace("agdnet", "densenet")
-    ]
+    plan = IMAGENET_PLANS[network.name.replace("hbnet", "resnet").replace("agdnet", "densenet")]
     arguments = _factory_call(network)
     assert "depth" not in arguments
     assert {k: arguments[k] for k in plan} == plan
@@ -791,12 +738,8 @@ def test_zero_start_makes_each_stage_begin_with_a_resnet_block() -> None:
             want = F.relu(t + _shortcut_a(x, t.shape[1]))
             z0 = stage.shortcut(x)
             for earlier in (z0, torch.randn_like(z0)):
-                torch.testing.assert_close(
-                    block([z0, earlier], x), want, rtol=1e-5, atol=1e-5
-                )
-            assert not torch.allclose(
-                want, F.relu(t), atol=1e-3
-            )  # the default's plain block
+                torch.testing.assert_close(block([z0, earlier], x), want, rtol=1e-5, atol=1e-5)
+            assert not torch.allclose(want, F.relu(t), atol=1e-3)  # the default's plain block
 
 
 @pytest.mark.parametrize(
@@ -810,9 +753,7 @@ def test_zero_start_makes_each_stage_begin_with_a_resnet_block() -> None:
         ),
     ],
 )
-def test_each_reading_is_the_plain_network_read_that_way(
-    reading: dict, twin: dict
-) -> None:
+def test_each_reading_is_the_plain_network_read_that_way(reading: dict, twin: dict) -> None:
     """The whole HBNet-20 under a reading equals the independent twin read the same way, and
     not the twin read the default way (so each comparison can fail)."""
     torch.manual_seed(0)
@@ -831,9 +772,7 @@ def test_learnable_beta2_starts_at_minus_one_and_learns() -> None:
     torch.manual_seed(5)
     learned = hb.hbnet20(learn_beta2=True)
     betas = [p for name, p in learned.named_parameters() if name.endswith(".beta2")]
-    assert len(betas) == 9 and all(
-        float(b.detach()) == -1.0 and b.requires_grad for b in betas
-    )
+    assert len(betas) == 9 and all(float(b.detach()) == -1.0 and b.requires_grad for b in betas)
     assert count_parameters(learned) == count_parameters(fixed) + 9
     x = torch.randn(2, 3, 32, 32)
     torch.testing.assert_close(learned(x), fixed(x))  # same network at the start
@@ -861,9 +800,7 @@ def test_zero_start_survives_reversible_memory() -> None:
     """The first block of a reversible stage runs in autograd with z₋₁ = 0; outputs and
     gradients equal the standard path's."""
     torch.manual_seed(2)
-    model = (
-        load_generated("heavyball_conv").prehbnet20(stage_start="zero").double().train()
-    )
+    model = load_generated("heavyball_conv").prehbnet20(stage_start="zero").double().train()
     x = torch.randn(2, 3, 32, 32, dtype=torch.float64)
     grads = []
     for mode in ("standard", "reversible"):
@@ -948,22 +885,16 @@ def test_derive_train_takes_the_readings(cifar_files: Path) -> None:
     readings = ["stage_start=zero", "post_relu=false", "learn_beta2=true"]
     argv = _train_argv(cifar_files, *[p for r in readings for p in ("--model-arg", r)])
     assert main(argv) == 0
-    summary = json.loads(
-        (cifar_files / "run" / "summary.json").read_text(encoding="utf-8")
-    )
+    summary = json.loads((cifar_files / "run" / "summary.json").read_text(encoding="utf-8"))
     assert summary["options"]["model_args"] == {
         "stage_start": "zero",
         "post_relu": False,
         "learn_beta2": True,
     }
-    assert (
-        summary["model"]["parameters"] == count_parameters(create_model("hbnet20")) + 9
-    )
+    assert summary["model"]["parameters"] == count_parameters(create_model("hbnet20")) + 9
 
 
-def test_derive_train_refuses_a_wrong_reading_in_one_line(
-    cifar_files: Path, capsys
-) -> None:
+def test_derive_train_refuses_a_wrong_reading_in_one_line(cifar_files: Path, capsys) -> None:
     assert main(_train_argv(cifar_files, "--model-arg", "stage_start=zeros")) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "stage_start must be one of" in err, err

@@ -105,6 +105,7 @@ def apply_gradient(expr: sp.Expr, with_input: bool = False) -> sp.Expr:
     With `with_input` the energy gains a linear term, F(x) = f(x) − ⟨b, x⟩, so every gradient
     also gives −b = −U u: the input u is injected wherever a gradient is taken.
     """
+
     def rule(argument: sp.Expr) -> sp.Expr:
         injected = U * INPUT if with_input else sp.Integer(0)
         return argument - U * T(left_divide_u(argument)) - injected

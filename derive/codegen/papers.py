@@ -91,9 +91,7 @@ class ZooNetwork:
     name: str
     algorithm: str  # built by generated/ALGORITHM_conv.py
     builder: str
-    arguments: Mapping[
-        str, object
-    ]  # the builder's keyword arguments besides num_classes
+    arguments: Mapping[str, object]  # the builder's keyword arguments besides num_classes
     description: str
     title: str = ""  # set: listed in the module docstring as a create_model call
     readings: tuple[Reading, ...] = ()  # the factory's keywords besides num_classes
@@ -114,9 +112,7 @@ class ZooNetwork:
         """
         plan = [k for k in self.arguments if k in PLAN_ARGUMENTS]
         rest = [k for k in self.arguments if k not in PLAN_ARGUMENTS]
-        parts = [f"{k}={self.arguments[k]!r}" for k in plan] + [
-            "num_classes=num_classes"
-        ]
+        parts = [f"{k}={self.arguments[k]!r}" for k in plan] + ["num_classes=num_classes"]
         parts += [f"{k}={self.arguments[k]!r}" for k in rest]
         parts += [r.argument for r in self.readings]
         return f"{self.builder}({', '.join(parts)})"
@@ -138,15 +134,9 @@ class ZooNetwork:
         """The factory's signature (annotations as strings), without importing its module."""
         keyword = inspect.Parameter.KEYWORD_ONLY
         return inspect.Signature(
-            [
-                inspect.Parameter(
-                    "num_classes", keyword, default=self.num_classes, annotation="int"
-                )
-            ]
+            [inspect.Parameter("num_classes", keyword, default=self.num_classes, annotation="int")]
             + [
-                inspect.Parameter(
-                    r.name, keyword, default=r.default, annotation=r.annotation
-                )
+                inspect.Parameter(r.name, keyword, default=r.default, annotation=r.annotation)
                 for r in self.readings
             ]
         )
@@ -157,12 +147,8 @@ class ZooNetwork:
         unknown = sorted(set(values) - set(known))
         if unknown:
             takes = ", ".join(known) or "nothing besides num_classes"
-            raise UserError(
-                f"{self.name} takes no argument {unknown[0]!r} (it takes: {takes})"
-            )
-        return {
-            name: known[name].check(value, self.name) for name, value in values.items()
-        }
+            raise UserError(f"{self.name} takes no argument {unknown[0]!r} (it takes: {takes})")
+        return {name: known[name].check(value, self.name) for name, value in values.items()}
 
 
 PLAN_ARGUMENTS = ("depth", "growth", "layers", "bottleneck")
@@ -181,7 +167,9 @@ DENSENET = {"alpha": "ones", "modes": {"beta": "pruned"}}
 AGDNET = {"alpha": "ones", "modes": {"alpha": "learnable"}, "beta": 0.1}
 """AGDNet (SCIS C.2, (C6)): learnable α (initialised at 1, i.e. DenseNet), h from (5), β = 0.1."""
 
-PLAIN_FIRST = "the first block of each stage is a plain block, z₁ = {z1} (z₋₁ = z₀ cancels the shortcut)"
+PLAIN_FIRST = (
+    "the first block of each stage is a plain block, z₁ = {z1} (z₋₁ = z₀ cancels the shortcut)"
+)
 """What HBNet's restart at z₋₁ = z₀ makes of each stage's first block (docs/algorithms.md, Stages)."""
 
 PREACT_DEPTHS = {20: False, 56: False, 110: False, 164: True, 1001: True}
@@ -413,11 +401,7 @@ class PaperNetwork:
 
     def call(self) -> str:
         """'create_model(depth=56, coefficients={...})'."""
-        return (
-            "create_model("
-            + ", ".join(f"{k}={v!r}" for k, v in self.arguments.items())
-            + ")"
-        )
+        return "create_model(" + ", ".join(f"{k}={v!r}" for k, v in self.arguments.items()) + ")"
 
     def command(self, filename: str) -> str:
         """'derive train FILE --model-arg depth=56 --model-arg coefficients.beta1=1.0 ...'."""
@@ -442,9 +426,7 @@ def _paper_networks() -> dict[str, tuple[PaperNetwork, ...]]:
     found: dict[str, list[PaperNetwork]] = {}
     for n in ZOO:
         if n.title and n.builder in ("cifar_resnet", "cifar_densenet"):
-            found.setdefault(n.algorithm, []).append(
-                PaperNetwork(n.title, n.name, n.arguments)
-            )
+            found.setdefault(n.algorithm, []).append(PaperNetwork(n.title, n.name, n.arguments))
     return {algorithm: tuple(networks) for algorithm, networks in found.items()}
 
 

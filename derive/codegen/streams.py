@@ -95,7 +95,13 @@ def forward_lines(form: StreamsForm, readout: str) -> list[str]:
         f'"{b.name}": {branch_variable(i)}' for i, b in enumerate(form.branches) if b.cached
     )
     body.lines.append(f"return {{{new}}}, {{{kept}}}")
-    return body.lines
+    return _without_unread_states(body.lines, [s.name for s in form.streams])
+
+
+def _without_unread_states(lines: list[str], streams: list[str]) -> list[str]:
+    """Drop `past_s = states["s"]` for a stream whose earlier states no line reads."""
+    unread = {s for s in streams if not any(f"past_{s}[" in line for line in lines)}
+    return [line for line in lines if line.split(" = ")[0] not in {f"past_{s}" for s in unread}]
 
 
 __all__ = ["branch_variable", "forward_lines", "state_variable"]
