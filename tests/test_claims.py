@@ -398,3 +398,52 @@ def test_rerun_commands_of_derive_parse(topics) -> None:
     for part in derive_parts:
         args = parser.parse_args(shlex.split(part)[1:])
         assert args.command == part.split()[1], part
+
+
+def _geometric_errors(folder: Path, depth: int, start: str) -> list[float]:
+    """Geometric means over the seeds of each (κ, algorithm)'s test error at `depth`, from `start`."""
+    with open(folder / "runs.csv", newline="") as handle:
+        rows = [
+            r for r in csv.DictReader(handle) if int(r["depth"]) == depth and r["start"] == start
+        ]
+    logs: dict[tuple[str, str], list[float]] = {}
+    for r in rows:
+        logs.setdefault((r["kappa"], r["algorithm"]), []).append(math.log10(float(r["test_error"])))
+    return [10 ** (sum(v) / len(v)) for v in logs.values()]
+
+
+def test_the_results_index_quotes_the_wellposed_study_from_its_run_files() -> None:
+    readme = " ".join((RESULTS / "README.md").read_text(encoding="utf-8").split())
+    section = readme.split("## The simulation (SCIS'23 Table B1)", 1)[1].split("## CIFAR-10-head")[
+        0
+    ]
+    counts = _pair_counts(WELLPOSED)
+    totals = {
+        start: [sum(c[i] for (_, s), c in counts.items() if s == start) for i in range(4)]
+        for start in ("teacher", "random")
+    }
+    teacher, random_start = totals["teacher"], totals["random"]
+    assert (
+        f"{teacher[1]} of {teacher[0]} pairs of algorithms learned from the teacher "
+        f"({teacher[2]} significant by an exact sign-flip test, against {teacher[3]} significant"
+    ) in section
+    assert (
+        f"{random_start[1]} of {random_start[0]} learned from a random start "
+        f"({random_start[2]} against {random_start[3]})"
+    ) in section
+    study = json.loads((WELLPOSED / "study.json").read_text())
+    deepest = max(study["grid"]["depths"])
+    for start, before in (("random", "errors "), ("teacher", "against ")):
+        errors = _geometric_errors(WELLPOSED, deepest, start)
+        assert f"{before}{min(errors):.1e}–{max(errors):.1e}" in section, start
+    grid, dim = study["grid"], study["setting"]["dim"]
+    assert f"at depth {deepest}," in section and f"dimension {dim}," in section
+    depths = f"depths {min(grid['depths'])}–{deepest} over {len(grid['seeds'])} seeds"
+    assert depths in section and f"the networks of {len(grid['algorithms'])} algorithms" in section
+    assert "κ = " + " and ".join(f"{k:g}" for k in grid["kappas"]) in section
+    index = (RESULTS / "README.md").read_text(encoding="utf-8")
+    assert "| [simulation_wellposed/simulation_wellposed.md](simulation_wellposed/" in index
+    assert (
+        "`derive simulate --task wellposed --out docs/results/simulation_wellposed --resume`"
+        in index
+    )
