@@ -926,7 +926,7 @@ def images_claim() -> Claim:
     """On images: only short CIFAR-10-head runs, far inside their seed spread."""
     pair = row_where(table_rows(read(CIFAR_DOC), "Pair"), "Pair", "hbnet56 − resnet56")
     return Claim(
-        f"{CONJECTURE}, on real images (SCIS §8: HBNet from heavy ball beats ResNet from GD)",
+        f"{CONJECTURE}, on real images (SCIS §8: HBNet, from heavy ball, beats ResNet)",
         UNDECIDED,
         f"no full-data run; on CIFAR-10-head (a tenth of the data), {pair['Epochs']} epochs, "
         f"HBNet-56 − ResNet-56 {pair['mean ± std']} points of test error, far inside the seed "
