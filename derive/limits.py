@@ -128,7 +128,7 @@ WORKERS = Limit(0, 64, "loader processes per rank; more than a node's cores only
 DIST_TIMEOUT = Limit(10, 86_400, "a day: past it a silent rank counts as lost")
 
 # derive nas search and derive nas network: one size rule for the search supernet and the evaluation
-# network (derive.nas.supernet, derive.codegen.nas), so a cell searched at C channels and N cells
+# network (derive.nas.supernet, derive.nas.codegen), so a cell searched at C channels and N cells
 # can always be evaluated at them. Parameter counts: darts_v2 / the darts supernet, on the meta device.
 NAS_CELLS = Limit(
     3,

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from derive.cli import main
-from derive.codegen.nas import write_nas_network
 from derive.models import create_model, resolve_model
+from derive.nas.codegen import write_nas_network
 
 GENERATED = Path(__file__).resolve().parents[1] / "generated"
 HAS_ONNXRUNTIME = all(

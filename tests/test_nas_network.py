@@ -18,10 +18,10 @@ from train_fixtures import single_thread  # noqa: F401
 
 from derive.cli import main
 from derive.codegen.generate import LINE_LENGTH
-from derive.codegen.nas import generate_nas_network, network_name, render_nas_network
 from derive.errors import UserError
 from derive.models.stats import count_parameters
 from derive.nas import GENOTYPES, build_network, build_supernet, from_json, ops
+from derive.nas.codegen import generate_nas_network, network_name, render_nas_network
 from derive.nas.network import network_module
 from derive.nas.ops import OP_NAMES, FactorizedReduce, ReLUConvBN, is_identity, make_op
 

@@ -47,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from derive.codegen.nas import write_nas_network  # deferred: imports torch and SymPy
+    from derive.nas.codegen import write_nas_network  # deferred: imports torch and SymPy
 
     write_nas_network(
         args.genotype, args.out, channels=args.channels, cells=args.cells

@@ -14,8 +14,8 @@ from types import ModuleType
 
 from torch import nn
 
-from derive.codegen.nas import check_sizes, network_name, render_nas_network
 from derive.errors import UserError
+from derive.nas.codegen import check_sizes, network_name, render_nas_network
 from derive.nas.genotype import Genotype, load_genotype
 
 _MODULES: dict[str, ModuleType] = {}
