@@ -26,8 +26,8 @@ def add_task_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -
 
 def run_wellposed(args: argparse.Namespace, config: type) -> int:
     """Run (or resume) the well-posed study in --out, then write its report there."""
-    from derive.experiments.wellposed.report import write_report  # deferred: torch
-    from derive.experiments.wellposed.runner import run_study
+    from derive.experiments.wellposed.report import write_report  # deferred: imports torch
+    from derive.experiments.wellposed.runner import run_study  # deferred: imports torch
 
     typed = sorted(given_values(args, config))
     if [name for name in typed if name != "quick"]:

@@ -12,7 +12,7 @@ from types import ModuleType
 def generated_dir() -> Path:
     """generated/ of the installed package, or of the source checkout when run from it."""
     try:
-        import derive.generated as package
+        import derive.generated as package  # only an installed derive has it (see the except)
 
         return Path(package.__file__).parent
     except ImportError:

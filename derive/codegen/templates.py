@@ -12,7 +12,7 @@ import jinja2
 def template_dir() -> Path:
     """templates/ of the installed package, or of the source checkout when run from it."""
     try:
-        import derive.templates as package
+        import derive.templates as package  # only an installed derive has it (see the except)
 
         return Path(package.__file__).parent
     except ImportError:  # running from a checkout without installing (PYTHONPATH=.)

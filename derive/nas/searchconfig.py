@@ -172,7 +172,7 @@ class SearchConfig:
         """UserError naming the first out-of-range option."""
         # deferred: both import torch, and this module is read by `derive --help`
         from derive.nas.archinit import ALPHA_INITS
-        from derive.nas.searchdata import IMAGE_SIZES
+        from derive.nas.searchdata import IMAGE_SIZES  # deferred: imports torch, as above
 
         need(
             self.dataset == "cifar10",
