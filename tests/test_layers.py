@@ -1,14 +1,21 @@
-"""No import cycles in the derive package, imports inside functions and under TYPE_CHECKING included.
+"""No import cycles in the derive package, imports inside functions and under TYPE_CHECKING included;
+no import of the package inside a function without a comment saying why.
 
 The graph is built here by its own walk over the source (ast), independent of bench/code_metrics.py
 and of import-linter (whose layers contract, .importlinter, `make lint-imports` checks); the two
 small packages written to tmp_path show the walk finds a cycle that only an import inside a
-function closes, and a relative one.
+function closes, and a relative one. An import of the package inside a function (kept there to keep
+torch, SymPy or a slow import out of `derive --help`) carries its reason as a comment on its own
+lines or in the comment lines directly above it, or above the run of imports it stands in; a bare
+one, or one with only a pragma (`# noqa`), is reported with its file and line.
 """
 
 from __future__ import annotations
 
 import ast
+import io
+import re
+import tokenize
 from pathlib import Path
 
 import pytest
@@ -132,3 +139,106 @@ def test_relative_imports_resolve(tmp_path: Path, text: str, cycle: bool) -> Non
     assert (found is not None) == cycle
     if cycle:
         assert set(found or []) == {"pkg.sub.a", "pkg.sub.c"}
+
+
+PRAGMA = re.compile(r"^(noqa\b.*|type:\s*ignore\b.*|pragma:.*|fmt:.*|isort:.*)$")
+
+
+def comments_by_line(text: str) -> dict[int, str]:
+    """{line number: the comment's text without its #} for every comment (tokenize, so a # inside a
+    string is not one)."""
+    tokens = tokenize.generate_tokens(io.StringIO(text).readline)
+    return {t.start[0]: t.string[1:].strip() for t in tokens if t.type == tokenize.COMMENT}
+
+
+def gives_reason(comment: str) -> bool:
+    """A comment says why unless it is empty or only a pragma such as `noqa: PLC0415`."""
+    return bool(comment) and not PRAGMA.match(comment)
+
+
+def imports_in_functions(tree: ast.AST) -> list[ast.Import | ast.ImportFrom]:
+    """Every import statement nested in a function body, in line order, each once."""
+    found = {
+        node.lineno: node
+        for fn in ast.walk(tree)
+        if isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef)
+        for node in ast.walk(fn)
+        if isinstance(node, ast.Import | ast.ImportFrom)
+    }
+    return [found[line] for line in sorted(found)]
+
+
+def imports_package(node: ast.Import | ast.ImportFrom, package: str) -> bool:
+    """Whether the statement imports from `package` (a relative import always does)."""
+    if isinstance(node, ast.ImportFrom):
+        names = [node.module or ""] if not node.level else [package]
+    else:
+        names = [alias.name for alias in node.names]
+    return any(name == package or name.startswith(package + ".") for name in names)
+
+
+def comment_block_above(line: int, comments: dict[int, str], lines: list[str]) -> str:
+    """The comment lines standing directly above `line` (own-line comments only), joined."""
+    block = []
+    while line > 1 and lines[line - 2].lstrip().startswith("#"):
+        line -= 1
+        block.insert(0, comments.get(line, ""))
+    return " ".join(block)
+
+
+def unexplained_imports(root: Path) -> list[str]:
+    """'file:line' of each import of the package `root` inside a function with no reason given."""
+    bad = []
+    for path in sorted(root.rglob("*.py")):
+        text = path.read_text()
+        lines, comments = text.splitlines(), comments_by_line(text)
+        nested = imports_in_functions(ast.parse(text, str(path)))
+        by_end = {(node.end_lineno, node.col_offset): node for node in nested}
+        for node in nested:
+            if not imports_package(node, root.name):
+                continue
+            first = node  # the first import of the run of consecutive imports that holds this one
+            while (first.lineno - 1, first.col_offset) in by_end:
+                first = by_end[(first.lineno - 1, first.col_offset)]
+            own = (comments.get(n, "") for n in range(node.lineno, (node.end_lineno or 0) + 1))
+            above = {
+                comment_block_above(node.lineno, comments, lines),
+                comment_block_above(first.lineno, comments, lines),
+            }
+            if not any(gives_reason(comment) for comment in [*own, *above]):
+                bad.append(f"{path.relative_to(root.parent)}:{node.lineno}")
+    return bad
+
+
+def test_every_package_import_inside_a_function_says_why() -> None:
+    assert unexplained_imports(PACKAGE) == []
+    nested = [
+        node
+        for path in PACKAGE.rglob("*.py")
+        for node in imports_in_functions(ast.parse(path.read_text()))
+        if imports_package(node, "derive")
+    ]
+    assert len(nested) > 30  # the walk saw the package's deferred imports
+
+
+def test_an_unexplained_import_inside_a_function_is_reported(tmp_path: Path) -> None:
+    body = {
+        "bare": "    from pkg.a import x\n",
+        "on_its_line": "    from pkg.a import x  # deferred: imports torch\n",
+        "above": "    # deferred: imports torch\n    from pkg.a import x\n",
+        "above_the_run": "    # deferred: both import torch\n    import pkg.a\n    from pkg.a import x\n",
+        "multi_line": "    from pkg.a import (  # deferred: imports torch\n        x,\n    )\n",
+        "pragma_only": "    from pkg.a import x  # noqa: PLC0415\n",
+        "relative": "    from . import a\n",
+        "string_not_comment": '    from pkg.a import x; y = "# deferred"\n',
+        "run_after_a_blank": "    # deferred: imports torch\n    import pkg.a\n\n    from pkg.a import x\n",
+        "standard_library": "    import json\n",
+    }
+    files = {"__init__.py": "", "a.py": "x = 1\n"}
+    files |= {f"{name}.py": f"def f():\n{text}    return 0\n" for name, text in body.items()}
+    root = _write(tmp_path / "pkg", files)
+    bad = {"bare": 2, "pragma_only": 2, "relative": 2, "string_not_comment": 2}
+    bad |= {"run_after_a_blank": 5}
+    assert unexplained_imports(root) == [
+        f"pkg/{name}.py:{line}" for name, line in sorted(bad.items())
+    ]
