@@ -29,7 +29,12 @@ class Toy(nn.Module):
 
 @pytest.mark.parametrize(("order", "xi", "alpha"), [(1, 0.5, 2.0), (2, 0.5, 1.0), (2, 0.25, 4 / 3)])
 def test_toy_bilevel_fixed_points(order: int, xi: float, alpha: float) -> None:
-    """First order stops at (2, 2); second order at α = 2/(1 + 2ξ) (research notes §6.4, by hand)."""
+    """First order stops at (2, 2); second order at α = 2/(1 + 2ξ), derived by hand.
+
+    Train loss (w − α)², validation loss αw − 2α + 1. Weights settle at w = α. First order:
+    ∂L_val/∂α = w − 2 = 0, so α = 2. Second order: w' = w − 2ξ(w − α), and
+    d/dα L_val(w', α) = w' + 2ξα − 2 = α(1 + 2ξ) − 2 at w = α, so α = 2/(1 + 2ξ).
+    """
     model = Toy()
     weight_opt = torch.optim.SGD([model.w], lr=xi)
     arch_opt = torch.optim.SGD([model.alpha], lr=0.05)
