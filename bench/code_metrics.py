@@ -104,6 +104,17 @@ def strongly_connected(graph: dict[str, set[str]]) -> list[list[str]]:
     return sorted(out)
 
 
+def has_reason(source: list[str], lineno: int) -> bool:
+    """Whether the import at `lineno` has a comment on its line, or above it or above the run of
+    imports it belongs to."""
+    if "#" in source[lineno - 1]:
+        return True
+    above = lineno - 2
+    while above >= 0 and source[above].strip().startswith(("from ", "import ")):
+        above -= 1
+    return above >= 0 and source[above].strip().startswith("#")
+
+
 def main(root: Path) -> None:
     files = sorted(root.rglob("*.py"))
     trees = {f: ast.parse(f.read_text(), str(f)) for f in files}
@@ -127,9 +138,7 @@ def main(root: Path) -> None:
             graph[names[f]].add(target)
             if node.lineno in nested:
                 deferred += 1
-                here = source[node.lineno - 1]
-                above = source[node.lineno - 2] if node.lineno > 1 else ""
-                explained += "#" in here or above.strip().startswith("#")
+                explained += has_reason(source, node.lineno)
     cycles = strongly_connected(graph)
     print(f"package: {root}")
     print(f"modules: {len(files)}   lines: {lines}   functions: {len(all_functions)}")
