@@ -35,6 +35,7 @@ import ast
 import math
 import re
 import unicodedata
+from collections.abc import Callable
 from pathlib import Path
 
 import sympy as sp
@@ -310,46 +311,10 @@ def spec_from_dict(data: dict, where: str = "spec") -> Algorithm:
     def parser(section: str, key: str) -> _Parser:
         return _Parser(f"{where}: [{section}] {key}", vectors, scalars, schedule_names)
 
-    schedules = []
-    for key, text in schedules_table.items():
-        rule = _Parser(f"{where}: [schedules] {key}", set(), scalars, set()).parse(text)
-        if not rule.free_symbols <= {k} | set(scalars.values()):
-            raise UserError(f"{where}: [schedules] {key} may use k and coefficients only")
-        schedules.append(
-            Schedule(
-                key,
-                rule,
-                start=0,
-                symbol=key,
-                doc=f"{key}_k = {text}",
-                code=SCHEDULE_PREFIX + key,
-            )
-        )
-    lets = []
-    for key, text in lets_table.items():
-        target = _indexed(key, parser("let", key), let_names, where)
-        if target.args[0] != k:
-            raise UserError(f"{where}: [let] {key}: define it at index k, e.g. y[k]")
-        lets.append((target, parser("let", key).parse(text)))
-    updates = []
-    update_table = _table(data, "update", where)
-    for key, text in update_table.items():
-        target = _indexed(key, parser("update", key), set(states), where)
-        if target.args[0] != k + 1:
-            raise UserError(f"{where}: [update] {key}: an update sets index k+1, e.g. x[k+1]")
-        rhs = parser("update", key).parse(text)
-        if rhs.is_commutative:
-            raise UserError(f"{where}: [update] {key}: the right side must be a vector")
-        updates.append(Update(target.func.__name__, rhs))
-    if sorted(u.stream for u in updates) != sorted(states):
-        raise UserError(f"{where}: [update] must set each state once: {states}")
-    initial = []
-    for key, text in _table(data, "initial", where).items():
-        target = _indexed(key, parser("initial", key), set(states), where)
-        if not target.args[0].is_Integer or target.args[0] > 0:
-            raise UserError(f"{where}: [initial] {key}: set an index <= 0, e.g. x[-1]")
-        value = parser("initial", key).parse(text) if text not in (0, "0") else sp.Integer(0)
-        initial.append((target, value))
+    schedules = _schedules(schedules_table, scalars, where)
+    lets = _lets(lets_table, parser, let_names, where)
+    updates = _updates(_table(data, "update", where), parser, states, where)
+    initial = _initial(_table(data, "initial", where), parser, states, where)
     output = parser("output", "output").parse(data.get("output", f"{states[0]}[k]"))
     streams = tuple(
         Stream(s, "z" if i == 0 else f"z_{s}", "z" if i == 0 else f"z_{s}", s)
@@ -372,6 +337,68 @@ def spec_from_dict(data: dict, where: str = "spec") -> Algorithm:
         engineering="lagged",
         source_file=where,
     )
+
+
+_ParserFor = Callable[[str, str], "_Parser"]
+
+
+def _schedules(table: dict, scalars: dict[str, sp.Symbol], where: str) -> list[Schedule]:
+    """[schedules]: each rule a scalar of k and the coefficients."""
+    schedules = []
+    for key, text in table.items():
+        rule = _Parser(f"{where}: [schedules] {key}", set(), scalars, set()).parse(text)
+        if not rule.free_symbols <= {k} | set(scalars.values()):
+            raise UserError(f"{where}: [schedules] {key} may use k and coefficients only")
+        schedules.append(
+            Schedule(
+                key,
+                rule,
+                start=0,
+                symbol=key,
+                doc=f"{key}_k = {text}",
+                code=SCHEDULE_PREFIX + key,
+            )
+        )
+    return schedules
+
+
+def _lets(table: dict, parser: _ParserFor, let_names: set[str], where: str) -> list:
+    """[let]: (target at index k, its expression) pairs."""
+    lets = []
+    for key, text in table.items():
+        target = _indexed(key, parser("let", key), let_names, where)
+        if target.args[0] != k:
+            raise UserError(f"{where}: [let] {key}: define it at index k, e.g. y[k]")
+        lets.append((target, parser("let", key).parse(text)))
+    return lets
+
+
+def _updates(table: dict, parser: _ParserFor, states: list[str], where: str) -> list[Update]:
+    """[update]: each state set once, at index k + 1, by a vector expression."""
+    updates = []
+    for key, text in table.items():
+        target = _indexed(key, parser("update", key), set(states), where)
+        if target.args[0] != k + 1:
+            raise UserError(f"{where}: [update] {key}: an update sets index k+1, e.g. x[k+1]")
+        rhs = parser("update", key).parse(text)
+        if rhs.is_commutative:
+            raise UserError(f"{where}: [update] {key}: the right side must be a vector")
+        updates.append(Update(target.func.__name__, rhs))
+    if sorted(u.stream for u in updates) != sorted(states):
+        raise UserError(f"{where}: [update] must set each state once: {states}")
+    return updates
+
+
+def _initial(table: dict, parser: _ParserFor, states: list[str], where: str) -> list:
+    """[initial]: states at indices <= 0, as (target, value) pairs."""
+    initial = []
+    for key, text in table.items():
+        target = _indexed(key, parser("initial", key), set(states), where)
+        if not target.args[0].is_Integer or target.args[0] > 0:
+            raise UserError(f"{where}: [initial] {key}: set an index <= 0, e.g. x[-1]")
+        value = parser("initial", key).parse(text) if text not in (0, "0") else sp.Integer(0)
+        initial.append((target, value))
+    return initial
 
 
 def spec_number(value: object, what: str) -> float:
