@@ -207,17 +207,24 @@ def _earlier(outputs: Sequence[torch.Tensor], blocks_back: int, own: torch.Tenso
 
 
 def _combine(*pairs: tuple[float | torch.Tensor | None, torch.Tensor]) -> torch.Tensor:
-    """Σ c·z over the pairs whose coefficient is not pruned (None); c = 1 adds z unscaled and
-    c = −1 subtracts it (x − z equals x + (−1)·z exactly, with one pass less)."""
+    """Σ c·z over the pairs whose coefficient is not pruned (None), one pass over memory per term:
+    c = 1 adds z unscaled, c = −1 subtracts it exactly, any other fixed c is the `alpha` of one
+    `add` and a learnable c the factor of one `addcmul`. Once the sum is a tensor made here, the
+    later terms update it in place (no backward pass reads it)."""
     total: torch.Tensor | None = None
+    owned = False  # whether `total` was made here, so that it may be updated in place
     for c, z in pairs:
         if c is None:
             continue
-        if total is not None and isinstance(c, float) and c == -1.0:
-            total = total - z
-            continue
-        term = z if isinstance(c, float) and c == 1.0 else c * z
-        total = term if total is None else total + term
+        fixed = isinstance(c, float)
+        if total is None:
+            total, owned = (z, False) if fixed and c == 1.0 else (c * z, True)
+        elif fixed:
+            total = total.add_(z, alpha=c) if owned else torch.add(total, z, alpha=c)
+            owned = True
+        else:
+            total = total.addcmul_(c, z) if owned else torch.addcmul(total, c, z)
+            owned = True
     if total is None:
         raise ValueError("every term of the combination is pruned")
     return total
