@@ -10,16 +10,20 @@ import torch
 from train_fixtures import single_thread, write_cifar10  # noqa: F401
 
 from derive.cli import main
+from derive.codegen.loader import load_generated
 from derive.experiments.stability.jobs import Job, StudySettings, plan_jobs, run_jobs
 from derive.experiments.stability.plan import (
     ABLATION_ARMS,
+    ALL_ARMS,
     DENSE_ARMS,
     MAIN_ARMS,
     PREACT_ARMS,
+    READING_ARMS,
     Arm,
     arm,
 )
 from derive.experiments.stability.probe import block_hooks, probe_run, read_probe, write_probe
+from derive.modelargs import collect
 from derive.train.steplog import read_steps
 
 TINY_RESNET = """
@@ -95,6 +99,56 @@ def test_the_plan_is_every_arm_seed_by_seed_with_probes_after_their_runs(tmp_pat
     warm = next(j for j in trains if j.arm.name == "resnet110-warmup")
     assert warm.argv[warm.argv.index("--warmup-factor") + 1] == "0.1"
     assert arm("resnet56-projection").options == ("--shortcut", "projection")
+
+
+def test_the_readings_run_last_seed_by_seed_each_with_its_model_args(tmp_path):
+    settings = StudySettings(data_dir="DATA", study_dir=str(tmp_path / "s"))
+    arms = list(ALL_ARMS)
+    trains = [
+        j for j in plan_jobs(settings, arms, range(10), range(4), range(2)) if j.kind == "train"
+    ]
+    readings = trains[-10 * len(READING_ARMS) :]
+    assert all(j.arm.group == "readings" for j in readings)
+    assert not any(j.arm.group == "readings" for j in trains[: -len(readings)])
+    assert [j.seed for j in readings[: 2 * len(READING_ARMS)]] == [0] * 4 + [1] * 4
+    args = {j.arm.name: j.argv[j.argv.index("--seed") + 2 :] for j in readings if j.seed == 0}
+    assert args["hbnet110-zerostart"][:2] == ["--model-arg", "stage_start=zero"]
+    assert args["hbnet110-norelu"][:2] == ["--model-arg", "post_relu=false"]
+    assert args["hbnet110-learnbeta"][:2] == ["--model-arg", "learn_beta2=true"]
+    assert args["hbnet110-allreadings"][:6] == [
+        *args["hbnet110-zerostart"][:2],
+        *args["hbnet110-norelu"][:2],
+        *args["hbnet110-learnbeta"][:2],
+    ]
+    for j in readings:  # the main arm's recipe and budget otherwise
+        main_argv = next(t.argv for t in trains if t.arm.name == "hbnet110" and t.seed == j.seed)
+        extra = list(j.arm.options)
+        assert j.argv[:2] == ["train", "hbnet110"]
+        cut = j.argv.index("--seed") + 2
+        assert j.argv[:cut] + j.argv[cut + len(extra) :] == [
+            a.replace("hbnet110-s", f"{j.arm.name}-s") for a in main_argv
+        ]
+
+
+def test_the_readings_model_args_build_the_networks_they_name():
+    zoo = load_generated("heavyball_conv")
+
+    def built(a: Arm):
+        texts = [a.options[i + 1] for i, o in enumerate(a.options) if o == "--model-arg"]
+        return zoo.hbnet110(**collect(texts))
+
+    default = sum(p.numel() for p in zoo.hbnet110().parameters())
+    learn = built(arm("hbnet110-learnbeta"))
+    blocks = 3 * (110 - 2) // 6  # 18 blocks per stage
+    assert sum(p.numel() for p in learn.parameters()) == default + blocks  # one β₂ per block
+    # the same weights under another reading give another function: the keyword reached the model
+    base = zoo.hbnet110().eval()
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    for name in ("hbnet110-zerostart", "hbnet110-norelu"):
+        other = built(arm(name)).eval()
+        other.load_state_dict(base.state_dict())
+        with torch.no_grad():
+            assert not torch.allclose(other(x), base(x))
 
 
 def test_dry_run_and_bad_input(tmp_path, capsys):

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from derive.cli import main
+from derive.experiments.stability.plan import reading_decision
 from derive.experiments.stability.probe import FORMAT
 from derive.experiments.stability.readout import read_study
 from derive.experiments.stability.report import build_stability_report
@@ -177,7 +178,7 @@ def test_doc_numbers_sentences_and_determinism(tmp_path):
     text = build_stability_report(study, "derive stability report X --out Y")
     assert text == build_stability_report(study, "derive stability report X --out Y")
     assert text.split("```")[1].strip() == "derive stability report X --out Y"
-    assert "9 of the 126 planned runs are in" in text and "not complete" in text
+    assert "9 of the 166 planned runs are in" in text and "not complete" in text
     peaks = [7.0, 6.0, 3.0]
     row = next(line for line in text.splitlines() if line.startswith("| ResNet-110 | 3 |"))
     assert f"{statistics.fmean(peaks):.2f} ± {statistics.stdev(peaks):.2f}" in row
@@ -205,7 +206,7 @@ def test_doc_on_the_preactivation_pair(tmp_path):
     probe["z_std"][0][-1], probe["loss"][0] = 0.5, 2.4
     (study / "probes" / "prehbnet164-s0.json").write_text(json.dumps(probe))
     text = build_stability_report(study, "derive stability report X --out Y")
-    assert "15 of the 126 planned runs are in" in text
+    assert "15 of the 166 planned runs are in" in text
     assert (
         "- at depth 164, pre-activation: std of the last block's output at initialisation "
         "ResNet 6.00, HBNet 0.50; std of the logits ResNet 1.50, HBNet 1.50 (the pre-activation "
@@ -272,6 +273,58 @@ def test_doc_names_the_choices_that_carry_the_instability(tmp_path):
         "PyTorch classifier init." in text
     )
     assert f"failed 5/5 → 0/4 (Fisher p = {fisher:.2g})." in text
+
+
+def test_reading_decision_is_the_stated_rule():
+    # "at most 1 of its 10 runs fails to learn": holds; more fail: does not; else still open
+    for runs in range(12):
+        for failed in range(runs + 1):
+            expected = False if failed >= 2 else (True if runs >= 10 else None)
+            assert reading_decision(failed, runs) is expected
+
+
+def test_doc_gives_each_readings_verdict_by_the_rule(tmp_path):
+    study = _study(tmp_path)  # HBNet-110: 0 of 3 failed; ResNet-110: 2 of 3
+    # (arm, epoch-2 losses): above 2.2 is a failed run
+    plan = {
+        "hbnet110-zerostart": [2.0] * 9 + [2.25],  # 1 of 10 failed: holds
+        "hbnet110-norelu": [2.0] * 8 + [2.3, 2.3],  # 2 of 10: does not hold
+        "hbnet110-learnbeta": [2.3, 2.0, 2.3],  # 2 of 3 already: does not hold
+        # hbnet110-allreadings: 4 runs, none failed: open, still running
+        "hbnet110-allreadings": [2.0] * 4,
+    }
+    for name, epoch2 in plan.items():
+        for seed, e2 in enumerate(epoch2):
+            _run(study, name, "hbnet110", seed, [2.3] * 100, [2.28, e2])
+    (study / "runs" / "hbnet110-allreadings-s4").mkdir()  # just started: not counted
+    text = build_stability_report(study, "derive stability report X --out Y")
+    section = text.split("## Also: HBNet-110 under the readings")[1].split("\n## ")[0]
+    rows = {
+        line.split(" | ")[0][2:]: line
+        for line in section.splitlines()
+        if line.startswith("| HBNet-110, ")
+    }
+    assert rows["HBNet-110, z₋₁ = 0"].endswith(
+        f"| 10 | 0/10 | 1/10 | 0/3 ({fisher_p(0, 3, 1, 10):.2g}) | 2/3 ({fisher_p(2, 3, 1, 10):.2g}) | the claim holds |"
+    )
+    assert "| 10 | 0/10 | 2/10 |" in rows["HBNet-110, no ReLU after the sum"]
+    assert rows["HBNet-110, no ReLU after the sum"].endswith("| the claim does not hold |")
+    assert "| 3 of 10, still running |" in rows["HBNet-110, learnable β₂"]
+    assert rows["HBNet-110, learnable β₂"].endswith("| the claim does not hold |")
+    assert "| 4 of 10, still running | 0/4 | 0/4 |" in rows["HBNet-110, all three readings"]
+    assert rows["HBNet-110, all three readings"].endswith("| open |")
+    assert "(n = 4 of 10, still running); the verdict is open" in section
+    assert (
+        "HBNet-110 failed to learn in 0 of 3 runs and ResNet-110 failed to learn in 2 of 3"
+        in section
+    )
+    assert (
+        "**The papers' claim holds at depth 110 under: z₋₁ = 0; still open: all three readings.**"
+        in section
+    )
+    # with no reading runs at all, every reading is shown, none dropped
+    bare = build_stability_report(_study(tmp_path / "bare"), "derive stability report X --out Y")
+    assert bare.count("No run finished yet (n = 0 of 10, still running).") == 4
 
 
 def test_report_cli_writes_doc_and_figures_and_refuses_bad_input(tmp_path, capsys):

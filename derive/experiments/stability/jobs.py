@@ -135,7 +135,8 @@ def plan_jobs(
     Seed by seed across the arms, in phases, so that a study stopped early holds a balanced part of
     every comparison: the main arms for the first half of the seeds, the ablations, the dense pair
     for the first half, then the main arms and the dense pair for the second half; the pre-activation
-    pair (added to the plan last) after them, over all the seeds.
+    pair (added to the plan later) after them, over all the seeds; last HBNet-110's readings arms,
+    seed by seed across the readings.
     """
     half = (len(seeds) + 1) // 2
     first, second = list(seeds)[:half], list(seeds)[half:]
@@ -146,6 +147,7 @@ def plan_jobs(
         ("main", second),
         ("dense", second),
         ("preact", list(seeds)),
+        ("readings", list(seeds)),
     ]
     jobs: list[Job] = []
     for group, group_seeds in phases:

@@ -26,9 +26,14 @@ from derive.experiments.stability.plan import (
     PAIRS,
     PEAK_STEPS,
     PREACT_ARMS,
+    READING_ARMS,
+    READING_BASELINES,
+    READING_MAX_FAILED,
+    READING_SEEDS,
     SPIKE_LOSS,
     Arm,
     arm,
+    reading_decision,
 )
 from derive.experiments.stability.readout import RunFigures, read_study
 from derive.experiments.stats import fisher_p, mean_std, permutation_p
@@ -39,7 +44,7 @@ STUDY_COMMAND = (
     "derive stability run --data-dir ../shared/data/cifar-10-head --out docs/results/stability"
 )
 # Seeds per arm of the committed study, by the arm's group.
-PLANNED = {"main": 10, "dense": 10, "preact": 10, "ablation": 4}
+PLANNED = {"main": 10, "dense": 10, "preact": 10, "ablation": 4, "readings": READING_SEEDS}
 PLANNED_CORE_HOURS = 3.9  # estimated before the study from the per-step costs on this CPU
 # The pre-activation 164 pair, estimated when it was added: 20 runs at 1.96 × a ResNet-56 run's
 # FLOPs (plan.STEP_COST), from the ResNet-56 runs' time alone.
@@ -495,6 +500,71 @@ def mechanism(probes: dict[str, dict]) -> list[str]:
     return text.removesuffix("\n").split("\n")
 
 
+def _reading_context(a: Arm, by_arm: dict[str, list[RunFigures]]) -> dict[str, object]:
+    """One reading of HBNet-110: its counts, its tests against the baselines, its verdict."""
+    runs = by_arm.get(a.name, [])
+    failed, spiked = _rate(runs, _failed), _rate(runs, lambda r: r.spiked)
+    against = []
+    for name in READING_BASELINES:
+        base = by_arm.get(name, [])
+        bf = _rate(base, _failed)
+        p = fisher_p(bf[0], bf[1], failed[0], failed[1]) if bf[1] and failed[1] else None
+        against.append({"label": arm(name).label, "failed": bf, "p": _p(p)})
+    return {
+        "label": a.label,
+        "short": a.label.removeprefix(f"{arm(a.model).label}, "),
+        "change": a.change,
+        "n": len(runs),
+        "failed": failed,
+        "spiked": spiked,
+        "against": against,
+        "holds": reading_decision(failed[0], failed[1]),
+    }
+
+
+def readings_table(contexts: Sequence[dict]) -> list[str]:
+    """One row per reading, every planned reading shown (n below the plan: still running)."""
+    head = ["Reading", "n", "spiked", "failed to learn"]
+    head += [f"{arm(n).label} failed (Fisher p)" for n in READING_BASELINES]
+    head.append("verdict")
+    rows = []
+    for c in contexts:
+        n = c["n"]
+        verdict_cell = {True: "the claim holds", False: "the claim does not hold", None: "open"}
+        rows.append(
+            [
+                c["label"],
+                f"{n}" if n >= READING_SEEDS else f"{n} of {READING_SEEDS}, still running",
+                f"{c['spiked'][0]}/{c['spiked'][1]}" if c["spiked"][1] else "—",
+                f"{c['failed'][0]}/{c['failed'][1]}" if c["failed"][1] else "—",
+                *(
+                    f"{b['failed'][0]}/{b['failed'][1]} ({b['p']})" if b["failed"][1] else "—"
+                    for b in c["against"]
+                ),
+                verdict_cell[c["holds"]],
+            ]
+        )
+    return markdown_table(head, rows)
+
+
+def readings(by_arm: dict[str, list[RunFigures]]) -> str:
+    """The readings section (templates/stability_readings.md.j2): table, sentences, verdict."""
+    contexts = [_reading_context(a, by_arm) for a in READING_ARMS]
+    return render(
+        "stability_readings.md.j2",
+        arms=contexts,
+        table="\n".join(readings_table(contexts)),
+        seeds=READING_SEEDS,
+        max_failed=READING_MAX_FAILED,
+        baselines=[
+            {"label": arm(n).label, "failed": _rate(by_arm.get(n, []), _failed)}
+            for n in READING_BASELINES
+        ],
+        holding=[c["short"] for c in contexts if c["holds"]],
+        open_=[c["short"] for c in contexts if c["holds"] is None],
+    ).rstrip("\n")
+
+
 def _by_arm(runs: Sequence[RunFigures]) -> dict[str, list[RunFigures]]:
     """The complete runs, grouped by arm name in the order they were read."""
     by_arm: dict[str, list[RunFigures]] = {}
@@ -599,6 +669,7 @@ def _results_context(
             pairs_table(by_arm, [p for p in PAIRS if arm(p[1]).group == "ablation"])
         ),
         "ablation": "\n".join(ablation_sentences(by_arm)),
+        "readings": readings(by_arm),
     }
 
 
