@@ -89,6 +89,30 @@ stage input as x₀: the x stream at z₀ = S(input), a stream the algorithm sta
 the velocity v₀ = 0) at 0, and every earlier state at its value at k = 0; a T output of a block
 before the first is the first block's own (the gradient at x₋₁ = x₀ is the gradient at x₀).
 
+AGDNet's state sum restarts with its stage and is carried, not recomputed: Sₖ = Σⱼ sₖ₊₁ʲ·zⱼ
+(j = 1 … k) obeys Sₖ = rₖ·Sₖ₋₁ + sₖ₊₁ᵏ·zₖ whenever the coefficients have the product structure
+sₖ₊₁ʲ = rₖ·sₖʲ for j < k, which AGD's h of (5) has with rₖ = β_{k+1} of (11). `history_decay` in
+the generated dense module finds the rₖ when the stage is built (a least-squares ratio, accepted when
+it reproduces every older coefficient to 1e-9 of the largest; r₀ = r₁ = 0); coefficients without
+that structure are summed over the history instead, one term per earlier layer. The block input z₀
+never enters the sum (sₖ₊₁⁰ = 0, above).
+
+The papers leave three readings of HBNet's stage open, and they change the backward recurrence of a
+deep stage. Write zₖ₊₁ = ρ(aₖ₊₁), aₖ₊₁ = Tₖ(zₖ) + zₖ + β₂·zₖ₋₁, gₖ = ∂L/∂zₖ, Jₖ = ∂Tₖ/∂zₖ and
+Dₖ = diag ρ′(aₖ); then gₖ = (I + Jₖ)ᵀ·Dₖ₊₁·gₖ₊₁ + β₂·Dₖ₊₂·gₖ₊₂, whose roots with Jₖ = 0, D = I and
+β₂ = −1 solve λ² − λ + 1 = 0: λ = e^(±iπ/3), |λ| = 1, a gradient that neither grows nor decays
+but oscillates with a period of six blocks. The zoo's HBNet factories (`hbnet20` … `hbnet110` in `generated/heavyball_conv.py`) take each
+reading as a keyword, the defaults being the derivation above (`derive train hbnet110 --model-arg
+stage_start=zero`):
+`stage_start="zero"` sets z₋₁ = 0, so a stage's first block is z₁ = ρ(T₀(x) + S(x)), ResNet's first
+block, and the stage input receives D₁·g₁ − D₂·g₂ through the shortcuts instead of −D₂·g₂ alone
+(with z₋₁ = z₀ its +1 and −1 in z₁ cancel); it exists only for look-backs of one earlier state, and
+a recurrence that reads zₖ₋₂ (a user spec with `x[k-2]`) refuses it in one line (exit 2).
+`post_relu=False` drops ρ after the sum, zₖ₊₁ = Tₖ(zₖ) + zₖ − zₖ₋₁, so Dₖ = I in the recurrence above
+(and the block becomes invertible). `learn_beta2=True` makes β₂ a parameter of every block, starting
+at −1, so the roots of λ² − λ − β₂ = 0 move with training. The stability study runs HBNet-110 under
+each reading alone and all three together ([results/stability.md](results/stability.md)).
+
 ## Your own algorithm
 
 `derive network --algo FILE.toml` reads an iteration in the same terms (see
