@@ -101,9 +101,9 @@ The papers leave three readings of HBNet's stage open, and they change the backw
 deep stage. Write zₖ₊₁ = ρ(aₖ₊₁), aₖ₊₁ = Tₖ(zₖ) + zₖ + β₂·zₖ₋₁, gₖ = ∂L/∂zₖ, Jₖ = ∂Tₖ/∂zₖ and
 Dₖ = diag ρ′(aₖ); then gₖ = (I + Jₖ)ᵀ·Dₖ₊₁·gₖ₊₁ + β₂·Dₖ₊₂·gₖ₊₂, whose roots with Jₖ = 0, D = I and
 β₂ = −1 solve λ² − λ + 1 = 0: λ = e^(±iπ/3), |λ| = 1, a gradient that neither grows nor decays
-but oscillates with a period of six blocks. The zoo's HBNet factories (`hbnet20` … `hbnet110` in `generated/heavyball_conv.py`) take each
-reading as a keyword, the defaults being the derivation above (`derive train hbnet110 --model-arg
-stage_start=zero`):
+but oscillates with a period of six blocks. The zoo's HBNet factories (`hbnet20` … `hbnet110` in
+`generated/heavyball_conv.py`) take each reading as a keyword, the defaults being the derivation
+above (`derive train hbnet110 --model-arg stage_start=zero`):
 `stage_start="zero"` sets z₋₁ = 0, so a stage's first block is z₁ = ρ(T₀(x) + S(x)), ResNet's first
 block, and the stage input receives D₁·g₁ − D₂·g₂ through the shortcuts instead of −D₂·g₂ alone
 (with z₋₁ = z₀ its +1 and −1 in z₁ cancel); it exists only for look-backs of one earlier state, and
