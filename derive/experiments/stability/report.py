@@ -560,6 +560,8 @@ def readings(by_arm: dict[str, list[RunFigures]]) -> str:
             {"label": arm(n).label, "failed": _rate(by_arm.get(n, []), _failed)}
             for n in READING_BASELINES
         ],
+        devices=sorted({r.device for a in READING_ARMS for r in by_arm.get(a.name, [])}),
+        baseline_devices=sorted({r.device for n in READING_BASELINES for r in by_arm.get(n, [])}),
         holding=[c["short"] for c in contexts if c["holds"]],
         open_=[c["short"] for c in contexts if c["holds"] is None],
     ).rstrip("\n")
