@@ -28,8 +28,9 @@ converges "with training only once". This command measures that claim with stati
           from the run and probe files
 
 Arms: ResNet and HBNet at depths 20, 56, 110; ResNet-110 with He et al.'s warm-up; DenseNet-40 and
-AGDNet-40; and ResNet-56 with one choice of the recipe changed at a time (projection shortcut,
-PyTorch's init for the convolutions or the classifier, one crop per batch). The criteria (failed to
+AGDNet-40; ResNet-56 with one choice of the recipe changed at a time (projection shortcut,
+PyTorch's init for the convolutions or the classifier, one crop per batch); and HBNet-110 under
+each reading the papers leave open (z₋₁ = 0, no ReLU after the sum, learnable β₂, all three). The criteria (failed to
 learn, spike) are fixed in derive/experiments/stability/plan.py and printed in the doc."""
 
 EPILOG = """\
@@ -102,7 +103,8 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
         description="Train every arm of the study over the seeds, each run a `derive train` run "
         "folder STUDY/runs/ARM-sSEED; then probe the first steps of the probe seeds' runs. Runs "
         "already complete are skipped; stopped ones resume. Seed by seed across the arms: main arms, "
-        "then the ablations, then the dense pair, then the pre-activation 164 pair.",
+        "then the ablations, then the dense pair, then the pre-activation 164 pair, then HBNet-110 "
+        "under the readings the papers leave open.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
