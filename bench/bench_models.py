@@ -10,7 +10,9 @@ against HBNet-56, ≤ 1.10; EGNet-56 (two T per block) against twice ResNet-56, 
 timed in interleaved rounds (one step of each per round, after warm-up) and the median per model
 is compared, so drift of a shared machine hits every model alike. `--models` times only the named
 ones (a ratio is printed when both of its models ran); agdnet40-history-summed is AGDNet-40 with
-its state sum formed over the whole history at every layer, as before the running accumulator.
+its state sum formed over the whole history at every layer, as before the running accumulator;
+qhmnet56-term-by-term is QHMNet-56 with each block's two updates formed term by term (every
+product c·z and every sum its own operation and autograd node), as before the fused update.
 Each ratio is of the medians (the goal's) and, in brackets, of the fastest steps. `--clock cpu`
 times the process's CPU time instead of the elapsed time: on a machine shared with other jobs a
 step then does not count the time it waited for a core. Prints a table; nothing is asserted.
@@ -24,6 +26,7 @@ import statistics
 import time
 from collections.abc import Callable
 from functools import partial
+from types import MethodType
 
 import torch
 import torch.nn.functional as F
@@ -99,8 +102,34 @@ def agdnet40_history_summed() -> nn.Module:
     return model
 
 
+def qhm_block_term_by_term(
+    block: nn.Module,
+    states: dict[str, list[torch.Tensor]],
+    cached: dict[str, list[torch.Tensor]],
+    stage_input: torch.Tensor | None = None,
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """A QHMNet block's forward with its updates written out, one operation a product or a sum."""
+    z, zm = states["z"][0], states["zm"][0]
+    t1 = block.branch(z if stage_input is None else stage_input)
+    new_zm = block.zm_t1 * t1 + block.zm_z * z + block.zm_zm * zm
+    new_z = block.z_t1 * t1 + block.z_z * z + block.z_zm_next * new_zm
+    if block.post_activation is not None:
+        new_z = block.post_activation(new_z)
+    return {"zm": new_zm, "z": new_z}, {}
+
+
+def qhmnet56_term_by_term() -> nn.Module:
+    """QHMNet-56 whose blocks form their updates term by term (the same function and weights)."""
+    model = create_model("qhmnet56")
+    for module in model.modules():
+        if type(module).__name__ == "QhmBlock":
+            module.forward = MethodType(qhm_block_term_by_term, module)
+    return model
+
+
 PLAIN = "plain ResNet-56 (hand-written)"
 SUMMED = "agdnet40-history-summed"
+TERMWISE = "qhmnet56-term-by-term"
 MODELS: dict[str, Callable[[], nn.Module]] = {
     PLAIN: PlainResNet56,
     **{
@@ -116,6 +145,7 @@ MODELS: dict[str, Callable[[], nn.Module]] = {
         )
     },
     SUMMED: agdnet40_history_summed,
+    TERMWISE: qhmnet56_term_by_term,
 }
 """The timed models, built in this order."""
 
@@ -125,6 +155,7 @@ RATIOS: tuple[tuple[str, tuple[str, ...], float, float], ...] = (
     ("history summed / densenet40", (SUMMED, "densenet40"), 1.0, 1.10),
     ("resnet56 / plain ResNet-56", ("resnet56", PLAIN), 1.0, 1.00),
     ("qhmnet56 / hbnet56", ("qhmnet56", "hbnet56"), 1.0, 1.10),
+    ("qhm term by term / hbnet56", (TERMWISE, "hbnet56"), 1.0, 1.10),
     ("hbvnet56 / hbnet56", ("hbvnet56", "hbnet56"), 1.0, 1.10),
     ("egnet56 / (2 × resnet56)", ("egnet56", "resnet56"), 2.0, 1.05),
 )

@@ -158,8 +158,11 @@ class HeavyballVelocityBlock(nn.Module):
         past_zv = states["zv"]
         past_z = states["z"]
         t1 = self.branch(stage_input if first else past_z[0])
-        new_zv = _combine((self.zv_t1, t1), (self.zv_z, past_z[0]), (self.zv_zv, past_zv[0]))
-        new_z = _combine((self.z_z, past_z[0]), (self.z_zv_next, new_zv))
+        new_zv, new_z = _updates(
+            (t1, past_z[0], past_zv[0]),
+            ((self.zv_t1, 0), (self.zv_z, 1), (self.zv_zv, 2)),
+            ((self.z_z, 1), (self.z_zv_next, 3)),
+        )
         if self.post_activation is not None:
             new_z = self.post_activation(new_z)
         return {"zv": new_zv, "z": new_z}, {}
@@ -213,18 +216,87 @@ def _combine(*pairs: tuple[float | torch.Tensor | None, torch.Tensor]) -> torch.
     for c, z in pairs:
         if c is None:
             continue
-        fixed = isinstance(c, float)
         if total is None:
-            total, owned = (z, False) if fixed and c == 1.0 else (c * z, True)
-        elif fixed:
-            total = total.add_(z, alpha=c) if owned else torch.add(total, z, alpha=c)
-            owned = True
+            total, owned = (z, False) if isinstance(c, float) and c == 1.0 else (c * z, True)
         else:
-            total = total.addcmul_(c, z) if owned else torch.addcmul(total, c, z)
-            owned = True
+            total, owned = _add_scaled(total, z, c, owned), True
     if total is None:
         raise ValueError("every term of the combination is pruned")
     return total
+
+
+def _add_scaled(
+    total: torch.Tensor, z: torch.Tensor, c: float | torch.Tensor, owned: bool
+) -> torch.Tensor:
+    """total + c·z in one pass (`add` with alpha c, or `addcmul` for a learnable c); in place when
+    `total` is `owned` (made by the caller) and z changes neither its shape nor its dtype."""
+    in_place = owned and z.shape == total.shape and torch.result_type(total, z) == total.dtype
+    if isinstance(c, float):
+        return total.add_(z, alpha=c) if in_place else torch.add(total, z, alpha=c)
+    return total.addcmul_(c, z) if in_place else torch.addcmul(total, c, z)
+
+
+def _updates(
+    sources: Sequence[torch.Tensor],
+    *updates: Sequence[tuple[float | torch.Tensor | None, int]],
+) -> tuple[torch.Tensor, ...]:
+    """Consecutive stream updates of a block: update j is Σ c·v over its pairs (c, i), v the source
+    i or, for i ≥ len(sources), update i − len(sources)'s result. With every coefficient fixed (a
+    float, or None: pruned) one autograd node forms them all (`_FixedUpdates`); otherwise each is
+    one `_combine`."""
+    fixed = all(c is None or isinstance(c, float) for update in updates for c, _ in update)
+    program = tuple(tuple((c, i) for c, i in update if c is not None) for update in updates)
+    if fixed and all(len(terms) > 1 for terms in program):
+        return _FixedUpdates.apply(program, *sources)
+    values = list(sources)
+    for update in updates:
+        values.append(_combine(*((c, values[i]) for c, i in update)))
+    return tuple(values[len(sources) :])
+
+
+class _FixedUpdates(torch.autograd.Function):
+    """Stream updates with fixed coefficients as one autograd node (see `_updates`; every update
+    has two terms or more). Forward forms each sum in one pass a term; backward walks the updates
+    in reverse and adds c·g into each source's gradient in place, one pass a term, where separate
+    operations would also pay a pass for every gradient two updates send to the same tensor."""
+
+    @staticmethod
+    def forward(
+        ctx: torch.autograd.function.FunctionCtx,
+        program: tuple[tuple[tuple[float, int], ...], ...],
+        *sources: torch.Tensor,
+    ) -> tuple[torch.Tensor, ...]:
+        ctx.set_materialize_grads(False)
+        ctx.program = program
+        values = list(sources)
+        for terms in program:
+            (c0, i0), (c1, i1) = terms[:2]
+            total = torch.add(values[i0] if c0 == 1.0 else values[i0] * c0, values[i1], alpha=c1)
+            for c, i in terms[2:]:
+                total = _add_scaled(total, values[i], c, owned=True)
+            values.append(total)
+        return tuple(values[len(sources) :])
+
+    @staticmethod
+    def backward(
+        ctx: torch.autograd.function.FunctionCtx, *grads: torch.Tensor | None
+    ) -> tuple[torch.Tensor | None, ...]:
+        count = len(ctx.needs_input_grad) - 1
+        wanted = [*ctx.needs_input_grad[1:], *(True for _ in grads)]
+        total: list[torch.Tensor | None] = [*(None for _ in range(count)), *grads]
+        owned = [False] * len(total)  # made here, so it may be added to in place
+        for j in reversed(range(len(ctx.program))):
+            g = total[count + j]
+            if g is None:
+                continue
+            for c, i in ctx.program[j]:
+                if not wanted[i]:
+                    continue
+                if total[i] is None:
+                    total[i], owned[i] = (g, False) if c == 1.0 else (g * c, True)
+                else:
+                    total[i], owned[i] = _add_scaled(total[i], g, c, owned[i]), True
+        return (None, *total[:count])
 
 
 Block = HeavyballVelocityBlock

@@ -4,6 +4,9 @@
 outputs are reused, every coefficient); this module prints it for `templates/conv_streams.py.j2`.
 The block computes each T branch once, just before the first update that reads it, and the
 updates in the algorithm's order, so an update may read streams updated before it in the block.
+Consecutive updates with no T evaluation or activation between them are printed as one `_updates`
+call, which with fixed coefficients is one autograd node: its backward pass forms every gradient
+in one pass over memory a term, accumulating in place.
 """
 
 from __future__ import annotations
@@ -31,6 +34,11 @@ def _pairs(terms: tuple[WeightedSource, ...], operands: list[str]) -> str:
     )
 
 
+def _tuple(items: list[str]) -> str:
+    """A Python tuple display: `(a,)` or `(a, b)`."""
+    return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
+
+
 class _Body:
     """The lines of Block.forward, each T branch computed once, before its first use."""
 
@@ -41,6 +49,32 @@ class _Body:
         self.lines = ["first = stage_input is not None"]
         self.lines += [f'past_{s.name} = states["{s.name}"]' for s in form.streams]
         self.done: set[str] = set()
+        self.pending: list[tuple[str, tuple[WeightedSource, ...], list[str]]] = []
+
+    def update(self, stream: str, terms: tuple[WeightedSource, ...]) -> None:
+        """Queue the update of `stream`, printed with its neighbours by `flush`."""
+        operands = [self.operand(w.source) for w in terms]
+        self.pending.append((stream, terms, operands))
+
+    def flush(self) -> None:
+        """Print the queued updates as one `_updates` call (its sources, then one line each)."""
+        if not self.pending:
+            return
+        made = [f"new_{stream}" for stream, _, _ in self.pending]
+        sources: list[str] = []
+        for _, _, operands in self.pending:
+            sources += [o for o in operands if o not in made and o not in sources]
+        index = {o: i for i, o in enumerate(sources + made)}
+        self.lines.append(f"{_tuple(made) if len(made) == 1 else ', '.join(made)} = _updates(")
+        self.lines.append(f"    {_tuple(sources)},")
+        for _, terms, operands in self.pending:
+            pairs = [
+                f"(self.{w.coefficient.name}, {index[o]})"
+                for w, o in zip(terms, operands, strict=True)
+            ]
+            self.lines.append(f"    {_tuple(pairs)},")
+        self.lines.append(")")
+        self.pending = []
 
     def operand(self, source: Source) -> str:
         """The expression for a state or a T output, computing its branch first if needed."""
@@ -57,6 +91,7 @@ class _Body:
 
     def branch(self, index: int, branch: Branch) -> None:
         """Compute branch `index` (at k = 0 from the stage input when it reads it)."""
+        self.flush()  # the branch may read a queued update's stream
         out, call = branch_variable(index), f"self.{branch.name}"
         later = [self.operand(w.source) for w in branch.argument]
         if branch.identity:
@@ -83,13 +118,14 @@ def forward_lines(form: StreamsForm, readout: str) -> list[str]:
     """The body of Block.forward: branches, then each stream's update, then what it returns."""
     body = _Body(form)
     for stream, terms in form.updates:
-        operands = [body.operand(w.source) for w in terms]
-        body.lines.append(f"new_{stream} = _combine({_pairs(terms, operands)})")
+        body.update(stream, terms)
         if stream == readout:
+            body.flush()
             body.lines += [
                 "if self.post_activation is not None:",
                 f"    new_{stream} = self.post_activation(new_{stream})",
             ]
+    body.flush()
     new = ", ".join(f'"{s}": new_{s}' for s, _ in form.updates)
     kept = ", ".join(
         f'"{b.name}": {branch_variable(i)}' for i, b in enumerate(form.branches) if b.cached
