@@ -270,9 +270,12 @@ class _FixedUpdates(torch.autograd.Function):
         ctx.program = program
         values = list(sources)
         for terms in program:
-            (c0, i0), (c1, i1) = terms[:2]
-            total = torch.add(values[i0] if c0 == 1.0 else values[i0] * c0, values[i1], alpha=c1)
-            for c, i in terms[2:]:
+            (c0, i0), (c1, i1), *rest = terms
+            if c0 == 1.0:  # the first two terms in one pass
+                total = torch.add(values[i0], values[i1], alpha=c1)
+            else:  # c0·z0, then every further term added into it
+                total, rest = values[i0] * c0, terms[1:]
+            for c, i in rest:
                 total = _add_scaled(total, values[i], c, owned=True)
             values.append(total)
         return tuple(values[len(sources) :])
