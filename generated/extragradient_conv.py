@@ -225,8 +225,9 @@ def _add_scaled(
     total: torch.Tensor, z: torch.Tensor, c: float | torch.Tensor, owned: bool
 ) -> torch.Tensor:
     """total + c·z in one pass (`add` with alpha c, or `addcmul` for a learnable c); in place when
-    `total` is `owned` (made by the caller) and z changes neither its shape nor its dtype."""
-    in_place = owned and z.shape == total.shape and torch.result_type(total, z) == total.dtype
+    `total` is `owned` (made by the caller) and z has its shape and dtype (so that the sum keeps
+    the type promotion of out-of-place operations: a float32 term lifts a bfloat16 sum)."""
+    in_place = owned and z.shape == total.shape and z.dtype == total.dtype
     if isinstance(c, float):
         return total.add_(z, alpha=c) if in_place else torch.add(total, z, alpha=c)
     return total.addcmul_(c, z) if in_place else torch.addcmul(total, c, z)

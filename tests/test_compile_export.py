@@ -29,6 +29,7 @@ SMALL = {
     "gd_conv.py:depth=14": ("gd_conv.py", {"depth": 14}),  # the plain CNN of cnn56, 14 layers
     "nesterov2_conv.py:depth=13": ("nesterov2_conv.py", {"depth": 13}),  # DenseNet's shape, L = 13
     "admm_conv.py:depth=14": ("admm_conv.py", {"depth": 14}),  # ADMM's two paths, 14 layers
+    "qhm_conv.py:depth=14": ("qhm_conv.py", {"depth": 14}),  # two streams, one update node
 }
 """Smaller builds of the slower families, through the files' create_model (as --model-arg gives)."""
 OUTPUT_TOLERANCE = {"rtol": 1e-4, "atol": 1e-5}
