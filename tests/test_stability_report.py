@@ -327,6 +327,21 @@ def test_doc_gives_each_readings_verdict_by_the_rule(tmp_path):
     assert bare.count("No run finished yet (n = 0 of 10, still running).") == 4
 
 
+def test_a_diverged_runs_probe_is_left_out(tmp_path):
+    study = _study(tmp_path)
+    losses = [2.3] * 14 + [float("nan")]
+    _run(study, "hbnet110-allreadings", "hbnet110", 0, losses, [2.3], status="diverged")
+    probe = json.loads((study / "probes" / "resnet110-s0.json").read_text())
+    probe["logit_std"][2] = float("nan")  # what a probe of a run that diverged records
+    (study / "probes" / "hbnet110-allreadings-s0.json").write_text(json.dumps(probe))
+    runs, probes = read_study(study)
+    assert [r.failed for r in runs if r.arm.name == "hbnet110-allreadings"] == [True]
+    assert set(probes) == {"resnet110-s0"}
+    text = build_stability_report(study, "derive stability report X --out Y")
+    assert "| `hbnet110-allreadings-s0` | diverged |" in text
+    assert "| HBNet-110, all three readings | 1 of 10, still running | " in text
+
+
 def test_report_cli_writes_doc_and_figures_and_refuses_bad_input(tmp_path, capsys):
     study = _study(tmp_path)
     out = tmp_path / "doc.md"

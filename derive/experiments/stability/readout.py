@@ -139,7 +139,8 @@ def read_run(folder: Path) -> RunFigures | None:
 
 def read_study(study: str | Path) -> tuple[list[RunFigures], dict[str, dict]]:
     """Every finished run of the study (sorted by arm order, then seed) and the probes of those runs
-    (by run name). Runs still in progress are left out: the same finished files, the same doc."""
+    (by run name), but a diverged run's. Runs still in progress are left out: the same finished
+    files, the same doc."""
     root = Path(study)
     runs_dir = root / RUNS
     if not runs_dir.is_dir():
@@ -154,9 +155,11 @@ def read_study(study: str | Path) -> tuple[list[RunFigures], dict[str, dict]]:
     by_name = {Path(r.path).name: r for r in runs}
     if (root / PROBES).is_dir():
         for path in sorted((root / PROBES).glob("*.json")):
-            if path.stem in by_name:  # the probe of a finished run
+            run = by_name.get(path.stem)
+            # the probe of a finished run; a diverged run's probe holds NaN rows, left out
+            if run is not None and run.status != "diverged":
                 probes[path.stem] = read_probe(path)
-                check_probe_agrees(path, probes[path.stem], by_name[path.stem], probes)
+                check_probe_agrees(path, probes[path.stem], run, probes)
     return runs, probes
 
 
