@@ -340,6 +340,7 @@ def test_a_diverged_runs_probe_is_left_out(tmp_path):
     text = build_stability_report(study, "derive stability report X --out Y")
     assert "| `hbnet110-allreadings-s0` | diverged |" in text
     assert "| HBNet-110, all three readings | 1 of 10, still running | " in text
+    assert "Failed to learn in 1 of 1 runs (1 of them diverged: the loss became NaN" in text
 
 
 def test_report_cli_writes_doc_and_figures_and_refuses_bad_input(tmp_path, capsys):

@@ -517,6 +517,7 @@ def _reading_context(a: Arm, by_arm: dict[str, list[RunFigures]]) -> dict[str, o
         "n": len(runs),
         "failed": failed,
         "spiked": spiked,
+        "diverged": sum(r.status == "diverged" for r in runs),
         "against": against,
         "holds": reading_decision(failed[0], failed[1]),
     }
