@@ -16,7 +16,7 @@
 # `derive report` reads. Unfinished runs stay out of docs/results/runs: the committed results docs
 # are rebuilt from every run folder there.
 # A run already in DONE is skipped; one stopped part-way continues with --resume from its last
-# checkpoint (within an epoch too). Stop with Ctrl-C or `kill -INT PID` (PID: this script's):
+# checkpoint (within an epoch too). Stop with Ctrl-C or `kill -TERM PID` (PID: this script's):
 # every training writes a checkpoint and exits, and the next start goes on from there.
 # ResNet-32 and HBNet-32 are built from docs/results/cifar-head-converged/heavyball_conv.py (a copy
 # of the generated heavy-ball conv module, frozen for the study) with the papers' arguments its
@@ -87,8 +87,10 @@ run_one() { # train MODEL with SEED in WORK (resuming), then copy its results to
 stop() { # Ctrl-C / SIGTERM: each training checkpoints and exits
   trap - INT TERM
   echo "stopping: every training writes a checkpoint; run again to resume" >&2
+  # SIGTERM, which derive train handles like Ctrl-C: a shell starts background jobs with SIGINT
+  # ignored, so an INT would not reach the trainings.
   for f in "$WORK"/*.pid; do
-    [[ -e $f ]] && kill -INT "$(cat "$f")" 2>/dev/null
+    [[ -e $f ]] && kill -TERM "$(cat "$f")" 2>/dev/null
   done
   wait
   exit 130
