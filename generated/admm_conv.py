@@ -14,22 +14,40 @@ Substituting x = Uz and ∇f(x) = x − UΦ(Ux) (SCIS (9)) gives the layer recur
     μₖ₊₁ = z'ₖ₊₁ − zₖ₊₁ + μₖ
     with z₀ = z'₀, μ₀ = 0
 
-The engineering form SCIS (C5) keeps the two paths, gives each its own block T, and lets both
-add one shared sum over the history (t = 0 … k):
+The engineering form (SCIS appendix C) relaxes every Φ(W·) into a learnable block Tᵢ and every
+coefficient into a constant that is fixed, learnable or pruned (its term dropped); every state
+becomes a stream that the stage carries from block to block. Block k computes, in this order:
 
-    z'ₖ₊₁ = ρ(T'ₖ(z'ₖ) + Σₜ αₖ₊₁ᵗ·z'ₜ + Σₜ βₖ₊₁ᵗ·zₜ)
-    zₖ₊₁  = ρ(Tₖ(zₖ)   + Σₜ αₖ₊₁ᵗ·z'ₜ + Σₜ βₖ₊₁ᵗ·zₜ)
+    z'ₖ₊₁ = T′(z'ₖ) + alpha·Σⱼ z'ⱼ + beta·Σⱼ zⱼ
+    zₖ₊₁ = T(zₖ) + alpha·Σⱼ z'ⱼ + beta·Σⱼ zⱼ
 
-The algorithm's first path gives αₖ₊₁ᵗ = -1/2·[j >= 1] and βₖ₊₁ᵗ = 1/2·[j = k] + 1/2·[j >= 1]
-(the ½ in front of T is absorbed by the learnable T).
+A block evaluates T 2 times (T′, T).
+
+SCIS appendix C's (C5) for ADMM, the papers' network: not (13) relaxed term by term, but both paths
+adding the first (z′) path's history sums, its zₖ term folded in at j = k (the ½ in front of T
+absorbed by the learnable T). Both streams restart at the stage input, z′₀ = z₀ = S(stage input),
+and both T of the first block read the stage input itself. The stage returns (z′_K + z_K)/2: the two
+paths converge to the same point (the constraint x = y of the splitting), and merging them, as
+DMRNet does, puts every block to use (returning z_K alone would leave the last T′ of each stage
+dead). `dmrnet_coefficients` gives DMRNet's weights.
+
+ρ, the optional activation after the sum (ReLU in the ResNet family), follows the update of each of
+z'ₖ₊₁, zₖ₊₁.
+
+The algorithm itself gives, at block k:
+    alpha = -1/2·[j >= 1]
+    beta = 1/2·[j = k] + 1/2·[j >= 1]
 Special cases:
     DMRNet: α_k = β_k = ½ in (C5)
 
-Each stage restarts at its input: z'₀ = z₀ = S(stage input), and both blocks T' and T of the
-first block read the stage input itself. The stage returns (z'_K + z_K)/2: the two paths converge to
-the same point (the constraint x = y of the splitting), and merging them, as DMRNet does, puts every
-block to use (returning z_K alone would leave the last T' of each stage dead).
-Weights that are fixed at 0 cost nothing.
+Blocks are grouped in stages with down-sampling between them. Each stage restarts the iteration:
+its input mapped by the shortcut S to the new resolution is z₀ (x₀ = Uz₀); every earlier state of a
+stream equals its value at k = 0 (x₋₁ = x₀). A branch whose argument reads only such states reads
+the stage input itself at the first block (its first convolution carries the stride). A history sum
+Σⱼ runs over j = 0 … k, every state of its stream since the stage's start.
+
+The recurrence cannot be run backwards: the (C5) form sums over every earlier state of z', z (a
+history term), so a stage keeps them all anyway and there is no inverse step that saves memory.
 
 Building networks: `create_model` puts these blocks in He et al.'s CIFAR ResNet shape (depth 6n + 2,
 56 by default), with the algorithm's own coefficients unless told otherwise; its keyword arguments
@@ -58,40 +76,80 @@ import torch.nn.functional as F
 from torch import nn
 
 ALGORITHM = "admm"
-FORM = "twopath"
+FORM = "streams"
+STREAMS: dict[str, tuple[int, str]] = {
+    "zp": (1, "input"),
+    "z": (1, "input"),
+}
+"""Per stream: how many of its states a block reads (z_k, z_(k-1), …) and its value at a stage start."""
+HISTORY: tuple[str, ...] = (
+    "zp",
+    "z",
+)
+"""The streams a history term sums over: the stage keeps every state of them since its start."""
+BRANCHES: dict[str, tuple[bool, int]] = {
+    "branch_prime": (True, 0),
+    "branch": (True, 0),
+}
+"""Per T branch: whether the first block's T reads the stage input, and how many earlier blocks'
+outputs of it the updates reuse."""
+T_EVALUATIONS = 2
+READOUT: tuple[tuple[str, int], ...] = (
+    ("zp", 0),
+    ("z", 0),
+)
 COEFFICIENTS: dict[str, str] = {
-    "alpha": "αₖ₊₁ᵗ, the weight of z'ₜ in both paths",
-    "beta": "βₖ₊₁ᵗ, the weight of zₜ in both paths",
+    "alpha": "Σⱼ z'ⱼ in z'ₖ₊₁ and zₖ₊₁",
+    "beta": "Σⱼ zⱼ in z'ₖ₊₁ and zₖ₊₁",
 }
 DEFAULTS: dict[str, float] = {}
 MODES = ("fixed", "learnable", "pruned")
 INVERTIBLE = False
-INVERTIBILITY = "not invertible: the two-path form (C5) reads the accumulated sum Σ_t (z′_t − z_t) over the whole history, not a bounded look-back of one stream"
+INVERTIBILITY = "not invertible: the (C5) form sums over every earlier state of z', z (a history term), so a stage keeps them all anyway and there is no inverse step that saves memory"
 
 
-def block_coefficients(k: int, **coefficients: float) -> dict[str, list[float]]:
-    """αₖ₊₁ᵗ and βₖ₊₁ᵗ, t = 0 … k, as admm gives them at block k of a stage."""
+def block_coefficients(k: int, **coefficients: float) -> dict[str, float | list[float]]:
+    """The engineering coefficients that admm itself gives at block k of a stage; a
+    history term's, the weights of j = 0 … k."""
     unknown = sorted(set(coefficients) - set(DEFAULTS))
     if unknown:
         raise TypeError(
             f"unknown coefficient(s) {unknown} for {ALGORITHM}; known: {list(DEFAULTS)}"
         )
     return {
-        "alpha": [float(-1 / 2 if (j >= 1) else 0) for j in range(k + 1)],
+        "alpha": [float((-1 / 2) if (j >= 1) else (0)) for j in range(k + 1)],
         "beta": [
-            float((1 / 2 if (j == k) else 0) + (1 / 2 if (j >= 1) else 0)) for j in range(k + 1)
+            float(((1 / 2) if (j == k) else (0)) + ((1 / 2) if (j >= 1) else (0)))
+            for j in range(k + 1)
         ],
     }
 
 
 def dmrnet_coefficients(k: int) -> dict[str, list[float]]:
-    """DMRNet's weights (Zhao et al.): αₖ₊₁ᵗ = βₖ₊₁ᵗ = ½ for t = k and 0 otherwise, in (C5)."""
+    """DMRNet's weights (Zhao et al.): α and β are ½ at j = k and 0 otherwise, in (C5)."""
     last = [0.0] * k + [0.5]
-    return {"alpha": last, "beta": last}
+    return {"alpha": last, "beta": list(last)}
+
+
+def output_weights(**coefficients: float) -> list[float]:
+    """The stage returns Σ w·s_(K-lag) over READOUT: admm's output combination."""
+    return [float(1 / 2), float(1 / 2)]
+
+
+def _coefficient(value: float, mode: str) -> float | nn.Parameter | None:
+    """A coefficient as a block keeps it: a float (fixed), a Parameter (learnable), None (pruned)."""
+    if mode not in MODES:
+        raise ValueError(f"coefficient mode must be one of {MODES}, got {mode!r}")
+    if mode == "pruned":
+        return None
+    if mode == "learnable":
+        return nn.Parameter(torch.tensor(float(value)))
+    return float(value)
 
 
 class _Weights(nn.Module):
-    """Weights over the history: a learnable vector, or the fixed nonzero entries only."""
+    """A history term's weights w_j, j = 0 … k: a learnable vector, the fixed nonzero entries only,
+    or none (pruned)."""
 
     def __init__(self, values: Sequence[float], mode: str) -> None:
         super().__init__()
@@ -101,24 +159,35 @@ class _Weights(nn.Module):
             nn.Parameter(torch.tensor([float(v) for v in values])) if mode == "learnable" else None
         )
         self.fixed = (
-            [] if mode != "fixed" else [(t, float(v)) for t, v in enumerate(values) if v != 0]
+            [] if mode != "fixed" else [(j, float(v)) for j, v in enumerate(values) if v != 0]
         )
 
-    def combine(self, history: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-        """The weighted terms w_t·z_t of the history that are not fixed at 0."""
+    def pairs(
+        self, states: Sequence[torch.Tensor]
+    ) -> list[tuple[float | torch.Tensor, torch.Tensor]]:
+        """(w_j, s_j) for the terms not fixed at 0, from states[l] = s_(k-l), l = 0 … k."""
+        history = states[::-1]
         if self.learnable is not None:
-            return [w * z for w, z in zip(self.learnable, history, strict=True)]
-        return [history[t] if v == 1.0 else v * history[t] for t, v in self.fixed]
+            return list(zip(self.learnable, history, strict=True))
+        return [(v, history[j]) for j, v in self.fixed]
+
+
+def _history_sum(
+    *weighted: Sequence[tuple[float | torch.Tensor, torch.Tensor]],
+) -> list[tuple[float, torch.Tensor]]:
+    """Σ w·s over every history term's pairs, as the one pair (1, sum) an update adds; no pair
+    when every weight is 0 or pruned."""
+    pairs = [pair for terms in weighted for pair in terms]
+    return [(1.0, _combine(*pairs))] if pairs else []
 
 
 class AdmmBlock(nn.Module):
-    """One block of both paths (C5)."""
+    """One block: 2 T evaluation(s), then the update of every stream in order."""
 
     def __init__(
         self,
-        branch_prime: nn.Module,
-        branch: nn.Module,
-        coefficients: Mapping[str, Sequence[float]],
+        branches: Sequence[nn.Module],
+        coefficients: Mapping[str, float],
         modes: Mapping[str, str] | None = None,
         post_activation: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> None:
@@ -127,46 +196,177 @@ class AdmmBlock(nn.Module):
         unknown = sorted(set(modes) - set(COEFFICIENTS))
         if unknown:
             raise ValueError(f"unknown coefficient(s) {unknown}; known: {list(COEFFICIENTS)}")
-        self.branch_prime = branch_prime
-        self.branch = branch
+        if len(branches) != len(BRANCHES):
+            raise ValueError(f"a block has {len(BRANCHES)} T branch(es), got {len(branches)}")
+        self.branch_prime = branches[0]
+        self.branch = branches[1]
+        self.post_activation = post_activation
         self.alpha = _Weights(coefficients["alpha"], modes.get("alpha", "fixed"))
         self.beta = _Weights(coefficients["beta"], modes.get("beta", "fixed"))
-        self.post_activation = post_activation
 
     def forward(
         self,
-        history_prime: Sequence[torch.Tensor],
-        history: Sequence[torch.Tensor],
+        states: Mapping[str, Sequence[torch.Tensor]],
+        cached: Mapping[str, Sequence[torch.Tensor]],
         stage_input: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """history[t] is z_t (t = 0 … k); `stage_input` is given for the first block of a stage."""
-        t_prime = self.branch_prime(history_prime[-1] if stage_input is None else stage_input)
-        t = self.branch(history[-1] if stage_input is None else stage_input)
-        shared = self.alpha.combine(history_prime) + self.beta.combine(history)
-        if shared:
-            total = torch.stack(shared, 0).sum(0) if len(shared) > 1 else shared[0]
-            t_prime, t = t_prime + total, t + total
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """states[s][l] is stream s at k − l; cached[b][l − 1] is branch b's output of block k − l.
+
+        `stage_input` is given for the first block of a stage (k = 0). Returns every stream's value
+        at k + 1 and the T outputs later blocks reuse.
+        """
+        first = stage_input is not None
+        past_zp = states["zp"]
+        past_z = states["z"]
+        t1 = self.branch_prime(stage_input if first else past_zp[0])
+        h1 = _history_sum(self.alpha.pairs(past_zp), self.beta.pairs(past_z))
+        new_zp = _combine((1.0, t1), *h1)
         if self.post_activation is not None:
-            t_prime, t = self.post_activation(t_prime), self.post_activation(t)
-        return t_prime, t
+            new_zp = self.post_activation(new_zp)
+        t2 = self.branch(stage_input if first else past_z[0])
+        new_z = _combine((1.0, t2), *h1)
+        if self.post_activation is not None:
+            new_z = self.post_activation(new_z)
+        return {"zp": new_zp, "z": new_z}, {}
 
 
 class AdmmStage(nn.Module):
-    """Blocks of both paths at one resolution; returns the merged (z'_K + z_K)/2."""
+    """Blocks at one resolution; every stream restarts at the stage input (or at 0)."""
 
-    def __init__(self, blocks: Sequence[AdmmBlock], shortcut: nn.Module | None = None) -> None:
+    def __init__(
+        self,
+        blocks: Sequence[AdmmBlock],
+        shortcut: nn.Module | None = None,
+        output: Sequence[float] | None = None,
+    ) -> None:
         super().__init__()
         self.blocks = nn.ModuleList(blocks)
         self.shortcut = shortcut if shortcut is not None else nn.Identity()
+        self.output = list(output) if output is not None else output_weights()
 
     def forward(self, stage_input: torch.Tensor) -> torch.Tensor:
         z0 = self.shortcut(stage_input)
-        history_prime, history = [z0], [z0]
+        states = {
+            name: [z0 if start == "input" else torch.zeros_like(z0)] * lags
+            for name, (lags, start) in STREAMS.items()
+        }
+        cached: dict[str, list[torch.Tensor]] = {b: [] for b, (_, kept) in BRANCHES.items() if kept}
         for k, block in enumerate(self.blocks):
-            z_prime, z = block(history_prime, history, stage_input if k == 0 else None)
-            history_prime.append(z_prime)
-            history.append(z)
-        return (history_prime[-1] + history[-1]) / 2
+            new, outputs = block(states, cached, stage_input if k == 0 else None)
+            states = {s: [new[s], *(states[s] if s in HISTORY else states[s][:-1])] for s in states}
+            cached = {b: [outputs[b], *cached[b]][: BRANCHES[b][1]] for b in cached}
+        return self.readout(states)
+
+    def readout(self, states: Mapping[str, Sequence[torch.Tensor]]) -> torch.Tensor:
+        """The stage's output from states[s][l] = s_(K-l) after the last block."""
+        return _combine(
+            *((w, states[s][lag]) for w, (s, lag) in zip(self.output, READOUT, strict=True))
+        )
+
+
+def _earlier(outputs: Sequence[torch.Tensor], blocks_back: int, own: torch.Tensor) -> torch.Tensor:
+    """A branch's output of the block `blocks_back` blocks earlier; before the stage's first block,
+    the first block's own (the gradient at x_(-l) = x_0 is the gradient at x_0)."""
+    if len(outputs) >= blocks_back:
+        return outputs[blocks_back - 1]
+    return outputs[-1] if outputs else own
+
+
+def _combine(*pairs: tuple[float | torch.Tensor | None, torch.Tensor]) -> torch.Tensor:
+    """Σ c·z over the pairs whose coefficient is not pruned (None), one pass over memory per term:
+    c = 1 adds z unscaled, c = −1 subtracts it exactly, any other fixed c is the `alpha` of one
+    `add` and a learnable c the factor of one `addcmul`. Once the sum is a tensor made here, the
+    later terms update it in place (no backward pass reads it)."""
+    total: torch.Tensor | None = None
+    owned = False  # whether `total` was made here, so that it may be updated in place
+    for c, z in pairs:
+        if c is None:
+            continue
+        if total is None:
+            total, owned = (z, False) if isinstance(c, float) and c == 1.0 else (c * z, True)
+        else:
+            total, owned = _add_scaled(total, z, c, owned), True
+    if total is None:
+        raise ValueError("every term of the combination is pruned")
+    return total
+
+
+def _add_scaled(
+    total: torch.Tensor, z: torch.Tensor, c: float | torch.Tensor, owned: bool
+) -> torch.Tensor:
+    """total + c·z in one pass (`add` with alpha c, or `addcmul` for a learnable c); in place when
+    `total` is `owned` (made by the caller) and z has its shape and dtype (so that the sum keeps
+    the type promotion of out-of-place operations: a float32 term lifts a bfloat16 sum)."""
+    in_place = owned and z.shape == total.shape and z.dtype == total.dtype
+    if isinstance(c, float):
+        return total.add_(z, alpha=c) if in_place else torch.add(total, z, alpha=c)
+    return total.addcmul_(c, z) if in_place else torch.addcmul(total, c, z)
+
+
+def _updates(
+    sources: Sequence[torch.Tensor],
+    *updates: Sequence[tuple[float | torch.Tensor | None, int]],
+) -> tuple[torch.Tensor, ...]:
+    """Consecutive stream updates of a block: update j is Σ c·v over its pairs (c, i), v the source
+    i or, for i ≥ len(sources), update i − len(sources)'s result. With every coefficient fixed (a
+    float, or None: pruned) one autograd node forms them all (`_FixedUpdates`); otherwise each is
+    one `_combine`."""
+    fixed = all(c is None or isinstance(c, float) for update in updates for c, _ in update)
+    program = tuple(tuple((c, i) for c, i in update if c is not None) for update in updates)
+    if fixed and all(len(terms) > 1 for terms in program):
+        return _FixedUpdates.apply(program, *sources)
+    values = list(sources)
+    for update in updates:
+        values.append(_combine(*((c, values[i]) for c, i in update)))
+    return tuple(values[len(sources) :])
+
+
+class _FixedUpdates(torch.autograd.Function):
+    """Stream updates with fixed coefficients as one autograd node (see `_updates`; every update
+    has two terms or more). Forward forms each sum in one pass a term; backward walks the updates
+    in reverse and adds c·g into each source's gradient in place, one pass a term, where separate
+    operations would also pay a pass for every gradient two updates send to the same tensor."""
+
+    @staticmethod
+    def forward(
+        ctx: torch.autograd.function.FunctionCtx,
+        program: tuple[tuple[tuple[float, int], ...], ...],
+        *sources: torch.Tensor,
+    ) -> tuple[torch.Tensor, ...]:
+        ctx.set_materialize_grads(False)
+        ctx.program = program
+        values = list(sources)
+        for terms in program:
+            (c0, i0), (c1, i1), *rest = terms
+            if c0 == 1.0:  # the first two terms in one pass
+                total = torch.add(values[i0], values[i1], alpha=c1)
+            else:  # c0·z0, then every further term added into it
+                total, rest = values[i0] * c0, terms[1:]
+            for c, i in rest:
+                total = _add_scaled(total, values[i], c, owned=True)
+            values.append(total)
+        return tuple(values[len(sources) :])
+
+    @staticmethod
+    def backward(
+        ctx: torch.autograd.function.FunctionCtx, *grads: torch.Tensor | None
+    ) -> tuple[torch.Tensor | None, ...]:
+        count = len(ctx.needs_input_grad) - 1
+        wanted = [*ctx.needs_input_grad[1:], *(True for _ in grads)]
+        total: list[torch.Tensor | None] = [*(None for _ in range(count)), *grads]
+        owned = [False] * len(total)  # made here, so it may be added to in place
+        for j in reversed(range(len(ctx.program))):
+            g = total[count + j]
+            if g is None:
+                continue
+            for c, i in ctx.program[j]:
+                if not wanted[i]:
+                    continue
+                if total[i] is None:
+                    total[i], owned[i] = (g, False) if c == 1.0 else (g * c, True)
+                else:
+                    total[i], owned[i] = _add_scaled(total[i], g, c, owned[i]), True
+        return (None, *total[:count])
 
 
 Block = AdmmBlock
@@ -383,11 +583,15 @@ def residual_stage(
     post_activation: Callable[[torch.Tensor], torch.Tensor] | None,
 ) -> Stage:
     """A stage of `blocks` blocks; block k gets T = make_branch(k, path) for each of its paths."""
+    # A branch that reads this block's new states even at k = 0 is built as a later block's
+    # (the stage's resolution, no stride).
     return Stage(
         [
             Block(
-                make_branch(k, 0),
-                make_branch(k, 1),
+                [
+                    make_branch(k if reads_input else max(k, 1), path)
+                    for path, (reads_input, _) in enumerate(BRANCHES.values())
+                ],
                 _block_coefficients(k, algorithm_coefficients, coefficients),
                 modes,
                 post_activation,
@@ -395,6 +599,7 @@ def residual_stage(
             for k in range(blocks)
         ],
         shortcut,
+        output_weights(**algorithm_coefficients),
     )
 
 

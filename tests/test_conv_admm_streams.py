@@ -15,10 +15,14 @@ generated network must equal it. A user spec with an accumulator gets the same h
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from test_conv_streams import conv_stage, optimizer_z, spec_module
+from test_fc_matches_optimizer import spd_and_sqrt
 from test_zoo import randomise_bn
 from torch import nn
 
@@ -83,3 +87,67 @@ def test_zoo_network_is_c5_computed_by_hand(name: str, weights: Weights) -> None
         wrong = network_by_hand(model, x, dmrnet if weights is admm_first_path else admm_first_path)
     torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-6)
     assert not torch.allclose(got, wrong, atol=1e-3)  # the comparison can fail
+
+
+def test_admmnet56_and_dmrnet56_have_two_resnet56_branches_per_block() -> None:
+    """Two paths of ResNet-56's blocks: 2 × resnet56's parameters less one stem and one head."""
+    resnet = create_model("resnet56")
+    once = sum(p.numel() for m in (resnet.stem, resnet.head) for p in m.parameters())
+    expected = 2 * sum(p.numel() for p in resnet.parameters()) - once
+    assert expected == 1_704_922
+    for name in ("admmnet56", "dmrnet56"):
+        assert sum(p.numel() for p in create_model(name).parameters()) == expected, name
+
+
+ADMM_SPEC = """
+name = "admm_spec"
+title = "Linearized ADMM, the argmin steps solved"
+states = ["x", "y", "lam"]
+output = "y[k]"
+[update]
+"x[k+1]" = "(x[k] + y[k] - grad(x[k]) - lam[k])/2"
+"y[k+1]" = "(y[k] + x[k+1] - grad(y[k]) + lam[k])/2"
+"lam[k+1]" = "lam[k] + x[k+1] - y[k+1]"
+[initial]
+"y[0]" = "x[0]"
+"lam[0]" = "0"
+"""
+
+
+def test_a_specs_accumulator_becomes_history_sums_and_the_stage_runs_admm(tmp_path: Path) -> None:
+    """λ is an accumulator: the general lowering unrolls it into history sums over x and y (no
+    (C5) pass), and with T = Φ(W·) fixed the stage returns U⁻¹y_K of ADMM run directly."""
+    module = spec_module(tmp_path, ADMM_SPEC)
+    assert module.FORM == "streams" and set(module.HISTORY) == set(module.STREAMS)
+    assert len(module.STREAMS) == 2 and module.T_EVALUATIONS == 2
+    n, batch, depth = 5, 3, 7
+    w, u = spd_and_sqrt(n, seed=2)
+    z0 = np.random.default_rng(8).normal(size=(batch, n))
+    with torch.no_grad():
+        z = conv_stage(module, depth, w)(torch.tensor(z0)).numpy()
+    np.testing.assert_allclose(z, optimizer_z("admm", z0, u, depth), atol=1e-9)
+    with torch.no_grad():
+        shorter = conv_stage(module, depth - 1, w)(torch.tensor(z0)).numpy()
+    assert not np.allclose(shorter, z, atol=1e-6)  # the comparison can fail
+
+
+def test_a_specs_accumulator_network_trains_one_step_with_learnable_history_weights(
+    tmp_path: Path,
+) -> None:
+    torch.manual_seed(0)
+    module = spec_module(tmp_path, ADMM_SPEC)
+    weights = [c for c in module.COEFFICIENTS if c.endswith("_sum")]
+    assert weights
+    modes = {weights[0]: "learnable", weights[-1]: "pruned"}
+    model = module.cifar_resnet(depth=14, widths=(4, 8, 8), modes=modes)
+    learnable = [p for n, p in model.named_parameters() if n.endswith(f"{weights[0]}.learnable")]
+    assert len(learnable) == 6  # one weight vector per block
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    x, y = torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 3])
+    before = [p.detach().clone() for p in model.parameters()]
+    loss = F.cross_entropy(model(x), y)
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+    optimizer.step()
+    assert any(not torch.equal(a, p) for a, p in zip(before, model.parameters(), strict=True))

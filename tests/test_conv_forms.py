@@ -6,7 +6,7 @@ what the fc network computes, and the fc network is the optimizer (tests/test_fc
 - lagged (C1)/(C2) stages of gd, heavyball, nesterov, nesterov_sc, triple_momentum equal their fc
   network at every depth;
 - the dense (C3) stage of nesterov2 equals its fc network at every depth;
-- the two-path (C5) block of admm reproduces ADMM's x-path step from the optimizer's own iterates
+- the (C5) block of admm reproduces ADMM's x-path step from the optimizer's own iterates
   (run here in x-space); the second path is (C5)'s relaxation and adds the same shared sum.
 All in float64 to 1e-12. Then the zoo's overrides against SCIS appendix C, values typed from the paper.
 """
@@ -157,30 +157,39 @@ def _admm_iterates(w: torch.Tensor, u: torch.Tensor, z0: torch.Tensor, steps: in
     return [v @ inverse for v in xs], [v @ inverse for v in ys]
 
 
-def test_twopath_block_takes_admms_x_step():
+def _c5_step(module, block, primes, zs, stage_input=None):
+    """Block k of admm's (C5) stage from the iterates z′₀ … z′ₖ and z₀ … zₖ: (z′ₖ₊₁, zₖ₊₁)."""
+    states = {"zp": primes[::-1], "z": zs[::-1]}  # states[s][l] is s at k − l
+    new, _ = block(states, {}, stage_input)
+    return new["zp"], new["z"]
+
+
+def test_c5_block_takes_admms_x_step():
     module = load_generated("admm_conv")
-    assert module.FORM == "twopath"
+    assert module.BRANCHES == {"branch_prime": (True, 0), "branch": (True, 0)}
     w, u = _spd(6)
     z0 = _z0()
     steps = 7
     primes, zs = _admm_iterates(w, u, z0, steps)
     for k in range(steps):
-        block = module.Block(Tied(w, 0.5), Tied(w, 0.5), module.block_coefficients(k))
-        out_prime, out = block(primes[: k + 1], zs[: k + 1], z0 if k == 0 else None)
+        block = module.Block([Tied(w, 0.5), Tied(w, 0.5)], module.block_coefficients(k))
+        stage_input = z0 if k == 0 else None
+        out_prime, out = _c5_step(module, block, primes[: k + 1], zs[: k + 1], stage_input)
         torch.testing.assert_close(out_prime, primes[k + 1], rtol=1e-12, atol=1e-12)
         # (C5): the second path adds the same shared sum to its own T(z_k)
         shared = out_prime - 0.5 * torch.tanh(primes[k] @ w.T)
         torch.testing.assert_close(out, 0.5 * torch.tanh(zs[k] @ w.T) + shared, rtol=0, atol=1e-12)
 
 
-def test_twopath_comparison_catches_a_wrong_weight():
+def test_c5_comparison_catches_a_wrong_weight():
     module = load_generated("admm_conv")
     w, u = _spd(6)
     z0 = _z0()
     primes, zs = _admm_iterates(w, u, z0, 3)
     c = module.block_coefficients(2)
     wrong = {"alpha": [-a for a in c["alpha"]], "beta": c["beta"]}
-    out_prime, _ = module.Block(Tied(w, 0.5), Tied(w, 0.5), wrong)(primes[:3], zs[:3])
+    block = module.Block([Tied(w, 0.5), Tied(w, 0.5)], wrong)
+    out_prime, _ = _c5_step(module, block, primes[:3], zs[:3])
     assert not torch.allclose(out_prime, primes[3], atol=1e-3)
 
 

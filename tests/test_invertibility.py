@@ -26,7 +26,7 @@ EXPECTED = {
     "nesterov_sc": (False, "zₖ₋₁ enters through T"),
     "triple_momentum": (False, "identically 0"),  # see the next test
     "nesterov2": (False, "all-history form"),  # (12)
-    "admm": (False, "two-path form"),  # (13)
+    "admm": (False, "(C5) form sums over every earlier state"),  # (13)
     "qhm": (False, "multi-stream form keeps 2 streams"),  # x and the gradient average m
     "extragradient": (False, "2 T evaluations"),  # T at x and at the extrapolated point
     "heavyball_velocity": (False, "multi-stream form keeps 2 streams"),  # x and v

@@ -280,7 +280,7 @@ def test_reconstruction_recovers_the_first_states():
         (lambda: create_model("preresnet20", memory="reversible"), "β₂ is pruned"),
         (lambda: create_model("cnn56", memory="reversible"), "zₖ enters through T"),
         (lambda: create_model("densenet40", memory="reversible"), "all-history form"),
-        (lambda: create_model("dmrnet56", memory="reversible"), "two-path form"),
+        (lambda: create_model("dmrnet56", memory="reversible"), "(C5) form"),
         (
             lambda: set_memory(load_generated("nesterov_conv").create_model(), "reversible"),
             "zₖ₋₁ enters through T",

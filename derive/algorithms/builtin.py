@@ -178,7 +178,7 @@ ADMM = Algorithm(
     initial=((y(0), x(0)), (lam(0), sp.Integer(0))),
     z_equation="SCIS (13)",
     rate="O(1/k) ergodic; no acceleration over GD",
-    engineering="twopath",
+    engineering="c5",
     special_cases=(SpecialCase("DMRNet", "α_k = β_k = ½ in (C5)"),),
     notes=(
         "The network output is the y path (the papers' z of (13)); x₀ = y₀ = the input, λ₀ = 0.",

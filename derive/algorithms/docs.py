@@ -32,8 +32,6 @@ def _conv_form(recurrence: object) -> str:
     engineering = recurrence.algorithm.engineering  # type: ignore[attr-defined]
     if engineering == "dense":
         return "(C3)/(C6): zₖ₊₁ = Σⱼ αʲ·Tₖ(zⱼ) + β·Σⱼ sʲ·zⱼ"
-    if engineering == "twopath":
-        return "(C5): two paths sharing Σₜ αᵗ·z′ₜ + βᵗ·zₜ"
     form = engineering_form(recurrence)  # type: ignore[arg-type]
     if isinstance(form, StreamsForm):
         n = form.t_evaluations()
@@ -53,7 +51,8 @@ block, every coefficient a constant that is fixed, learnable or pruned, every st
 | one stream, one T-term, bounded look-back, T reads zₖ | lagged (C1) | `heavyball`: zₖ₊₁ = ρ(Tₖ(zₖ) + β₁·zₖ + β₂·zₖ₋₁) |
 | the same, T reads a combination of states | lagged (C2) | `nesterov`: zₖ₊₁ = ρ(Tₖ(γ₁·zₖ + γ₂·zₖ₋₁)) |
 | one stream, Σⱼ a(k, j)·T(zⱼ) over the whole history | dense (C3)/(C6) | `nesterov2`: DenseNet, AGDNet |
-| ADMM's two paths with an accumulated multiplier | two-path (C5) | `admm`: DMRNet |
+| several states, one an accumulator (s_{k+1} = s_k + Σ c·v_{k+1}, s_0 = 0) | multi-stream, the accumulator unrolled into history sums Σⱼ w(k, j)·vⱼ (weight vectors fixed, learnable or pruned) | a spec's λ |
+| ADMM's two paths with an accumulated multiplier | multi-stream with its history sums, then the (C5) pass: both paths add the first path's sums | `admm`: DMRNet, admmnet56 |
 | gradients at several points (several T-terms) | multi-stream, one T branch per distinct argument | `extragradient`: T₁(zₖ), then T₂ at the extrapolated point |
 | a gradient at an earlier iterate | multi-stream, the earlier block's T output reused | one-state QHM: T₁(zₖ) and T₁(zₖ₋₁) of block k − 1, one T per block |
 | a gradient at a gradient step, ∇f(x − ∇f(x)) | multi-stream, a branch of its own per distinct argument, reading the inner T's output | extragradient in one state: T₁(zₖ), then T₂(T₁(zₖ)) |
@@ -66,8 +65,8 @@ ResNet family) follows the x update only. Each generated module's docstring says
 evaluations a block costs.
 
 What no block shape expresses is refused with one line naming the term (exit status 2):
-a sum over the whole history outside the dense form's one stream (ADMM's accumulated μ is the
-two-path form's), a gradient at such a sum, a state read ahead of the current block (zₖ₊₂), an
+T over the whole history outside the dense form's one stream, a gradient at a history sum, a
+history sum that does not run to k, a state read ahead of the current block (zₖ₊₂), an
 output that applies T, and a stream restarted at anything but the stage input or 0 (m₀ = ∇f(x₀)).
 """
 
@@ -83,8 +82,8 @@ on ImageNet) is z₀, and z₋₁ = z₀ (x₋₁ = x₀); T of the first block 
 = T(x), the first step of heavy ball from rest being a plain gradient step. Dense stages restart at
 the stage input too and return the concatenation [z₀, …, z_K] to the transition, as DenseNet does;
 the state sum of AGDNet never involves the block input z₀, because sₖ₊₁⁰ = [0 = k] − hₖ₊₁,₀ = 0 for
-every k (h₁,₀ = 1 and h_{k+1,0} = 0 for k ≥ 1 by (5)). Two-path stages restart with z′₀ = z₀ = S(input)
-and return the z path. Multi-stream stages restart every stream as the algorithm starts it, with the
+every k (h₁,₀ = 1 and h_{k+1,0} = 0 for k ≥ 1 by (5)). (C5) stages restart with z′₀ = z₀ = S(input)
+and return (z′_K + z_K)/2. Multi-stream stages restart every stream as the algorithm starts it, with the
 stage input as x₀: the x stream at z₀ = S(input), a stream the algorithm starts at 0 (QHM's m₀ = 0,
 the velocity v₀ = 0) at 0, and every earlier state at its value at k = 0; a T output of a block
 before the first is the first block's own (the gradient at x₋₁ = x₀ is the gradient at x₀).

@@ -17,9 +17,13 @@ Four shapes are recognised:
   z_{k+1} = α T_k(Σ_l γ_l z_{k−l}) + Σ_l β_l z_{k−l}; heavy ball gives (C1) (T(z_k) + β₁z_k + β₂z_{k−1}),
   Nesterov gives (C2) (T(β₁z_k + β₂z_{k−1}));
 - dense: the all-history form (12), z_{k+1} = Σ_j a_{k+1,j} T(z_j) + Σ_j s_{k+1,j} z_j ((C3)/(C6));
-- twopath: ADMM (13), two streams with accumulated histories ((C5)).
-- multi-stream: any other bounded look-back, several streams and T evaluations read as one block
-  per step (`streams_form`; QHM, extragradient, heavy ball with a velocity).
+- multi-stream: any other recurrence, several streams and T evaluations read as one block per step
+  (`streams_form`; QHM, extragradient, heavy ball with a velocity), a state read k + 1, k, k − 1, …
+  or summed over a stream's whole history (Σ_j w(k, j)·s_j: an accumulator such as ADMM's μ,
+  unrolled by `unroll_accumulators`).
+
+`c5_form` is one pass over a multi-stream form: SCIS appendix C's (C5) for ADMM (13), the papers'
+network, in which both paths add the first path's history sums.
 
 Everything here is exact SymPy; nothing is printed as code.
 """
@@ -191,16 +195,17 @@ def invertibility(recurrence: Recurrence) -> Invertibility:
             "the all-history form (C3) feeds every earlier state z_0 … z_k into each block, so a "
             "stage keeps them all anyway and there is no inverse step that saves memory",
         )
-    if engineering == "twopath":
-        return Invertibility(
-            False,
-            "the two-path form (C5) reads the accumulated sum Σ_t (z′_t − z_t) over the whole "
-            "history, not a bounded look-back of one stream",
-        )
     try:
         form = engineering_form(recurrence)
     except UserError as exc:
         return Invertibility(False, str(exc))
+    if isinstance(form, StreamsForm) and form.history_streams():
+        summed = ", ".join(form.symbols().get(s, s) for s in form.history_streams())
+        return Invertibility(
+            False,
+            f"the {form.label} form sums over every earlier state of {summed} (a history term), "
+            "so a stage keeps them all anyway and there is no inverse step that saves memory",
+        )
     if isinstance(form, StreamsForm):
         return Invertibility(
             False,
@@ -295,14 +300,6 @@ class DenseForm:
     state: tuple[Piece, ...]
 
 
-@dataclass(frozen=True)
-class TwoPathForm:
-    """(C5): the first path's weights of z'_j (alpha) and z_j (beta), 0 ≤ j ≤ k, after unrolling μ."""
-
-    alpha: tuple[Piece, ...]
-    beta: tuple[Piece, ...]
-
-
 def per_source(terms: list[Term], stream: str) -> tuple[Piece, ...]:
     """The weight of `stream`'s z_j (0 ≤ j ≤ k) in `terms` as pieces: look-back terms become [j = k − lag]."""
     pieces: list[Piece] = []
@@ -375,33 +372,19 @@ def _check_block_input_leaves(
             )
 
 
-def twopath_form(recurrence: Recurrence) -> TwoPathForm:
-    """(C5) from ADMM's recurrence: α_t, β_t are the first path's weights of z'_t and z_t."""
-    unrolled = unroll_accumulators(recurrence)
-    if len(unrolled.updates) != 2:
-        raise UserError(f"{recurrence.name}: the two-path conv form needs two streams")
-    first, second = unrolled.updates
-    t_terms = [t for t in first.terms if t.is_t]
-    if len(t_terms) != 1:
-        raise UserError(f"{recurrence.name}: the two-path form needs one T-term per path")
-    states = [t for t in first.terms if not t.is_t]
-    return TwoPathForm(per_source(states, first.stream), per_source(states, second.stream))
-
-
-def engineering_form(
-    recurrence: Recurrence,
-) -> LaggedForm | DenseForm | TwoPathForm | StreamsForm:
-    """The form the algorithm's `engineering` field names (dense, twopath); otherwise the lagged
-    form (C1)/(C2) when the recurrence has its shape, else the general multi-stream form.
+def engineering_form(recurrence: Recurrence) -> LaggedForm | DenseForm | StreamsForm:
+    """The form the algorithm's `engineering` field names (dense; c5: the multi-stream form with
+    the `c5_form` pass); otherwise the lagged form (C1)/(C2) when the recurrence has its shape,
+    else the multi-stream form, every accumulator unrolled into a history sum.
     """
     engineering = recurrence.algorithm.engineering
     if engineering == "dense":
         return dense_form(recurrence)
-    if engineering == "twopath":
-        return twopath_form(recurrence)
+    if engineering == "c5":
+        return c5_form(streams_form(unroll_accumulators(recurrence)))
     if fits_lagged(recurrence):
         return lagged_form(recurrence)
-    return streams_form(recurrence)
+    return streams_form(unroll_accumulators(recurrence))
 
 
 __all__ = [
@@ -421,7 +404,6 @@ __all__ = [
     "Invertibility",
     "LaggedForm",
     "Piece",
-    "TwoPathForm",
     "dense_form",
     "engineering_form",
     "invertibility",
@@ -430,7 +412,8 @@ __all__ = [
     "per_source",
     "state_text",
     "term_lag",
-    "twopath_form",
+    "C5_LABEL",
+    "c5_form",
 ]
 
 
@@ -445,14 +428,18 @@ class Source:
 
     A state: stream `name` at k − `lag` (lag −1 is the value this block has just computed, k + 1).
     A T output: branch `name` of this block (`lag` 0) or of the block `lag` blocks back (cached).
+    A history: every state of stream `name` so far, s_0 … s_k (`lag` 0), which its coefficient,
+    a function of k and j, weighs as Σ_j w(k, j)·s_j.
     """
 
-    kind: str  # "state" or "t"
+    kind: str  # "state", "t" or "history"
     name: str  # the stream's z-name, or the branch's attribute name
     lag: int
 
     def text(self, symbols: dict[str, str]) -> str:
-        """zₖ, z_mₖ₊₁, T₁ₖ₋₁ … in Unicode (`symbols` names each branch T₁, T₂, …)."""
+        """zₖ, z_mₖ₊₁, T₁ₖ₋₁, Σⱼ z'ⱼ … in Unicode (`symbols` names each branch T₁, T₂, …)."""
+        if self.kind == "history":
+            return f"Σⱼ {symbols.get(self.name, self.name)}ⱼ"
         if self.kind == "t":
             base = symbols[self.name] + "ₖ"
         else:
@@ -464,19 +451,21 @@ class Source:
 
 @dataclass(frozen=True)
 class WeightedSource:
-    """One relaxed coefficient and what it multiplies."""
+    """One relaxed coefficient and what it multiplies; no coefficient: 1, absorbed by a learnable T."""
 
-    coefficient: EngineeringCoefficient
+    coefficient: EngineeringCoefficient | None
     source: Source
 
 
 @dataclass(frozen=True)
 class StreamStart:
-    """A stream as a stage keeps it: `lags` of its states, restarted at `start` ("input" or "zero")."""
+    """A stream as a stage keeps it: `lags` of its states, restarted at `start` ("input" or "zero");
+    with `history`, every state since the stage's start (a history term reads them all)."""
 
     name: str
     lags: int
     start: str
+    history: bool = False
 
 
 @dataclass(frozen=True)
@@ -523,7 +512,9 @@ class StreamsForm:
 
     Every T-term is a learnable block (`branches`; a gradient at an earlier iterate reuses that
     block's output), every coefficient is fixed, learnable or pruned, every state is a stream the
-    stage carries from block to block; `output` is the stage's readout Σ c·s_{K−lag}.
+    stage carries from block to block; `output` is the stage's readout Σ c·s_{K−lag}. ρ follows the
+    update of each stream in `activated` (none named: the input stream's alone). Updates may share a
+    coefficient (the same name: one constant or parameter of the block).
     """
 
     streams: tuple[StreamStart, ...]
@@ -532,12 +523,18 @@ class StreamsForm:
     output: tuple[tuple[str, int, sp.Expr], ...]
     label: str = STREAMS_LABEL
     display: tuple[tuple[str, str], ...] = ()  # (stream, how equations print it: zₘ for zm)
+    activated: tuple[str, ...] = ()
 
     @property
     def coefficients(self) -> tuple[EngineeringCoefficient, ...]:
         inner = [w.coefficient for b in self.branches if not b.identity for w in b.argument]
         outer = [w.coefficient for _, terms in self.updates for w in terms]
-        return tuple(inner + outer)
+        unique = {c.name: c for c in inner + outer if c is not None}
+        return tuple(unique.values())
+
+    def history_streams(self) -> tuple[str, ...]:
+        """The streams a history term sums over (the stage keeps every state of them)."""
+        return tuple(s.name for s in self.streams if s.history)
 
     def symbols(self) -> dict[str, str]:
         """How text prints each branch (T₁, T₂, …) and each stream (z, zₘ, …)."""
@@ -559,15 +556,19 @@ class StreamsForm:
                     operand = by_name[w.source.name].text(symbols, w.source.lag, by_name)
                 else:
                     operand = w.source.text(symbols)
-                parts.append(f"{w.coefficient.name}·{operand}")
+                parts.append(
+                    operand if w.coefficient is None else f"{w.coefficient.name}·{operand}"
+                )
             lines.append(f"{symbols.get(stream, stream)}ₖ₊₁ = " + " + ".join(parts))
         return lines
 
 
 def _source_name(source: Source, symbols: dict[str, str]) -> str:
-    """A Python name for what a coefficient multiplies: z, z_m_next, z_lag1, t1, t1_lag1."""
-    base = source.name if source.kind == "state" else symbols[source.name].lower()
+    """A Python name for what a coefficient multiplies: z, z_m_next, z_lag1, t1, t1_lag1, z_sum."""
+    base = source.name if source.kind != "t" else symbols[source.name].lower()
     base = base.translate(str.maketrans("₀₁₂₃₄₅₆₇₈₉", "0123456789"))
+    if source.kind == "history":
+        return base + "_sum"
     if source.lag == -1:
         return base + "_next"
     return base if source.lag == 0 else f"{base}_lag{source.lag}"
@@ -714,10 +715,12 @@ class _BlockReading:
 
 
 def streams_form(recurrence: Recurrence) -> StreamsForm:
-    """Read any bounded look-back recurrence (several streams, several T-terms) as a block.
+    """Read a recurrence (several streams, several T-terms) as a block.
 
-    Raises UserError naming the term no block shape expresses (an all-history sum, a state read
-    further ahead than this block's new values, a T-term in the output).
+    A state term reads a stream at k + 1 (computed earlier in the block), k, k − 1, …; a history
+    term Σ_{j=lo}^{k} c(k, j)·s_j reads every state of s so far (weights w(k, j) = c·[j ≥ lo]).
+    Raises UserError naming the term no block shape expresses (a T over the whole history, a state
+    read further ahead than this block's new values, a T-term in the output).
     """
     _refuse_history_terms(recurrence)
     starts = _stream_starts(recurrence)
@@ -730,8 +733,9 @@ def streams_form(recurrence: Recurrence) -> StreamsForm:
     branches = _branches(reading, bases)
     output = _readout(recurrence, lags_read)
     _check_set_before_read(recurrence, starts, updates, branches)
+    summed = {w.source.name for _, terms in updates for w in terms if w.source.kind == "history"}
     streams = tuple(
-        StreamStart(s, lags_read[s] + 1, "zero" if starts[s] == "zero" else "input")
+        StreamStart(s, lags_read[s] + 1, "zero" if starts[s] == "zero" else "input", s in summed)
         for s in recurrence.streams
     )
     display = tuple((s.z_name, s.z_symbol) for s in recurrence.algorithm.streams)
@@ -739,13 +743,33 @@ def streams_form(recurrence: Recurrence) -> StreamsForm:
 
 
 def _refuse_history_terms(recurrence: Recurrence) -> None:
-    """UserError for an all-history term: no bounded block reads every earlier state."""
-    for term in recurrence.all_terms():
-        if term.history is not None:
-            raise UserError(
-                f"{recurrence.name}: the all-history term {term.to_sympy()} reads every earlier "
-                "state; only the dense form (one stream, Σ_j a(k, j)·T(z_j)) has such a block"
-            )
+    """UserError for a history term other than Σ_{j=lo}^{k} c·s_j in an update: a T over the
+    whole history (the dense form's), a sum inside T or one that reads past k."""
+    for update in recurrence.updates:
+        for term in update.terms:
+            inner = [t for t in term.t_argument or () if t.history is not None]
+            if term.history is None and not inner:
+                continue
+            if inner or term.is_t:
+                raise UserError(
+                    f"{recurrence.name}: the all-history term {term.to_sympy()} applies T over "
+                    "every earlier state; only the dense form (one stream, Σ_j a(k, j)·T(z_j)) "
+                    "has such a block"
+                )
+            lo, hi = term.history
+            if sp.simplify(hi - k) != 0 or not sp.sympify(lo).is_Integer or int(lo) < 0:
+                raise UserError(
+                    f"{recurrence.name}: the history term {term.to_sympy()} must run from a fixed "
+                    "j ≥ 0 to k (the states a block has)"
+                )
+
+
+def _history_weight(term: Term) -> sp.Expr:
+    """w(k, j) of a history term Σ_{j=lo}^{k} c·s_j: c·[j ≥ lo], for j = 0 … k."""
+    lo = int(term.history[0])  # type: ignore[index]
+    if lo == 0:
+        return term.coefficient
+    return sp.Piecewise((term.coefficient, j >= lo), (0, True))
 
 
 def _branch_bases(recurrence: Recurrence) -> tuple[list[Argument], list[Reuse]]:
@@ -796,7 +820,13 @@ def _stream_updates(
     updates = []
     for update in recurrence.updates:
         terms = []
+        summed: dict[str, sp.Expr] = {}  # history weights, stream by stream
         for term in update.terms:
+            if term.history is not None:
+                assert term.state is not None
+                weight = summed.get(term.state.stream, sp.Integer(0)) + _history_weight(term)
+                summed[term.state.stream] = weight
+                continue
             if term.is_t:
                 source = reading.t_source(_argument(recurrence, term))
             else:
@@ -809,6 +839,10 @@ def _stream_updates(
                     source,
                 )
             )
+        for stream, weight in summed.items():
+            source = Source("history", stream, 0)
+            name = f"{update.stream}_{_source_name(source, reading.symbols)}"
+            terms.append(WeightedSource(_coefficient(name, name, "history", None, weight), source))
         updates.append((update.stream, tuple(terms)))
         reading.note(tuple(terms))
         reading.written.add(update.stream)
@@ -873,7 +907,7 @@ def _check_set_before_read(
     read = [t for _, t in updates] + [b.argument for b in branches]
     for stream, start in starts.items():
         if start == "unset" and any(
-            w.source.kind == "state" and w.source.name == stream and w.source.lag >= 0
+            w.source.kind in ("state", "history") and w.source.name == stream and w.source.lag >= 0
             for terms in read
             for w in terms
         ):
@@ -896,6 +930,66 @@ def _note_read(
             "that each reads only streams updated before it"
         )
     lags_read[source.name] = max(lags_read[source.name], source.lag)
+
+
+C5_LABEL = "(C5)"
+
+
+def c5_form(form: StreamsForm) -> StreamsForm:
+    """SCIS appendix C's (C5), the papers' network for ADMM, from the multi-stream form of (13).
+
+    Two paths, each applying its own T to its own stream (the ½ in front of T absorbed by the
+    learnable T), both adding the first path's history sums Σ_j α(k, j)·z′_j + Σ_j β(k, j)·z_j,
+    its look-back terms folded in at j = k − lag (its zₖ term: β gains ½·[j = k]); ρ after each
+    path's sum, both streams restarting at the stage input (both T of the first block read it),
+    the stage returning (z′_K + z_K)/2. UserError for a form without two such paths.
+    """
+    shape = "two streams that start at the input, each update one T of its own stream's zₖ"
+    if len(form.updates) != 2 or any(s.start != "input" for s in form.streams):
+        raise UserError(f"the (C5) form needs {shape}")
+    (first, first_terms), (second, _) = form.updates
+    branches = {b.name: b for b in form.branches}
+    for stream, terms in form.updates:
+        t_terms = [w for w in terms if w.source.kind == "t"]
+        argument = branches[t_terms[0].source.name].argument if len(t_terms) == 1 else ()
+        if len(argument) != 1 or argument[0].source != Source("state", stream, 0):
+            raise UserError(f"the (C5) form needs {shape}")
+    weights = {first: sp.Integer(0), second: sp.Integer(0)}
+    for w in first_terms:
+        assert w.coefficient is not None
+        if w.source.kind == "history":
+            weights[w.source.name] += w.coefficient.expr
+        elif w.source.kind == "state" and w.source.lag >= 0:
+            at = sp.Eq(j, k - w.source.lag)
+            weights[w.source.name] += sp.Piecewise((w.coefficient.expr, at), (0, True))
+        elif w.source.kind == "state":
+            raise UserError(f"the (C5) form's first path reads {first}ₖ₊₁: {shape}")
+    shared = (
+        WeightedSource(
+            _coefficient("alpha", "α", "history", None, weights[first]),
+            Source("history", first, 0),
+        ),
+        WeightedSource(
+            _coefficient("beta", "β", "history", None, weights[second]),
+            Source("history", second, 0),
+        ),
+    )
+    paths = ((first, "branch_prime", "T′"), (second, "branch", "T"))
+    half = sp.Rational(1, 2)
+    return StreamsForm(
+        streams=tuple(StreamStart(s, 1, "input", history=True) for s, _, _ in paths),
+        branches=tuple(
+            Branch(name, symbol, (WeightedSource(None, Source("state", s, 0)),), True, True, 0)
+            for s, name, symbol in paths
+        ),
+        updates=tuple(
+            (s, (WeightedSource(None, Source("t", name, 0)), *shared)) for s, name, _ in paths
+        ),
+        output=((first, 0, half), (second, 0, half)),
+        label=C5_LABEL,
+        display=form.display,
+        activated=(first, second),
+    )
 
 
 def fits_lagged(recurrence: Recurrence) -> bool:

@@ -130,7 +130,7 @@ class Algorithm:
     schedules: tuple[Schedule | ImplicitSchedule, ...] = ()
     z_equation: str = ""  # where the papers print the z-space recurrence, e.g. "SCIS (10)"
     rate: str = ""
-    engineering: str = "lagged"  # conv form: "lagged", "dense" or "twopath"
+    engineering: str = "lagged"  # conv form: "lagged", "dense" or "c5" (ADMM's, `c5_form`)
     special_cases: tuple[SpecialCase, ...] = ()
     notes: tuple[str, ...] = ()
     source_file: str = ""  # for user specs: where it was read from

@@ -5,15 +5,15 @@ prints that shape as Python and Unicode and renders the templates:
 
 - lagged (`conv_lagged.py.j2`): z_{k+1} = ρ(α T_k(Σ_l γ_l z_{k−l}) + Σ_l β_l z_{k−l}), (C1)/(C2);
 - dense (`conv_dense.py.j2`): z_{k+1} = Σ_j α^j T(z_j) + β(z_k − Σ_j h_{k+1,j} z_j), (C3)/(C6);
-- twopath (`conv_twopath.py.j2`): ADMM's (C5);
-- multi-stream (`conv_streams.py.j2`, printed by `derive.codegen.streams`): every other bounded
-  look-back recurrence, any number of streams and T-terms (QHM, extragradient, heavy ball with a
-  velocity, user specs with several states or several gradients).
+- multi-stream (`conv_streams.py.j2`, printed by `derive.codegen.streams`): every other
+  recurrence, any number of streams and T-terms (QHM, extragradient, heavy ball with a velocity,
+  user specs with several states or several gradients), an accumulator unrolled into a history
+  sum Σ_j w(k, j)·s_j whose weight vector is fixed (nonzero entries only), learnable or pruned.
 
-ADMM keeps its own template: (C5) is not its derived recurrence relaxed term by term but the papers'
-network, one history sum over every earlier iterate shared by both paths (μ unrolled), whose
-modules (`branch_prime`, `branch`, the weight vectors `alpha`, `beta`) the zoo's dmrnet56 and
-admmnet56 keep; the multi-stream form of ADMM's three-stream recurrence would be another network.
+ADMM's network is the multi-stream form of (13), μ unrolled, after the `c5_form` pass (SCIS (C5),
+the papers' network rather than (13) relaxed term by term): both paths add the first path's
+history sums, with the modules (`branch_prime`, `branch`, the weight vectors `alpha`, `beta`) the
+zoo's dmrnet56 and admmnet56 were trained with.
 
 Each module is a whole network on its own (it imports only torch and the standard library): the
 block and stage of the recurrence, then T's branches and the shortcuts, the stems, heads and the
@@ -31,15 +31,15 @@ from dataclasses import dataclass
 import sympy as sp
 
 from derive.algorithms.forms import (
+    C5_LABEL,
     Piece,
     StreamsForm,
     dense_form,
+    engineering_form,
     fits_lagged,
     invertibility,
     lagged_form,
     state_text,
-    streams_form,
-    twopath_form,
 )
 from derive.algorithms.ir import Recurrence
 from derive.algorithms.pycode import (
@@ -117,11 +117,15 @@ def render_lagged(recurrence: Recurrence, invoked: str | None = None) -> str:
 
 
 def render_streams(recurrence: Recurrence, invoked: str | None = None) -> str:
-    """Source of `ALGO_conv.py` for any other bounded look-back recurrence: the multi-stream form."""
-    form = streams_form(recurrence)
+    """Source of `ALGO_conv.py` for any other recurrence: the multi-stream form (ADMM's: (C5))."""
+    form = engineering_form(recurrence)
+    assert isinstance(form, StreamsForm)
     printer, text = _printers(recurrence)
     code = {c.name: printer.doprint(c.expr) for c in form.coefficients}
-    texts = {c.name: text.doprint(c.expr) for c in form.coefficients}
+    code.update(
+        {c.name: _unwrapped(code[c.name]) for c in form.coefficients if c.role == "history"}
+    )
+    texts = {c.name: coefficient_text(c.expr, text) for c in form.coefficients}
     output_code = [printer.doprint(c) for _, _, c in form.output]
     readout = recurrence.input_stream
     context = _common_context(recurrence, invoked)
@@ -140,7 +144,8 @@ def render_streams(recurrence: Recurrence, invoked: str | None = None) -> str:
         cost=t_cost(form),
         restart=restart_rule(form, readout),
         readout=readout,
-        readout_note=readout_note(recurrence, readout),
+        readout_note=readout_note(recurrence, form, readout),
+        c5_note=C5_NOTE if form.label == C5_LABEL else "",
         forward_lines=forward_lines(form, readout),
         output_code=output_code,
         used_tables=_used_tables(recurrence, [c.expr for c in form.coefficients]),
@@ -151,6 +156,16 @@ def render_streams(recurrence: Recurrence, invoked: str | None = None) -> str:
     )
 
 
+def _unwrapped(code: str) -> str:
+    """`code` without parentheses around the whole of it (`float(...)` encloses it)."""
+    depth = 0
+    for i, char in enumerate(code):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth == 0 and i < len(code) - 1:
+            return code
+    return code[1:-1] if code.startswith("(") else code
+
+
 def stream_roles(form: StreamsForm) -> dict[str, str]:
     """COEFFICIENTS' text: what each coefficient multiplies, in which update or inside which T."""
     symbols = form.symbols()
@@ -159,12 +174,38 @@ def stream_roles(form: StreamsForm) -> dict[str, str]:
         if not branch.identity:
             for w in branch.argument:
                 roles[w.coefficient.name] = f"{w.source.text(symbols)} inside {branch.symbol}"
+    updated: dict[str, list[str]] = {}  # a shared coefficient: every update it is in
     for stream, terms in form.updates:
         for w in terms:
-            roles[w.coefficient.name] = (
-                f"{w.source.text(symbols)} in {symbols.get(stream, stream)}ₖ₊₁"
-            )
+            if w.coefficient is not None:
+                updated.setdefault(w.coefficient.name, []).append(stream)
+                where = " and ".join(f"{symbols.get(s, s)}ₖ₊₁" for s in updated[w.coefficient.name])
+                roles[w.coefficient.name] = f"{w.source.text(symbols)} in {where}"
     return roles
+
+
+C5_NOTE = (
+    "SCIS appendix C's (C5) for ADMM, the papers' network: not (13) relaxed term by term, but both "
+    "paths adding the first (z′) path's history sums, its zₖ term folded in at j = k (the ½ in "
+    "front of T absorbed by the learnable T). Both streams restart at the stage input, z′₀ = z₀ = "
+    "S(stage input), and both T of the first block read the stage input itself. The stage returns (z′_K + z_K)/2: the two paths "
+    "converge to the same point (the constraint x = y of the splitting), and merging them, as "
+    "DMRNet does, puts every block to use (returning z_K alone would leave the last T′ of each "
+    "stage dead). `dmrnet_coefficients` gives DMRNet's weights."
+)
+
+
+def coefficient_text(expr: sp.Expr, printer: UnicodePrinter) -> str:
+    """A coefficient in Unicode; a history weight w(k, j) as c·[condition on j] terms."""
+    pieces = []
+    for term in sp.Add.make_args(sp.sympify(expr)):
+        if isinstance(term, sp.Piecewise) and len(term.args) == 2 and term.args[1] == (0, True):
+            pieces.append(term.args[0])
+        else:
+            pieces.append((term, None))
+    if all(condition is None for _, condition in pieces):
+        return printer.doprint(expr)
+    return _pieces_text(tuple(pieces), printer)
 
 
 SUBSCRIPTS = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
@@ -194,10 +235,11 @@ def t_cost(form: StreamsForm) -> str:
 
 def restart_rule(form: StreamsForm, readout: str) -> str:
     """How every stream restarts at a stage's first block, in words."""
+    symbols = form.symbols()
     starts = [
-        f"{form.symbols().get(s.name, s.name)}₀ = {'z₀' if s.start == 'input' else '0'}"
+        f"{symbols.get(s.name, s.name)}₀ = {'z₀' if s.start == 'input' else '0'}"
         for s in form.streams
-        if s.name != readout
+        if s.name != readout and (symbols.get(s.name, s.name), s.start) != ("z", "input")
     ]
     others = f"; the other streams start as the algorithm starts them, {', '.join(starts)}"
     text = (
@@ -215,6 +257,11 @@ def restart_rule(form: StreamsForm, readout: str) -> str:
             " A branch that reads this block's new states or another T's output works at the "
             "stage's resolution from the first block on."
         )
+    if form.history_streams():
+        text += (
+            " A history sum Σⱼ runs over j = 0 … k, every state of its stream since the stage's "
+            "start."
+        )
     if any(b.cached for b in form.branches):
         text += (
             " A T output of a block before the first is the first block's own (the gradient at "
@@ -223,10 +270,17 @@ def restart_rule(form: StreamsForm, readout: str) -> str:
     return text
 
 
-def readout_note(recurrence: Recurrence, readout: str) -> str:
+def readout_note(recurrence: Recurrence, form: StreamsForm, readout: str) -> str:
     """Where the stage's output and ρ come from when there are several streams."""
     if len(recurrence.updates) == 1:
         return ""
+    if form.activated:
+        symbols = form.symbols()
+        shown = ", ".join(f"{symbols.get(s, s)}ₖ₊₁" for s in form.activated)
+        return (
+            f"ρ, the optional activation after the sum (ReLU in the ResNet family), follows the "
+            f"update of each of {shown}."
+        )
     return (
         f"The stage reads out the algorithm's output ({readout}, the x stream, unless the algorithm "
         f"names another); ρ, the optional activation after the sum (ReLU in the ResNet family), "
@@ -249,9 +303,7 @@ def render_conv(recurrence: Recurrence, invoked: str | None = None) -> str:
     engineering = recurrence.algorithm.engineering
     if engineering == "dense":
         return render_dense(recurrence, invoked)
-    if engineering == "twopath":
-        return render_twopath(recurrence, invoked)
-    if fits_lagged(recurrence):
+    if engineering != "c5" and fits_lagged(recurrence):
         return render_lagged(recurrence, invoked)
     return render_streams(recurrence, invoked)
 
@@ -260,7 +312,7 @@ def render_conv(recurrence: Recurrence, invoked: str | None = None) -> str:
 class HistoryForm:
     """Per-source coefficients over the whole history, as Python list comprehensions over j."""
 
-    alpha: str  # the coefficient of T(z_j) (dense) or of z'_j (two-path), for j = 0 … k
+    alpha: str  # the coefficient of T(z_j), for j = 0 … k
     state: str  # the coefficient of z_j, for j = 0 … k
     alpha_text: str
     state_text: str
@@ -310,26 +362,9 @@ def printed_dense(recurrence: Recurrence) -> HistoryForm:
     )
 
 
-def printed_twopath(recurrence: Recurrence) -> HistoryForm:
-    """(C5) of `twopath_form`, printed as Python and Unicode."""
-    form = twopath_form(recurrence)
-    printer, text = _printers(recurrence)
-    return HistoryForm(
-        _pieces_code(form.alpha, printer),
-        _pieces_code(form.beta, printer),
-        _pieces_text(form.alpha, text),
-        _pieces_text(form.beta, text),
-    )
-
-
 def render_dense(recurrence: Recurrence, invoked: str | None = None) -> str:
     """Source of `ALGO_conv.py` for an all-history recurrence: the dense form (C3)/(C6)."""
     return _render_history("conv_dense.py.j2", recurrence, printed_dense(recurrence), invoked)
-
-
-def render_twopath(recurrence: Recurrence, invoked: str | None = None) -> str:
-    """Source of `ALGO_conv.py` for a two-stream recurrence: the two-path form (C5)."""
-    return _render_history("conv_twopath.py.j2", recurrence, printed_twopath(recurrence), invoked)
 
 
 def _render_history(
@@ -352,4 +387,4 @@ def _atoms_of(recurrence: Recurrence) -> list[sp.Expr]:
     return [t.coefficient for u in recurrence.updates for t in u.terms]
 
 
-__all__ = ["HistoryForm", "printed_dense", "printed_twopath", "render_conv"]
+__all__ = ["HistoryForm", "coefficient_text", "printed_dense", "render_conv"]

@@ -10,7 +10,7 @@ has no entry gets the generic factories `cifar(depth=...)` and `imagenet(depth=.
 Entries with a title are also listed in the module's docstring as `create_model` calls and the
 equivalent `derive train ALGO_conv.py --model-arg ...` command (tests/test_model_args.py checks
 they build the zoo's network). DMRNet is not: its coefficients differ per block (a function of k,
-`dmrnet_coefficients` in the two-path modules), which only Python can pass.
+`dmrnet_coefficients` in admm's conv module), which only Python can pass.
 """
 
 from __future__ import annotations

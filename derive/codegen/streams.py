@@ -6,10 +6,14 @@ The block computes each T branch once, just before the first update that reads i
 updates in the algorithm's order, so an update may read streams updated before it in the block.
 Consecutive updates with no T evaluation or activation between them are printed as one `_updates`
 call, which with fixed coefficients is one autograd node: its backward pass forms every gradient
-in one pass over memory a term, accumulating in place.
+in one pass over memory a term, accumulating in place. An update with history terms (Σ_j w_j·s_j
+over every state of s so far) is one `_combine` of its other terms and the history sum, each
+distinct sum (the same weights of the same streams) formed once per block (`_history_sum`).
 """
 
 from __future__ import annotations
+
+import re
 
 from derive.algorithms.forms import Branch, Source, StreamsForm, WeightedSource
 
@@ -26,10 +30,15 @@ def branch_variable(index: int) -> str:
     return f"t{index + 1}"
 
 
+def coefficient_variable(w: WeightedSource) -> str:
+    """self.c for a relaxed coefficient, 1.0 for a coefficient absorbed by T."""
+    return "1.0" if w.coefficient is None else f"self.{w.coefficient.name}"
+
+
 def _pairs(terms: tuple[WeightedSource, ...], operands: list[str]) -> str:
     """`(self.c, x), (self.d, y)` for _combine."""
     return ", ".join(
-        f"(self.{w.coefficient.name}, {operand})"
+        f"({coefficient_variable(w)}, {operand})"
         for w, operand in zip(terms, operands, strict=True)
     )
 
@@ -50,11 +59,30 @@ class _Body:
         self.lines += [f'past_{s.name} = states["{s.name}"]' for s in form.streams]
         self.done: set[str] = set()
         self.pending: list[tuple[str, tuple[WeightedSource, ...], list[str]]] = []
+        self.sums: dict[tuple[tuple[str, str], ...], str] = {}  # history terms → h1, h2, …
 
     def update(self, stream: str, terms: tuple[WeightedSource, ...]) -> None:
-        """Queue the update of `stream`, printed with its neighbours by `flush`."""
+        """Queue the update of `stream`, printed with its neighbours by `flush`; an update with
+        history terms is printed at once, after the queue."""
+        summed = tuple(w for w in terms if w.source.kind == "history")
+        terms = tuple(w for w in terms if w.source.kind != "history")
         operands = [self.operand(w.source) for w in terms]
-        self.pending.append((stream, terms, operands))
+        if not summed:
+            self.pending.append((stream, terms, operands))
+            return
+        self.flush()
+        pairs = [_pairs(terms, operands)] if terms else []
+        pairs.append("*" + self.summed_variable(summed))
+        self.lines.append(f"new_{stream} = _combine({', '.join(pairs)})")
+
+    def summed_variable(self, summed: tuple[WeightedSource, ...]) -> str:
+        """The variable holding Σ w·s over these history terms, printing it at first use."""
+        key = tuple((w.coefficient.name, w.source.name) for w in summed if w.coefficient)
+        if key not in self.sums:
+            self.sums[key] = f"h{len(self.sums) + 1}"
+            weighted = ", ".join(f"self.{c}.pairs(past_{s})" for c, s in key)
+            self.lines.append(f"{self.sums[key]} = _history_sum({weighted})")
+        return self.sums[key]
 
     def flush(self) -> None:
         """Print the queued updates as one `_updates` call (its sources, then one line each)."""
@@ -69,7 +97,7 @@ class _Body:
         self.lines.append(f"    {_tuple(sources)},")
         for _, terms, operands in self.pending:
             pairs = [
-                f"(self.{w.coefficient.name}, {index[o]})"
+                f"({coefficient_variable(w)}, {index[o]})"
                 for w, o in zip(terms, operands, strict=True)
             ]
             self.lines.append(f"    {_tuple(pairs)},")
@@ -117,9 +145,10 @@ class _Body:
 def forward_lines(form: StreamsForm, readout: str) -> list[str]:
     """The body of Block.forward: branches, then each stream's update, then what it returns."""
     body = _Body(form)
+    activated = form.activated or (readout,)
     for stream, terms in form.updates:
         body.update(stream, terms)
-        if stream == readout:
+        if stream in activated:
             body.flush()
             body.lines += [
                 "if self.post_activation is not None:",
@@ -136,8 +165,13 @@ def forward_lines(form: StreamsForm, readout: str) -> list[str]:
 
 def _without_unread_states(lines: list[str], streams: list[str]) -> list[str]:
     """Drop `past_s = states["s"]` for a stream whose earlier states no line reads."""
-    unread = {s for s in streams if not any(f"past_{s}[" in line for line in lines)}
+    definitions = {f'past_{s} = states["{s}"]' for s in streams}
+    unread = {
+        s
+        for s in streams
+        if not any(re.search(rf"\bpast_{s}\b", line) for line in lines if line not in definitions)
+    }
     return [line for line in lines if line.split(" = ")[0] not in {f"past_{s}" for s in unread}]
 
 
-__all__ = ["branch_variable", "forward_lines", "state_variable"]
+__all__ = ["branch_variable", "coefficient_variable", "forward_lines", "state_variable"]

@@ -334,7 +334,7 @@ def conv_form_claims() -> tuple[Claim, ...]:
             "so one shared sum is (13)'s z′ path only; `admmnet56` uses that path's α, β on both",
             tested(
                 CONV_TEST,
-                "test_twopath_block_takes_admms_x_step",
+                "test_c5_block_takes_admms_x_step",
                 Evidence(
                     MODELS_DOC,
                     anchor="Model zoo: parameters and FLOPs beside the papers",
@@ -342,7 +342,7 @@ def conv_form_claims() -> tuple[Claim, ...]:
                     "z₁…zₖ), and (C5) does not use those weights.",
                 ),
             ),
-            pytest_command(CONV_TEST, "test_twopath_block_takes_admms_x_step"),
+            pytest_command(CONV_TEST, "test_c5_block_takes_admms_x_step"),
         ),
     )
 

@@ -291,7 +291,7 @@ def resolve_space(name: str, coefficients: dict[str, float] | None = None) -> Se
     """`darts`, `heavyball`/`hb`, `agd` (the paper's Search space-AGD, from `nesterov2`), or any
     `derive network --algo` value (built-in name, alias, .toml spec). UserError for anything else.
     """
-    # deferred: derive.codegen loads black and the templates (~0.3 s), needed only here
+    # deferred: derive.codegen loads SymPy passes and the templates, needed only here
     from derive.codegen.generate import with_defaults
 
     key = SPACE_ALIASES.get(name, name)
@@ -360,11 +360,6 @@ def space_form(recurrence: Recurrence) -> DenseForm | LookBack:
         f"its layer recurrence has {len(streams)} streams ({', '.join(streams)}); a cell's node is "
         "one state"
     )
-    if recurrence.algorithm.engineering == "twopath":
-        raise UserError(
-            f"{recurrence.name}: {several}, and its two paths each apply T to their own stream "
-            "(the two-path form (C5)), so neither is a look-back of the other"
-        )
     try:
         if recurrence.has_history():
             return dense_shape(recurrence)
