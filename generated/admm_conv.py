@@ -165,7 +165,7 @@ class _Weights(nn.Module):
     def pairs(
         self, states: Sequence[torch.Tensor]
     ) -> list[tuple[float | torch.Tensor, torch.Tensor]]:
-        """(w_j, s_j) for the terms not fixed at 0, from states[l] = s_(k-l), l = 0 … k."""
+        """(wⱼ, sⱼ) for the terms not fixed at 0, from states[l] = sₖ₋ₗ, l = 0 … k."""
         history = states[::-1]
         if self.learnable is not None:
             return list(zip(self.learnable, history, strict=True))
