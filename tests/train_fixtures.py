@@ -119,6 +119,14 @@ HOOKS = {
             time.sleep(600)
         """
     ),
+    # after N training batches: send this process the signal DERIVE_TEST_SIGNAL (a number)
+    "signal": textwrap.dedent(
+        """
+        signal_at = int(os.environ.get("DERIVE_TEST_SIGNAL_AT", "0"))
+        if signal_at and self.calls == signal_at:
+            os.kill(os.getpid(), int(os.environ["DERIVE_TEST_SIGNAL"]))
+        """
+    ),
     # after N training batches: raise (an in-process stand-in for a crash)
     "crash": textwrap.dedent(
         """
