@@ -340,8 +340,12 @@ def test_checkpoint_every_on_the_command_line(files, capsys):
     assert not (files / "cli-bad").exists()
 
 
+@pytest.mark.slow
 def test_two_processes_interrupted_inside_an_epoch_resume_to_the_uninterrupted_run(files):
-    """torchrun on gloo: SIGTERM reaches rank 1 alone at step 3 of epoch 2; both ranks stop there."""
+    """torchrun on gloo: SIGTERM reaches rank 1 alone at step 3 of epoch 2; both ranks stop there.
+
+    Three torchrun launches; `make test` keeps the torchrun path in test_train_distributed.py and the
+    in-epoch stop and exact resume in the one-process tests above."""
     whole2 = torchrun(2, _cli_args(files, "ddp-whole"))
     assert whole2.returncode == 0, whole2.stderr
     cut = torchrun(
