@@ -57,23 +57,41 @@ COLLIDING = [
 SPEC = """
 name = "clash"
 [coefficients]
-{coefficient} = {{ default = 0.3, min = -1, max = 1 }}
-other = 0.1
+{n0} = {{ default = 0.3, min = -1, max = 1 }}
+{n1} = {{ default = 0.2, min = -1, max = 1 }}
+{n2} = {{ default = 0.1, min = -1, max = 1 }}
+{n3} = {{ default = -0.1, min = -1, max = 1 }}
 [schedules]
-{schedule} = "1/(k + 2)"
+{n0} = "1/(k + 2)"
+{n1} = "1/(k + 3)"
+{n2} = "(k + 1)/(k + 4)"
+{n3} = "1/(k + 5)"
 [update]
-"x[k+1]" = "x[k] - (1 - {coefficient}*{schedule}[k])*grad(x[k]) + {coefficient}*(x[k] - x[k-1]) + other*(x[k-1] - x[k-2])"
+"x[k+1]" = "x[k] - (1 - {n0}*{n0}[k])*grad(x[k]) + {n1}*{n1}[k]*(x[k] - x[k-1]) + ({n2}*{n2}[k] + {n3}*{n3}[k])*(x[k-1] - x[k-2])"
 [initial]
 "x[-1]" = "x[0]"
 "x[-2]" = "x[0]"
 """
+"""Four slots, each one name for a coefficient and for a schedule: a name that clashes breaks the
+network whichever slot it sits in, so four colliding names share one generated module."""
+
+HARMLESS = ("rate", "step", "gain", "lag")
+OVERRIDE = (-0.2, 0.4, -0.3, 0.25)  # coefficient values other than the defaults, slot by slot
+SLOTS = len(HARMLESS)
 
 
-def _module(tmp_path: Path, form: str, coefficient: str, schedule: str, tag: str) -> object:
+def _groups() -> list[tuple[str, ...]]:
+    """COLLIDING in groups of four, the last padded with harmless names."""
+    padded = COLLIDING + list(HARMLESS[: -len(COLLIDING) % SLOTS])
+    return [tuple(padded[i : i + SLOTS]) for i in range(0, len(padded), SLOTS)]
+
+
+def _module(tmp_path: Path, form: str, names: tuple[str, ...], tag: str) -> object:
     folder = tmp_path / tag
     folder.mkdir()
     spec = folder / "spec.toml"
-    spec.write_text(SPEC.format(coefficient=coefficient, schedule=schedule), encoding="utf-8")
+    slots = {f"n{i}": name for i, name in enumerate(names)}
+    spec.write_text(SPEC.format(**slots), encoding="utf-8")
     assert main(["network", "--algo", str(spec), "--form", form, "--out", str(folder)]) == 0
     return load_python_file(str(folder / f"clash_{form}.py"))
 
@@ -94,13 +112,17 @@ def _run(module: object, form: str, override: dict[str, float]) -> torch.Tensor:
 
 @pytest.mark.parametrize("form", FORMS)
 def test_colliding_names_give_the_network_of_harmless_names(tmp_path: Path, form: str) -> None:
-    reference = _module(tmp_path, form, "rate", "step", "harmless")
-    expected = {value: _run(reference, form, {"rate": value}) for value in (0.3, -0.2)}
-    for name in COLLIDING:
-        module = _module(tmp_path, form, name, name, name)
-        for value, output in expected.items():
-            got = _run(module, form, {name: value} if value != 0.3 else {})
-            torch.testing.assert_close(got, output, rtol=1e-6, atol=1e-9, msg=name)
+    reference = _module(tmp_path, form, HARMLESS, "harmless")
+    defaults = _run(reference, form, {})
+    overridden = _run(reference, form, dict(zip(HARMLESS, OVERRIDE, strict=True)))
+    assert not torch.allclose(defaults, overridden)  # the overrides reach the network
+    assert {name for names in _groups() for name in names} >= set(COLLIDING)
+    for i, names in enumerate(_groups()):
+        module = _module(tmp_path, form, names, f"group{i}")
+        got = _run(module, form, {})
+        torch.testing.assert_close(got, defaults, rtol=1e-6, atol=1e-9, msg=str(names))
+        got = _run(module, form, dict(zip(names, OVERRIDE, strict=True)))
+        torch.testing.assert_close(got, overridden, rtol=1e-6, atol=1e-9, msg=str(names))
 
 
 def test_templates_use_no_variable_in_the_user_namespace() -> None:
@@ -115,7 +137,8 @@ def test_templates_use_no_variable_in_the_user_namespace() -> None:
 @pytest.mark.parametrize("name", sorted(API_PARAMETERS))
 def test_a_coefficient_named_like_a_parameter_is_refused(tmp_path, capsys, name: str) -> None:
     spec = tmp_path / "spec.toml"
-    spec.write_text(SPEC.format(coefficient=name, schedule="step"), encoding="utf-8")
+    names = {"n0": name, "n1": "step", "n2": "gain", "n3": "lag"}
+    spec.write_text(SPEC.format(**names), encoding="utf-8")
     out = tmp_path / "out"
     assert main(["network", "--algo", str(spec), "--form", "fc", "--out", str(out)]) == 2
     err = capsys.readouterr().err
@@ -127,7 +150,7 @@ def test_the_refused_parameters_are_those_of_the_generated_functions(tmp_path: P
     """API_PARAMETERS lists every named parameter that coefficients are passed beside."""
     import inspect
 
-    module = _module(tmp_path, "fc", "rate", "step", "api")
+    module = _module(tmp_path, "fc", HARMLESS, "api")
     names = set()
     for function in (module.build_tied, module.build_untied, module.ClashFC.__init__):
         for parameter in inspect.signature(function).parameters.values():
