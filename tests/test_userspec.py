@@ -147,7 +147,7 @@ states = ["x", "m"]
 """
     spec = write(tmp_path, text)
     assert "def build_tied" in generate(spec, "fc").source
-    with pytest.raises(UserError, match=r"all-history term .*reads every earlier state"):
+    with pytest.raises(UserError, match=r"all-history term .*applies T over every earlier state"):
         generate(spec, "conv")
 
 
