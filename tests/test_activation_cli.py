@@ -11,6 +11,7 @@ from pathlib import Path
 import mpmath as mp
 import pytest
 import sympy as sp
+from symbolic_cache import cached_pipeline  # noqa: F401  (autouse: one derivation per activation)
 
 from derive.cli import main
 

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
+from symbolic_cache import cached_pipeline  # noqa: F401  (autouse: one derivation per activation)
 
 from derive.cli import main
 from derive.symbolic.printing import minus_signs

@@ -10,9 +10,13 @@ from __future__ import annotations
 import mpmath as mp
 import pytest
 import sympy as sp
+from symbolic_cache import (
+    cached_pipeline,  # noqa: F401  (autouse: one derivation per activation)
+    derive_activation,
+)
 
 from derive.cli import main
-from derive.symbolic import derive_activation, derive_expression, exp_rational
+from derive.symbolic import derive_expression, exp_rational
 from derive.symbolic.symbols import x as REAL_X
 
 X = sp.Symbol("x")

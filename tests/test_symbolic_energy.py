@@ -12,8 +12,8 @@ import json
 import mpmath as mp
 import pytest
 import sympy as sp
+from symbolic_cache import derive_activation, derive_all, derive_expression
 
-from derive.symbolic import derive_activation, derive_all, derive_expression
 from derive.symbolic.formats import symbolic_summary
 
 X = sp.Symbol("x")

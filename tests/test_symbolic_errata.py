@@ -5,8 +5,8 @@ from __future__ import annotations
 import mpmath as mp
 import pytest
 import sympy as sp
+from symbolic_cache import derive_activation
 
-from derive.symbolic import derive_activation
 from derive.symbolic.errata import DERIVATIVE_WRONG, DISCONTINUOUS, NOT_REAL
 from derive.symbolic.papers import ACML, PRINTED, SCIS
 
