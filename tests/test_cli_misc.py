@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from derive.cli import COMMANDS, main
+from derive.symbolic import catalog
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -25,15 +26,33 @@ def test_unknown_command_is_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().err.count("\n") == 1
 
 
-def test_demo_derives_and_generates(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo", "--out", str(tmp_path), "--skip-simulation"]) == 0
-    generated = sorted(p.name for p in (tmp_path / "generated").iterdir())
+def _run_demo(out: Path) -> str:
+    """`derive demo --skip-simulation` into `out`: checks the files, returns activations.md."""
+    assert main(["demo", "--out", str(out), "--skip-simulation"]) == 0
+    generated = sorted(p.name for p in (out / "generated").iterdir())
     assert "heavyball_fc.py" in generated and "nesterov2_conv.py" in generated
-    assert "Errata" in (tmp_path / "activations.md").read_text(encoding="utf-8") or "errata" in (
-        tmp_path / "activations.md"
-    ).read_text(encoding="utf-8")
+    activations = (out / "activations.md").read_text(encoding="utf-8")
+    assert "Errata" in activations or "errata" in activations
     repo = Path(__file__).resolve().parents[1] / "generated"
-    assert (tmp_path / "generated" / "admm_fc.py").read_text() == (repo / "admm_fc.py").read_text()
+    assert (out / "generated" / "admm_fc.py").read_text() == (repo / "admm_fc.py").read_text()
+    return activations
+
+
+def test_demo_derives_and_generates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The demo's steps, with three activations standing for the catalog (deriving all of them,
+    mish's 5 s among them, is the slow test below; tests/test_activation_docs.py checks that
+    every derivation gives the committed page)."""
+    few = [a for a in catalog.ACTIVATIONS if a.name in ("sigmoid", "tanh", "relu")]
+    monkeypatch.setattr(catalog, "ACTIVATIONS", type(catalog.ACTIVATIONS)(few))
+    activations = _run_demo(tmp_path)
+    assert "| sigmoid |" in activations and "| relu |" in activations
+    assert "| mish |" not in activations
+
+
+@pytest.mark.slow
+def test_demo_derives_every_activation_and_generates(tmp_path: Path) -> None:
+    activations = _run_demo(tmp_path)
+    assert all(f"| {a.name} |" in activations for a in catalog.ACTIVATIONS)
 
 
 def test_atomic_writes_respect_the_umask(tmp_path: Path) -> None:
