@@ -151,9 +151,9 @@ def test_crop_rule_is_torchvisions_random_resized_crop():
     from torchvision.transforms import RandomResizedCrop
 
     def theirs(h, w):
-        return tuple(
-            RandomResizedCrop.get_params(torch.zeros(1, h, w), (0.08, 1.0), (3 / 4, 4 / 3))
-        )
+        # get_params reads only the image's shape: a broadcast view of one zero, never h*w floats
+        image = torch.zeros(1, 1, 1).expand(1, h, w)
+        return tuple(RandomResizedCrop.get_params(image, (0.08, 1.0), (3 / 4, 4 / 3)))
 
     torch.manual_seed(0)
     for h, w in [
