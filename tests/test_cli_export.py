@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
+import derive.export
 from derive.cli import main
-from derive.models import create_model, resolve_model
+from derive.models import create_model, model_entry, resolve_model
 from derive.nas.codegen import write_nas_network
 
 GENERATED = Path(__file__).resolve().parents[1] / "generated"
@@ -82,8 +83,12 @@ def test_pt2_of_a_nas_network_file(tmp_path) -> None:
 def test_onnx_matches_eager_in_onnxruntime(tmp_path, capsys) -> None:
     import onnxruntime
 
+    # HBNet-8 (one block a stage, each op kind of the ResNets): ONNX export costs per op traced
+    spec, args = str(GENERATED / "heavyball_conv.py"), {"depth": 8, "post_activation": False}
     out = tmp_path / "net.onnx"
-    assert export(["prehbnet20", "--out", str(out), "--num-classes", "7"]) == 0
+    argv = [spec, "--out", str(out), "--num-classes", "7"]
+    argv += ["--model-arg", "depth=8", "--model-arg", "post_activation=false"]
+    assert export(argv) == 0
     assert capsys.readouterr().out.startswith(f"wrote {out} (onnx; input 1x3x32x32, output 1x7;")
     session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
@@ -91,7 +96,7 @@ def test_onnx_matches_eager_in_onnxruntime(tmp_path, capsys) -> None:
     def run(x: torch.Tensor) -> torch.Tensor:
         return torch.from_numpy(session.run(None, {name: x.numpy()})[0])
 
-    assert_same_function(run, reference("prehbnet20", 7), (1, 3, 32, 32))
+    assert_same_function(run, reference(spec, 7, **args), (1, 3, 32, 32))
 
 
 def test_onnx_without_the_extra_names_what_to_install(tmp_path, capsys, monkeypatch) -> None:
@@ -133,7 +138,12 @@ def create_model(num_classes=10):
         (["resnet20", "--out", "{tmp}/a.pt2", "--batch", "1000"], "at most 256"),
         (["resnet20", "--out", "{tmp}/a.pt2", "--format", "tflite"], "invalid choice"),
         (["resnet20", "--out", "{tmp}/a.pt2", "--model-arg", "depth=8"], "takes no argument"),
-        (["hbnet34", "--out", "{tmp}/a.pt2", "--input-size", "8x1024"], None),  # runs: no error
+        (["resnet20", "--out", "{tmp}/a.pt2", "--input-size", "8x1024"], None),  # runs: no error
+        pytest.param(  # the bounds hold for an ImageNet network too (it downsamples by 32)
+            ["hbnet34", "--out", "{tmp}/a.pt2", "--input-size", "8x1024"],
+            None,
+            marks=pytest.mark.slow,
+        ),
         (["{tmp}/bad.py", "--out", "{tmp}/a.pt2"], "cannot export to pt2"),
         (["{tmp}/bad.py", "--out", "{tmp}/a.pt2", "--model-arg", "x=1"], "no argument 'x'"),
     ],
@@ -151,6 +161,19 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, capsys, argv
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.py"]
 
 
+def test_a_zoo_imagenet_network_is_traced_at_224_by_default(tmp_path, capsys, monkeypatch) -> None:
+    """The default input follows the zoo's dataset entry; a small network stands in for ResNet-34's
+    weights (the next test, in `make test-slow`, exports the real one at 224×224)."""
+    assert model_entry("resnet34").dataset == "imagenet"
+    small = reference(str(GENERATED / "heavyball_conv.py"), 2, depth=8)
+    monkeypatch.setattr(derive.export, "resolve_model", lambda spec, **options: small)
+    out = tmp_path / "r34.pt2"
+    assert main(["export", "resnet34", "--out", str(out), "--num-classes", "2"]) == 0
+    assert "input 1x3x224x224, output 1x2" in capsys.readouterr().out
+    assert_same_function(torch.export.load(str(out)).module(), small, (1, 3, 224, 224))
+
+
+@pytest.mark.slow
 def test_a_zoo_default_input_is_the_dataset_s(tmp_path, capsys) -> None:
     create_model("resnet34")  # an ImageNet network: traced at 224×224 unless told otherwise
     out = tmp_path / "r34.pt2"
