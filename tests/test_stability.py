@@ -216,9 +216,9 @@ def test_runner_runs_skips_and_reports_failures(data):
         ["stability", "probe", str(data / "r0"), "--steps", "2", "--out", str(data / "r0.json")],
         kind="probe",
     )
-    bad = _job(
-        data, "bad", ["train", str(data / "missing.py"), "--out", str(data / "bad"), *common]
-    )
+    # refused while parsing, before torch loads: the failure costs the child no start-up
+    bad_argv = ["train", str(data / "missing.py"), "--out", str(data / "bad"), *common]
+    bad = _job(data, "bad", [*bad_argv, "--batch-size", "0"])
     bad_probe = _job(
         data,
         "bad",
@@ -233,7 +233,7 @@ def test_runner_runs_skips_and_reports_failures(data):
         "4 of 4 jobs to run" in text and "[3/4] " in text and "skipped (their run failed)" in text
     )
     assert all(j.done() for j in (good[0], probe)) and not bad.done()
-    assert "does not exist" in (data / "bad.train.log").read_text()
+    assert "--batch-size: expected a positive integer" in (data / "bad.train.log").read_text()
     again = io.StringIO()
     assert run_jobs([good[0], probe], stream=again) == []
     assert "0 of 2 jobs to run (2 already done)" in again.getvalue()
