@@ -35,12 +35,14 @@ def _shapes(model: torch.nn.Module) -> list[tuple[str, tuple[int, ...]]]:
 
 @pytest.fixture
 def files(tmp_path: Path) -> Path:
-    write_cifar10(tmp_path / "data", per_file=40, n_test=60)
+    write_cifar10(tmp_path / "data", per_file=4, n_test=6)
     return tmp_path
 
 
 def _train(files: Path, model: str, *extra: str) -> list[str]:
-    """argv for one optimizer step (200 images at batch 200) on the fixture data."""
+    """argv for one optimizer step (20 images at batch 20) on the fixture data: the checks read
+    the run's options, its network and its exit status, which the number of images does not
+    change."""
     return [
         "-q",
         "train",
@@ -52,9 +54,9 @@ def _train(files: Path, model: str, *extra: str) -> list[str]:
         "--epochs",
         "1",
         "--batch-size",
-        "200",
+        "20",
         "--eval-batch-size",
-        "60",
+        "6",
         "--device",
         "cpu",
         *extra,
@@ -89,8 +91,9 @@ def test_documented_arguments_build_the_zoo_network(network: object) -> None:
     """Each network a generated docstring lists is the zoo's: same parameters, same shapes."""
     algorithm = next(a for a, ns in PAPER_NETWORKS.items() if network in ns)
     path = str(generated_dir() / f"{algorithm}_conv.py")
-    model = resolve_model(path, 10, **collect(network.command(path).split(" --model-arg ")[1:]))
-    zoo = create_model(network.zoo)
+    with torch.device("meta"):  # shapes and names only: no storage, no initialisation
+        model = resolve_model(path, 10, **collect(network.command(path).split(" --model-arg ")[1:]))
+        zoo = create_model(network.zoo)
     assert _shapes(model) == _shapes(zoo)
     learnable = {n for n, p in model.named_parameters()} == {n for n, p in zoo.named_parameters()}
     assert learnable and _parameters(model) == _parameters(zoo)
