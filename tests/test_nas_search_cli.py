@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -16,9 +17,27 @@ from derive.nas.searchfiles import METRICS_HEADER, read_metrics
 TINY = ["--channels", "4", "--cells", "3", "--image-size", "8", "--batch-size", "8"]
 
 
-@pytest.fixture
-def data(tmp_path: Path) -> Path:
-    return write_cifar10(tmp_path / "data", per_file=8, n_test=10).root  # 40 training images
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """40 training images, read (never written) by every search of this file."""
+    return write_cifar10(tmp_path_factory.mktemp("data"), per_file=8, n_test=10).root
+
+
+# 24 images: 12 per half, two batches of 8 and 4 an epoch, so the resumed epoch crosses a batch
+AGD_RUN = ("--epochs", "2", "--limit-images", "24")
+
+
+@pytest.fixture(scope="module")
+def agd_run(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished 2-epoch AGD search, run once: the straight run the resume test compares with,
+    the run the refusals are tried on (as a copy) and the genotype the end-to-end test builds.
+    Module scope: made before the function-scoped single_thread, so one thread is set here."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("agd") / "straight"
+    assert search(data, out, *AGD_RUN, space="agd") == 0
+    torch.set_num_threads(threads)
+    return out
 
 
 def search(data: Path, out: Path, *extra: str, space: str = "heavyball") -> int:
@@ -62,9 +81,10 @@ def test_agd_second_order_runs(data: Path, tmp_path: Path) -> None:
     assert summary["dataset"]["weight_half"] == 12
 
 
-def test_resume_continues_bit_exactly(data: Path, tmp_path: Path, monkeypatch) -> None:
-    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-    assert search(data, straight, "--epochs", "2", space="agd") == 0
+def test_resume_continues_bit_exactly(
+    data: Path, agd_run: Path, tmp_path: Path, monkeypatch
+) -> None:
+    straight, resumed = agd_run, tmp_path / "resumed"
     import derive.nas.search as search_module
 
     original = search_module.search_epoch
@@ -75,10 +95,10 @@ def test_resume_continues_bit_exactly(data: Path, tmp_path: Path, monkeypatch) -
         return original(*args, **kwargs)
 
     monkeypatch.setattr(search_module, "search_epoch", interrupted)
-    assert search(data, resumed, "--epochs", "2", space="agd") == 130
+    assert search(data, resumed, *AGD_RUN, space="agd") == 130
     assert [r["epoch"] for r in read_metrics(resumed)] == [1.0]
     monkeypatch.setattr(search_module, "search_epoch", original)
-    assert search(data, resumed, "--epochs", "2", "--resume", space="agd") == 0
+    assert search(data, resumed, *AGD_RUN, "--resume", space="agd") == 0
     a = torch.load(straight / "checkpoint.pt", weights_only=True)
     b = torch.load(resumed / "checkpoint.pt", weights_only=True)
     for key in a["model"]:
@@ -91,14 +111,15 @@ def test_resume_continues_bit_exactly(data: Path, tmp_path: Path, monkeypatch) -
     assert (straight / "genotype.json").read_text() == (resumed / "genotype.json").read_text()
 
 
-def test_resume_refuses_other_settings(data: Path, tmp_path: Path, capsys) -> None:
+def test_resume_refuses_other_settings(data: Path, agd_run: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "run"
-    assert search(data, out, "--epochs", "1") == 0
-    capsys.readouterr()
-    assert search(data, out, "--epochs", "1", "--resume", "--seed", "3") == 2
+    shutil.copytree(agd_run, out)
+    assert search(data, out, *AGD_RUN, "--resume", "--seed", "3", space="agd") == 2
     assert "seed 0 (checkpoint) vs 3 (now)" in capsys.readouterr().err
-    assert search(data, out, "--epochs", "1") == 2  # neither --resume nor --force
-    assert search(data, out, "--epochs", "1", "--force") == 0
+    assert search(data, out, *AGD_RUN, space="agd") == 2  # neither --resume nor --force
+    assert json.loads((out / "summary.json").read_text())["epochs_completed"] == 2  # untouched
+    assert search(data, out, "--epochs", "1", "--limit-images", "16", "--force", space="agd") == 0
+    assert json.loads((out / "summary.json").read_text())["epochs_completed"] == 1
 
 
 @pytest.mark.parametrize(
@@ -166,17 +187,17 @@ def test_cli_bounds_agree_with_the_library() -> None:
     assert nas_search.IMAGE_SIZES == searchdata.IMAGE_SIZES
 
 
-def test_search_then_network_then_train_end_to_end(data: Path, tmp_path: Path) -> None:
+def test_search_then_network_then_train_end_to_end(
+    data: Path, agd_run: Path, tmp_path: Path
+) -> None:
     """The NAS pipeline: genotype.json → `derive nas network` → `derive train` (skipped until the
     evaluation half, `derive nas network`, is on this branch)."""
     import importlib.util
 
     if importlib.util.find_spec("derive.nas.network") is None:
         pytest.skip("derive nas network (derive/nas/network.py) is not on this branch yet")
-    out = tmp_path / "run"
-    assert search(data, out, "--epochs", "1", space="agd") == 0
     nets = tmp_path / "nets"
-    argv = ["-q", "nas", "network", str(out / "genotype.json"), "--out", str(nets)]
+    argv = ["-q", "nas", "network", str(agd_run / "genotype.json"), "--out", str(nets)]
     assert main([*argv, "--channels", "4", "--cells", "3"]) == 0
     (model,) = sorted(nets.glob("*.py"))
     train = ["-q", "train", str(model), "--dataset", "cifar10", "--data-dir", str(data)]
