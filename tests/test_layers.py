@@ -13,6 +13,7 @@ one, or one with only a pragma (`# noqa`), is reported with its file and line.
 from __future__ import annotations
 
 import ast
+import functools
 import io
 import re
 import tokenize
@@ -21,6 +22,12 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "derive"
+
+
+@functools.cache
+def parsed(path: Path) -> ast.Module:
+    """The syntax tree of the file at `path`, parsed once for all the walks below (read only)."""
+    return ast.parse(path.read_text(), str(path))
 
 
 def module_names(root: Path) -> dict[Path, str]:
@@ -60,7 +67,7 @@ def import_graph(root: Path) -> dict[str, set[str]]:
     known = set(names.values())
     graph: dict[str, set[str]] = {name: set() for name in known}
     for path, module in names.items():
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        for node in ast.walk(parsed(path)):
             if isinstance(node, ast.Import | ast.ImportFrom):
                 for target in _targets(node, module, path.name == "__init__.py", known):
                     if target in known and not (module + ".").startswith(target + "."):
@@ -192,7 +199,7 @@ def unexplained_imports(root: Path) -> list[str]:
     for path in sorted(root.rglob("*.py")):
         text = path.read_text()
         lines, comments = text.splitlines(), comments_by_line(text)
-        nested = imports_in_functions(ast.parse(text, str(path)))
+        nested = imports_in_functions(parsed(path))
         by_end = {(node.end_lineno, node.col_offset): node for node in nested}
         for node in nested:
             if not imports_package(node, root.name):
@@ -215,7 +222,7 @@ def test_every_package_import_inside_a_function_says_why() -> None:
     nested = [
         node
         for path in PACKAGE.rglob("*.py")
-        for node in imports_in_functions(ast.parse(path.read_text()))
+        for node in imports_in_functions(parsed(path))
         if imports_package(node, "derive")
     ]
     assert len(nested) > 30  # the walk saw the package's deferred imports
