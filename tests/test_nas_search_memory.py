@@ -95,6 +95,7 @@ def tiny(data: Path, out: Path) -> SearchConfig:
         image_size=8,
         batch_size=8,
         epochs=1,
+        limit_images=16,  # one batch per half: the memory estimate does not depend on the count
         plot=False,
         device="cpu",
     )
