@@ -14,9 +14,9 @@ import math
 import pytest
 import torch
 from torch import nn
+from zoo_meta import meta_model
 
 from derive.codegen.loader import load_generated
-from derive.models import create_model
 
 IN, GROWTH, DEPTH, BETA = 5, 3, 40, 0.1
 
@@ -157,8 +157,7 @@ def test_a_wrong_decay_is_caught() -> None:
 def test_agdnet40_carries_its_state_sums() -> None:
     """The zoo's AGDNet-40 and AGDNet-121 use the carried sum in every dense stage."""
     for name in ("agdnet40", "agdnet121"):
-        with torch.device("meta"):
-            model = create_model(name)
+        model = meta_model(name)
         stages = [m for m in model.modules() if hasattr(m, "history_decay")]
         assert len(stages) in (3, 4)
         assert all(s.history_decay is not None for s in stages)

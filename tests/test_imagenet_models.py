@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from zoo_meta import meta_model, shapes_only
 
 from derive.models import create_model
 from derive.models.stats import count_flops
@@ -76,11 +77,9 @@ def test_imagenet_model_runs_and_has_the_printed_multiply_adds(name):
 
 @pytest.mark.parametrize("name", FORWARD_SLOW)
 def test_the_multiply_adds_of_the_networks_run_in_test_slow_only(name):
-    """The count of the test above for the networks it runs in `make test-slow` only, built on
-    the meta device (the count reads shapes only)."""
-    with torch.device("meta"):
-        model = create_model(name)
-    assert_printed_multiply_adds(name, model)
+    """The count of the test above for the networks it runs in `make test-slow` only, built for
+    their shapes only (tests/zoo_meta.py): the count reads nothing else."""
+    assert_printed_multiply_adds(name, meta_model(name))
 
 
 def test_the_flops_check_tells_resnet50_v1_from_v1_5():
@@ -88,7 +87,7 @@ def test_the_flops_check_tells_resnet50_v1_from_v1_5():
     from derive.codegen.loader import load_generated
     from derive.codegen.papers import RESNET
 
-    with torch.device("meta"):
+    with shapes_only():
         v15 = load_generated("heavyball_conv").imagenet_resnet(
             depth=50, stride_in_1x1=False, **RESNET
         )

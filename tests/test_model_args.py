@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 from train_fixtures import single_thread, write_cifar10, write_model  # noqa: F401
+from zoo_meta import shapes_only
 
 from derive.cli import main
 from derive.codegen.loader import generated_dir, load_generated
@@ -91,7 +92,7 @@ def test_documented_arguments_build_the_zoo_network(network: object) -> None:
     """Each network a generated docstring lists is the zoo's: same parameters, same shapes."""
     algorithm = next(a for a, ns in PAPER_NETWORKS.items() if network in ns)
     path = str(generated_dir() / f"{algorithm}_conv.py")
-    with torch.device("meta"):  # shapes and names only: no storage, no initialisation
+    with shapes_only():  # shapes and names only: no storage, no initialisation
         model = resolve_model(path, 10, **collect(network.command(path).split(" --model-arg ")[1:]))
         zoo = create_model(network.zoo)
     assert _shapes(model) == _shapes(zoo)

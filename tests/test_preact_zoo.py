@@ -12,20 +12,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from train_fixtures import single_thread  # noqa: F401
+from zoo_meta import meta_model
 
 from derive.codegen.loader import load_generated
 from derive.codegen.papers import HBNET, RESNET
-from derive.models import create_model, list_models
+from derive.models import list_models
 from derive.models.stats import count_parameters
 
 PREACT = [f"{kind}{d}" for kind in ("preresnet", "prehbnet") for d in (20, 56, 110, 164, 1001)]
-
-
-def meta_model(name: str) -> nn.Module:
-    """create_model(name) on the meta device: shapes without storage or initialisation, which is
-    all a parameter count reads."""
-    with torch.device("meta"):
-        return create_model(name)
 
 
 def test_preact_names_are_registered() -> None:

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from train_fixtures import single_thread, write_cifar10  # noqa: F401
+from zoo_meta import meta_model, shapes_only
 
 from derive.cli import main
 from derive.codegen.loader import load_generated
@@ -68,13 +69,6 @@ def test_unknown_model_is_a_user_error_with_a_suggestion() -> None:
         create_model("resnet57")
     with pytest.raises(UserError):
         create_model("resnet56", num_classes=0)
-
-
-def meta_model(name: str, **options: object) -> nn.Module:
-    """create_model(name) on the meta device: shapes without storage or initialisation, which is
-    all a parameter count reads (the counts below are those of the real networks)."""
-    with torch.device("meta"):
-        return create_model(name, **options)
 
 
 @pytest.mark.parametrize(
@@ -627,9 +621,7 @@ def state_dict_digest(model: nn.Module) -> str:
 def test_every_zoo_network_keeps_its_state_dict_keys_and_shapes() -> None:
     assert sorted(STATE_DICT_DIGESTS) == list_models()
     for name, digest in STATE_DICT_DIGESTS.items():
-        with torch.device("meta"):
-            model = create_model(name)
-        assert state_dict_digest(model) == digest, name
+        assert state_dict_digest(meta_model(name)) == digest, name
 
 
 FACTORY_CHECKED = [n for n in ZOO if n.name not in ("preresnet1001", "prehbnet1001", "hbnet101")]
@@ -694,8 +686,7 @@ def test_imagenet_factories_show_the_blocks_of_each_stage(network) -> None:
     arguments = _factory_call(network)
     assert "depth" not in arguments
     assert {k: arguments[k] for k in plan} == plan
-    with torch.device("meta"):
-        model = create_model(network.name)
+    model = meta_model(network.name)
     stages = [m for m in model.modules() if type(m).__name__.endswith("Stage")]
     built = [len(s.blocks if hasattr(s, "blocks") else s.units) for s in stages]
     assert tuple(built) == plan["layers"]
@@ -704,7 +695,7 @@ def test_imagenet_factories_show_the_blocks_of_each_stage(network) -> None:
 @pytest.mark.parametrize("depth", [34, 50, 101])
 def test_an_imagenet_plan_by_layers_is_the_plan_by_depth(depth: int) -> None:
     hb = load_generated("heavyball_conv")
-    with torch.device("meta"):
+    with shapes_only():
         by_depth = hb.imagenet_resnet(depth=depth)
         by_layers = hb.imagenet_resnet(**IMAGENET_PLANS[f"resnet{depth}"])
     assert state_dict_digest(by_layers) == state_dict_digest(by_depth)
@@ -839,8 +830,7 @@ def test_the_readings_are_keywords_of_the_zoo_factories() -> None:
     """create_model("hbnet110", ...) passes them on; --model-arg's text gives the same values."""
     args = collect(["stage_start=zero", "post_relu=false", "learn_beta2=true"])
     assert args == {"stage_start": "zero", "post_relu": False, "learn_beta2": True}
-    with torch.device("meta"):
-        model = create_model("hbnet110", **args)
+    model = meta_model("hbnet110", **args)
     blocks = [m for m in model.modules() if type(m).__name__ == "HeavyballBlock"]
     assert len(blocks) == 54
     assert all(b.stage_start == "zero" and b.post_activation is None for b in blocks)
@@ -935,7 +925,7 @@ def test_zero_start_drops_the_earlier_state_inside_t_too() -> None:
 
 def test_an_imagenet_densenet_plan_by_growth_and_layers_is_the_plan_by_depth() -> None:
     dense = load_generated("nesterov2_conv")
-    with torch.device("meta"):
+    with shapes_only():
         by_depth = dense.imagenet_densenet(depth=121)
         by_plan = dense.imagenet_densenet(**IMAGENET_PLANS["densenet121"])
     assert state_dict_digest(by_plan) == state_dict_digest(by_depth)
