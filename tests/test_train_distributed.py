@@ -1,8 +1,8 @@
 """`torchrun -m derive train` on this CPU: 2 gloo processes, --standalone, one thread each.
 
-Two launches (~8 s each): a complete 2-process run compared with a 1-process run of the same global
-batch, and a 2-process run whose rank 1 dies in epoch 2, resumed on 1 process. The model has no
-BatchNorm, so 2 processes and 1 must agree up to float rounding.
+Two launches (~8 s each): a complete 2-process run (checkpointing after every step) compared with a
+1-process run of the same global batch, and a 2-process run whose rank 1 dies in epoch 2, resumed on
+1 process. The model has no BatchNorm, so 2 processes and 1 must agree up to float rounding.
 """
 
 from __future__ import annotations
@@ -79,11 +79,15 @@ def _rows(run_dir):
 def test_two_processes_equal_one_process_and_agree_with_each_other(files):
     dump = files / "dump"
     dump.mkdir()
-    done = torchrun(2, [*_args(files, "two"), *COMMON], DERIVE_TEST_DUMP=str(dump))
+    # a checkpoint after every step: each one gathers both ranks' in-epoch state (the slow
+    # test_train_midepoch test resumes from one); the numbers must not change
+    every_step = ["--checkpoint-every", "1steps"]
+    done = torchrun(2, [*_args(files, "two"), *COMMON, *every_step], DERIVE_TEST_DUMP=str(dump))
     assert done.returncode == 0, done.stderr
     run = files / "two"
     assert sorted(p.name for p in run.iterdir()) == sorted(RUN_FILES)  # rank 0 alone wrote, no temp
     assert done.stdout.count("2 epochs, test error") == 1  # one result line, from rank 0
+    assert done.stderr.count("checkpoint written after step") == 2 * 2  # steps 1, 2 of 3; 2 epochs
 
     single, two = _weights(files / "single"), _weights(run)
     for key in single:
