@@ -16,7 +16,7 @@ import pytest
 pytest.importorskip("torchvision", reason="the imagenet extra: pip install 'derive[imagenet]'")
 
 from ddp_fixtures import write_imagefolder
-from train_fixtures import single_thread, write_model  # noqa: F401
+from train_fixtures import loader_workers_stopped, single_thread, write_model  # noqa: F401
 
 from derive.cli import main
 from derive.errors import UserError
@@ -182,15 +182,14 @@ def test_a_dangling_link_is_skipped_with_one_warning_line(tree, capsys, caplog):
     ]
 
 
+@pytest.mark.usefixtures("loader_workers_stopped")
 def test_a_fifo_named_like_an_image_is_never_opened(tree, caplog):
-    """In this process, guarded by an alarm: a FIFO that were opened would block forever. The
-    loader reads in this process (--workers 0: worker processes of an in-process run outlive it
-    until garbage collection, seconds later); the slow CLI variant below reads in a worker."""
+    """In this process, guarded by an alarm: a FIFO that were opened would block forever."""
     fifos = (tree / "data" / "train" / A / "x.JPEG", tree / "data" / "val" / A / "y.JPEG")
     for fifo in fifos:
         os.mkfifo(fifo)
     with _within(120, *fifos):
-        assert main(_argv(tree, None, "--workers", "0")) == 0
+        assert main(_argv(tree, None, "--workers", "1")) == 0
     warned = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
     assert len(warned) == 1 and "(2 FIFOs)" in warned[0], warned
 
@@ -261,6 +260,7 @@ def test_garbage_bodies_exit_2_in_one_line_from_the_cli(tree):
     assert not (tree / "new").exists()
 
 
+@pytest.mark.usefixtures("loader_workers_stopped")
 def test_damage_found_mid_epoch_removes_the_new_run_folder(tree, capfd, monkeypatch):
     monkeypatch.setattr(inet, "PROBE", 0)  # let the damage surface in the DataLoader workers
     _garble(tree / "data")

@@ -15,7 +15,12 @@ import torch.nn.functional as F
 pytest.importorskip("torchvision", reason="the imagenet extra: pip install 'derive[imagenet]'")
 
 from ddp_fixtures import write_imagefolder
-from train_fixtures import single_thread, write_cifar10, write_model  # noqa: F401
+from train_fixtures import (  # noqa: F401
+    loader_workers_stopped,
+    single_thread,
+    write_cifar10,
+    write_model,
+)
 
 from derive.cli import build_parser, main
 from derive.cli.train import build_config as _config
@@ -78,6 +83,7 @@ def test_imagenet_defaults_are_the_papers_recipe_with_linear_lr_scaling():
     )
 
 
+@pytest.mark.usefixtures("loader_workers_stopped")
 def test_one_epoch_on_a_tiny_imagefolder_records_top1_and_top5(tree, capsys):
     assert main(_train(tree, *SIZE, "--epochs", "1", "--batch-size", "8", "--workers", "1")) == 0
     run = tree / "run"
@@ -123,6 +129,7 @@ def test_one_epoch_on_a_tiny_imagefolder_records_top1_and_top5(tree, capsys):
     assert rows[0]["test_loss"] == pytest.approx(loss, abs=0.02)
 
 
+@pytest.mark.usefixtures("loader_workers_stopped")
 def test_batches_do_not_depend_on_workers_or_where_jpegs_are_decoded(tree):
     root = tree / "data"
     classes = inet.scan_classes(root)

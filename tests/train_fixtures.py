@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import pickle
 import textwrap
 from dataclasses import dataclass
@@ -171,3 +172,26 @@ def single_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def stop_loader_workers() -> int:
+    """Stop the worker processes of DataLoaders still alive in this process; return how many loaders.
+
+    An in-process ImageNet run keeps its loaders' workers (persistent_workers) until garbage collection
+    reaches them, where each worker waits out torch's 5-second join timeout inside some later test;
+    stopped here they exit at once."""
+    stopped = 0
+    for obj in gc.get_objects():
+        # type(), not isinstance(): isinstance reads __class__, which some lazy objects warn about
+        if issubclass(type(obj), torch.utils.data.DataLoader) and obj._iterator is not None:
+            obj._iterator._shutdown_workers()  # torch's own shutdown, as its __del__ would call
+            obj._iterator = None
+            stopped += 1
+    return stopped
+
+
+@pytest.fixture
+def loader_workers_stopped():
+    """For a test that runs loaders with worker processes in this process: stop them after it."""
+    yield
+    stop_loader_workers()
