@@ -207,6 +207,7 @@ def test_reversible_training_step_compiles_whole() -> None:
     gradients(model.train(), x, compile_it=True, fullgraph=True)
 
 
+@pytest.mark.slow  # make test compiles one reversible stage: tests/test_memory.py, same checks
 def test_reversible_training_breaks_only_at_the_reversible_blocks_and_matches_eager() -> None:
     model, x = build(REVERSIBLE)
     model.train()

@@ -366,7 +366,12 @@ def test_reversible_under_torch_compile():
     ref(x).square().sum().backward()
     rev = set_memory(copy.deepcopy(stage), "reversible")
     torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()  # dynamo counts each graph break here, by its reason
     torch.compile(rev, backend="aot_eager")(x).square().sum().backward()
+    reasons = list(torch._dynamo.utils.counters["graph_break"].elements())
+    assert reasons and all("_run_reversible" in reason for reason in reasons), reasons
+    assert len(reasons) <= 2  # at most the call and its resume: the rest of the stage is traced
+    torch._dynamo.reset()
     for (name, p), q in zip(rev.named_parameters(), ref.parameters(), strict=True):
         torch.testing.assert_close(p.grad, q.grad, rtol=1e-9, atol=1e-12, msg=name)
     assert all(torch.equal(a, b) for a, b in zip(rev.buffers(), ref.buffers(), strict=True))
