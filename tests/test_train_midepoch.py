@@ -19,8 +19,10 @@ from derive.train.checkpoint import Every, load_checkpoint, parse_every, save_ch
 from derive.train.config import TrainConfig
 from derive.train.distributed import Dist, Launch
 from derive.train.loop import _resume_position, run_training
+from derive.train.midepoch import MidEpoch
 from derive.train.runfiles import read_metrics
 from derive.train.steplog import read_steps
+from derive.train.warmup import Warmup
 
 # Dropout (torch's RNG, per rank) and BatchNorm (running statistics): state that only an exact resume
 # restores. At its N-th training forward, the process sends itself DERIVE_TEST_SIGNAL (a signal
@@ -299,6 +301,53 @@ def test_a_mid_epoch_checkpoint_on_another_number_of_processes_resumes_with_a_wa
     assert "written within epoch 1 by 1 process(es), this run has 2" in caplog.text
     assert _resume_position(tmp_path, {"position": None}, two) is None
     assert _resume_position(tmp_path, {}, two) is None
+
+
+def test_each_rank_resumes_its_own_entry_of_the_position():
+    """Rank by rank in this process, what the slow torchrun test checks end to end: on as many
+    processes as wrote it, each rank gets its own RNG state, sums and warm-up back; on more, rank 0
+    takes the epoch's sums so far and a rank without an entry keeps its own RNG."""
+    saved = torch.get_rng_state()
+    try:
+        entries, draws = [], []
+        for r in range(2):
+            torch.manual_seed(100 + r)
+            warm = Warmup(9)
+            warm.step = 4 + r
+            rng = torch.get_rng_state()
+            draws.append(torch.rand(3))  # what this rank's RNG gives next
+            entry = {"rng": {"torch": rng}, "loss_sum": 1.5 + r, "correct": 3 + r, "seen": 32}
+            entries.append({**entry, "warmup": warm.state_dict()})
+        position = {**_sample_position(), "epoch": 2, "world_size": 2, "ranks": entries}
+        cpu = torch.device("cpu")
+        for rank in range(2):
+            mid, warm = MidEpoch(resume=position), Warmup(9)
+            torch.manual_seed(0)
+            step, seconds, sums = mid.start(2, rank, 2, warm, cpu)
+            assert (step, seconds, mid.resume) == (3, 0.5, None)
+            assert torch.equal(torch.rand(3), draws[rank]), rank
+            assert (sums.loss_sum.item(), sums.correct.item(), sums.seen) == (
+                1.5 + rank,
+                3 + rank,
+                32,
+            )
+            assert warm.step == 4 + rank
+        assert MidEpoch(resume=position).start(1, 0, 2, Warmup(9), cpu)[:2] == (
+            0,
+            0.0,
+        )  # other epoch
+        # three processes now: rank 0 sums both entries, rank 2 has no entry and keeps its RNG
+        first = MidEpoch(resume=position).start(2, 0, 3, Warmup(9), cpu)[2]
+        assert (first.loss_sum.item(), first.correct.item(), first.seen) == (4.0, 7, 64)
+        torch.manual_seed(5)
+        fresh = torch.rand(3)
+        torch.manual_seed(5)
+        warm = Warmup(9)
+        third = MidEpoch(resume=position).start(2, 2, 3, warm, cpu)[2]
+        assert torch.equal(torch.rand(3), fresh) and warm.step == 5
+        assert (third.loss_sum.item(), third.correct.item(), third.seen) == (0.0, 0, 0)
+    finally:
+        torch.set_rng_state(saved)
 
 
 @pytest.mark.parametrize(
