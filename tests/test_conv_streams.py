@@ -18,7 +18,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 from test_fc_matches_optimizer import reference, spd_and_sqrt
-from test_standalone_generated import documented_parameters, run_alone_many
 from torch import nn
 from train_fixtures import single_thread, write_cifar10  # noqa: F401
 
@@ -26,7 +25,7 @@ from derive.algorithms import get_algorithm, recurrence_of
 from derive.algorithms.forms import StreamsForm, engineering_form
 from derive.cli import main
 from derive.codegen.generate import generate
-from derive.codegen.loader import generated_dir, load_generated
+from derive.codegen.loader import load_generated
 
 QHM_TWO_STATES = """
 name = "qhm_spec"
@@ -447,27 +446,3 @@ def test_what_no_block_expresses_is_one_line_and_exit_2(
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
     assert not list(tmp_path.glob("*.py"))
-
-
-MULTI_STREAM_ZOO = [("extragradient", "egnet56", 1_727_962), ("qhm", "qhmnet56", 853_018)]
-
-
-@pytest.fixture(scope="module")
-def alone_reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
-    """Each multi-stream zoo network built from its file copied alone (one fresh interpreter)."""
-    root = tmp_path_factory.mktemp("alone")
-    jobs = [
-        (generated_dir() / f"{algo}_conv.py", root / network, network, {})
-        for algo, network, _ in MULTI_STREAM_ZOO
-    ]
-    return {job[2]: report for job, report in zip(jobs, run_alone_many(jobs), strict=True)}
-
-
-@pytest.mark.parametrize("algo,network,count", MULTI_STREAM_ZOO)
-def test_multi_stream_files_run_alone(
-    alone_reports: dict[str, dict], algo: str, network: str, count: int
-) -> None:
-    """Copied alone, without derive importable: the zoo's network with models.md's count."""
-    report = alone_reports[network]
-    assert report["parameters"] == documented_parameters(network) == count
-    assert report["shape"] == [2, 10] and report["finite"]

@@ -110,6 +110,10 @@ def run_alone(source: Path, folder: Path, factory: str, **arguments: object) -> 
     return run_alone_many([(source, folder, factory, arguments)])[0]
 
 
+# the multi-stream form's zoo networks (tests/test_conv_streams.py checks what they compute)
+MULTI_STREAM_ZOO = [("extragradient", "egnet56", 1_727_962), ("qhm", "qhmnet56", 853_018)]
+
+
 @pytest.fixture(scope="module")
 def users_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """threestep_conv.py, written by `derive network --algo specs/threestep.toml --out first`."""
@@ -142,6 +146,8 @@ def reports(tmp_path_factory: pytest.TempPathFactory, users_file: Path) -> dict[
         # three lags, the ResNet-20 plan: the same convolutions and BNs as resnet20
         "threestep": (users_file, root / "threestep", "cifar", {"depth": 20}),
     }
+    for algo, network, _ in MULTI_STREAM_ZOO:
+        jobs[network] = (generated_dir() / f"{algo}_conv.py", root / network, network, {})
     return dict(zip(jobs, run_alone_many(list(jobs.values())), strict=True))
 
 
@@ -181,6 +187,16 @@ def test_a_file_from_a_users_spec_alone(
     # three lags, the ResNet-20 plan: the same convolutions and BNs as resnet20, fixed coefficients
     report = reports["threestep"]
     assert report["parameters"] == documented_parameters("resnet20") == 269_722
+    assert report["shape"] == [2, 10] and report["finite"]
+
+
+@pytest.mark.parametrize("algo,network,count", MULTI_STREAM_ZOO)
+def test_multi_stream_files_run_alone(
+    reports: dict[str, dict], algo: str, network: str, count: int
+) -> None:
+    """Copied alone, without derive importable: the zoo's network with models.md's count."""
+    report = reports[network]
+    assert report["parameters"] == documented_parameters(network) == count
     assert report["shape"] == [2, 10] and report["finite"]
 
 
