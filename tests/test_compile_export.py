@@ -5,7 +5,9 @@ dense AGD networks, gradient descent's plain CNN, ADMM's two-path networks, a NA
 network, and the checkpoint and reversible memory modes): `torch.compile(backend="aot_eager",
 fullgraph=True)` captures the forward in one graph (fullgraph raises on any graph break), its eval
 outputs equal eager's, its training-mode gradients equal eager's, and `torch.export.export` of the
-eval model gives a program whose output equals eager's.
+eval model gives a program whose output equals eager's. `make test` exports the smallest member of
+each family (two blocks a stage) and compiles those whose blocks differ for dynamo (the case lists
+below); the papers' deeper networks and the other captures run in `make test-slow`.
 
 aot_eager runs the traced graph with PyTorch's own kernels (after AOTAutograd's decompositions),
 so the only differences from eager are the order of floating-point sums: the tolerances below
