@@ -49,9 +49,14 @@ HB = from_json(
 # --- DARTS's numbers (the logs of quark0/darts and of P-DARTS) ------------------------------------
 
 
-def test_darts_parameter_counts_are_exact() -> None:
+@pytest.fixture(scope="module")
+def v2_aux() -> torch.nn.Module:
+    """DARTS V2 at its published size with the auxiliary head (read, never changed, by the tests)."""
+    return build_network("darts_v2", auxiliary=True)
+
+
+def test_darts_parameter_counts_are_exact(v2_aux: torch.nn.Module) -> None:
     v2 = build_network("darts_v2")
-    v2_aux = build_network("darts_v2", auxiliary=True)
     v1 = build_network("darts_v1", channels=36, cells=20)
     assert count_parameters(v2) == 3_349_342
     assert count_parameters(v1) == 3_169_414
@@ -61,8 +66,8 @@ def test_darts_parameter_counts_are_exact() -> None:
     assert without == 3_349_342
 
 
-def test_darts_network_shape() -> None:
-    net = build_network("darts_v2", auxiliary=True)
+def test_darts_network_shape(v2_aux: torch.nn.Module) -> None:
+    net = v2_aux
     kinds = [type(cell).__name__ for cell in net.cells]
     assert [i for i, k in enumerate(kinds) if k == "ReductionCell"] == [6, 13]
     for i, cell in enumerate(net.cells):  # c_{k−2} is at twice the resolution after a reduction

@@ -56,6 +56,18 @@ def _weights(model: torch.nn.Module) -> list[np.ndarray]:
     return [_np(m.weight) for m in model.modules() if isinstance(m, torch.nn.Linear)]
 
 
+@pytest.fixture
+def no_png(monkeypatch):
+    """The run as on a machine without matplotlib (no simulation.png: drawing it costs more than
+    these tiny runs); for the tests that read only the data files and the table."""
+    import derive.experiments.simulation.plot as simplot
+
+    def no_matplotlib(*args, **kwargs):
+        raise UserError("the simulation plot needs matplotlib")
+
+    monkeypatch.setattr(simplot, "plot_simulation", no_matplotlib)
+
+
 # --- the networks ---------------------------------------------------------------------------------
 
 
@@ -283,7 +295,7 @@ def test_markdown_puts_ours_and_the_printed_numbers_in_their_own_columns(sim_out
         assert needle in text
 
 
-def test_same_command_same_files(sim_out, tmp_path):
+def test_same_command_same_files(sim_out, tmp_path, no_png):
     data = json.loads((sim_out / "simulation.json").read_text())
     argv = shlex.split(data["command"])
     assert argv[:2] == ["derive", "simulate"]
@@ -422,7 +434,7 @@ def test_cuda_missing_is_bad_input(tmp_path, capsys):
 
 
 def test_resume_trains_only_the_missing_runs_and_gives_the_uninterrupted_table(
-    tmp_path, monkeypatch
+    tmp_path, monkeypatch, no_png
 ):
     import derive.experiments.simulation.run as simulation
 
@@ -455,7 +467,7 @@ def test_resume_trains_only_the_missing_runs_and_gives_the_uninterrupted_table(
     assert json.loads((stopped / "simulation.json").read_text())["status"] == "completed"
 
 
-def test_resume_refuses_other_settings_or_no_earlier_run(tmp_path, capsys):
+def test_resume_refuses_other_settings_or_no_earlier_run(tmp_path, capsys, no_png):
     run_simulation(_cfg(algorithms=("gd",), depths=(2,)), out_dir=tmp_path / "a")
     with pytest.raises(UserError, match="epochs = 6, not 7"):
         run_simulation(_cfg(algorithms=("gd",), depths=(2,), epochs=7), tmp_path / "a", resume=True)
@@ -465,7 +477,7 @@ def test_resume_refuses_other_settings_or_no_earlier_run(tmp_path, capsys):
     assert not (tmp_path / "empty").exists()
 
 
-def test_a_blow_up_in_the_last_step_is_diverged_and_the_folder_stays_readable(tmp_path):
+def test_a_blow_up_in_the_last_step_is_diverged_and_the_folder_stays_readable(tmp_path, no_png):
     from derive.experiments.simulation.files import read_simulation
 
     config = _cfg(algorithms=("gd",), depths=(2,), epochs=1, optimizer="sgd", lr=1e30,
