@@ -13,6 +13,7 @@ the tests are exact and assume nothing about the distribution:
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import statistics
@@ -31,6 +32,18 @@ def mean_std(values: Sequence[float]) -> tuple[float | None, float | None]:
     return mean, (statistics.stdev(values) if len(values) > 1 else None)
 
 
+@functools.lru_cache(maxsize=4)
+def _splits(n1: int, n2: int) -> np.ndarray:
+    """Every choice of n1 of the n1 + n2 pooled indices, one row each, in itertools' order; kept
+    (read-only) because a report tests many pairs of arms of the same size."""
+    rows = itertools.combinations(range(n1 + n2), n1)
+    count = math.comb(n1 + n2, n1) * n1
+    splits = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int64, count=count)
+    splits = splits.reshape(-1, n1)
+    splits.flags.writeable = False
+    return splits
+
+
 def permutation_p(a: Sequence[float], b: Sequence[float]) -> float | None:
     """Exact two-sided permutation p-value of mean(a) − mean(b); None if a group is empty or too big."""
     n1, n2 = len(a), len(b)
@@ -39,8 +52,7 @@ def permutation_p(a: Sequence[float], b: Sequence[float]) -> float | None:
     pooled = np.asarray(list(a) + list(b), dtype=np.float64)
     total = pooled.sum()
     observed = abs(np.mean(a) - np.mean(b))
-    splits = np.array(list(itertools.combinations(range(n1 + n2), n1)), dtype=np.int64)
-    sums = pooled[splits].sum(axis=1)
+    sums = pooled[_splits(n1, n2)].sum(axis=1)
     diffs = np.abs(sums / n1 - (total - sums) / n2)
     # a small tolerance so that the observed split itself always counts despite rounding
     return float(np.mean(diffs >= observed - 1e-12 * max(1.0, abs(observed))))
