@@ -163,11 +163,14 @@ def _spawn(args: list[str], **env: str) -> subprocess.Popen:
     )
 
 
+@pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_matches_uninterrupted_run(tmp_path, caplog):
     """Kill -9 in the middle of epoch 2; --resume completes epochs 2 and 3 once each, bit for bit.
 
     Only the killed run is a child process (SIGKILL is what the test is about); the uninterrupted
-    run and the resume run in this process, on one thread like the child."""
+    run and the resume run in this process, on one thread like the child. `make test` keeps a
+    SIGKILLed child resumed bit for bit in test_train_midepoch.py, and a run stopped within an epoch
+    resumed from its epoch's start in test_train_run.py."""
     write_cifar10(tmp_path / "data", per_file=40, n_test=60)
     model = str(write_model(tmp_path / "tiny.py", "hang"))
     common = [
