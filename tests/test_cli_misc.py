@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from derive import algorithms
 from derive.cli import COMMANDS, main
 from derive.symbolic import catalog
 
@@ -39,20 +40,24 @@ def _run_demo(out: Path) -> str:
 
 
 def test_demo_derives_and_generates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The demo's steps, with three activations standing for the catalog (deriving all of them,
-    mish's 5 s among them, is the slow test below; tests/test_activation_docs.py checks that
-    every derivation gives the committed page)."""
+    """The demo's steps, with three activations standing for the catalog and three algorithms for
+    the built-ins (all of them, mish's 5 s of derivation among them, is the slow test below;
+    tests/test_activation_docs.py and tests/test_generated_fresh.py check every derivation and
+    every generated module against the committed ones)."""
     few = [a for a in catalog.ACTIVATIONS if a.name in ("sigmoid", "tanh", "relu")]
     monkeypatch.setattr(catalog, "ACTIVATIONS", type(catalog.ACTIVATIONS)(few))
+    monkeypatch.setattr(algorithms, "list_algorithms", lambda: ["heavyball", "nesterov2", "admm"])
     activations = _run_demo(tmp_path)
     assert "| sigmoid |" in activations and "| relu |" in activations
     assert "| mish |" not in activations
+    assert len(list((tmp_path / "generated").iterdir())) == 6  # fc and conv of each
 
 
 @pytest.mark.slow
 def test_demo_derives_every_activation_and_generates(tmp_path: Path) -> None:
     activations = _run_demo(tmp_path)
     assert all(f"| {a.name} |" in activations for a in catalog.ACTIVATIONS)
+    assert len(list((tmp_path / "generated").iterdir())) == 2 * len(algorithms.list_algorithms())
 
 
 def test_atomic_writes_respect_the_umask(tmp_path: Path) -> None:
