@@ -71,6 +71,8 @@ def test_pt2_of_a_file_with_model_args_and_a_size(tmp_path, capsys) -> None:
     assert_same_function(torch.export.load(str(out)).module(), model, (2, 3, 24, 40))
 
 
+# make test exports a file through the CLI above and a NAS network in tests/test_compile_export.py
+@pytest.mark.slow
 def test_pt2_of_a_nas_network_file(tmp_path) -> None:
     path = write_nas_network("darts_v2", tmp_path, channels=4, cells=3)
     out = tmp_path / "net.pt2"
@@ -165,7 +167,7 @@ def test_a_zoo_imagenet_network_is_traced_at_224_by_default(tmp_path, capsys, mo
     """The default input follows the zoo's dataset entry; a small network stands in for ResNet-34's
     weights (the next test, in `make test-slow`, exports the real one at 224×224)."""
     assert model_entry("resnet34").dataset == "imagenet"
-    small = reference(str(GENERATED / "heavyball_conv.py"), 2, depth=8)
+    small = reference(str(GENERATED / "heavyball_conv.py"), 2, depth=8, widths=(4, 4, 4))
     monkeypatch.setattr(derive.export, "resolve_model", lambda spec, **options: small)
     out = tmp_path / "r34.pt2"
     assert main(["export", "resnet34", "--out", str(out), "--num-classes", "2"]) == 0

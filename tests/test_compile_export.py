@@ -110,17 +110,24 @@ def cases(in_make_test: list[str]) -> list:
     ]
 
 
-EXPORT_CASES = cases(FAST)  # torch.export of each family's smallest network
-TRAINING_CASES = cases(
-    [n for n in FAST if n not in ("prehbnet14", "resnet18", "gd_conv.py:depth=14")]
+EXPORT_CASES = cases([n for n in FAST if n != "prehbnet14"])
+"""torch.export of each family's smallest network (in eval mode prehbnet14:checkpoint runs
+prehbnet14's plain forward)."""
+EVAL_CASES = cases(
+    [
+        n
+        for n in FAST
+        if n not in ("prehbnet14", "prehbnet14:checkpoint", "resnet18", "gd_conv.py:depth=14")
+    ]
 )
-"""The training step, which captures the forward in one graph too, for the families whose blocks
-differ from one another for dynamo: prehbnet14's blocks are traced inside the checkpoint of
-prehbnet14:checkpoint, and resnet18's and gd's forward by their export (each is a plain sequence of
-convolutions, BN and sums the other families trace as well)."""
-EVAL_CASES = cases(["heavyball_conv.py:depth=14"])
-"""Eval mode (BN's running statistics, the checkpoint's plain path): the training step of the same
-networks traces the rest of each forward."""
+"""Eval mode, one graph for the whole forward, for each family whose blocks differ for dynamo:
+prehbnet14's blocks are traced in the training step of prehbnet14:checkpoint below; resnet18's stem
+and shortcut and gd's plain blocks (convolutions, BN, pooling, the sums heavy ball's blocks make
+too) by their export."""
+TRAINING_CASES = cases(["prehbnet14:checkpoint"])
+"""The training step (AOTAutograd's backward, BN's running statistics, the checkpoint's training
+path) on one network in make test: the forwards of the other families are captured whole above,
+and the backward graph AOTAutograd derives from a captured forward is family-independent."""
 
 
 def compiled(model: nn.Module) -> nn.Module:

@@ -626,8 +626,10 @@ def test_every_zoo_network_keeps_its_state_dict_keys_and_shapes() -> None:
 
 FACTORY_CHECKED = [n for n in ZOO if n.name not in ("preresnet1001", "prehbnet1001", "hbnet101")]
 FACTORY_SLOW = ("resnet50", "resnet101", "hbnet34", "hbnet50", "densenet121")
-"""ImageNet networks whose 8–45M initialised weights make the check long: resnet34 and agdnet121
-take the same builders (imagenet_resnet, imagenet_densenet) in make test, and every factory's keys
+FACTORY_SLOW += ("resnet110", "hbnet110", "preresnet110", "prehbnet110", "preresnet164")
+"""ImageNet networks whose 8–45M initialised weights make the check long, and the deepest CIFAR
+networks: resnet34 and agdnet121 take the same builders (imagenet_resnet, imagenet_densenet) in make
+test, as the depth-56 networks and prehbnet164 take those of the deep ones, and every factory's keys
 and shapes are checked there on the meta device (the digests above)."""
 
 
