@@ -238,6 +238,7 @@ def _garble(data: Path) -> None:
         path.write_bytes(body[:20] + noise)
 
 
+@pytest.mark.usefixtures("loader_workers_stopped")
 def test_garbage_bodies_exit_2_in_one_line_before_the_run_folder(tree, capfd):
     _garble(tree / "data")
     out = tree / "new" / "run"

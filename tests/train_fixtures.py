@@ -175,23 +175,33 @@ def single_thread():
 
 
 def stop_loader_workers() -> int:
-    """Stop the worker processes of DataLoaders still alive in this process; return how many loaders.
+    """Stop the worker processes of DataLoader iterators still alive in this process; return how many.
 
     An in-process ImageNet run keeps its loaders' workers (persistent_workers) until garbage collection
     reaches them, where each worker waits out torch's 5-second join timeout inside some later test;
     stopped here they exit at once."""
+    iterators = torch.utils.data.dataloader._MultiProcessingDataLoaderIter
     stopped = 0
+    # type(), not isinstance(): isinstance reads __class__, which some lazy objects warn about
     for obj in gc.get_objects():
-        # type(), not isinstance(): isinstance reads __class__, which some lazy objects warn about
-        if issubclass(type(obj), torch.utils.data.DataLoader) and obj._iterator is not None:
-            obj._iterator._shutdown_workers()  # torch's own shutdown, as its __del__ would call
-            obj._iterator = None
+        if issubclass(type(obj), torch.utils.data.DataLoader):
+            obj._iterator = None  # a persistent iterator, stopped below
+        elif issubclass(type(obj), iterators) and not obj._shutdown:
+            obj._shutdown_workers()  # torch's own shutdown, as the iterator's __del__ would call
             stopped += 1
     return stopped
 
 
 @pytest.fixture
 def loader_workers_stopped():
-    """For a test that runs loaders with worker processes in this process: stop them after it."""
-    yield
-    stop_loader_workers()
+    """For a test that runs loaders with worker processes in this process: no automatic garbage
+    collection during it (which could reach the finished run's loaders at any moment), then the
+    workers stopped at once."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        stop_loader_workers()
+        if enabled:
+            gc.enable()
