@@ -36,8 +36,10 @@ TEST_PARALLEL ?= -n auto --dist worksteal
 test: $(STAMP) lint
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q -m "not slow" $(TEST_PARALLEL)
 
-# The long checks (tests marked @pytest.mark.slow, a few minutes): built-in recurrences checked at
-# depth 1000, `derive simulate --quick` end to end, twice. `make test` leaves them out.
+# The long checks (tests marked @pytest.mark.slow, about 5 minutes): built-in recurrences checked at
+# depth 1000, `derive simulate --quick` end to end, runs interrupted by signals in child processes,
+# torchrun resumes, torch.compile of the deeper and ImageNet-sized networks, every row of
+# docs/results/models.md. `make test` keeps a cheaper test of each of these code paths.
 test-slow: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q -m slow $(TEST_PARALLEL)
 
