@@ -21,8 +21,8 @@ becomes a stream that the stage carries from block to block. Block k computes, i
 
 A block evaluates T once (T₁).
 
-The stage reads out the algorithm's output (z, the x stream, unless the algorithm names another); ρ,
-the optional activation after the sum (ReLU in the ResNet family), follows the update of z only, the
+The stage reads out z, the stream the network input starts (the algorithm's first state); ρ, the
+optional activation after the sum (ReLU in the ResNet family), follows the update of z only, the
 other streams stay linear as derived.
 
 The algorithm itself gives, at block k:

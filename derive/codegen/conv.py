@@ -282,8 +282,8 @@ def readout_note(recurrence: Recurrence, form: StreamsForm, readout: str) -> str
             f"update of each of {shown}."
         )
     return (
-        f"The stage reads out the algorithm's output ({readout}, the x stream, unless the algorithm "
-        f"names another); ρ, the optional activation after the sum (ReLU in the ResNet family), "
+        f"The stage reads out {readout}, the stream the network input starts (the algorithm's "
+        f"first state); ρ, the optional activation after the sum (ReLU in the ResNet family), "
         f"follows the update of {readout} only, the other streams stay linear as derived."
     )
 
