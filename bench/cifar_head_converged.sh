@@ -13,8 +13,10 @@
 # Each run trains in WORK/MODEL-eE-sS (default WORK=runs/cifar10-head-converged, ignored by git:
 # it holds checkpoint.pt and the run's log) and, once completed, its metrics.csv and summary.json
 # are copied to DONE/MODEL-eE-sS (default docs/results/runs/cifar10-head-converged), the folder
-# `derive report` reads. Unfinished runs stay out of docs/results/runs: the committed results docs
-# are rebuilt from every run folder there.
+# `derive report` reads, and the two docs built from it are rebuilt: docs/results/cifar.md (every
+# run) and docs/results/cifar-head-converged/study.md (this study, with its exact paired tests);
+# commit the new folder with both. Unfinished runs stay out of docs/results/runs: the committed
+# results docs are rebuilt from every run folder there.
 # A run already in DONE is skipped; one stopped part-way continues with --resume from its last
 # checkpoint (within an epoch too). Stop with Ctrl-C or `kill -TERM PID` (PID: this script's):
 # every training writes a checkpoint and exits, and the next start goes on from there.
@@ -81,7 +83,16 @@ run_one() { # train MODEL with SEED in WORK (resuming), then copy its results to
   fi
   mkdir -p "$DONE" && rm -rf "$done.partial" && mkdir "$done.partial" &&
     cp "$work/metrics.csv" "$work/summary.json" "$done.partial/" && mv "$done.partial" "$done" &&
-    echo "$name: completed, results in $done"
+    echo "$name: completed, results in $done" && rebuild_docs
+}
+
+rebuild_docs() { # the results docs the committed run folders feed (tests rebuild them byte for byte)
+  [[ $DONE == docs/results/runs/cifar10-head-converged ]] || return 0
+  .venv/bin/derive -q report --runs-root docs/results/runs --simulation docs/results/simulation \
+    --out docs/results/cifar.md >/dev/null &&
+    .venv/bin/derive -q report --runs-root "$DONE" --paired-tests \
+      --out docs/results/cifar-head-converged/study.md >/dev/null &&
+    echo "rebuilt docs/results/cifar.md and docs/results/cifar-head-converged/study.md"
 }
 
 stop() { # Ctrl-C / SIGTERM: each training checkpoints and exits

@@ -1,7 +1,7 @@
 """The committed results docs are what `derive report` / `derive simulate` make from the committed runs.
 
-docs/results/cifar.md must be rebuilt byte for byte by the command it prints (from the committed
-metrics.csv and summary.json of docs/results/runs/), and docs/results/simulation/simulation.md by
+docs/results/cifar.md and docs/results/cifar-head-converged/study.md must be rebuilt byte for byte
+by the command each prints (from the committed metrics.csv and summary.json of docs/results/runs/), and docs/results/simulation/simulation.md by
 redrawing it from the committed curves.csv and simulation.json: so no number in them was typed in.
 """
 
@@ -25,19 +25,23 @@ def _first_command(markdown: str) -> list[str]:
     return shlex.split(block.strip())
 
 
-def test_cifar_report_is_rebuilt_exactly_from_the_committed_runs(tmp_path, monkeypatch, capsys):
-    committed = RESULTS / "cifar.md"
+@pytest.mark.parametrize("doc", ["cifar.md", "cifar-head-converged/study.md"])
+def test_cifar_report_is_rebuilt_exactly_from_the_committed_runs(
+    doc, tmp_path, monkeypatch, capsys
+):
+    committed = RESULTS / doc
     if not committed.exists():
-        pytest.skip("no committed docs/results/cifar.md")
+        pytest.skip(f"no committed docs/results/{doc}")
     argv = _first_command(committed.read_text(encoding="utf-8"))
     assert argv[:2] == ["derive", "report"]
-    out = tmp_path / "cifar.md"
+    assert argv[argv.index("--out") + 1] == f"docs/results/{doc}"
+    out = tmp_path / "report.md"
     argv[argv.index("--out") + 1] = str(out)
     monkeypatch.chdir(ROOT)  # the doc names run folders relative to the repository root
     assert main(["-q", *argv[1:]]) == 0
     capsys.readouterr()
     # The doc records the command with its own --out; compare everything else.
-    ours = out.read_text(encoding="utf-8").replace(str(out), "docs/results/cifar.md")
+    ours = out.read_text(encoding="utf-8").replace(str(out), f"docs/results/{doc}")
     assert ours == committed.read_text(encoding="utf-8")
 
 
