@@ -309,7 +309,10 @@ def test_doc_gives_each_readings_verdict_by_the_rule(tmp_path):
     )
     assert "| 10 | 0/10 | 2/10 |" in rows["HBNet-110, no ReLU after the sum"]
     assert rows["HBNet-110, no ReLU after the sum"].endswith("| the claim does not hold |")
-    assert "| 3 of 10, still running |" in rows["HBNet-110, learnable β₂"]
+    assert "| 3 of 10, decided |" in rows["HBNet-110, learnable β₂"]
+    assert (
+        "(n = 3 of 10, decided: the other seeds cannot change the verdict); more than 1" in section
+    )
     assert rows["HBNet-110, learnable β₂"].endswith("| the claim does not hold |")
     assert "| 4 of 10, still running | 0/4 | 0/4 |" in rows["HBNet-110, all three readings"]
     assert rows["HBNet-110, all three readings"].endswith("| open |")

@@ -523,8 +523,16 @@ def _reading_context(a: Arm, by_arm: dict[str, list[RunFigures]]) -> dict[str, o
     }
 
 
+def _reading_count(n: int, holds: bool | None) -> str:
+    """The n cell: below the plan, still running while open, decided once the rule decides."""
+    if n >= READING_SEEDS:
+        return f"{n}"
+    return f"{n} of {READING_SEEDS}, " + ("still running" if holds is None else "decided")
+
+
 def readings_table(contexts: Sequence[dict]) -> list[str]:
-    """One row per reading, every planned reading shown (n below the plan: still running)."""
+    """One row per reading, every planned reading shown (n below the plan: still running, or
+    decided when the runs so far already settle the verdict)."""
     head = ["Reading", "n", "spiked", "failed to learn"]
     head += [f"{arm(n).label} failed (Fisher p)" for n in READING_BASELINES]
     head.append("verdict")
@@ -535,7 +543,7 @@ def readings_table(contexts: Sequence[dict]) -> list[str]:
         rows.append(
             [
                 c["label"],
-                f"{n}" if n >= READING_SEEDS else f"{n} of {READING_SEEDS}, still running",
+                _reading_count(n, c["holds"]),
                 f"{c['spiked'][0]}/{c['spiked'][1]}" if c["spiked"][1] else "—",
                 f"{c['failed'][0]}/{c['failed'][1]}" if c["failed"][1] else "—",
                 *(
