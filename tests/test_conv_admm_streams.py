@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from test_conv_streams import conv_stage, optimizer_z, spec_module
+from test_conv_streams import assert_one_sgd_step_trains, conv_stage, optimizer_z, spec_module
 from test_fc_matches_optimizer import spd_and_sqrt
 from test_zoo import randomise_bn
 from torch import nn
@@ -142,12 +142,4 @@ def test_a_specs_accumulator_network_trains_one_step_with_learnable_history_weig
     model = module.cifar_resnet(depth=14, widths=(4, 8, 8), modes=modes)
     learnable = [p for n, p in model.named_parameters() if n.endswith(f"{weights[0]}.learnable")]
     assert len(learnable) == 6  # one weight vector per block
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    x, y = torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 3])
-    before = [p.detach().clone() for p in model.parameters()]
-    loss = F.cross_entropy(model(x), y)
-    loss.backward()
-    assert torch.isfinite(loss)
-    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
-    optimizer.step()
-    assert any(not torch.equal(a, p) for a, p in zip(before, model.parameters(), strict=True))
+    assert_one_sgd_step_trains(model)

@@ -282,6 +282,12 @@ def test_textbook_methods_become_conv_networks_that_train(
         model = module.cifar_densenet(depth=10, growth=4)
     else:
         model = module.cifar_resnet(depth=14, widths=(4, 8, 8))
+    assert_one_sgd_step_trains(model)
+
+
+def assert_one_sgd_step_trains(model: nn.Module) -> None:
+    """One SGD step on a CIFAR-shaped batch: finite loss, every weight gets a finite gradient, and
+    the step changes the weights."""
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     x, y = torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 3])
     before = [p.detach().clone() for p in model.parameters()]
